@@ -1,0 +1,225 @@
+// The pyhost command: exec, call and serve over the same library as the C++ API.
+// Exit status: 0 ok, 1 the code failed (or was stopped), 2 usage errors.
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "cli/requests.h"
+#include "cli/serve.h"
+#include "embed/host.h"
+
+namespace pyhost::cli {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kUsage[] = R"(usage:
+  pyhost exec [--args JSON] [--policy NAME] [--isolation fresh|tool|process]
+              [--timeout-ms N] [--cpu-ms N] [--memory-mb N] [--allow-net PATTERN]...
+              [--max-output-bytes N] (-c CODE | FILE | -)
+  pyhost call FILE [--args JSON] [--isolation fresh|tool]
+  pyhost serve [--workers N]
+
+exec   runs Python code in a fresh subinterpreter and prints one JSON object:
+       {"ok", "stdout", "stderr", "result", "error", "stats", ...}. The code sees
+       `args`; the global `result` afterwards is the result.
+call   loads FILE as a run(args) tool, calls it once and prints the envelope
+       {"ok": true, "data": ...} or {"ok": false, "error": {"message", "type"}}.
+serve  answers JSON lines on stdin, one line per request:
+       {"id", "op": "exec", "code", "args"?, ...}, {"id", "op": "register", "name",
+       "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
+exit status: 0 ok, 1 the code failed, 2 usage error.
+)";
+
+int UsageError(absl::string_view message) {
+  std::cerr << "pyhost: " << message << "\n(run 'pyhost --help' for usage)\n";
+  return 2;
+}
+
+// Walks argv, taking "--flag VALUE" and "--flag=VALUE" alike.
+class ArgReader {
+ public:
+  ArgReader(int argc, char** argv, int first) : args_(argv + first, argv + argc) {}
+  bool Done() const { return next_ >= args_.size(); }
+  std::string Next() { return args_[next_++]; }
+  // For a flag just taken with Next(): its value, from "=..." or the next argument.
+  absl::StatusOr<std::string> Value(std::string& flag) {
+    if (size_t eq = flag.find('='); eq != std::string::npos) {
+      std::string value = flag.substr(eq + 1);
+      flag.resize(eq);
+      return value;
+    }
+    if (Done()) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
+    return Next();
+  }
+
+ private:
+  std::vector<std::string> args_;
+  size_t next_ = 0;
+};
+
+std::string FlagName(const std::string& arg) { return arg.substr(0, arg.find('=')); }
+
+absl::StatusOr<std::unique_ptr<Host>> MakeHost() {
+  absl::StatusOr<std::unique_ptr<Host>> host = Host::Create();
+  if (!host.ok()) std::cerr << "pyhost: cannot start: " << host.status().message() << "\n";
+  return host;
+}
+
+int Exec(ArgReader& reader) {
+  ExecRequest request;
+  std::optional<std::string> code, file;
+  while (!reader.Done()) {
+    std::string arg = reader.Next();
+    std::string flag = FlagName(arg);
+    if (arg == "-c" || arg == "-" || !absl::StartsWith(arg, "-")) {
+      if (code || file) return UsageError("exec takes one of -c CODE, FILE or -");
+      if (arg == "-c") {
+        if (reader.Done()) return UsageError("-c needs the code");
+        code = reader.Next();
+      } else {
+        file = arg;
+      }
+      continue;
+    }
+    absl::StatusOr<std::string> value = reader.Value(arg);
+    if (!value.ok()) return UsageError(value.status().message());
+    absl::Status status;
+    if (flag == "--args") {
+      absl::StatusOr<json> args = ParseJsonArgument("--args", *value);
+      if (args.ok()) request.args = *std::move(args);
+      status = args.status();
+    } else if (flag == "--policy") {
+      request.policy = *value;
+    } else if (flag == "--isolation") {
+      absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
+      if (isolation.ok()) request.isolation = *isolation;
+      status = isolation.status();
+    } else if (flag == "--allow-net") {
+      request.allow_net.push_back(*value);
+    } else if (flag == "--timeout-ms" || flag == "--cpu-ms" || flag == "--memory-mb" ||
+               flag == "--max-output-bytes") {
+      absl::StatusOr<int64_t> number = ParsePositive(flag, *value);
+      status = number.status();
+      if (number.ok()) {
+        if (flag == "--timeout-ms") request.limits.timeout_ms = *number;
+        if (flag == "--cpu-ms") request.limits.cpu_ms = *number;
+        if (flag == "--memory-mb") request.limits.memory_mb = *number;
+        if (flag == "--max-output-bytes") request.max_output_bytes = static_cast<size_t>(*number);
+      }
+    } else {
+      return UsageError(absl::StrCat("exec: unknown flag ", flag));
+    }
+    if (!status.ok()) return UsageError(status.message());
+  }
+  if (!code && !file) return UsageError("exec needs -c CODE, FILE or - (standard input)");
+  if (file) {
+    absl::StatusOr<std::string> source = ReadSource(*file);
+    if (!source.ok()) return UsageError(source.status().message());
+    code = *std::move(source);
+  }
+  request.code = *std::move(code);
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost();
+  if (!host.ok()) return 1;
+  absl::StatusOr<ExecResult> result = (*host)->Execute(request);
+  if (!result.ok()) return UsageError(result.status().message());
+  std::cout << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  return result->ok ? 0 : 1;
+}
+
+// A tool name from a file name: "tools/word_count.py" -> "word_count".
+std::string ToolNameFor(const std::string& path) {
+  std::string stem = std::filesystem::path(path).stem().string();
+  for (char& c : stem) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') c = '_';
+  }
+  if (stem.empty()) stem = "tool";
+  return stem.substr(0, 64);
+}
+
+int Call(ArgReader& reader) {
+  std::optional<std::string> file;
+  json args = json::object();
+  ToolOptions options;
+  while (!reader.Done()) {
+    std::string arg = reader.Next();
+    std::string flag = FlagName(arg);
+    if (!absl::StartsWith(arg, "-") || arg == "-") {
+      if (file) return UsageError("call takes one FILE");
+      file = arg;
+      continue;
+    }
+    absl::StatusOr<std::string> value = reader.Value(arg);
+    if (!value.ok()) return UsageError(value.status().message());
+    if (flag == "--args") {
+      absl::StatusOr<json> parsed = ParseJsonArgument("--args", *value);
+      if (!parsed.ok()) return UsageError(parsed.status().message());
+      args = *std::move(parsed);
+    } else if (flag == "--isolation") {
+      absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
+      if (!isolation.ok()) return UsageError(isolation.status().message());
+      options.isolation = *isolation;
+    } else {
+      return UsageError(absl::StrCat("call: unknown flag ", flag));
+    }
+  }
+  if (!file) return UsageError("call needs a FILE defining run(args)");
+  absl::StatusOr<std::string> source = ReadSource(*file);
+  if (!source.ok()) return UsageError(source.status().message());
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost();
+  if (!host.ok()) return 1;
+  std::string name = ToolNameFor(*file);
+  if (absl::Status registered = (*host)->RegisterTool(name, *source, options); !registered.ok()) {
+    if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
+    json envelope = {{"ok", false},
+                     {"error", {{"type", "ToolLoadError"}, {"message", std::string(registered.message())}}}};
+    std::cout << envelope.dump() << "\n";
+    return 1;
+  }
+  absl::StatusOr<ToolCallResult> result = (*host)->CallTool(name, args);
+  if (!result.ok()) return UsageError(result.status().message());
+  // What run() printed goes to stderr, so stdout stays one JSON document.
+  std::cerr << result->stdout_stream.text << result->stderr_stream.text;
+  std::cout << result->envelope.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  return result->envelope.value("ok", false) ? 0 : 1;
+}
+
+int Serve(ArgReader& reader) {
+  int workers = 4;
+  while (!reader.Done()) {
+    std::string arg = reader.Next();
+    std::string flag = FlagName(arg);
+    if (flag != "--workers") return UsageError(absl::StrCat("serve: unknown argument ", arg));
+    absl::StatusOr<std::string> value = reader.Value(arg);
+    if (!value.ok()) return UsageError(value.status().message());
+    absl::StatusOr<int64_t> count = ParsePositive("--workers", *value);
+    if (!count.ok() || *count > 256) return UsageError("--workers takes 1 to 256");
+    workers = static_cast<int>(*count);
+  }
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost();
+  if (!host.ok()) return 1;
+  return cli::Serve(**host, std::cin, std::cout, workers);
+}
+
+int Main(int argc, char** argv) {
+  if (argc < 2) return UsageError("missing command (exec, call or serve)");
+  std::string command = argv[1];
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  ArgReader reader(argc, argv, 2);
+  if (command == "exec") return Exec(reader);
+  if (command == "call") return Call(reader);
+  if (command == "serve") return Serve(reader);
+  return UsageError(absl::StrCat("unknown command '", command, "' (exec, call or serve)"));
+}
+
+}  // namespace
+}  // namespace pyhost::cli
+
+int main(int argc, char** argv) { return pyhost::cli::Main(argc, argv); }

@@ -1,0 +1,128 @@
+#include "cli/requests.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace pyhost::cli {
+
+using json = nlohmann::json;
+
+namespace {
+
+absl::Status FieldError(absl::string_view field, absl::string_view expected) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("field '", field, "' must be ", expected));
+}
+
+absl::StatusOr<std::optional<int64_t>> OptionalPositive(const json& request,
+                                                        const char* field) {
+  auto it = request.find(field);
+  if (it == request.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer() || it->get<int64_t>() <= 0) {
+    return FieldError(field, "a positive integer");
+  }
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
+absl::StatusOr<std::vector<std::string>> AllowList(const json& value) {
+  std::vector<std::string> patterns;
+  if (value.is_string()) {
+    for (absl::string_view part : absl::StrSplit(value.get_ref<const std::string&>(), ',')) {
+      part = absl::StripAsciiWhitespace(part);
+      if (!part.empty()) patterns.emplace_back(part);
+    }
+    return patterns;
+  }
+  if (!value.is_array()) return FieldError("network_allowlist", "an array of host patterns");
+  for (const json& item : value) {
+    if (!item.is_string()) return FieldError("network_allowlist", "an array of strings");
+    patterns.push_back(item.get<std::string>());
+  }
+  return patterns;
+}
+
+}  // namespace
+
+absl::StatusOr<ExecRequest> ExecRequestFromJson(const json& request) {
+  ExecRequest out;
+  auto code = request.find("code");
+  if (code == request.end()) return absl::InvalidArgumentError("missing field 'code'");
+  if (!code->is_string()) return FieldError("code", "a string");
+  out.code = code->get<std::string>();
+  if (auto args = request.find("args"); args != request.end()) out.args = *args;
+  if (auto policy = request.find("policy"); policy != request.end() && !policy->is_null()) {
+    if (!policy->is_string()) return FieldError("policy", "a string");
+    out.policy = policy->get<std::string>();
+  }
+  if (auto isolation = request.find("isolation");
+      isolation != request.end() && !isolation->is_null()) {
+    if (!isolation->is_string()) return FieldError("isolation", "\"fresh\", \"tool\" or \"process\"");
+    absl::StatusOr<Isolation> parsed = ParseIsolation(isolation->get<std::string>());
+    if (!parsed.ok()) return parsed.status();
+    out.isolation = *parsed;
+  }
+  struct {
+    const char* field;
+    std::optional<int64_t>* target;
+  } limits[] = {{"timeout_ms", &out.limits.timeout_ms},
+                {"cpu_ms", &out.limits.cpu_ms},
+                {"memory_mb", &out.limits.memory_mb}};
+  for (const auto& limit : limits) {
+    absl::StatusOr<std::optional<int64_t>> value = OptionalPositive(request, limit.field);
+    if (!value.ok()) return value.status();
+    *limit.target = *value;
+  }
+  absl::StatusOr<std::optional<int64_t>> max_output =
+      OptionalPositive(request, "max_output_bytes");
+  if (!max_output.ok()) return max_output.status();
+  if (*max_output) out.max_output_bytes = static_cast<size_t>(**max_output);
+  for (const char* field : {"network_allowlist", "networkAllowlist"}) {
+    auto it = request.find(field);
+    if (it == request.end() || it->is_null()) continue;
+    absl::StatusOr<std::vector<std::string>> patterns = AllowList(*it);
+    if (!patterns.ok()) return patterns.status();
+    out.allow_net = *std::move(patterns);
+  }
+  return out;
+}
+
+absl::StatusOr<json> ParseJsonArgument(absl::string_view what, absl::string_view text) {
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON: ", e.what()));
+  }
+}
+
+absl::StatusOr<int64_t> ParsePositive(absl::string_view what, absl::string_view text) {
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value) || value <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " takes a positive integer, got '", text, "'"));
+  }
+  return value;
+}
+
+absl::StatusOr<std::string> ReadSource(const std::string& path) {
+  if (path == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("cannot read '", path, "': ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+}  // namespace pyhost::cli

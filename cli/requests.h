@@ -1,0 +1,31 @@
+// Reading requests for the pyhost command: the JSON objects of `pyhost serve`, and the
+// pieces command-line flags share with them. Every error names the field at fault.
+#ifndef PYHOST_CLI_REQUESTS_H_
+#define PYHOST_CLI_REQUESTS_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "embed/request.h"
+
+namespace pyhost::cli {
+
+// {"code", "args"?, "policy"?, "isolation"?, "timeout_ms"?, "cpu_ms"?, "memory_mb"?,
+//  "network_allowlist"? (array or comma-separated string), "max_output_bytes"?}
+absl::StatusOr<ExecRequest> ExecRequestFromJson(const nlohmann::json& request);
+
+// Parses JSON text given for `what` (e.g. "--args"); the error quotes the parser.
+absl::StatusOr<nlohmann::json> ParseJsonArgument(absl::string_view what, absl::string_view text);
+
+// A positive integer flag or field value.
+absl::StatusOr<int64_t> ParsePositive(absl::string_view what, absl::string_view text);
+
+// Reads a whole file, or standard input for "-".
+absl::StatusOr<std::string> ReadSource(const std::string& path);
+
+}  // namespace pyhost::cli
+
+#endif  // PYHOST_CLI_REQUESTS_H_

@@ -1,0 +1,170 @@
+#include "cli/serve.h"
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "cli/requests.h"
+
+namespace pyhost::cli {
+namespace {
+
+using json = nlohmann::json;
+
+json ErrorAnswer(const json& id, absl::string_view type, absl::string_view message) {
+  return json{{"id", id},
+              {"ok", false},
+              {"error", {{"type", std::string(type)}, {"message", std::string(message)}}}};
+}
+
+json StatusAnswer(const json& id, const absl::Status& status) {
+  const char* type = "BadRequest";
+  if (absl::IsNotFound(status)) type = "NotFound";
+  if (absl::IsUnimplemented(status)) type = "NotImplemented";
+  if (absl::IsUnavailable(status) || absl::IsInternal(status)) type = "HostError";
+  return ErrorAnswer(id, type, status.message());
+}
+
+absl::StatusOr<std::string> StringField(const json& request, const char* field) {
+  auto it = request.find(field);
+  if (it == request.end()) return absl::InvalidArgumentError(absl::StrCat("missing field '", field, "'"));
+  if (!it->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat("field '", field, "' must be a string"));
+  }
+  return it->get<std::string>();
+}
+
+json Exec(Host& host, const json& id, const json& request) {
+  absl::StatusOr<ExecRequest> exec = ExecRequestFromJson(request);
+  if (!exec.ok()) return StatusAnswer(id, exec.status());
+  absl::StatusOr<ExecResult> result = host.Execute(*exec);
+  if (!result.ok()) return StatusAnswer(id, result.status());
+  json answer = result->ToJson();
+  answer["id"] = id;
+  return answer;
+}
+
+json Call(Host& host, const json& id, const json& request) {
+  absl::StatusOr<std::string> name = StringField(request, "name");
+  if (!name.ok()) return StatusAnswer(id, name.status());
+  auto args = request.find("args");
+  absl::StatusOr<ToolCallResult> result =
+      host.CallTool(*name, args != request.end() ? *args : json::object());
+  if (!result.ok()) return StatusAnswer(id, result.status());
+  json answer = result->envelope;
+  answer["id"] = id;
+  answer["stdout"] = result->stdout_stream.text;
+  answer["stderr"] = result->stderr_stream.text;
+  answer["stats"] = result->stats.ToJson();
+  return answer;
+}
+
+json Register(Host& host, const json& id, const json& request) {
+  absl::StatusOr<std::string> name = StringField(request, "name");
+  if (!name.ok()) return StatusAnswer(id, name.status());
+  absl::StatusOr<std::string> source = StringField(request, "source");
+  if (!source.ok()) return StatusAnswer(id, source.status());
+  ToolOptions options;
+  if (auto isolation = request.find("isolation"); isolation != request.end()) {
+    absl::StatusOr<Isolation> parsed = isolation->is_string()
+        ? ParseIsolation(isolation->get<std::string>())
+        : absl::InvalidArgumentError("field 'isolation' must be \"fresh\" or \"tool\"");
+    if (!parsed.ok()) return StatusAnswer(id, parsed.status());
+    options.isolation = *parsed;
+  }
+  absl::Status registered = host.RegisterTool(*name, *source, options);
+  if (!registered.ok()) {
+    return ErrorAnswer(id, absl::IsInvalidArgument(registered) ? "ToolLoadError" : "HostError",
+                       registered.message());
+  }
+  return json{{"id", id}, {"ok", true}, {"name", *name}};
+}
+
+// A fixed set of threads running queued jobs; the destructor drains the queue.
+class Workers {
+ public:
+  explicit Workers(int count) {
+    for (int i = 0; i < count; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Workers() {
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+    }
+    for (std::thread& thread : threads_) thread.join();
+  }
+  void Post(std::function<void()> job) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    jobs_.push_back(std::move(job));
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Workers* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+              return w->closing_ || !w->jobs_.empty();
+            },
+            this));
+        if (jobs_.empty()) return;  // closing, and nothing left
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
+  absl::Mutex out_mu;
+  auto answer = [&](const json& line) {
+    std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+    absl::MutexLock lock(&out_mu);
+    out << text << '\n' << std::flush;
+  };
+  Workers pool(workers);
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (request.is_discarded() || !request.is_object()) {
+      answer(ErrorAnswer(nullptr, "BadRequest",
+                         absl::StrCat("line ", number, " is not a JSON object")));
+      continue;
+    }
+    json id = request.contains("id") ? request["id"] : json(nullptr);
+    auto op = request.find("op");
+    std::string op_name = op != request.end() && op->is_string() ? op->get<std::string>() : "";
+    if (op_name == "register") {
+      answer(Register(host, id, request));
+    } else if (op_name == "exec" || op_name == "call") {
+      pool.Post([&host, &answer, id, op_name, request = std::move(request)] {
+        answer(op_name == "exec" ? Exec(host, id, request) : Call(host, id, request));
+      });
+    } else {
+      answer(ErrorAnswer(id, "BadRequest",
+                         op == request.end()
+                             ? std::string("missing field 'op' (exec, call or register)")
+                             : absl::StrCat("unknown op ", op->dump(),
+                                            " (expected exec, call or register)")));
+    }
+  }
+  return 0;  // ~Workers answers what is still queued first
+}
+
+}  // namespace pyhost::cli

@@ -1,0 +1,27 @@
+// `pyhost serve`: JSON lines on stdin, one answer line per request on stdout.
+//
+//   {"id": 1, "op": "register", "name": "wc", "source": "def run(args): ..."}
+//   {"id": 2, "op": "call", "name": "wc", "args": {"text": "a b"}}
+//   {"id": 3, "op": "exec", "code": "result = 6 * 7"}
+//
+// exec and call requests run concurrently on `workers` threads and are answered as
+// they complete, each answer carrying its request's id. A register request is done
+// before the next line is read, so calls after it see the tool. A line that is not
+// JSON, an unknown op, a missing field or an unknown tool gets {"ok": false,
+// "error": {...}} and the server goes on. Returns (exit status 0) at end of input
+// once every request has been answered.
+#ifndef PYHOST_CLI_SERVE_H_
+#define PYHOST_CLI_SERVE_H_
+
+#include <istream>
+#include <ostream>
+
+#include "embed/host.h"
+
+namespace pyhost::cli {
+
+int Serve(Host& host, std::istream& in, std::ostream& out, int workers);
+
+}  // namespace pyhost::cli
+
+#endif  // PYHOST_CLI_SERVE_H_

@@ -1,0 +1,301 @@
+#include "embed/executor.h"
+
+#include <marshal.h>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "bindings/json_convert.h"
+#include "bindings/python_error.h"
+#include "embed/check.h"
+#include "embed/thread_state.h"
+
+namespace pyhost {
+namespace {
+
+namespace py = pybind11;
+using json = nlohmann::json;
+
+void CheckEntered(Interpreter& interp) {
+  PyThreadState* current = CurrentThreadStateOrNull();
+  PYHOST_CHECK(current != nullptr && current->interp == interp.state(),
+               "the executor runs with the GIL held in its interpreter");
+}
+
+// Sets the caps of both captures for this request.
+void ArmCaptures(Interpreter& interp, size_t max_output_bytes) {
+  auto limit = py::reinterpret_steal<py::object>(
+      PyLong_FromSize_t(max_output_bytes));
+  for (PyObject* capture : {interp.stdout_capture(), interp.stderr_capture()}) {
+    if (!limit || PyObject_SetAttrString(capture, "limit", limit.ptr()) != 0) {
+      PyErr_Clear();
+    }
+  }
+}
+
+// Moves what a capture holds into `out` (cheap when nothing was written).
+void TakeCapture(PyObject* capture, CapturedStream& out) {
+  auto size = py::reinterpret_steal<py::object>(PyObject_GetAttrString(capture, "size"));
+  auto truncated =
+      py::reinterpret_steal<py::object>(PyObject_GetAttrString(capture, "truncated"));
+  if (!size || !truncated) {
+    PyErr_Clear();
+    return;
+  }
+  if (PyLong_AsSsize_t(size.ptr()) == 0 && truncated.ptr() != Py_True) return;
+  auto taken = py::reinterpret_steal<py::object>(PyObject_CallMethod(capture, "take", nullptr));
+  if (!taken || !PyTuple_Check(taken.ptr()) || PyTuple_GET_SIZE(taken.ptr()) != 2) {
+    PyErr_Clear();
+    return;
+  }
+  const char* text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(taken.ptr(), 0));
+  if (text == nullptr) {
+    PyErr_Clear();
+    return;
+  }
+  out.text = text;
+  out.truncated = PyTuple_GET_ITEM(taken.ptr(), 1) == Py_True;
+}
+
+std::string StringField(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Fetches the pending Python error and describes it with pyhost_support.describe_error.
+// `args` and `ns` (may be null) feed the hints.
+ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
+                               absl::string_view source, PyObject* args, PyObject* ns) {
+  PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  auto owned_type = py::reinterpret_steal<py::object>(type);
+  auto owned_value = py::reinterpret_steal<py::object>(value);
+  auto owned_tb = py::reinterpret_steal<py::object>(traceback);
+  ExecError error;
+  error.type = type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Error";
+  if (!owned_value) return error;
+  if (owned_tb) PyException_SetTraceback(owned_value.ptr(), owned_tb.ptr());
+  error.message = DescribeException(owned_value.ptr());
+
+  auto sources = py::reinterpret_steal<py::object>(PyDict_New());
+  auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
+      source.data(), static_cast<Py_ssize_t>(source.size()), "replace"));
+  if (!sources || !text ||
+      PyDict_SetItemString(sources.ptr(), filename.c_str(), text.ptr()) != 0) {
+    PyErr_Clear();
+    return error;
+  }
+  auto described = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
+      interp.describe_error(), owned_value.ptr(), sources.ptr(),
+      args != nullptr ? args : Py_None, ns != nullptr ? ns : Py_None, nullptr));
+  absl::StatusOr<json> fields =
+      described ? PythonToJson(described.ptr(), "error") : absl::InternalError("");
+  if (!fields.ok()) {
+    PyErr_Clear();
+    return error;
+  }
+  error.type = StringField(*fields, "type");
+  error.message = StringField(*fields, "message");
+  error.traceback = StringField(*fields, "traceback");
+  error.hint = StringField(*fields, "hint");
+  if (auto line = fields->find("line"); line != fields->end() && line->is_number_integer()) {
+    error.line = line->get<int>();
+  }
+  return error;
+}
+
+ExecError NotSerializable(const absl::Status& status, absl::string_view what) {
+  return ExecError{"ResultNotSerializable", std::string(status.message()), 0, "",
+                   absl::StrCat("make ", what,
+                                " plain data: dict, list, str, int, float, bool or None "
+                                "(sets: list(...), objects: a dict of their fields)")};
+}
+
+// A new globals dict for user code: __name__, __builtins__, and `args` if given.
+py::object NewGlobals(Interpreter& interp, const char* name, PyObject* args) {
+  auto globals = py::reinterpret_steal<py::object>(PyDict_New());
+  auto py_name = py::reinterpret_steal<py::object>(PyUnicode_FromString(name));
+  if (!globals || !py_name ||
+      PyDict_SetItemString(globals.ptr(), "__name__", py_name.ptr()) != 0 ||
+      PyDict_SetItemString(globals.ptr(), "__builtins__", interp.builtins()) != 0 ||
+      (args != nullptr && PyDict_SetItemString(globals.ptr(), "args", args) != 0)) {
+    return py::object();
+  }
+  return globals;
+}
+
+py::object Compile(absl::string_view source, const std::string& filename) {
+  if (source.find('\0') != absl::string_view::npos) {
+    PyErr_SetString(PyExc_SyntaxError, "source code contains a NUL byte");
+    return py::object();
+  }
+  std::string text(source);  // NUL-terminated for the compiler
+  return py::reinterpret_steal<py::object>(
+      Py_CompileString(text.c_str(), filename.c_str(), Py_file_input));
+}
+
+// `fn` bound to `globals` instead of its own (same code, defaults, name).
+py::object WithGlobals(PyObject* fn, PyObject* globals) {
+  if (!PyFunction_Check(fn) || PyFunction_GET_CLOSURE(fn) != nullptr) {
+    return py::reinterpret_borrow<py::object>(fn);
+  }
+  auto copy = py::reinterpret_steal<py::object>(PyFunction_NewWithQualName(
+      PyFunction_GET_CODE(fn), globals,
+      reinterpret_cast<PyFunctionObject*>(fn)->func_qualname));
+  if (!copy) return copy;
+  PyObject* defaults = PyFunction_GET_DEFAULTS(fn);
+  PyObject* kwdefaults = PyFunction_GET_KW_DEFAULTS(fn);
+  if ((defaults != nullptr && PyFunction_SetDefaults(copy.ptr(), defaults) != 0) ||
+      (kwdefaults != nullptr && PyFunction_SetKwDefaults(copy.ptr(), kwdefaults) != 0)) {
+    return py::object();
+  }
+  return copy;
+}
+
+json Envelope(PyObject* returned) {
+  bool passthrough = PyDict_Check(returned) && PyDict_GetItemString(returned, "ok") != nullptr;
+  absl::StatusOr<json> value = PythonToJson(returned, "run() result");
+  if (!value.ok()) return ErrorEnvelope(NotSerializable(value.status(), "run()'s return value"));
+  if (passthrough) return *std::move(value);
+  return json{{"ok", true}, {"data", *std::move(value)}};
+}
+
+}  // namespace
+
+json ErrorEnvelope(const ExecError& error) {
+  json body = {{"message", error.message}, {"type", error.type}};
+  if (!error.traceback.empty()) body["traceback"] = error.traceback;
+  if (error.line > 0) body["line"] = error.line;
+  if (!error.hint.empty()) body["hint"] = error.hint;
+  return json{{"ok", false}, {"error", std::move(body)}};
+}
+
+void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
+                ExecResult& result) {
+  CheckEntered(interp);
+  ArmCaptures(interp, max_output_bytes);
+  absl::Cleanup take_output = [&] {
+    TakeCapture(interp.stdout_capture(), result.stdout_stream);
+    TakeCapture(interp.stderr_capture(), result.stderr_stream);
+    result.ok = !result.error.has_value();
+  };
+
+  absl::StatusOr<py::object> args = JsonToPython(request.args);
+  if (!args.ok()) {
+    result.error = ExecError{"ArgsError", absl::StrCat("args: ", args.status().message())};
+    return;
+  }
+  py::object globals = NewGlobals(interp, "__main__", args->ptr());
+  if (!globals) {
+    result.error = ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
+    return;
+  }
+  // Functions the code defines refer to globals (a cycle); clearing frees them now.
+  absl::Cleanup clear_globals = [&] { PyDict_Clear(globals.ptr()); };
+
+  py::object code = Compile(request.code, kSnippetFilename);
+  py::object ran;
+  if (code) ran = py::reinterpret_steal<py::object>(
+      PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
+  if (!ran) {
+    result.error = DescribePendingError(interp, kSnippetFilename, request.code, args->ptr(),
+                                        globals.ptr());
+    return;
+  }
+  PyObject* value = PyDict_GetItemString(globals.ptr(), "result");  // borrowed
+  if (value == nullptr) return;
+  absl::StatusOr<json> converted = PythonToJson(value, "result");
+  if (converted.ok()) {
+    result.result = *std::move(converted);
+  } else {
+    result.error = NotSerializable(converted.status(), "`result`");
+  }
+}
+
+std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name,
+                                     absl::string_view source, CompiledTool& out) {
+  CheckEntered(interp);
+  out.name = std::string(name);
+  out.filename = absl::StrCat("<tool:", name, ">");
+  out.source = std::string(source);
+  py::object code = Compile(source, out.filename);
+  if (!code) return DescribePendingError(interp, out.filename, source, nullptr, nullptr);
+  auto bytes = py::reinterpret_steal<py::object>(
+      PyMarshal_WriteObjectToString(code.ptr(), Py_MARSHAL_VERSION));
+  if (!bytes) {
+    return ExecError{"HostError",
+                     std::string(StatusFromPythonError("marshal").message())};
+  }
+  out.marshaled_code.assign(PyBytes_AS_STRING(bytes.ptr()),
+                            static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr())));
+  return std::nullopt;
+}
+
+std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
+                                        ToolModule& out) {
+  CheckEntered(interp);
+  auto code = py::reinterpret_steal<py::object>(PyMarshal_ReadObjectFromString(
+      tool.marshaled_code.data(), static_cast<Py_ssize_t>(tool.marshaled_code.size())));
+  if (!code) {
+    return ExecError{"HostError", std::string(StatusFromPythonError("unmarshal").message())};
+  }
+  py::object globals = NewGlobals(interp, tool.name.c_str(), nullptr);
+  if (!globals) {
+    return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
+  }
+  auto ran = py::reinterpret_steal<py::object>(
+      PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
+  if (!ran) {
+    return DescribePendingError(interp, tool.filename, tool.source, nullptr, globals.ptr());
+  }
+  PyObject* run = PyDict_GetItemString(globals.ptr(), "run");  // borrowed
+  if (run == nullptr || !PyCallable_Check(run)) {
+    return ExecError{"ToolError",
+                     absl::StrCat("tool '", tool.name, "' defines no run(args) function"),
+                     0, "", "define `def run(args):` at the top level of the tool's source"};
+  }
+  out.run = interp.Adopt(py::reinterpret_borrow<py::object>(run));
+  out.globals = interp.Adopt(std::move(globals));
+  return std::nullopt;
+}
+
+void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule& module,
+                 const json& args, bool isolate_globals, size_t max_output_bytes,
+                 ToolCallResult& result) {
+  CheckEntered(interp);
+  ArmCaptures(interp, max_output_bytes);
+  absl::Cleanup take_output = [&] {
+    TakeCapture(interp.stdout_capture(), result.stdout_stream);
+    TakeCapture(interp.stderr_capture(), result.stderr_stream);
+  };
+  absl::StatusOr<py::object> py_args = JsonToPython(args);
+  if (!py_args.ok()) {
+    result.envelope =
+        ErrorEnvelope(ExecError{"ArgsError", absl::StrCat("args: ", py_args.status().message())});
+    return;
+  }
+  py::object globals;
+  py::object run = py::reinterpret_borrow<py::object>(module.run);
+  if (isolate_globals) {
+    globals = py::reinterpret_steal<py::object>(PyDict_Copy(module.globals));
+    if (globals) run = WithGlobals(module.run, globals.ptr());
+    if (!globals || !run) {
+      result.envelope = ErrorEnvelope(
+          ExecError{"HostError", std::string(StatusFromPythonError("globals").message())});
+      return;
+    }
+  }
+  auto returned = py::reinterpret_steal<py::object>(
+      PyObject_CallOneArg(run.ptr(), py_args->ptr()));
+  if (!returned) {
+    result.envelope = ErrorEnvelope(DescribePendingError(
+        interp, tool.filename, tool.source, py_args->ptr(),
+        globals ? globals.ptr() : module.globals));
+    return;
+  }
+  result.envelope = Envelope(returned.ptr());
+  // The copy's functions refer back to it; clear it so it is freed now, not by gc.
+  if (globals) PyDict_Clear(globals.ptr());
+}
+
+}  // namespace pyhost

@@ -1,0 +1,68 @@
+// Runs one request inside an interpreter the calling thread has entered: a snippet
+// (ExecRequest) or a call of a tool's run(args). No thread or interpreter management
+// here: the Host picks the interpreter and enters it (host.h, thread_state.h).
+//
+//   ThreadStateScope scope(interp->state());
+//   ExecResult result;
+//   RunSnippet(*interp, request, /*max_output_bytes=*/1 << 20, result);
+//
+// Precondition of every function (checked): the GIL is held with a thread state of
+// `interp` current. Python errors never escape: they become ExecError or an error
+// envelope. Only the C API is used (DESIGN.md, pitfall 1).
+#ifndef PYHOST_EMBED_EXECUTOR_H_
+#define PYHOST_EMBED_EXECUTOR_H_
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <pybind11/pytypes.h>
+
+#include "embed/interpreter.h"
+#include "embed/request.h"
+#include "embed/result.h"
+
+namespace pyhost {
+
+// The filename user snippets run under (it appears in tracebacks).
+inline constexpr char kSnippetFilename[] = "<code>";
+
+// Runs request.code with `args` bound; fills result's ok, streams, result, error.
+void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
+                ExecResult& result);
+
+// A tool's source compiled once, as marshaled code: loadable in any interpreter.
+struct CompiledTool {
+  std::string name;
+  std::string filename;  // "<tool:NAME>"
+  std::string source;
+  std::string marshaled_code;
+};
+
+// A tool module executed in one interpreter: its globals and its run function.
+struct ToolModule {
+  PyObject* globals = nullptr;  // owned by the interpreter (Interpreter::Adopt)
+  PyObject* run = nullptr;
+};
+
+// Compiles `source`; a SyntaxError comes back as the ExecError (with its line).
+std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name,
+                                     absl::string_view source, CompiledTool& out);
+
+// Runs the tool's module body and finds run(); an exception, or no callable `run`,
+// comes back as the ExecError.
+std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
+                                        ToolModule& out);
+
+// Calls run(args) and builds the envelope. With isolate_globals, run() executes
+// against a copy of the module globals, so globals a call assigns do not persist.
+void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule& module,
+                 const nlohmann::json& args, bool isolate_globals, size_t max_output_bytes,
+                 ToolCallResult& result);
+
+// The error envelope for an ExecError: {"ok": false, "error": {...}}.
+nlohmann::json ErrorEnvelope(const ExecError& error);
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_EXECUTOR_H_

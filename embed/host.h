@@ -1,0 +1,88 @@
+// pyhost's public C++ API: run Python snippets and run(args) tools inside this process.
+//
+//   #include "embed/host.h"
+//
+//   absl::StatusOr<std::unique_ptr<pyhost::Host>> host = pyhost::Host::Create({});
+//   pyhost::ExecRequest request;
+//   request.code = "print('hi'); result = {'sum': sum(args['xs'])}";
+//   request.args = {{"xs", {1, 2, 3}}};
+//   absl::StatusOr<pyhost::ExecResult> run = (*host)->Execute(request);
+//   // run->ok, run->stdout_stream.text == "hi\n", run->result == {"sum": 6}
+//
+//   (*host)->RegisterTool("wc", "def run(args):\n    return len(args['text'].split())\n",
+//                         {.isolation = pyhost::Isolation::kResident});
+//   absl::StatusOr<pyhost::ToolCallResult> call = (*host)->CallTool("wc", {{"text", "a b"}});
+//   // call->envelope == {"ok": true, "data": 2}
+//
+// Every Execute with Isolation::kFresh runs in a never-used subinterpreter taken from
+// a warm pool, so no state leaks between executions. Status errors mean the request
+// itself was bad (or asks for something not implemented yet); failures of the code
+// are answers (ExecResult::ok == false, the envelope's "ok": false).
+//
+// Not for (yet): untrusted code. Policies, limits and process isolation are later
+// work; requests that ask for them are rejected with Unimplemented.
+// Thread-safety: every method may be called from many threads at once. Do not call
+// into a Host from Python code running inside it. Destroy a Host only when no call
+// is in flight.
+#ifndef PYHOST_EMBED_HOST_H_
+#define PYHOST_EMBED_HOST_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "embed/pool.h"
+#include "embed/request.h"
+#include "embed/result.h"
+#include "embed/tool_registry.h"
+
+namespace pyhost {
+
+struct HostOptions {
+  int pool_size = 4;  // fresh interpreters kept ready
+  // Imported into every interpreter ahead of need (off the request path).
+  std::vector<std::string> prewarm_modules = {"json", "re", "math"};
+  size_t max_output_bytes = 1 << 20;  // default cap of captured stdout, and of stderr
+};
+
+class Host {
+ public:
+  // Initializes Python on first use and fills the pool; fails on a bad option
+  // (e.g. a prewarm module that does not import).
+  static absl::StatusOr<std::unique_ptr<Host>> Create(HostOptions options = {});
+  ~Host();
+
+  absl::StatusOr<ExecResult> Execute(const ExecRequest& request);
+
+  absl::Status RegisterTool(absl::string_view name, absl::string_view source,
+                            ToolOptions options = {});
+  absl::StatusOr<ToolCallResult> CallTool(absl::string_view name, const nlohmann::json& args);
+  absl::Status UnregisterTool(absl::string_view name);
+  std::vector<std::string> ToolNames();
+
+  PoolStats pool_stats() { return pool_->stats(); }
+  const std::string& python_version() const { return python_version_; }
+
+ private:
+  Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version);
+  absl::Status CheckSupported(const ExecRequest& request) const;
+  void RunResident(const ExecRequest& request, size_t max_output_bytes, ExecResult& result);
+
+  const HostOptions options_;
+  const std::string python_version_;
+  // Declared before the members holding leases, so destroyed after them.
+  std::unique_ptr<InterpreterPool> pool_;
+  ToolRegistry tools_;
+  // The resident interpreter of Isolation::kResident snippets, made on first use.
+  absl::Mutex resident_mu_;
+  InterpreterLease resident_ ABSL_GUARDED_BY(resident_mu_);
+};
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_HOST_H_

@@ -1,0 +1,51 @@
+// What a caller asks of a Host: run a snippet (ExecRequest) or register a tool
+// (ToolOptions). See host.h for the calls and result.h for the answers.
+#ifndef PYHOST_EMBED_REQUEST_H_
+#define PYHOST_EMBED_REQUEST_H_
+
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "guards/limits.h"
+
+namespace pyhost {
+
+// Where code runs.
+enum class Isolation {
+  kFresh,     // a never-used subinterpreter, destroyed afterwards: nothing leaks
+  kResident,  // a long-lived interpreter: module state persists, globals do not
+  kProcess,   // a forked worker process (not implemented yet)
+};
+
+// "fresh", "tool", "process": the names used on the command line and in JSON.
+absl::string_view IsolationName(Isolation isolation);
+absl::StatusOr<Isolation> ParseIsolation(absl::string_view name);
+
+struct ExecRequest {
+  // Python source. `args` is a global; the global `result` afterwards is the result.
+  std::string code;
+  nlohmann::json args = nlohmann::json::object();
+  Isolation isolation = Isolation::kFresh;
+  // Caps on captured stdout and stderr, each; unset: the host's default.
+  std::optional<size_t> max_output_bytes;
+  // Not enforced yet: a request that sets any is rejected with Unimplemented.
+  std::string policy;
+  Limits limits;
+  std::vector<std::string> allow_net;
+};
+
+struct ToolOptions {
+  // kFresh (default, for untrusted tools): every call in a never-used interpreter.
+  // kResident (trusted tools, lowest latency): one interpreter kept for the tool; its
+  // module state persists between calls, globals a call assigns do not.
+  Isolation isolation = Isolation::kFresh;
+};
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_REQUEST_H_

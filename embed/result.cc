@@ -1,0 +1,53 @@
+#include "embed/result.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace pyhost {
+
+using json = nlohmann::json;
+
+absl::string_view IsolationName(Isolation isolation) {
+  switch (isolation) {
+    case Isolation::kFresh:
+      return "fresh";
+    case Isolation::kResident:
+      return "tool";
+    case Isolation::kProcess:
+      return "process";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Isolation> ParseIsolation(absl::string_view name) {
+  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident, Isolation::kProcess}) {
+    if (name == IsolationName(isolation)) return isolation;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown isolation '", name, "' (expected fresh, tool or process)"));
+}
+
+json ExecError::ToJson() const {
+  return json{{"type", type},           {"message", message}, {"line", line},
+              {"traceback", traceback}, {"hint", hint}};
+}
+
+json ExecStats::ToJson() const {
+  return json{{"isolation", std::string(IsolationName(isolation))},
+              {"wall_us", wall_us},
+              {"cpu_us", cpu_us},
+              {"wait_us", wait_us},
+              {"interpreter_id", interpreter_id}};
+}
+
+json ExecResult::ToJson() const {
+  return json{{"ok", ok},
+              {"stdout", stdout_stream.text},
+              {"stderr", stderr_stream.text},
+              {"stdout_truncated", stdout_stream.truncated},
+              {"stderr_truncated", stderr_stream.truncated},
+              {"result", result},
+              {"error", error ? error->ToJson() : json(nullptr)},
+              {"stats", stats.ToJson()}};
+}
+
+}  // namespace pyhost

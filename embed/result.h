@@ -1,0 +1,65 @@
+// What a Host answers: the outcome of a snippet (ExecResult) or a tool call
+// (ToolCallResult), as data with a JSON form (the `pyhost` command prints these).
+#ifndef PYHOST_EMBED_RESULT_H_
+#define PYHOST_EMBED_RESULT_H_
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "embed/request.h"
+
+namespace pyhost {
+
+struct CapturedStream {
+  std::string text;
+  bool truncated = false;  // the code wrote more than the cap; text holds the start
+};
+
+// An error of the user's code (or of its result), described for a person or an LLM.
+struct ExecError {
+  std::string type;       // "KeyError", "SyntaxError", "ResultNotSerializable", ...
+  std::string message;
+  int line = 0;           // in the user's code; 0 when unknown
+  std::string traceback;  // user frames only
+  std::string hint;       // a short suggestion for common mistakes; may be empty
+
+  nlohmann::json ToJson() const;
+};
+
+struct ExecStats {
+  Isolation isolation = Isolation::kFresh;
+  double wall_us = 0;  // from the call to the answer, waiting included
+  double cpu_us = 0;   // CPU time of the executing thread while it ran the code
+  double wait_us = 0;  // of wall_us, the time spent waiting for an interpreter
+  int64_t interpreter_id = -1;
+
+  nlohmann::json ToJson() const;
+};
+
+struct ExecResult {
+  bool ok = false;
+  CapturedStream stdout_stream;
+  CapturedStream stderr_stream;
+  nlohmann::json result;  // the global `result`; null if unset
+  std::optional<ExecError> error;
+  ExecStats stats;
+
+  // {"ok", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "result",
+  //  "error": null | {...}, "stats": {...}}
+  nlohmann::json ToJson() const;
+};
+
+struct ToolCallResult {
+  // {"ok": true, "data": ...} or {"ok": false, "error": {"message", "type", ...}},
+  // or the dict run() returned when it has an "ok" key.
+  nlohmann::json envelope;
+  CapturedStream stdout_stream;  // what run() printed (not part of the envelope)
+  CapturedStream stderr_stream;
+  ExecStats stats;
+};
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_RESULT_H_

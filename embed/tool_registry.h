@@ -1,0 +1,73 @@
+// Registered run(args) tools: compiled once at registration, called many times.
+//
+//   ToolRegistry tools(pool, /*max_output_bytes=*/1 << 20);
+//   absl::Status s = tools.Register("wc", "def run(args):\n  return len(args['t'].split())\n",
+//                                   {.isolation = Isolation::kResident});
+//   absl::StatusOr<ToolCallResult> r = tools.Call("wc", {{"t", "a b c"}});
+//   // r->envelope == {"ok": true, "data": 3}
+//
+// Registration compiles the source and runs its module body once (in the interpreter
+// a resident tool keeps, or in a throwaway one for fresh tools) so a syntax error, an
+// exception at import time or a missing run() is reported then, with its line.
+// Registering an existing name replaces the tool.
+//
+// Thread-safety: thread-safe. Calls of one resident tool are serialized (they share
+// its interpreter's stdout/stderr captures; on 3.11 the shared GIL serializes them
+// anyway); calls of different tools, and of fresh tools, run concurrently.
+#ifndef PYHOST_EMBED_TOOL_REGISTRY_H_
+#define PYHOST_EMBED_TOOL_REGISTRY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "embed/executor.h"
+#include "embed/pool.h"
+#include "embed/request.h"
+#include "embed/result.h"
+
+namespace pyhost {
+
+class ToolRegistry {
+ public:
+  ToolRegistry(InterpreterPool& pool, size_t max_output_bytes)
+      : pool_(pool), max_output_bytes_(max_output_bytes) {}
+
+  // InvalidArgument for a bad name, a source that does not compile or load, or no
+  // run(); Unimplemented for process isolation.
+  absl::Status Register(absl::string_view name, absl::string_view source, ToolOptions options)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // NotFound for an unknown tool. Failures of the tool itself are in the envelope.
+  absl::StatusOr<ToolCallResult> Call(absl::string_view name, const nlohmann::json& args)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Unregister(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::string> Names() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Tool {
+    CompiledTool compiled;
+    ToolOptions options;
+    InterpreterLease resident;  // kResident only
+    ToolModule module;          // lives in `resident`
+    absl::Mutex call_mu;        // serializes calls of a resident tool
+  };
+  absl::StatusOr<std::shared_ptr<Tool>> Find(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
+
+  InterpreterPool& pool_;
+  const size_t max_output_bytes_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Tool>> tools_ ABSL_GUARDED_BY(mu_);
+};
+
+// Checks a tool name: 1-64 characters of [A-Za-z0-9_.-].
+absl::Status ValidateToolName(absl::string_view name);
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_TOOL_REGISTRY_H_

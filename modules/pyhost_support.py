@@ -1,0 +1,219 @@
+# pyhost's helpers inside every interpreter: output capture and error description.
+#
+# Loaded by embed/interpreter.cc into a module object that is NOT put in sys.modules,
+# when the interpreter is created (off the request path). The C++ side keeps the
+# objects it needs; user code gets no name for this module.
+#
+# Everything here must import nothing at load time (it runs before prewarming), and
+# only cheap stdlib modules on the error path.
+
+import sys
+
+class Capture:
+    """A sys.stdout/sys.stderr replacement that keeps at most `limit` UTF-8 bytes."""
+
+    __slots__ = ("parts", "size", "limit", "truncated")
+    encoding = "utf-8"
+    errors = "strict"
+    newlines = None
+
+    def __init__(self, limit):
+        self.parts = []
+        self.size = 0
+        self.limit = limit
+        self.truncated = False
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(
+                "write() argument must be str, not " + type(text).__name__)
+        data = text.encode("utf-8", "surrogatepass")
+        room = self.limit - self.size
+        if len(data) > room:
+            self.truncated = True
+            data = data[:max(room, 0)]
+        if data:
+            self.parts.append(data)
+            self.size += len(data)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def take(self):
+        """Returns (text, truncated) and empties the capture."""
+        text = b"".join(self.parts).decode("utf-8", "replace")
+        truncated = self.truncated
+        self.parts = []
+        self.size = 0
+        self.truncated = False
+        return text, truncated
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def fileno(self):
+        import io
+        raise io.UnsupportedOperation("captured stream has no file descriptor")
+
+    @property
+    def closed(self):
+        return False
+
+
+def install_capture(stdout_limit, stderr_limit):
+    """Replaces the interpreter's standard streams; returns (stdout, stderr)."""
+    out, err = Capture(stdout_limit), Capture(stderr_limit)
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+    sys.stdin = sys.__stdin__ = None
+    return out, err
+
+
+# ---------------------------------------------------------------------------
+# Errors: type, message, line, user-frames-only traceback, and a hint.
+
+_COMMON_MODULES = frozenset(
+    "json re math os sys time datetime random collections itertools functools "
+    "statistics string textwrap decimal fractions hashlib base64 uuid csv io "
+    "pathlib typing dataclasses enum heapq bisect operator copy pprint "
+    "urllib html unicodedata zlib struct array calendar".split())
+
+
+def _user_frames(tb, sources):
+    frames = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename in sources:
+            frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return frames
+
+
+def _source_line(sources, filename, lineno):
+    lines = sources.get(filename, "").splitlines()
+    if 1 <= lineno <= len(lines):
+        return lines[lineno - 1].strip()
+    return ""
+
+
+def _exception_text(exc):
+    try:
+        return str(exc)
+    except BaseException:
+        return "<str() failed>"
+
+
+def _hint(exc, args, namespace):
+    if isinstance(exc, NameError) and getattr(exc, "name", None):
+        name = exc.name
+        if name in _COMMON_MODULES:
+            return "'%s' is a module: add `import %s` before using it" % (name, name)
+        if name == "args":
+            return "`args` exists only in snippets; in a tool it is run()'s parameter"
+        import builtins
+        import difflib
+        names = list(namespace or ()) + dir(builtins)
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            return "did you mean '%s'?" % close[0]
+        return "'%s' is not defined: assign it before use, or import it" % name
+    if isinstance(exc, ModuleNotFoundError):
+        return ("module '%s' is not available here: only the standard library is"
+                % (exc.name or "?"))
+    if isinstance(exc, KeyError) and isinstance(args, dict) and exc.args:
+        key = exc.args[0]
+        if isinstance(key, str) and key not in args:
+            keys = ", ".join(repr(k) for k in sorted(args)) or "none"
+            return ("args has no key %r (keys: %s); use args.get(%r) for optional ones"
+                    % (key, keys, key))
+    if isinstance(exc, (AttributeError, TypeError)) and "'NoneType'" in _exception_text(exc):
+        return "a value is None here: check what the function or lookup before it returned"
+    if isinstance(exc, IndentationError):
+        return "indent blocks consistently (4 spaces), and do not mix tabs and spaces"
+    if isinstance(exc, SyntaxError):
+        return "check brackets, quotes, colons and commas on or just before this line"
+    if isinstance(exc, ZeroDivisionError):
+        return "a divisor is zero: guard the division"
+    if isinstance(exc, RecursionError):
+        return "recursion too deep: use a loop, or check the base case"
+    if isinstance(exc, SystemExit):
+        return "sys.exit() ends the execution with an error; set `result` instead"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt ends the execution; it never reaches the host"
+    if isinstance(exc, (TypeError, ValueError)) and "JSON" in _exception_text(exc):
+        return "convert the value to str, int, float, bool, None, list or dict"
+    return ""
+
+
+def describe_error(exc, sources, args, namespace):
+    """Describes an exception raised by user code as a dict of str/int values.
+
+    sources: {filename: source text} of user code (other frames are the host's and
+    are left out); args: the request's args (for
+    KeyError hints); namespace: the globals the code ran in (for NameError hints).
+    """
+    frames = _user_frames(exc.__traceback__, sources)
+    line = frames[-1][1] if frames else 0
+    message = _exception_text(exc)
+    if isinstance(exc, SyntaxError):
+        line = exc.lineno or 0
+        message = exc.msg or message
+        frames = []
+    lines = []
+    if frames:
+        lines.append("Traceback (most recent call last):")
+        for filename, lineno, name in frames:
+            lines.append('  File "%s", line %d, in %s' % (filename, lineno, name))
+            text = _source_line(sources, filename, lineno)
+            if text:
+                lines.append("    " + text)
+    elif isinstance(exc, SyntaxError):
+        lines.append('  File "%s", line %d' % (exc.filename, line))
+        if exc.text:
+            lines.append("    " + exc.text.strip())
+    type_name = type(exc).__name__
+    lines.append(type_name + (": " + message if message else ""))
+    try:
+        hint = _hint(exc, args, namespace)
+    except BaseException:
+        hint = ""
+    return {
+        "type": type_name,
+        "message": message,
+        "line": line,
+        "traceback": "\n".join(lines),
+        "hint": hint,
+    }
+
+
+def before_end(grace_seconds):
+    """Runs before the interpreter is destroyed. Returns the number of threads still
+    running (the interpreter must then not be ended: that would abort the process)."""
+    atexit = sys.modules.get("atexit")
+    if atexit is not None:
+        atexit._clear()  # user callbacks must not run on the host's reaper thread
+    import _thread
+    if _thread._count() == 0:
+        return 0
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        import time
+        deadline = time.monotonic() + grace_seconds
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+    return _thread._count()
