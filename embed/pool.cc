@@ -121,9 +121,12 @@ void InterpreterPool::FactoryLoop() {
         for (auto& interpreter : retired_) at_exit.push_back(std::move(interpreter));
         ready_.clear();
         retired_.clear();
-      } else if (!retired_.empty() && (waiters_ == 0 || !ready_.empty() ||
-                                       !creation_error_.ok())) {
-        // Destroy first unless a request is waiting for a new interpreter.
+      } else if (!retired_.empty() &&
+                 (waiters_ == 0 || !ready_.empty() || !creation_error_.ok() ||
+                  retired_.size() > target)) {
+        // Destroy first unless a request is waiting for a new interpreter; but never
+        // let used interpreters pile up past `target` (under steady load a request
+        // is always waiting, and each retired interpreter holds its memory).
         to_destroy = std::move(retired_.back());
         retired_.pop_back();
       }
