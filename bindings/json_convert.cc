@@ -134,8 +134,10 @@ absl::StatusOr<std::string> KeyToString(PyObject* key, const std::string& path) 
 
 absl::StatusOr<json> ToJson(PyObject* value, const std::string& path, int depth) {
   if (depth > kMaxValueDepth) {
+    constexpr size_t kShownPath = 40;  // a cycle's path would be thousands of "[0]"
+    std::string shown = path.size() > kShownPath ? path.substr(0, kShownPath) + "..." : path;
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": nested deeper than ", kMaxValueDepth, " levels (a cycle?)"));
+        shown, ": nested deeper than ", kMaxValueDepth, " levels (a cycle?)"));
   }
   if (value == Py_None) return json(nullptr);
   if (PyBool_Check(value)) return json(value == Py_True);

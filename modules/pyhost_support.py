@@ -31,7 +31,10 @@ class Capture:
         room = self.limit - self.size
         if len(data) > room:
             self.truncated = True
-            data = data[:max(room, 0)]
+            room = max(room, 0)
+            while room > 0 and (data[room] & 0xC0) == 0x80:
+                room -= 1  # cut before the character that would not fit whole
+            data = data[:room]
         if data:
             self.parts.append(data)
             self.size += len(data)
@@ -126,10 +129,13 @@ def _hint(exc, args, namespace):
             return "`args` exists only in snippets; in a tool it is run()'s parameter"
         import builtins
         import difflib
-        names = list(namespace or ()) + dir(builtins)
-        close = difflib.get_close_matches(name, names, n=1)
+        defined = list(namespace or ()) + dir(builtins)
+        close = difflib.get_close_matches(name, defined, n=1)
         if close:
             return "did you mean '%s'?" % close[0]
+        close = difflib.get_close_matches(name, _COMMON_MODULES, n=1)
+        if close:
+            return "did you mean the module '%s'? (add `import %s`)" % (close[0], close[0])
         return "'%s' is not defined: assign it before use, or import it" % name
     if isinstance(exc, ModuleNotFoundError):
         return ("module '%s' is not available here: only the standard library is"
