@@ -8,6 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cli/protocol_channel.h"
 #include "cli/requests.h"
 #include "cli/serve.h"
 #include "embed/host.h"
@@ -22,7 +24,7 @@ constexpr char kUsage[] = R"(usage:
               [--timeout-ms N] [--cpu-ms N] [--memory-mb N] [--allow-net PATTERN]...
               [--max-output-bytes N] (-c CODE | FILE | -)
   pyhost call FILE [--args JSON] [--isolation fresh|tool]
-  pyhost serve [--workers N]
+  pyhost serve [--workers N] [--pool-size N] [--prewarm MODULE,...]
 
 exec   runs Python code in a fresh subinterpreter and prints one JSON object:
        {"ok", "stdout", "stderr", "result", "error", "stats", ...}. The code sees
@@ -64,8 +66,17 @@ class ArgReader {
 
 std::string FlagName(const std::string& arg) { return arg.substr(0, arg.find('=')); }
 
-absl::StatusOr<std::unique_ptr<Host>> MakeHost() {
-  absl::StatusOr<std::unique_ptr<Host>> host = Host::Create();
+// One-shot commands need one interpreter and nothing prewarmed: a bigger pool would
+// only make the process start slower.
+HostOptions OneShotOptions() {
+  HostOptions options;
+  options.pool_size = 1;
+  options.prewarm_modules.clear();
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options) {
+  absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(std::move(options));
   if (!host.ok()) std::cerr << "pyhost: cannot start: " << host.status().message() << "\n";
   return host;
 }
@@ -123,11 +134,14 @@ int Exec(ArgReader& reader) {
     code = *std::move(source);
   }
   request.code = *std::move(code);
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost();
+  absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
+  if (!channel.ok()) return UsageError(channel.status().message());
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
   if (!host.ok()) return 1;
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);
   if (!result.ok()) return UsageError(result.status().message());
-  std::cout << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  (*channel)->out() << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace)
+                    << "\n";
   return result->ok ? 0 : 1;
 }
 
@@ -170,39 +184,52 @@ int Call(ArgReader& reader) {
   if (!file) return UsageError("call needs a FILE defining run(args)");
   absl::StatusOr<std::string> source = ReadSource(*file);
   if (!source.ok()) return UsageError(source.status().message());
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost();
+  absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
+  if (!channel.ok()) return UsageError(channel.status().message());
+  std::ostream& out = (*channel)->out();
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
   if (!host.ok()) return 1;
   std::string name = ToolNameFor(*file);
   if (absl::Status registered = (*host)->RegisterTool(name, *source, options); !registered.ok()) {
     if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
     json envelope = {{"ok", false},
                      {"error", {{"type", "ToolLoadError"}, {"message", std::string(registered.message())}}}};
-    std::cout << envelope.dump() << "\n";
+    out << envelope.dump() << "\n";
     return 1;
   }
   absl::StatusOr<ToolCallResult> result = (*host)->CallTool(name, args);
   if (!result.ok()) return UsageError(result.status().message());
   // What run() printed goes to stderr, so stdout stays one JSON document.
   std::cerr << result->stdout_stream.text << result->stderr_stream.text;
-  std::cout << result->envelope.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-  return result->envelope.value("ok", false) ? 0 : 1;
+  out << result->envelope.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  auto ok = result->envelope.find("ok");  // run() may return {"ok": <anything>}
+  return ok != result->envelope.end() && *ok == true ? 0 : 1;
 }
 
 int Serve(ArgReader& reader) {
   int workers = 4;
+  HostOptions options;
   while (!reader.Done()) {
     std::string arg = reader.Next();
     std::string flag = FlagName(arg);
-    if (flag != "--workers") return UsageError(absl::StrCat("serve: unknown argument ", arg));
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
-    absl::StatusOr<int64_t> count = ParsePositive("--workers", *value);
-    if (!count.ok() || *count > 256) return UsageError("--workers takes 1 to 256");
-    workers = static_cast<int>(*count);
+    if (flag == "--prewarm") {
+      options.prewarm_modules = absl::StrSplit(*value, ',', absl::SkipEmpty());
+      continue;
+    }
+    if (flag != "--workers" && flag != "--pool-size") {
+      return UsageError(absl::StrCat("serve: unknown flag ", flag));
+    }
+    absl::StatusOr<int64_t> count = ParsePositive(flag, *value);
+    if (!count.ok() || *count > 256) return UsageError(absl::StrCat(flag, " takes 1 to 256"));
+    (flag == "--workers" ? workers : options.pool_size) = static_cast<int>(*count);
   }
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost();
+  absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
+  if (!channel.ok()) return UsageError(channel.status().message());
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(std::move(options));
   if (!host.ok()) return 1;
-  return cli::Serve(**host, std::cin, std::cout, workers);
+  return cli::Serve(**host, (*channel)->in(), (*channel)->out(), workers);
 }
 
 int Main(int argc, char** argv) {

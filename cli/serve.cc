@@ -22,8 +22,10 @@ json ErrorAnswer(const json& id, absl::string_view type, absl::string_view messa
               {"error", {{"type", std::string(type)}, {"message", std::string(message)}}}};
 }
 
-json StatusAnswer(const json& id, const absl::Status& status) {
-  const char* type = "BadRequest";
+// `invalid_type` names what an InvalidArgument means for this op.
+json StatusAnswer(const json& id, const absl::Status& status,
+                  absl::string_view invalid_type = "BadRequest") {
+  absl::string_view type = invalid_type;
   if (absl::IsNotFound(status)) type = "NotFound";
   if (absl::IsUnimplemented(status)) type = "NotImplemented";
   if (absl::IsUnavailable(status) || absl::IsInternal(status)) type = "HostError";
@@ -78,10 +80,7 @@ json Register(Host& host, const json& id, const json& request) {
     options.isolation = *parsed;
   }
   absl::Status registered = host.RegisterTool(*name, *source, options);
-  if (!registered.ok()) {
-    return ErrorAnswer(id, absl::IsInvalidArgument(registered) ? "ToolLoadError" : "HostError",
-                       registered.message());
-  }
+  if (!registered.ok()) return StatusAnswer(id, registered, "ToolLoadError");
   return json{{"id", id}, {"ok", true}, {"name", *name}};
 }
 
@@ -102,6 +101,15 @@ class Workers {
     absl::MutexLock lock(&mu_);
     jobs_.push_back(std::move(job));
   }
+  // Waits until every job posted so far has finished.
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Workers* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+          return w->jobs_.empty() && w->running_ == 0;
+        },
+        this));
+  }
 
  private:
   void Loop() {
@@ -117,13 +125,17 @@ class Workers {
         if (jobs_.empty()) return;  // closing, and nothing left
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        ++running_;
       }
       job();
+      absl::MutexLock lock(&mu_);
+      --running_;
     }
   }
 
   absl::Mutex mu_;
   std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
@@ -151,6 +163,7 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
     auto op = request.find("op");
     std::string op_name = op != request.end() && op->is_string() ? op->get<std::string>() : "";
     if (op_name == "register") {
+      pool.Drain();  // requests read before it run against what they were sent for
       answer(Register(host, id, request));
     } else if (op_name == "exec" || op_name == "call") {
       pool.Post([&host, &answer, id, op_name, request = std::move(request)] {

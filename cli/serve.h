@@ -5,8 +5,9 @@
 //   {"id": 3, "op": "exec", "code": "result = 6 * 7"}
 //
 // exec and call requests run concurrently on `workers` threads and are answered as
-// they complete, each answer carrying its request's id. A register request is done
-// before the next line is read, so calls after it see the tool. A line that is not
+// they complete, each answer carrying its request's id. A register request waits for
+// the requests read before it, and is done before the next line is read: calls see
+// the tool as it was registered when they were sent. A line that is not
 // JSON, an unknown op, a missing field or an unknown tool gets {"ok": false,
 // "error": {...}} and the server goes on. Returns (exit status 0) at end of input
 // once every request has been answered.
