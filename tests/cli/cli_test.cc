@@ -1,0 +1,1155 @@
+// End-to-end tests of the `pyhost` command (exec, call, serve): every test spawns the
+// real binary with pipes on stdin, stdout and stderr, and checks its exit status and
+// what it printed.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+
+#ifndef PYHOST_BINARY
+#error "PYHOST_BINARY must name the pyhost executable"
+#endif
+
+// ---------------------------------------------------------------------------------
+// Running the binary.
+
+// A file descriptor closed when it goes out of scope.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      Close();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { Close(); }
+  int get() const { return fd_; }
+  bool open() const { return fd_ >= 0; }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct Pipe {
+  Fd read, write;
+  static Pipe Make() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      ADD_FAILURE() << "pipe2: " << std::strerror(errno);
+      return {};
+    }
+    Pipe pipe;
+    pipe.read = Fd(fds[0]);
+    pipe.write = Fd(fds[1]);
+    return pipe;
+  }
+};
+
+// A spawned process; one still running when this goes out of scope is killed and
+// reaped (only this process, by its pid).
+class Child {
+ public:
+  Child() = default;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  void set_pid(pid_t pid) { pid_ = pid; }
+  pid_t pid() const { return pid_; }
+  void Kill() {
+    if (pid_ > 0) ::kill(pid_, SIGKILL);
+  }
+  // Waits for the child; returns its wait status.
+  int Wait() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+struct Outcome {
+  bool exited = false;  // false: killed by a signal (see term_signal) or not started
+  int exit_code = -1;
+  int term_signal = 0;
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+
+  std::string Describe() const {
+    std::ostringstream text;
+    if (timed_out) text << "TIMED OUT; ";
+    if (exited) {
+      text << "exit " << exit_code;
+    } else {
+      text << "killed by signal " << term_signal << " (" << strsignal(term_signal) << ")";
+    }
+    text << "\n--- stdout ---\n" << out.substr(0, 4000) << "\n--- stderr ---\n"
+         << err.substr(0, 4000);
+    return text.str();
+  }
+};
+
+// Runs `pyhost ARGS...` with INPUT on its standard input; gives up (and kills it)
+// after TIMEOUT.
+Outcome RunPyhost(const std::vector<std::string>& args, const std::string& input = "",
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  Outcome outcome;
+  Pipe in = Pipe::Make(), out = Pipe::Make(), err = Pipe::Make();
+  if (!in.read.open() || !out.read.open() || !err.read.open()) return outcome;
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // dup2 clears O_CLOEXEC on the target; every other pipe end closes at exec.
+  posix_spawn_file_actions_adddup2(&actions, in.read.get(), STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
+
+  std::vector<std::string> argv_strings = {PYHOST_BINARY};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : argv_strings) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  Child child;
+  pid_t pid = -1;
+  int spawned = ::posix_spawn(&pid, PYHOST_BINARY, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    ADD_FAILURE() << "posix_spawn " << PYHOST_BINARY << ": " << std::strerror(spawned);
+    return outcome;
+  }
+  child.set_pid(pid);
+  in.read.Close();
+  out.write.Close();
+  err.write.Close();
+
+  ::fcntl(in.write.get(), F_SETFL, ::fcntl(in.write.get(), F_GETFL) | O_NONBLOCK);
+  size_t written = 0;
+  if (input.empty()) in.write.Close();
+
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (out.read.open() || err.read.open()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      outcome.timed_out = true;
+      child.Kill();
+      break;
+    }
+    std::vector<pollfd> fds;
+    if (out.read.open()) fds.push_back({out.read.get(), POLLIN, 0});
+    if (err.read.open()) fds.push_back({err.read.get(), POLLIN, 0});
+    if (in.write.open()) fds.push_back({in.write.get(), POLLOUT, 0});
+    int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      ADD_FAILURE() << "poll: " << std::strerror(errno);
+      child.Kill();
+      break;
+    }
+    for (const pollfd& p : fds) {
+      if (p.revents == 0) continue;
+      if (p.fd == in.write.get()) {
+        ssize_t n = ::write(p.fd, input.data() + written, input.size() - written);
+        if (n > 0) written += static_cast<size_t>(n);
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) {
+          in.write.Close();  // done, or the child closed its end (EPIPE)
+        }
+        continue;
+      }
+      Fd& source = p.fd == out.read.get() ? out.read : err.read;
+      std::string& sink = p.fd == out.read.get() ? outcome.out : outcome.err;
+      char buffer[65536];
+      ssize_t n = ::read(p.fd, buffer, sizeof buffer);
+      if (n > 0) {
+        sink.append(buffer, static_cast<size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        source.Close();
+      }
+    }
+  }
+  in.write.Close();
+  int status = child.Wait();
+  if (WIFEXITED(status)) {
+    outcome.exited = true;
+    outcome.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    outcome.term_signal = WTERMSIG(status);
+  }
+  return outcome;
+}
+
+// The one JSON object a one-shot command prints: stdout must be exactly one line.
+json OnlyJson(const Outcome& run) {
+  const std::string& out = run.out;
+  if (out.empty() || out.back() != '\n' || std::count(out.begin(), out.end(), '\n') != 1) {
+    ADD_FAILURE() << "stdout is not exactly one line\n" << run.Describe();
+    return json::object();
+  }
+  json parsed = json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    ADD_FAILURE() << "stdout is not one JSON object\n" << run.Describe();
+    return json::object();
+  }
+  return parsed;
+}
+
+// The answers of `pyhost serve`, one JSON object per stdout line, by id (as dumped
+// JSON: 1 -> "1", "a" -> "\"a\""). Every line must be an object with a unique id.
+std::map<std::string, json> AnswersById(const Outcome& run) {
+  std::map<std::string, json> answers;
+  std::istringstream lines(run.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    json answer = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (answer.is_discarded() || !answer.is_object() || !answer.contains("id")) {
+      ADD_FAILURE() << "stdout line is not an answer object with an id: " << line;
+      continue;
+    }
+    std::string id = answer["id"].dump();
+    if (!answers.emplace(id, answer).second) ADD_FAILURE() << "two answers for id " << id;
+  }
+  if (!run.out.empty() && run.out.back() != '\n') ADD_FAILURE() << "last answer has no newline";
+  return answers;
+}
+
+// JSON lines for `pyhost serve`.
+std::string Lines(const std::vector<json>& requests) {
+  std::string text;
+  for (const json& request : requests) text += request.dump() + "\n";
+  return text;
+}
+
+size_t CountLines(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// A scratch directory, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "pyhost_cli_test.XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string Write(const std::string& name, const std::string& content) const {
+    std::filesystem::path file = path_ / name;
+    std::ofstream(file, std::ios::binary) << content;
+    return file.string();
+  }
+  std::string PathOf(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ::signal(SIGPIPE, SIG_IGN); }
+  TempDir dir_;
+};
+
+using ExecTest = CliTest;
+using UsageTest = CliTest;
+using CallTest = CliTest;
+using ServeTest = CliTest;
+
+// ---------------------------------------------------------------------------------
+// pyhost exec
+
+TEST_F(ExecTest, PrintsOneJsonObject) {
+  Outcome run = RunPyhost({"exec", "-c", "print('hello'); result = {'ok': True, 'answer': 42}"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["ok"], true);
+  EXPECT_EQ(answer["stdout"], "hello\n");
+  EXPECT_EQ(answer["stderr"], "");
+  EXPECT_EQ(answer["stdout_truncated"], false);
+  EXPECT_EQ(answer["stderr_truncated"], false);
+  EXPECT_EQ(answer["result"], json({{"ok", true}, {"answer", 42}}));
+  EXPECT_TRUE(answer["error"].is_null()) << answer.dump();
+  ASSERT_TRUE(answer["stats"].is_object()) << answer.dump();
+  EXPECT_EQ(answer["stats"]["isolation"], "fresh");
+  for (const char* field : {"wall_us", "cpu_us", "wait_us", "interpreter_id"}) {
+    EXPECT_TRUE(answer["stats"][field].is_number()) << field << " in " << answer.dump();
+  }
+  EXPECT_THAT(run.err, IsEmpty());
+}
+
+TEST_F(ExecTest, ArgsAreVisibleAsArgs) {
+  Outcome run = RunPyhost({"exec", "--args", R"({"xs": [1, 2, 3], "name": "n"})", "-c",
+                           "result = {'sum': sum(args['xs']), 'name': args['name']}"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], json({{"sum", 6}, {"name", "n"}}));
+}
+
+TEST_F(ExecTest, ArgsWithEqualsSign) {
+  Outcome run = RunPyhost({"exec", R"(--args={"k": [true, null]})", "-c", "result = args"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], json::parse(R"({"k": [true, null]})"));
+}
+
+TEST_F(ExecTest, ArgsDefaultToEmptyDict) {
+  Outcome run = RunPyhost({"exec", "-c", "result = {'type': type(args).__name__, 'args': args}"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], json({{"type", "dict"}, {"args", json::object()}}));
+}
+
+TEST_F(ExecTest, NoResultIsNull) {
+  Outcome run = RunPyhost({"exec", "-c", "x = 1"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["ok"], true);
+  EXPECT_TRUE(answer["result"].is_null());
+}
+
+TEST_F(ExecTest, RunsFile) {
+  std::string file = dir_.Write("snippet.py",
+                                "import math\n"
+                                "print('from file')\n"
+                                "result = {'root': math.isqrt(args['n'])}\n");
+  Outcome run = RunPyhost({"exec", "--args", R"({"n": 49})", file});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["stdout"], "from file\n");
+  EXPECT_EQ(answer["result"], json({{"root", 7}}));
+}
+
+TEST_F(ExecTest, RunsCodeFromStdin) {
+  Outcome run = RunPyhost({"exec", "-"}, "print('piped')\nresult = [1, 'two', 3.5]\n");
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["stdout"], "piped\n");
+  EXPECT_EQ(answer["result"], json({1, "two", 3.5}));
+}
+
+TEST_F(ExecTest, IsolationTool) {
+  Outcome run = RunPyhost({"exec", "--isolation", "tool", "-c", "result = 'resident'"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["result"], "resident");
+  EXPECT_EQ(answer["stats"]["isolation"], "tool");
+}
+
+TEST_F(ExecTest, IsolationFreshExplicit) {
+  Outcome run = RunPyhost({"exec", "--isolation=fresh", "-c", "result = 1"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["stats"]["isolation"], "fresh");
+}
+
+TEST_F(ExecTest, MaxOutputBytesTruncates) {
+  Outcome run = RunPyhost({"exec", "--max-output-bytes", "10", "-c",
+                           "import sys\nprint('x' * 100)\nsys.stderr.write('e' * 100)\nresult = 1"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["ok"], true);
+  EXPECT_EQ(answer["result"], 1);
+  EXPECT_EQ(answer["stdout_truncated"], true);
+  EXPECT_EQ(answer["stderr_truncated"], true);
+  std::string out = answer["stdout"], err = answer["stderr"];
+  EXPECT_LE(out.size(), 10u);
+  EXPECT_LE(err.size(), 10u);
+  EXPECT_THAT(out, StartsWith("xxxxx"));
+  EXPECT_THAT(err, StartsWith("eeeee"));
+}
+
+TEST_F(ExecTest, OutputUnderTheCapIsNotTruncated) {
+  Outcome run = RunPyhost({"exec", "--max-output-bytes", "100", "-c", "print('short')"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["stdout"], "short\n");
+  EXPECT_EQ(answer["stdout_truncated"], false);
+}
+
+TEST_F(ExecTest, UserStderrIsCapturedNotPrinted) {
+  Outcome run = RunPyhost({"exec", "-c", "import sys\nprint('oops', file=sys.stderr)\nresult = 0"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["stderr"], "oops\n");
+  EXPECT_EQ(answer["stdout"], "");
+  EXPECT_THAT(run.err, IsEmpty());
+}
+
+// Checks the common shape of a failed exec: exit 1, one JSON object, ok false, an
+// error object with every field; returns the error.
+json ExpectFailure(const Outcome& run, const std::string& type) {
+  EXPECT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["ok"], false) << answer.dump();
+  EXPECT_TRUE(answer["result"].is_null()) << answer.dump();
+  json error = answer["error"];
+  if (!error.is_object()) {
+    ADD_FAILURE() << "error is not an object: " << answer.dump();
+    return json::object();
+  }
+  EXPECT_EQ(error["type"], type) << answer.dump();
+  EXPECT_TRUE(error["message"].is_string()) << answer.dump();
+  EXPECT_TRUE(error["line"].is_number_integer()) << answer.dump();
+  EXPECT_TRUE(error["traceback"].is_string()) << answer.dump();
+  EXPECT_TRUE(error["hint"].is_string()) << answer.dump();
+  return error;
+}
+
+TEST_F(ExecTest, NameError) {
+  Outcome run = RunPyhost({"exec", "-c", "x = 1\nprint('before')\nprint(undefined_name)\n"});
+  json error = ExpectFailure(run, "NameError");
+  EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("undefined_name"));
+  EXPECT_EQ(error["line"], 3);
+  EXPECT_THAT(error["traceback"].get<std::string>(), HasSubstr("NameError"));
+  EXPECT_THAT(error["hint"].get<std::string>(), HasSubstr("undefined_name"));
+  // What ran before the error is kept.
+  EXPECT_EQ(OnlyJson(run)["stdout"], "before\n");
+}
+
+TEST_F(ExecTest, KeyErrorOnArgsHintMentionsArgs) {
+  Outcome run = RunPyhost({"exec", "--args", R"({"present": 1})", "-c", "result = args['missing']"});
+  json error = ExpectFailure(run, "KeyError");
+  EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("missing"));
+  EXPECT_EQ(error["line"], 1);
+  EXPECT_THAT(error["traceback"].get<std::string>(), HasSubstr("KeyError"));
+  std::string hint = error["hint"];
+  EXPECT_THAT(hint, HasSubstr("args"));
+  EXPECT_THAT(hint, HasSubstr("missing"));
+}
+
+TEST_F(ExecTest, SyntaxErrorWithItsLine) {
+  Outcome run = RunPyhost({"exec", "-c", "a = 1\nb = 2\nc = )\nd = 4\n"});
+  json error = ExpectFailure(run, "SyntaxError");
+  EXPECT_EQ(error["line"], 3);
+  EXPECT_THAT(error["message"].get<std::string>(), HasSubstr(")"));
+  EXPECT_FALSE(error["hint"].get<std::string>().empty());
+}
+
+TEST_F(ExecTest, SysExitIsAnErrorNotAnExit) {
+  Outcome run = RunPyhost({"exec", "-c", "import sys\nprint('still here')\nsys.exit(3)"});
+  json error = ExpectFailure(run, "SystemExit");  // exit 1, not 3: the host lived on
+  EXPECT_EQ(error["message"], "3");
+  EXPECT_EQ(error["line"], 3);
+  EXPECT_THAT(error["hint"].get<std::string>(), HasSubstr("result"));
+  EXPECT_EQ(OnlyJson(run)["stdout"], "still here\n");
+}
+
+TEST_F(ExecTest, KeyboardInterruptDoesNotReachTheHost) {
+  Outcome run = RunPyhost({"exec", "-c", "raise KeyboardInterrupt"});
+  json error = ExpectFailure(run, "KeyboardInterrupt");
+  EXPECT_EQ(error["line"], 1);
+}
+
+TEST_F(ExecTest, SetResultIsNotSerializable) {
+  Outcome run = RunPyhost({"exec", "-c", "print('made a set')\nresult = {1, 2, 3}"});
+  json error = ExpectFailure(run, "ResultNotSerializable");
+  EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("set"));
+  EXPECT_THAT(error["hint"].get<std::string>(), HasSubstr("list("));
+  EXPECT_EQ(OnlyJson(run)["stdout"], "made a set\n");
+}
+
+TEST_F(ExecTest, NonFiniteFloatIsNotSerializable) {
+  Outcome run = RunPyhost({"exec", "-c", "result = {'x': float('nan')}"});
+  ExpectFailure(run, "ResultNotSerializable");
+}
+
+TEST_F(ExecTest, CyclicResultIsNotSerializable) {
+  Outcome run = RunPyhost({"exec", "-c", "a = []\na.append(a)\nresult = a"});
+  ExpectFailure(run, "ResultNotSerializable");
+}
+
+TEST_F(ExecTest, ExceptionRaisedInAFunction) {
+  Outcome run = RunPyhost({"exec", "-c",
+                           "def f(x):\n"
+                           "    return 1 / x\n"
+                           "result = f(0)\n"});
+  json error = ExpectFailure(run, "ZeroDivisionError");
+  EXPECT_EQ(error["line"], 2);
+  std::string traceback = error["traceback"];
+  EXPECT_THAT(traceback, HasSubstr("line 3"));
+  EXPECT_THAT(traceback, HasSubstr("line 2"));
+  // Only the user's frames: nothing of the host's Python support code.
+  EXPECT_THAT(traceback, ::testing::Not(HasSubstr("pyhost_support")));
+}
+
+TEST_F(ExecTest, InputHasNoStdin) {
+  // The snippet's stdin is not the command's: it cannot read (and in serve mode
+  // steal) request lines.
+  Outcome run = RunPyhost({"exec", "-c", "result = input()"}, "a line\n");
+  EXPECT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["ok"], false);
+}
+
+// ---------------------------------------------------------------------------------
+// Usage errors: exit 2, a message on stderr, nothing on stdout.
+
+struct UsageCase {
+  std::string name;
+  std::vector<std::string> args;
+  std::string stderr_has;
+};
+
+void PrintTo(const UsageCase& c, std::ostream* os) { *os << c.name; }
+
+class UsageErrorTest : public ::testing::TestWithParam<UsageCase> {
+ protected:
+  static void SetUpTestSuite() { ::signal(SIGPIPE, SIG_IGN); }
+};
+
+TEST_P(UsageErrorTest, ExitsTwoWithMessage) {
+  const UsageCase& c = GetParam();
+  Outcome run = RunPyhost(c.args);
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.out, IsEmpty());
+  EXPECT_THAT(run.err, HasSubstr(c.stderr_has)) << run.Describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cli, UsageErrorTest,
+    ::testing::Values(
+        UsageCase{"NoCommand", {}, "missing command"},
+        UsageCase{"UnknownCommand", {"frobnicate"}, "unknown command 'frobnicate'"},
+        UsageCase{"ExecBadArgsJson", {"exec", "--args", "{bad", "-c", "1"}, "--args is not valid JSON"},
+        UsageCase{"ExecMissingCode", {"exec"}, "exec needs -c CODE, FILE or -"},
+        UsageCase{"ExecMissingCodeWithArgs", {"exec", "--args", "{}"}, "exec needs"},
+        UsageCase{"ExecDashCWithoutCode", {"exec", "-c"}, "-c needs the code"},
+        UsageCase{"ExecTwoCodes", {"exec", "-c", "1", "-c", "2"}, "one of -c CODE, FILE or -"},
+        UsageCase{"ExecUnknownFlag", {"exec", "--bogus", "1", "-c", "1"}, "unknown flag --bogus"},
+        UsageCase{"ExecFlagWithoutValue", {"exec", "-c", "1", "--args"}, "--args needs a value"},
+        UsageCase{"ExecMissingFile", {"exec", "/nonexistent/pyhost_cli_test/missing.py"},
+                  "cannot read '/nonexistent/pyhost_cli_test/missing.py'"},
+        UsageCase{"ExecBadIsolation", {"exec", "--isolation", "bogus", "-c", "1"}, "unknown isolation 'bogus'"},
+        UsageCase{"ExecZeroMaxOutput", {"exec", "--max-output-bytes", "0", "-c", "1"}, "positive integer"},
+        UsageCase{"ExecNonNumericTimeout", {"exec", "--timeout-ms", "soon", "-c", "1"}, "positive integer"},
+        // Flags accepted on the command line but not enforced yet: refused, never ignored.
+        UsageCase{"PolicyNotImplemented", {"exec", "--policy", "strict", "-c", "1"}, "not implemented yet"},
+        UsageCase{"TimeoutNotImplemented", {"exec", "--timeout-ms", "100", "-c", "1"}, "not implemented yet"},
+        UsageCase{"CpuNotImplemented", {"exec", "--cpu-ms", "100", "-c", "1"}, "not implemented yet"},
+        UsageCase{"MemoryNotImplemented", {"exec", "--memory-mb", "64", "-c", "1"}, "not implemented yet"},
+        UsageCase{"AllowNetNotImplemented", {"exec", "--allow-net", "x", "-c", "1"}, "not implemented yet"},
+        UsageCase{"ProcessIsolationNotImplemented", {"exec", "--isolation", "process", "-c", "1"},
+                  "not implemented yet"},
+        UsageCase{"CallMissingFile", {"call", "/nonexistent/pyhost_cli_test/tool.py"}, "cannot read"},
+        UsageCase{"CallNoFile", {"call"}, "call needs a FILE"},
+        UsageCase{"CallUnknownFlag", {"call", "x.py", "--bogus", "1"}, "call: unknown flag --bogus"},
+        UsageCase{"CallBadIsolation", {"call", "x.py", "--isolation", "bogus"}, "unknown isolation"},
+        UsageCase{"ServeUnknownFlag", {"serve", "--bogus", "1"}, "serve: unknown flag --bogus"},
+        UsageCase{"ServeZeroWorkers", {"serve", "--workers", "0"}, "--workers takes 1 to 256"},
+        UsageCase{"ServeTooManyWorkers", {"serve", "--workers", "1000"}, "--workers takes 1 to 256"}),
+    [](const ::testing::TestParamInfo<UsageCase>& info) { return info.param.name; });
+
+TEST_F(UsageTest, HelpExitsZero) {
+  Outcome run = RunPyhost({"--help"});
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_THAT(run.out, HasSubstr("usage:"));
+  EXPECT_THAT(run.out, HasSubstr("pyhost serve"));
+}
+
+TEST_F(UsageTest, NotImplementedFlagsDoNotRunTheCode) {
+  // The snippet would print; a refused request must not have run it at all.
+  Outcome run = RunPyhost({"exec", "--timeout-ms", "100", "-c", "print('ran anyway')"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.out, IsEmpty());
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("ran anyway")));
+}
+
+// ---------------------------------------------------------------------------------
+// pyhost call
+
+TEST_F(CallTest, PrintsTheEnvelope) {
+  std::string tool = dir_.Write("add.py",
+                                "def run(args):\n"
+                                "    print('adding')\n"
+                                "    return {'sum': args['a'] + args['b']}\n");
+  Outcome run = RunPyhost({"call", tool, "--args", R"({"a": 1, "b": 2})"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": {"sum": 3}})"));
+  // What run() printed goes to stderr, keeping stdout one JSON document.
+  EXPECT_THAT(run.err, HasSubstr("adding"));
+}
+
+TEST_F(CallTest, ScalarData) {
+  std::string tool = dir_.Write("wc.py", "def run(args):\n    return len(args['text'].split())\n");
+  Outcome run = RunPyhost({"call", tool, R"(--args={"text": "a b c d"})"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": 4})"));
+}
+
+TEST_F(CallTest, ArgsDefaultToEmptyDict) {
+  std::string tool = dir_.Write("echo.py", "def run(args):\n    return args\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": {}})"));
+}
+
+TEST_F(CallTest, DictWithOkPassesThrough) {
+  std::string tool = dir_.Write("pass.py", "def run(args):\n    return {'ok': True, 'items': [1, 2]}\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "items": [1, 2]})"));
+}
+
+TEST_F(CallTest, DictWithOkFalsePassesThroughAndExitsOne) {
+  std::string tool = dir_.Write("refuse.py", "def run(args):\n    return {'ok': False, 'why': 'custom'}\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": false, "why": "custom"})"));
+}
+
+TEST_F(CallTest, ExceptionIsAnErrorEnvelope) {
+  std::string tool = dir_.Write("boom.py",
+                                "def run(args):\n"
+                                "    raise ValueError('bad value')\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false);
+  ASSERT_TRUE(envelope["error"].is_object()) << envelope.dump();
+  EXPECT_EQ(envelope["error"]["message"], "bad value");
+  EXPECT_EQ(envelope["error"]["type"], "ValueError");
+  EXPECT_THAT(envelope["error"]["traceback"].get<std::string>(), HasSubstr("ValueError: bad value"));
+  EXPECT_FALSE(envelope.contains("data")) << envelope.dump();
+}
+
+TEST_F(CallTest, SysExitInRunIsAnErrorEnvelope) {
+  std::string tool = dir_.Write("quit.py", "import sys\ndef run(args):\n    sys.exit(4)\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false);
+  EXPECT_EQ(envelope["error"]["type"], "SystemExit");
+}
+
+TEST_F(CallTest, UnserializableReturnIsAnErrorEnvelope) {
+  std::string tool = dir_.Write("set.py", "def run(args):\n    return {1, 2}\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false);
+  EXPECT_EQ(envelope["error"]["type"], "ResultNotSerializable");
+}
+
+TEST_F(CallTest, FileWithoutRunIsAClearError) {
+  std::string tool = dir_.Write("norun.py", "x = 1\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false);
+  EXPECT_EQ(envelope["error"]["type"], "ToolLoadError");
+  EXPECT_THAT(envelope["error"]["message"].get<std::string>(), HasSubstr("run(args)"));
+}
+
+TEST_F(CallTest, SyntaxErrorInToolIsAClearError) {
+  std::string tool = dir_.Write("broken.py", "def run(args:\n    return 1\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false);
+  EXPECT_EQ(envelope["error"]["type"], "ToolLoadError");
+  EXPECT_THAT(envelope["error"]["message"].get<std::string>(), HasSubstr("SyntaxError"));
+  EXPECT_THAT(envelope["error"]["message"].get<std::string>(), HasSubstr("line 1"));
+}
+
+TEST_F(CallTest, ErrorAtImportTimeIsAClearError) {
+  std::string tool = dir_.Write("importfail.py", "import no_such_module_xyz\ndef run(args):\n    return 1\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false);
+  EXPECT_THAT(envelope["error"]["message"].get<std::string>(), HasSubstr("no_such_module_xyz"));
+}
+
+TEST_F(CallTest, MissingFileExitsTwo) {
+  Outcome run = RunPyhost({"call", dir_.PathOf("absent.py"), "--args", "{}"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.out, IsEmpty());
+  EXPECT_THAT(run.err, HasSubstr("absent.py"));
+}
+
+TEST_F(CallTest, BadArgsExitsTwo) {
+  std::string tool = dir_.Write("echo.py", "def run(args):\n    print('ran')\n    return args\n");
+  Outcome run = RunPyhost({"call", tool, "--args", "{not json"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.out, IsEmpty());
+  EXPECT_THAT(run.err, HasSubstr("--args is not valid JSON"));
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("ran")));
+}
+
+TEST_F(CallTest, IsolationTool) {
+  std::string tool = dir_.Write("mul.py", "def run(args):\n    return args['x'] * 3\n");
+  Outcome run = RunPyhost({"call", tool, "--isolation", "tool", "--args", R"({"x": 5})"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": 15})"));
+}
+
+TEST_F(CallTest, IsolationProcessIsNotImplemented) {
+  std::string tool = dir_.Write("mul.py", "def run(args):\n    return 1\n");
+  Outcome run = RunPyhost({"call", tool, "--isolation", "process"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.out, IsEmpty());
+  EXPECT_THAT(run.err, HasSubstr("not implemented yet"));
+}
+
+TEST_F(CallTest, ToolFromStdin) {
+  Outcome run = RunPyhost({"call", "-", "--args", R"({"n": 2})"},
+                          "def run(args):\n    return args['n'] + 40\n");
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": 42})"));
+}
+
+TEST_F(CallTest, FileNameThatIsNotAToolName) {
+  // The tool name comes from the file name; odd characters must not make it fail.
+  std::string tool = dir_.Write("my tool (v2)!.py", "def run(args):\n    return 'fine'\n");
+  Outcome run = RunPyhost({"call", tool});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": "fine"})"));
+}
+
+// run() may return {"ok": <anything>}; the dict passes through as the envelope, and
+// the exit status must not assume "ok" is a bool (it once aborted the process here).
+TEST_F(CallTest, NonBoolOkInReturnedDictPassesThrough) {
+  for (const char* ok : {"'yes'", "1", "None"}) {
+    SCOPED_TRACE(std::string("'ok': ") + ok);
+    std::string tool = dir_.Write("okval.py", std::string("def run(args):\n    return {'ok': ") +
+                                                  ok + ", 'v': 1}\n");
+    Outcome run = RunPyhost({"call", tool});
+    EXPECT_TRUE(run.exited) << run.Describe();
+    EXPECT_TRUE(run.exit_code == 0 || run.exit_code == 1) << run.Describe();
+    EXPECT_TRUE(OnlyJson(run).is_object());
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// pyhost serve
+
+TEST_F(ServeTest, RegisterThenCallAndExec) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "register"}, {"name", "wc"},
+       {"source", "def run(args):\n    print('counting')\n    return len(args['text'].split())\n"}},
+      {{"id", 2}, {"op", "call"}, {"name", "wc"}, {"args", {{"text", "a b c"}}}},
+      {{"id", "three"}, {"op", "exec"}, {"code", "print('hi')\nresult = sum(args['xs'])"},
+       {"args", {{"xs", {1, 2, 3}}}}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(CountLines(run.out), 3u) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 3u) << run.Describe();
+
+  EXPECT_EQ(answers["1"], json::parse(R"({"id": 1, "ok": true, "name": "wc"})"));
+
+  json call = answers["2"];
+  EXPECT_EQ(call["ok"], true) << call.dump();
+  EXPECT_EQ(call["data"], 3) << call.dump();
+  EXPECT_EQ(call["stdout"], "counting\n") << call.dump();
+  EXPECT_EQ(call["stats"]["isolation"], "fresh") << call.dump();
+
+  json exec = answers["\"three\""];
+  EXPECT_EQ(exec["ok"], true) << exec.dump();
+  EXPECT_EQ(exec["result"], 6) << exec.dump();
+  EXPECT_EQ(exec["stdout"], "hi\n") << exec.dump();
+  EXPECT_TRUE(exec["error"].is_null()) << exec.dump();
+  EXPECT_EQ(exec["stats"]["isolation"], "fresh") << exec.dump();
+}
+
+TEST_F(ServeTest, EmptyInputExitsZero) {
+  Outcome run = RunPyhost({"serve"});
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_THAT(run.out, IsEmpty());
+}
+
+TEST_F(ServeTest, BadRequestsGetErrorsAndTheServerGoesOn) {
+  std::string input;
+  input += "this is not json\n";                                                   // line 1
+  input += R"({"id": 1, "op": "frobnicate"})" "\n";                                // line 2
+  input += R"({"id": 2, "op": "exec"})" "\n";                                      // line 3
+  input += R"({"id": 3, "op": "call"})" "\n";                                      // line 4
+  input += R"({"id": 4, "op": "call", "name": "nope"})" "\n";                      // line 5
+  input += R"({"id": 5, "op": "register", "name": "bad", "source": "def run(args:\n  pass"})" "\n";
+  input += R"({"id": 6, "op": "register", "source": "def run(args): return 1"})" "\n";
+  input += R"({"id": 7})" "\n";                                                    // line 8
+  input += "[1, 2]\n";                                                             // line 9
+  input += "\n   \n";                                                              // blank: no answer
+  input += R"({"id": 8, "op": "exec", "code": 42})" "\n";
+  input += R"({"id": 9, "op": "exec", "code": "result = args['k']", "args": {}})" "\n";
+  input += R"({"id": 10, "op": "exec", "code": "result = 'still serving'"})" "\n";
+  input += R"({"id": 11, "op": "call", "name": "bad"})" "\n";
+  Outcome run = RunPyhost({"serve"}, input);
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(CountLines(run.out), 13u) << run.Describe();  // blank lines get no answer
+
+  // Answers to lines that are not objects carry id null: match them by message.
+  std::vector<std::string> null_id_messages;
+  std::map<std::string, json> answers;
+  std::istringstream lines(run.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    json answer = json::parse(line, nullptr, false);
+    ASSERT_TRUE(answer.is_object()) << line;
+    if (answer["id"].is_null()) {
+      EXPECT_EQ(answer["ok"], false) << line;
+      EXPECT_EQ(answer["error"]["type"], "BadRequest") << line;
+      null_id_messages.push_back(answer["error"]["message"]);
+    } else {
+      answers[answer["id"].dump()] = answer;
+    }
+  }
+  EXPECT_THAT(null_id_messages, ::testing::UnorderedElementsAre("line 1 is not a JSON object",
+                                                                "line 9 is not a JSON object"));
+  auto expect_error = [&](const std::string& id, const std::string& type,
+                          const std::string& message_has) {
+    SCOPED_TRACE("id " + id);
+    ASSERT_EQ(answers.count(id), 1u) << run.Describe();
+    const json& answer = answers[id];
+    EXPECT_EQ(answer["ok"], false) << answer.dump();
+    ASSERT_TRUE(answer["error"].is_object()) << answer.dump();
+    EXPECT_EQ(answer["error"]["type"], type) << answer.dump();
+    EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr(message_has));
+  };
+  expect_error("1", "BadRequest", "unknown op \"frobnicate\"");
+  expect_error("2", "BadRequest", "missing field 'code'");
+  expect_error("3", "BadRequest", "missing field 'name'");
+  expect_error("4", "NotFound", "no tool named 'nope'");
+  expect_error("5", "ToolLoadError", "SyntaxError");
+  expect_error("6", "BadRequest", "missing field 'name'");
+  expect_error("7", "BadRequest", "missing field 'op'");
+  expect_error("8", "BadRequest", "field 'code' must be a string");
+  expect_error("9", "KeyError", "k");
+  EXPECT_THAT(answers["9"]["error"]["hint"].get<std::string>(), HasSubstr("args"));
+  EXPECT_EQ(answers["9"]["error"]["line"], 1);
+  expect_error("11", "NotFound", "no tool named 'bad'");  // the failed register left nothing
+
+  ASSERT_EQ(answers.count("10"), 1u);
+  EXPECT_EQ(answers["10"]["ok"], true) << answers["10"].dump();
+  EXPECT_EQ(answers["10"]["result"], "still serving");
+}
+
+TEST_F(ServeTest, ExecFailuresAreAnswers) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"code", "import sys\nsys.exit(3)"}},
+      {{"id", 2}, {"op", "exec"}, {"code", "raise KeyboardInterrupt"}},
+      {{"id", 3}, {"op", "exec"}, {"code", "result = {1, 2}"}},
+      {{"id", 4}, {"op", "exec"}, {"code", "x = (\n"}},
+      {{"id", 5}, {"op", "exec"}, {"code", "result = 'alive'"}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 5u) << run.Describe();
+  EXPECT_EQ(answers["1"]["error"]["type"], "SystemExit");
+  EXPECT_EQ(answers["2"]["error"]["type"], "KeyboardInterrupt");
+  EXPECT_EQ(answers["3"]["error"]["type"], "ResultNotSerializable");
+  EXPECT_EQ(answers["4"]["error"]["type"], "SyntaxError");
+  EXPECT_EQ(answers["4"]["error"]["line"], 1);
+  for (const char* id : {"1", "2", "3", "4"}) EXPECT_EQ(answers[id]["ok"], false) << id;
+  EXPECT_EQ(answers["5"]["ok"], true);
+  EXPECT_EQ(answers["5"]["result"], "alive");
+}
+
+TEST_F(ServeTest, RequestWithoutIdIsAnsweredWithNullId) {
+  Outcome run = RunPyhost({"serve"}, R"({"op": "exec", "code": "result = 5"})" "\n");
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_TRUE(answer.contains("id") && answer["id"].is_null()) << answer.dump();
+  EXPECT_EQ(answer["result"], 5);
+}
+
+TEST_F(ServeTest, NotImplementedFieldsAreRefused) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"code", "print('ran')"}, {"timeout_ms", 100}},
+      {{"id", 2}, {"op", "exec"}, {"code", "print('ran')"}, {"policy", "strict"}},
+      {{"id", 3}, {"op", "exec"}, {"code", "print('ran')"}, {"isolation", "process"}},
+      {{"id", 4}, {"op", "exec"}, {"code", "print('ran')"}, {"network_allowlist", {"x"}}},
+      {{"id", 5}, {"op", "exec"}, {"code", "print('ran')"}, {"memory_mb", 64}},
+      {{"id", 6}, {"op", "exec"}, {"code", "print('ran')"}, {"cpu_ms", 10}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 6u) << run.Describe();
+  for (auto& [id, answer] : answers) {
+    EXPECT_EQ(answer["ok"], false) << answer.dump();
+    EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
+    EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
+    EXPECT_FALSE(answer.contains("stdout")) << answer.dump();
+  }
+}
+
+TEST_F(ServeTest, ExecFieldsAreChecked) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"code", "1"}, {"timeout_ms", -5}},
+      {{"id", 2}, {"op", "exec"}, {"code", "1"}, {"isolation", "bogus"}},
+      {{"id", 3}, {"op", "exec"}, {"code", "print('x' * 50)"}, {"max_output_bytes", 8}},
+      {{"id", 4}, {"op", "exec"}, {"code", "result = 4"}, {"isolation", "tool"}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 4u) << run.Describe();
+  EXPECT_EQ(answers["1"]["error"]["type"], "BadRequest");
+  EXPECT_THAT(answers["1"]["error"]["message"].get<std::string>(), HasSubstr("timeout_ms"));
+  EXPECT_EQ(answers["2"]["error"]["type"], "BadRequest");
+  EXPECT_EQ(answers["3"]["ok"], true);
+  EXPECT_EQ(answers["3"]["stdout_truncated"], true);
+  EXPECT_LE(answers["3"]["stdout"].get<std::string>().size(), 8u);
+  EXPECT_EQ(answers["4"]["result"], 4);
+  EXPECT_EQ(answers["4"]["stats"]["isolation"], "tool");
+}
+
+TEST_F(ServeTest, FiftyConcurrentExecs) {
+  std::vector<json> requests;
+  for (int n = 0; n < 50; ++n) {
+    requests.push_back({{"id", n},
+                        {"op", "exec"},
+                        {"code", "import time\n"
+                                 "print('start', args['n'])\n"
+                                 "time.sleep(0.01)\n"
+                                 "print('end', args['n'])\n"
+                                 "result = {'n': args['n'], 'square': args['n'] ** 2}\n"},
+                        {"args", {{"n", n}}}});
+  }
+  Outcome run = RunPyhost({"serve", "--workers", "8"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(CountLines(run.out), 50u);
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 50u) << run.Describe();
+  for (int n = 0; n < 50; ++n) {
+    const json& answer = answers[std::to_string(n)];
+    SCOPED_TRACE(answer.dump());
+    EXPECT_EQ(answer["ok"], true);
+    EXPECT_EQ(answer["result"], json({{"n", n}, {"square", n * n}}));
+    // Each answer holds its own request's output, none of its neighbours'.
+    EXPECT_EQ(answer["stdout"], "start " + std::to_string(n) + "\nend " + std::to_string(n) + "\n");
+  }
+}
+
+TEST_F(ServeTest, ConcurrentCallsOfAResidentTool) {
+  std::vector<json> requests = {
+      {{"id", "reg"}, {"op", "register"}, {"name", "echo"}, {"isolation", "tool"},
+       {"source", "calls = []\n"
+                  "def run(args):\n"
+                  "    calls.append(args['n'])\n"
+                  "    print('n =', args['n'])\n"
+                  "    return {'n': args['n'], 'calls_so_far': len(calls)}\n"}}};
+  for (int n = 0; n < 20; ++n) {
+    requests.push_back({{"id", n}, {"op", "call"}, {"name", "echo"}, {"args", {{"n", n}}}});
+  }
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 21u) << run.Describe();
+  EXPECT_EQ(answers["\"reg\""]["ok"], true);
+  std::set<int> counts;
+  for (int n = 0; n < 20; ++n) {
+    const json& answer = answers[std::to_string(n)];
+    SCOPED_TRACE(answer.dump());
+    EXPECT_EQ(answer["ok"], true);
+    EXPECT_EQ(answer["data"]["n"], n);
+    EXPECT_EQ(answer["stdout"], "n = " + std::to_string(n) + "\n");
+    EXPECT_EQ(answer["stats"]["isolation"], "tool");
+    counts.insert(answer["data"]["calls_so_far"].get<int>());
+  }
+  // Module state persists in a resident tool and calls are serialized: 1..20, once each.
+  EXPECT_EQ(counts.size(), 20u);
+  EXPECT_EQ(*counts.begin(), 1);
+  EXPECT_EQ(*counts.rbegin(), 20);
+}
+
+TEST_F(ServeTest, AnswersEverythingBeforeExitingAtEndOfInput) {
+  std::vector<json> requests = {
+      {{"id", "slow"}, {"op", "exec"}, {"code", "import time\ntime.sleep(0.5)\nresult = 'late'"}},
+      {{"id", "fast"}, {"op", "exec"}, {"code", "result = 'early'"}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "2"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 2u) << run.Describe();
+  EXPECT_EQ(answers["\"slow\""]["result"], "late");
+  EXPECT_EQ(answers["\"fast\""]["result"], "early");
+  // Answers come as requests complete, not in request order.
+  json first = json::parse(run.out.substr(0, run.out.find('\n')), nullptr, false);
+  EXPECT_EQ(first["id"], "fast") << run.Describe();
+}
+
+TEST_F(ServeTest, UserStdoutNeverCorruptsTheProtocol) {
+  const std::string code =
+      "import sys\n"
+      "print('{\"id\": 1, \"ok\": false, \"error\": {\"type\": \"Fake\"}}')\n"
+      "print('{\"id\": 999, \"ok\": true}')\n"
+      "sys.stdout.write('{\"id\": ')\n"  // half a line, no newline
+      "sys.stdout.flush()\n"
+      "sys.stderr.write('{\"id\": 998}\\n')\n"
+      "result = 'genuine'\n";
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"code", code}},
+      {{"id", 2}, {"op", "register"}, {"name", "noisy"},
+       {"source", "def run(args):\n    print('{\"id\": 2, \"ok\": false}')\n    return 'quiet'\n"}},
+      {{"id", 3}, {"op", "call"}, {"name", "noisy"}},
+      {{"id", 4}, {"op", "exec"}, {"code", "result = 4"}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(CountLines(run.out), 4u) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 4u) << run.Describe();
+  EXPECT_EQ(answers["1"]["ok"], true);
+  EXPECT_EQ(answers["1"]["result"], "genuine");
+  EXPECT_EQ(answers["1"]["stdout"],
+            "{\"id\": 1, \"ok\": false, \"error\": {\"type\": \"Fake\"}}\n{\"id\": 999, \"ok\": true}\n{\"id\": ");
+  EXPECT_EQ(answers["1"]["stderr"], "{\"id\": 998}\n");
+  EXPECT_EQ(answers["2"]["ok"], true);
+  EXPECT_EQ(answers["3"]["ok"], true);
+  EXPECT_EQ(answers["3"]["data"], "quiet");
+  EXPECT_EQ(answers["3"]["stdout"], "{\"id\": 2, \"ok\": false}\n");
+  EXPECT_EQ(answers["4"]["result"], 4);
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("998")));
+}
+
+TEST_F(ServeTest, SnippetCannotReadRequestLines) {
+  // The snippet's sys.stdin is not the request stream: it cannot swallow line 2.
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"code", "import sys\nresult = sys.stdin.readline()"}},
+      {{"id", 2}, {"op", "exec"}, {"code", "result = 2"}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 2u) << run.Describe();
+  EXPECT_EQ(answers["1"]["ok"], false);
+  EXPECT_EQ(answers["2"]["result"], 2);
+}
+
+TEST_F(ServeTest, ReRegisterReplacesTheTool) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v1'\n"}},
+      {{"id", 2}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v2'\n"}},
+      {{"id", 3}, {"op", "call"}, {"name", "v"}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 3u) << run.Describe();
+  EXPECT_EQ(answers["3"]["data"], "v2");
+}
+
+TEST_F(ServeTest, RegisterRejectsBadIsolation) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "register"}, {"name", "t"}, {"source", "def run(args): return 1"},
+       {"isolation", "bogus"}},
+      {{"id", 2}, {"op", "register"}, {"name", "t"}, {"source", "def run(args): return 1"},
+       {"isolation", 7}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 2u) << run.Describe();
+  for (const char* id : {"1", "2"}) {
+    EXPECT_EQ(answers[id]["ok"], false) << id;
+    EXPECT_EQ(answers[id]["error"]["type"], "BadRequest") << answers[id].dump();
+  }
+}
+
+// A client must tell "not supported yet" from a host failure: register with process
+// isolation is answered NotImplemented, as the same request to exec is.
+TEST_F(ServeTest, RegisterProcessIsolationIsNotImplemented) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "register"}, {"name", "t"}, {"source", "def run(args): return 1"},
+       {"isolation", "process"}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["ok"], false);
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
+  EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
+}
+
+// Output written to file descriptor 1 directly (os.write, a subprocess, a C extension's
+// printf) must not reach the protocol stream: here a snippet tries to forge an answer
+// for its own id. The command keeps its protocol on a private descriptor.
+TEST_F(ServeTest, FdLevelWriteCannotForgeAnswers) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"},
+       {"code", "import os\nos.write(1, b'{\"id\": 1, \"ok\": false, \"forged\": true}\\n')\nresult = 1"}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(CountLines(run.out), 1u) << run.Describe();
+  EXPECT_THAT(run.out, ::testing::Not(HasSubstr("forged"))) << run.Describe();
+}
+
+// The same for `pyhost exec`: stdout holds one JSON object whatever the code writes.
+TEST_F(ExecTest, FdLevelWriteDoesNotCorruptStdout) {
+  Outcome run = RunPyhost({"exec", "-c", "import os\nos.write(1, b'not json\\n')\nresult = 1"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], 1);
+}
+
+// A register waits for the requests read before it (serve.h): calls sent before a
+// re-register of the same name run the old source.
+TEST_F(ServeTest, CallsSentBeforeReRegisterRunTheOldSource) {
+  std::vector<json> requests = {
+      {{"id", "r1"}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v1'\n"}}};
+  for (int n = 0; n < 20; ++n) requests.push_back({{"id", n}, {"op", "call"}, {"name", "v"}});
+  requests.push_back(
+      {{"id", "r2"}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v2'\n"}});
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 22u) << run.Describe();
+  for (int n = 0; n < 20; ++n) EXPECT_EQ(answers[std::to_string(n)]["data"], "v1") << n;
+}
+
+}  // namespace

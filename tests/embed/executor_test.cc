@@ -1,0 +1,198 @@
+#include "embed/executor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "embed/pool.h"
+#include "embed/thread_state.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    PoolOptions options;
+    options.size = 2;
+    options.interpreter.prewarm_modules = {"json"};
+    absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = pool->release();
+  }
+  static void TearDownTestSuite() {
+    delete pool_;
+    pool_ = nullptr;
+  }
+
+  ExecResult Run(const std::string& code, json args = json::object(),
+                 size_t max_output = 1 << 20) {
+    ExecRequest request;
+    request.code = code;
+    request.args = std::move(args);
+    absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
+    EXPECT_TRUE(lease.ok());
+    ExecResult result;
+    ThreadStateScope scope((*lease)->state());
+    RunSnippet(lease->get(), request, max_output, result);
+    EXPECT_FALSE(PyErr_Occurred()) << "a Python error escaped";
+    return result;
+  }
+
+  static InterpreterPool* pool_;
+};
+InterpreterPool* ExecutorTest::pool_ = nullptr;
+
+TEST_F(ExecutorTest, ResultStdoutAndStderrAreSeparate) {
+  ExecResult r = Run("import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
+                     "result = {'sum': sum(args['xs'])}",
+                     {{"xs", {1, 2, 3}}});
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.stdout_stream.text, "out\n");
+  EXPECT_EQ(r.stderr_stream.text, "err\n");
+  EXPECT_EQ(r.result, json({{"sum", 6}}));
+  EXPECT_FALSE(r.error.has_value());
+}
+
+TEST_F(ExecutorTest, NoResultIsNull) {
+  ExecResult r = Run("x = 1");
+  EXPECT_TRUE(r.ok);
+  EXPECT_TRUE(r.result.is_null());
+}
+
+TEST_F(ExecutorTest, OutputIsCappedWithAFlag) {
+  ExecResult r = Run("print('é' * 100)\nimport sys\nsys.stderr.write('x' * 5)", json::object(),
+                     /*max_output=*/11);
+  EXPECT_TRUE(r.stdout_stream.truncated);
+  EXPECT_LE(r.stdout_stream.text.size(), 11u);
+  EXPECT_EQ(r.stdout_stream.text.rfind("éé", 0), 0u);  // kept the start
+  EXPECT_FALSE(r.stderr_stream.truncated);
+  EXPECT_EQ(r.stderr_stream.text, "xxxxx");
+}
+
+TEST_F(ExecutorTest, RealStreamsAreNotReachableThroughSysDunder) {
+  ExecResult r = Run("import sys\nsys.__stdout__.write('via dunder')\nsys.stdout = sys.__stdout__\n"
+                     "print('after')");
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.stdout_stream.text, "via dunderafter\n");
+}
+
+TEST_F(ExecutorTest, ErrorHasTypeMessageLineAndUserOnlyTraceback) {
+  ExecResult r = Run("def f(d):\n    return d['k']\n\nx = 1\nf({})\n");
+  EXPECT_FALSE(r.ok);
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "KeyError");
+  EXPECT_EQ(r.error->message, "'k'");
+  EXPECT_EQ(r.error->line, 2);
+  EXPECT_THAT(r.error->traceback, HasSubstr("File \"<code>\", line 5, in <module>"));
+  EXPECT_THAT(r.error->traceback, HasSubstr("File \"<code>\", line 2, in f"));
+  EXPECT_THAT(r.error->traceback, HasSubstr("return d['k']"));
+  EXPECT_THAT(r.error->traceback, Not(HasSubstr("pyhost_support")));
+}
+
+TEST_F(ExecutorTest, ErrorsInsideTheStdlibShowOnlyUserFrames) {
+  ExecResult r = Run("import json\njson.loads('{bad')\n");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "JSONDecodeError");
+  EXPECT_EQ(r.error->line, 2);
+  EXPECT_THAT(r.error->traceback, Not(HasSubstr("json/decoder.py")));
+}
+
+TEST_F(ExecutorTest, HintsForCommonMistakes) {
+  struct Case {
+    const char* code;
+    json args;
+    const char* type;
+    const char* hint;
+  } cases[] = {
+      {"x = args['name']", {{"text", "a"}}, "KeyError", "args has no key 'name' (keys: 'text')"},
+      {"json.dumps(1)", json::object(), "NameError", "add `import json`"},
+      {"valeu = 1\nprint(vaule)", json::object(), "NameError", "did you mean 'valeu'?"},
+      {"import numpyy", json::object(), "ModuleNotFoundError", "not available"},
+      {"x = None\nx.upper()", json::object(), "AttributeError", "is None"},
+      {"1 / 0", json::object(), "ZeroDivisionError", "divisor is zero"},
+      {"if True:\nprint(1)", json::object(), "IndentationError", "indent"},
+      {"def f(:\n  pass", json::object(), "SyntaxError", "brackets"},
+      {"def f(): return f()\nf()", json::object(), "RecursionError", "recursion"},
+  };
+  for (const Case& c : cases) {
+    ExecResult r = Run(c.code, c.args);
+    ASSERT_TRUE(r.error.has_value()) << c.code;
+    EXPECT_EQ(r.error->type, c.type) << c.code;
+    EXPECT_THAT(r.error->hint, HasSubstr(c.hint)) << c.code;
+  }
+}
+
+TEST_F(ExecutorTest, SyntaxErrorReportsItsLine) {
+  ExecResult r = Run("x = 1\ny = (2,\nz = 3 +\n");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "SyntaxError");
+  EXPECT_GE(r.error->line, 2);
+  EXPECT_THAT(r.error->traceback, HasSubstr("<code>"));
+}
+
+TEST_F(ExecutorTest, ExitAndInterruptEndTheExecutionNotTheHost) {
+  for (const char* code : {"import sys; sys.exit(3)", "raise SystemExit('bye')",
+                           "raise KeyboardInterrupt", "import os; exit()"}) {
+    ExecResult r = Run(code);
+    EXPECT_FALSE(r.ok) << code;
+    ASSERT_TRUE(r.error.has_value()) << code;
+    EXPECT_THAT(r.error->type, testing::AnyOf("SystemExit", "KeyboardInterrupt", "NameError"))
+        << code;
+  }
+}
+
+TEST_F(ExecutorTest, NonSerializableResultIsAClearError) {
+  ExecResult r = Run("print('kept')\nresult = {'ids': {1, 2}}");
+  EXPECT_FALSE(r.ok);
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "ResultNotSerializable");
+  EXPECT_THAT(r.error->message, HasSubstr("result['ids']"));
+  EXPECT_THAT(r.error->message, HasSubstr("set"));
+  EXPECT_EQ(r.stdout_stream.text, "kept\n");  // nothing is lost
+}
+
+TEST_F(ExecutorTest, NulByteInCodeIsASyntaxError) {
+  ExecResult r = Run(std::string("x = 1\0", 6));
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "SyntaxError");
+  EXPECT_THAT(r.error->message, HasSubstr("NUL"));
+}
+
+TEST_F(ExecutorTest, ArgsThatAreNotUtf8AreAnArgsError) {
+  ExecResult r = Run("result = args", {{"s", std::string("\xc3", 1)}});
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "ArgsError");
+}
+
+// sqlite3 calls Python user functions through PyGILState_Ensure: this works only
+// because the executing thread state is bound as the thread's PyGILState state.
+TEST_F(ExecutorTest, CallbacksThroughPyGILStateWork) {
+  ExecResult r = Run(
+      "import sqlite3\n"
+      "db = sqlite3.connect(':memory:')\n"
+      "db.create_function('twice', 1, lambda x: 2 * x)\n"
+      "result = db.execute('select twice(21)').fetchone()[0]\n");
+  ASSERT_TRUE(r.ok) << (r.error ? r.error->traceback : "");
+  EXPECT_EQ(r.result, json(42));
+}
+
+TEST_F(ExecutorTest, ToolCompileLoadAndCall) {
+  absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
+  ASSERT_TRUE(lease.ok());
+  ThreadStateScope scope((*lease)->state());
+  CompiledTool tool;
+  ASSERT_FALSE(CompileTool(lease->get(), "echo", "def run(args):\n    return args\n", tool));
+  EXPECT_EQ(tool.filename, "<tool:echo>");
+  ToolModule module;
+  ASSERT_FALSE(LoadToolModule(lease->get(), tool, module));
+  ToolCallResult result;
+  CallToolRun(lease->get(), tool, module, {{"a", 1}}, /*isolate_globals=*/true, 1024, result);
+  EXPECT_EQ(result.envelope, json({{"ok", true}, {"data", {{"a", 1}}}}));
+}
+
+}  // namespace
+}  // namespace pyhost

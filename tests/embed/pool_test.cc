@@ -1,0 +1,113 @@
+#include "embed/pool.h"
+
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "embed/thread_state.h"
+
+namespace pyhost {
+namespace {
+
+using ::testing::HasSubstr;
+
+PoolOptions Options(int size, std::vector<std::string> prewarm = {}) {
+  PoolOptions options;
+  options.size = size;
+  options.interpreter.prewarm_modules = std::move(prewarm);
+  return options;
+}
+
+// Waits until the factory has nothing left to do (bounded, for stats checks).
+void WaitIdle(InterpreterPool& pool, int size) {
+  for (int i = 0; i < 2000; ++i) {
+    PoolStats stats = pool.stats();
+    if (stats.ready == size && stats.retired == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  FAIL() << "pool did not settle";
+}
+
+TEST(PoolTest, HandsOutNeverUsedInterpretersOnce) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(2));
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::set<int64_t> ids;
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_TRUE(ids.insert((*lease)->id()).second) << "interpreter reused";
+  }
+  WaitIdle(**pool, 2);
+  PoolStats stats = (*pool)->stats();
+  EXPECT_EQ(stats.destroyed, 6);
+  EXPECT_EQ(stats.created, 8);
+  EXPECT_EQ(stats.leaked, 0);
+}
+
+TEST(PoolTest, PrewarmedModulesAreAlreadyImported) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool =
+      InterpreterPool::Start(Options(1, {"json", "decimal"}));
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
+  ASSERT_TRUE(lease.ok());
+  ThreadStateScope scope((*lease)->state());
+  PyObject* modules = PyImport_GetModuleDict();
+  EXPECT_NE(PyDict_GetItemString(modules, "json"), nullptr);
+  EXPECT_NE(PyDict_GetItemString(modules, "decimal"), nullptr);
+  EXPECT_EQ(PyDict_GetItemString(modules, "csv"), nullptr);
+}
+
+TEST(PoolTest, BadPrewarmModuleFailsStartWithItsName) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool =
+      InterpreterPool::Start(Options(2, {"json", "no_such_module_xyz"}));
+  ASSERT_FALSE(pool.ok());
+  EXPECT_THAT(std::string(pool.status().message()), HasSubstr("no_such_module_xyz"));
+}
+
+TEST(PoolTest, RejectsEmptyPool) {
+  EXPECT_TRUE(absl::IsInvalidArgument(InterpreterPool::Start(Options(0)).status()));
+}
+
+TEST(PoolTest, DrainedPoolMakesRequestsWaitNeverShare) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
+  ASSERT_TRUE(pool.ok());
+  constexpr int kThreads = 4;
+  std::vector<int64_t> ids(kThreads * 3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3; ++i) {
+        absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
+        ASSERT_TRUE(lease.ok());
+        ids[t * 3 + i] = (*lease)->id();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size());
+}
+
+TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
+  ASSERT_TRUE(pool.ok());
+  {
+    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
+    ASSERT_TRUE(lease.ok());
+    ThreadStateScope scope((*lease)->state());
+    // A daemon thread that outlives the execution: Py_EndInterpreter would abort.
+    ASSERT_EQ(PyRun_SimpleString(
+                  "import threading, time\n"
+                  "threading.Thread(target=lambda: time.sleep(30), daemon=True).start()\n"),
+              0);
+  }
+  for (int i = 0; i < 400 && (*pool)->stats().leaked == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ((*pool)->stats().leaked, 1);
+  EXPECT_TRUE((*pool)->Acquire().ok());  // and the pool goes on
+}
+
+}  // namespace
+}  // namespace pyhost
