@@ -47,6 +47,7 @@ absl::Status Host::CheckSupported(const ExecRequest& request) const {
 absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
   if (absl::Status supported = CheckSupported(request); !supported.ok()) return supported;
   const size_t max_output = request.max_output_bytes.value_or(options_.max_output_bytes);
+  InterpreterPool::Busy busy(*pool_);
   ExecResult result;
   result.stats.isolation = request.isolation;
   Stopwatch watch;

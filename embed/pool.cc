@@ -74,6 +74,16 @@ absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
       absl::StrCat("no interpreter can be created: ", creation_error_.message()));
 }
 
+InterpreterPool::Busy::Busy(InterpreterPool& pool) : pool_(pool) {
+  absl::MutexLock lock(&pool_.mu_);
+  ++pool_.busy_;
+}
+
+InterpreterPool::Busy::~Busy() {
+  absl::MutexLock lock(&pool_.mu_);
+  --pool_.busy_;
+}
+
 void InterpreterPool::Retire(std::unique_ptr<Interpreter> interpreter) {
   absl::MutexLock lock(&mu_);
   retired_.push_back(std::move(interpreter));
@@ -112,8 +122,14 @@ void InterpreterPool::FactoryLoop() {
     {
       absl::MutexLock lock(&mu_);
       auto has_work = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !retired_.empty() ||
-               (creation_error_.ok() && ready_.size() < target);
+        if (stopping_) return true;
+        bool can_create = creation_error_.ok() && ready_.size() < target;
+        // Urgent work goes ahead even while requests run: a request waits for an
+        // interpreter, or used ones pile up (each holds its memory).
+        if ((waiters_ > 0 && ready_.empty() && can_create) || retired_.size() > target) {
+          return true;
+        }
+        return busy_ == 0 && (can_create || !retired_.empty());
       };
       mu_.Await(absl::Condition(&has_work));
       if (stopping_) {

@@ -14,8 +14,10 @@
 // Py_NewInterpreter made, which belongs to the thread that made it.
 //
 // Thread-safety: all methods are thread-safe. The factory holds the GIL while it
-// creates or destroys one interpreter (~5-20 ms, shared GIL on 3.11: requests
-// wait for it at bytecode boundaries), and releases it between interpreters.
+// creates or destroys one interpreter (~5-20 ms). On 3.11 the GIL is shared and a
+// thread of another interpreter cannot make the factory drop it (the drop request
+// is per interpreter), so the factory works only while no request is running
+// (see Busy), unless a request is waiting for an interpreter or used ones pile up.
 #ifndef PYHOST_EMBED_POOL_H_
 #define PYHOST_EMBED_POOL_H_
 
@@ -82,6 +84,19 @@ class InterpreterPool {
 
   PoolStats stats() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Marks a request as running (any isolation, resident ones too) for as long as it
+  // lives, so the factory does not take the GIL from it to build or end interpreters.
+  class Busy {
+   public:
+    explicit Busy(InterpreterPool& pool);
+    ~Busy();
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+   private:
+    InterpreterPool& pool_;
+  };
+
  private:
   friend class InterpreterLease;
   explicit InterpreterPool(PoolOptions options);
@@ -95,6 +110,7 @@ class InterpreterPool {
   std::vector<std::unique_ptr<Interpreter>> retired_ ABSL_GUARDED_BY(mu_);
   absl::Status creation_error_ ABSL_GUARDED_BY(mu_);
   int waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;  // requests running (see Busy)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   PoolStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread factory_;

@@ -40,12 +40,6 @@ absl::StatusOr<Runtime*> Initialize() {
   PyConfig_Clear(&config);
   if (!status.ok()) return status;
 
-  // The pool's factory holds the (on 3.11 shared) GIL while it builds interpreters; a
-  // request waiting for the GIL forces a switch only after this interval. CPython's
-  // 5 ms default would add up to 5 ms to a 10 us call; 0.5 ms bounds the stall.
-  if (PyRun_SimpleString("import sys; sys.setswitchinterval(0.0005)") != 0) {
-    return absl::InternalError("setting the GIL switch interval failed");
-  }
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
   version.resize(version.find(' ') == std::string::npos ? version.size()
                                                          : version.find(' '));

@@ -27,6 +27,7 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
   if (options.isolation == Isolation::kProcess) {
     return absl::UnimplementedError("process isolation is not implemented yet");
   }
+  InterpreterPool::Busy busy(pool_);
   absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
   if (!lease.ok()) return lease.status();
   auto tool = std::make_shared<Tool>();
@@ -70,6 +71,7 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
   absl::StatusOr<std::shared_ptr<Tool>> found = Find(name);
   if (!found.ok()) return found.status();
   Tool& tool = **found;
+  InterpreterPool::Busy busy(pool_);
   ToolCallResult result;
   result.stats.isolation = tool.options.isolation;
   Stopwatch watch;

@@ -89,6 +89,30 @@ TEST(PoolTest, DrainedPoolMakesRequestsWaitNeverShare) {
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size());
 }
 
+// On 3.11 the factory would hold the shared GIL against a running request for a
+// whole interpreter creation: it waits while requests run, unless work is urgent.
+TEST(PoolTest, FactoryWaitsWhileRequestsRunUnlessUrgent) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(2));
+  ASSERT_TRUE(pool.ok());
+  WaitIdle(**pool, 2);
+  {
+    InterpreterPool::Busy busy(**pool);
+    { absl::StatusOr<InterpreterLease> used = (*pool)->Acquire(); ASSERT_TRUE(used.ok()); }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    PoolStats during = (*pool)->stats();
+    EXPECT_EQ(during.created, 2);  // no refill while busy
+    EXPECT_EQ(during.destroyed, 0);
+    EXPECT_EQ(during.retired, 1);
+    // Drained with a request waiting: creation is urgent and goes ahead.
+    absl::StatusOr<InterpreterLease> a = (*pool)->Acquire();
+    absl::StatusOr<InterpreterLease> b = (*pool)->Acquire();
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ((*pool)->stats().created, 3);
+  }
+  WaitIdle(**pool, 2);  // idle again: refilled, and the used ones destroyed
+  EXPECT_EQ((*pool)->stats().destroyed, 3);
+}
+
 TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
   ASSERT_TRUE(pool.ok());
