@@ -412,7 +412,8 @@ void BM_FreshUncontended(benchmark::State& state) {
     pyhost::ExecResult result;
     Timed(state, samples, [&] {
       pyhost::ThreadStateScope scope((*lease)->state());
-      pyhost::RunSnippet(lease->get(), request, pyhost::HostOptions().max_output_bytes, result);
+      pyhost::RunSnippet(lease->get(), request, pyhost::HostOptions().max_output_bytes,
+                         nlohmann::json::object(), result);
       return true;
     });
     if (!CheckExec(state, result)) return;

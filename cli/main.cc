@@ -20,10 +20,10 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kUsage[] = R"(usage:
-  pyhost exec [--args JSON] [--policy NAME] [--isolation fresh|tool|process]
+  pyhost exec [--args JSON] [--policy NAME|FILE.json] [--isolation fresh|tool|process]
               [--timeout-ms N] [--cpu-ms N] [--memory-mb N] [--allow-net PATTERN]...
               [--max-output-bytes N] (-c CODE | FILE | -)
-  pyhost call FILE [--args JSON] [--isolation fresh|tool]
+  pyhost call FILE [--args JSON] [--isolation fresh|tool] [--policy NAME|FILE.json]
   pyhost serve [--workers N] [--pool-size N] [--prewarm MODULE,...]
 
 exec   runs Python code in a fresh subinterpreter and prints one JSON object:
@@ -34,6 +34,8 @@ call   loads FILE as a run(args) tool, calls it once and prints the envelope
 serve  answers JSON lines on stdin, one line per request:
        {"id", "op": "exec", "code", "args"?, ...}, {"id", "op": "register", "name",
        "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
+policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
+--allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
 exit status: 0 ok, 1 the code failed, 2 usage error.
 )";
 
@@ -105,13 +107,15 @@ int Exec(ArgReader& reader) {
       if (args.ok()) request.args = *std::move(args);
       status = args.status();
     } else if (flag == "--policy") {
-      request.policy = *value;
+      absl::StatusOr<Policy> policy = LoadPolicy(*value);
+      if (policy.ok()) request.policy = *std::move(policy);
+      status = policy.status();
     } else if (flag == "--isolation") {
       absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
       if (isolation.ok()) request.isolation = *isolation;
       status = isolation.status();
     } else if (flag == "--allow-net") {
-      request.allow_net.push_back(*value);
+      for (std::string& pattern : SplitHostPatterns(*value)) request.allow_net.push_back(pattern);
     } else if (flag == "--timeout-ms" || flag == "--cpu-ms" || flag == "--memory-mb" ||
                flag == "--max-output-bytes") {
       absl::StatusOr<int64_t> number = ParsePositive(flag, *value);
@@ -177,6 +181,10 @@ int Call(ArgReader& reader) {
       absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
       if (!isolation.ok()) return UsageError(isolation.status().message());
       options.isolation = *isolation;
+    } else if (flag == "--policy") {
+      absl::StatusOr<Policy> policy = LoadPolicy(*value);
+      if (!policy.ok()) return UsageError(policy.status().message());
+      options.policy = *std::move(policy);
     } else {
       return UsageError(absl::StrCat("call: unknown flag ", flag));
     }

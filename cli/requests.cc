@@ -59,10 +59,9 @@ absl::StatusOr<ExecRequest> ExecRequestFromJson(const json& request) {
   if (!code->is_string()) return FieldError("code", "a string");
   out.code = code->get<std::string>();
   if (auto args = request.find("args"); args != request.end()) out.args = *args;
-  if (auto policy = request.find("policy"); policy != request.end() && !policy->is_null()) {
-    if (!policy->is_string()) return FieldError("policy", "a string");
-    out.policy = policy->get<std::string>();
-  }
+  absl::StatusOr<std::optional<Policy>> policy = PolicyField(request);
+  if (!policy.ok()) return policy.status();
+  out.policy = *std::move(policy);
   if (auto isolation = request.find("isolation");
       isolation != request.end() && !isolation->is_null()) {
     if (!isolation->is_string()) return FieldError("isolation", "\"fresh\", \"tool\" or \"process\"");
@@ -93,6 +92,17 @@ absl::StatusOr<ExecRequest> ExecRequestFromJson(const json& request) {
     out.allow_net = *std::move(patterns);
   }
   return out;
+}
+
+absl::StatusOr<std::optional<Policy>> PolicyField(const json& request) {
+  auto it = request.find("policy");
+  if (it == request.end() || it->is_null()) return std::optional<Policy>();
+  absl::StatusOr<Policy> policy =
+      it->is_string() ? LoadPolicy(it->get<std::string>())
+      : it->is_object() ? PolicyFromJson(*it)
+                        : absl::InvalidArgumentError("field 'policy' must be a name or an object");
+  if (!policy.ok()) return policy.status();
+  return std::optional<Policy>(*std::move(policy));
 }
 
 absl::StatusOr<json> ParseJsonArgument(absl::string_view what, absl::string_view text) {

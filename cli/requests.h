@@ -17,6 +17,10 @@ namespace pyhost::cli {
 //  "network_allowlist"? (array or comma-separated string), "max_output_bytes"?}
 absl::StatusOr<ExecRequest> ExecRequestFromJson(const nlohmann::json& request);
 
+// A request's "policy" field: a profile name, a policy file path, or a policy object
+// (guards/policy.h). nullopt when absent.
+absl::StatusOr<std::optional<Policy>> PolicyField(const nlohmann::json& request);
+
 // Parses JSON text given for `what` (e.g. "--args"); the error quotes the parser.
 absl::StatusOr<nlohmann::json> ParseJsonArgument(absl::string_view what, absl::string_view text);
 

@@ -72,6 +72,9 @@ json Register(Host& host, const json& id, const json& request) {
   absl::StatusOr<std::string> source = StringField(request, "source");
   if (!source.ok()) return StatusAnswer(id, source.status());
   ToolOptions options;
+  absl::StatusOr<std::optional<Policy>> policy = PolicyField(request);
+  if (!policy.ok()) return StatusAnswer(id, policy.status());
+  options.policy = *std::move(policy);
   if (auto isolation = request.find("isolation"); isolation != request.end()) {
     absl::StatusOr<Isolation> parsed = isolation->is_string()
         ? ParseIsolation(isolation->get<std::string>())

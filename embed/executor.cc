@@ -111,8 +111,9 @@ ExecError NotSerializable(const absl::Status& status, absl::string_view what) {
                                 "(sets: list(...), objects: a dict of their fields)")};
 }
 
-// A new globals dict for user code: __name__, __builtins__, and `args` if given.
-py::object NewGlobals(Interpreter& interp, const char* name, PyObject* args) {
+// A new globals dict for user code: __name__, __builtins__, `extra` (an object of
+// name -> value), and `args` if given.
+py::object NewGlobals(Interpreter& interp, const char* name, const json& extra, PyObject* args) {
   auto globals = py::reinterpret_steal<py::object>(PyDict_New());
   auto py_name = py::reinterpret_steal<py::object>(PyUnicode_FromString(name));
   if (!globals || !py_name ||
@@ -120,6 +121,13 @@ py::object NewGlobals(Interpreter& interp, const char* name, PyObject* args) {
       PyDict_SetItemString(globals.ptr(), "__builtins__", interp.builtins()) != 0 ||
       (args != nullptr && PyDict_SetItemString(globals.ptr(), "args", args) != 0)) {
     return py::object();
+  }
+  for (const auto& [key, value] : extra.items()) {
+    absl::StatusOr<py::object> converted = JsonToPython(value);
+    if (!converted.ok() || PyDict_SetItemString(globals.ptr(), key.c_str(), converted->ptr()) != 0) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad extra global");
+      return py::object();
+    }
   }
   return globals;
 }
@@ -171,7 +179,7 @@ json ErrorEnvelope(const ExecError& error) {
 }
 
 void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
-                ExecResult& result) {
+                const json& extra_globals, ExecResult& result) {
   CheckEntered(interp);
   ArmCaptures(interp, max_output_bytes);
   absl::Cleanup take_output = [&] {
@@ -185,7 +193,7 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
     result.error = ExecError{"ArgsError", absl::StrCat("args: ", args.status().message())};
     return;
   }
-  py::object globals = NewGlobals(interp, "__main__", args->ptr());
+  py::object globals = NewGlobals(interp, "__main__", extra_globals, args->ptr());
   if (!globals) {
     result.error = ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
     return;
@@ -232,14 +240,14 @@ std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name
 }
 
 std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
-                                        ToolModule& out) {
+                                        const json& extra_globals, ToolModule& out) {
   CheckEntered(interp);
   auto code = py::reinterpret_steal<py::object>(PyMarshal_ReadObjectFromString(
       tool.marshaled_code.data(), static_cast<Py_ssize_t>(tool.marshaled_code.size())));
   if (!code) {
     return ExecError{"HostError", std::string(StatusFromPythonError("unmarshal").message())};
   }
-  py::object globals = NewGlobals(interp, tool.name.c_str(), nullptr);
+  py::object globals = NewGlobals(interp, tool.name.c_str(), extra_globals, nullptr);
   if (!globals) {
     return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
   }

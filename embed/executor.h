@@ -27,9 +27,10 @@ namespace pyhost {
 // The filename user snippets run under (it appears in tracebacks).
 inline constexpr char kSnippetFilename[] = "<code>";
 
-// Runs request.code with `args` bound; fills result's ok, streams, result, error.
+// Runs request.code with `args` and `extra_globals` (an object: name -> value) bound;
+// fills result's ok, streams, result, error.
 void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
-                ExecResult& result);
+                const nlohmann::json& extra_globals, ExecResult& result);
 
 // A tool's source compiled once, as marshaled code: loadable in any interpreter.
 struct CompiledTool {
@@ -49,10 +50,10 @@ struct ToolModule {
 std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name,
                                      absl::string_view source, CompiledTool& out);
 
-// Runs the tool's module body and finds run(); an exception, or no callable `run`,
-// comes back as the ExecError.
+// Runs the tool's module body (with `extra_globals` bound) and finds run(); an
+// exception, or no callable `run`, comes back as the ExecError.
 std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
-                                        ToolModule& out);
+                                        const nlohmann::json& extra_globals, ToolModule& out);
 
 // Calls run(args) and builds the envelope. With isolate_globals, run() executes
 // against a copy of the module globals, so globals a call assigns do not persist.

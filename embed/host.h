@@ -19,8 +19,13 @@
 // itself was bad (or asks for something not implemented yet); failures of the code
 // are answers (ExecResult::ok == false, the envelope's "ok": false).
 //
-// Not for (yet): untrusted code. Policies, limits and process isolation are later
-// work; requests that ask for them are rejected with Unimplemented.
+// Every execution runs under a policy (guards/policy.h; default "strict"): the import
+// gate, the audit hook and the hardened interpreter enforce it in-process. For code
+// you do not trust at all, in-process isolation is not enough (docs/security.md);
+// process isolation and limits are later work, and requests asking for them are
+// rejected with Unimplemented.
+// The network allowlist of every request also includes the host patterns in the
+// PYHOST_NETWORK_ALLOWLIST environment variable (comma-separated), read at Create.
 // Thread-safety: every method may be called from many threads at once. Do not call
 // into a Host from Python code running inside it. Destroy a Host only when no call
 // is in flight.
@@ -36,6 +41,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "embed/execution_context.h"
 #include "embed/pool.h"
 #include "embed/request.h"
 #include "embed/result.h"
@@ -45,6 +51,10 @@ namespace pyhost {
 
 struct HostOptions {
   int pool_size = 4;  // fresh interpreters kept ready
+  // The policy of requests and tools that name none.
+  Policy default_policy = *NamedPolicy("strict");
+  // Where per-execution directories (WORK_DIR, OUTPUT_DIR) are made.
+  std::string work_root = DefaultWorkRoot();
   // Imported into every interpreter ahead of need (off the request path).
   std::vector<std::string> prewarm_modules = {"json", "re", "math"};
   size_t max_output_bytes = 1 << 20;  // default cap of captured stdout, and of stderr
@@ -69,12 +79,16 @@ class Host {
   const std::string& python_version() const { return python_version_; }
 
  private:
-  Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version);
-  absl::Status CheckSupported(const ExecRequest& request) const;
-  void RunResident(const ExecRequest& request, size_t max_output_bytes, ExecResult& result);
+  Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
+       std::vector<std::string> env_network);
+  absl::Status CheckSupported(const ExecRequest& request, const Policy& policy) const;
+  // Runs the snippet in `interp` (entered) under `policy`.
+  void RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const Policy& policy,
+                      ExecResult& result);
 
   const HostOptions options_;
   const std::string python_version_;
+  const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
   // Declared before the members holding leases, so destroyed after them.
   std::unique_ptr<InterpreterPool> pool_;
   ToolRegistry tools_;

@@ -5,6 +5,7 @@
 #include "bindings/python_error.h"
 #include "embed/check.h"
 #include "embed/thread_state.h"
+#include "guards/hardening.h"
 
 namespace pyhost {
 namespace modules {
@@ -38,6 +39,7 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
   }
   interp->state_ = interp->initial_tstate_->interp;
   interp->id_ = PyInterpreterState_GetID(interp->state_);
+  interp->sandbox_ = std::make_unique<Sandbox>(interp->state_);
   absl::Status loaded = interp->LoadSupport(config);
   PyThreadState_Swap(saved);
   if (!loaded.ok()) return loaded;  // the destructor ends the interpreter
@@ -68,6 +70,10 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
   stderr_capture_ = py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(captures.ptr(), 1));
   describe_error_ = py::reinterpret_borrow<py::object>(
       PyDict_GetItemString(support_.ptr(), "describe_error"));
+  // Before prewarming, so modules imported later find only the hardened functions.
+  if (absl::Status hardened = HardenInterpreter(*sandbox_, support_.ptr()); !hardened.ok()) {
+    return hardened;
+  }
 
   for (const std::string& name : config.prewarm_modules) {
     auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(name.c_str()));
@@ -130,6 +136,7 @@ Interpreter::~Interpreter() {
   }
   Py_EndInterpreter(initial_tstate_);
   PyThreadState_Swap(saved);
+  sandbox_.reset();
 }
 
 }  // namespace pyhost

@@ -1,5 +1,5 @@
-// One CPython subinterpreter, as an RAII object, with pyhost's helpers loaded and
-// a prewarm list imported.
+// One CPython subinterpreter, as an RAII object: pyhost's helpers loaded, hardened
+// (guards/hardening.h) under its own Sandbox, and a prewarm list imported.
 //
 //   // On the pool's factory thread, GIL held with a main-interpreter thread state:
 //   absl::StatusOr<std::unique_ptr<Interpreter>> interp = Interpreter::Create(config);
@@ -30,6 +30,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "audit_hooks/sandbox.h"
 
 namespace pyhost {
 
@@ -49,6 +50,11 @@ class Interpreter {
 
   PyInterpreterState* state() const { return state_; }
   int64_t id() const { return id_; }
+  // What the audit hook and the hardened functions enforce here (inactive until a
+  // request activates a policy).
+  Sandbox& sandbox() const { return *sandbox_; }
+  // The dict of pyhost_support.py (borrowed; GIL held in this interpreter).
+  PyObject* support() const { return support_.ptr(); }
 
   // A thread state of this interpreter for the calling thread, made on first use and
   // deleted with the interpreter (for resident interpreters: no per-call allocation).
@@ -77,6 +83,7 @@ class Interpreter {
   PyThreadState* initial_tstate_ = nullptr;  // made by Py_NewInterpreter
   std::thread::id owner_thread_;
   int64_t id_ = -1;
+  std::unique_ptr<Sandbox> sandbox_;
 
   pybind11::object builtins_;
   pybind11::object support_;  // module dict of pyhost_support.py

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "guards/limits.h"
+#include "guards/policy.h"
 
 namespace pyhost {
 
@@ -33,10 +34,12 @@ struct ExecRequest {
   Isolation isolation = Isolation::kFresh;
   // Caps on captured stdout and stderr, each; unset: the host's default.
   std::optional<size_t> max_output_bytes;
-  // Not enforced yet: a request that sets any is rejected with Unimplemented.
-  std::string policy;
-  Limits limits;
+  // Unset: the host's default policy (HostOptions::default_policy, "strict").
+  std::optional<Policy> policy;
+  // Host patterns added to the policy's network allowlist for this request.
   std::vector<std::string> allow_net;
+  // Not enforced yet: a request that sets any is rejected with Unimplemented.
+  Limits limits;
 };
 
 struct ToolOptions {
@@ -44,6 +47,9 @@ struct ToolOptions {
   // kResident (trusted tools, lowest latency): one interpreter kept for the tool; its
   // module state persists between calls, globals a call assigns do not.
   Isolation isolation = Isolation::kFresh;
+  // Unset: the host's default policy. A resident tool's policy is in force from its
+  // registration (its module body runs under it) to its removal.
+  std::optional<Policy> policy;
 };
 
 }  // namespace pyhost

@@ -33,6 +33,7 @@ json ExecError::ToJson() const {
 
 json ExecStats::ToJson() const {
   return json{{"isolation", std::string(IsolationName(isolation))},
+              {"policy", policy},
               {"wall_us", wall_us},
               {"cpu_us", cpu_us},
               {"wait_us", wait_us},
@@ -47,6 +48,8 @@ json ExecResult::ToJson() const {
               {"stderr_truncated", stderr_stream.truncated},
               {"result", result},
               {"error", error ? error->ToJson() : json(nullptr)},
+              {"output_dir", output.dir},
+              {"output_files", output.files},
               {"stats", stats.ToJson()}};
 }
 

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,8 +29,16 @@ struct ExecError {
   nlohmann::json ToJson() const;
 };
 
+// Files the code left in OUTPUT_DIR; the directory is kept only when there are any,
+// and then belongs to the caller.
+struct OutputFiles {
+  std::string dir;
+  std::vector<std::string> files;  // relative to dir
+};
+
 struct ExecStats {
   Isolation isolation = Isolation::kFresh;
+  std::string policy;  // name of the policy in force
   double wall_us = 0;  // from the call to the answer, waiting included
   double cpu_us = 0;   // CPU time of the executing thread while it ran the code
   double wait_us = 0;  // of wall_us, the time spent waiting for an interpreter
@@ -44,10 +53,11 @@ struct ExecResult {
   CapturedStream stderr_stream;
   nlohmann::json result;  // the global `result`; null if unset
   std::optional<ExecError> error;
+  OutputFiles output;
   ExecStats stats;
 
   // {"ok", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "result",
-  //  "error": null | {...}, "stats": {...}}
+  //  "error": null | {...}, "output_dir", "output_files", "stats": {...}}
   nlohmann::json ToJson() const;
 };
 
@@ -57,6 +67,7 @@ struct ToolCallResult {
   nlohmann::json envelope;
   CapturedStream stdout_stream;  // what run() printed (not part of the envelope)
   CapturedStream stderr_stream;
+  OutputFiles output;
   ExecStats stats;
 };
 

@@ -1,8 +1,13 @@
 #include "embed/runtime.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "audit_hooks/audit_hook.h"
+#include "audit_hooks/sandbox.h"
 
 namespace pyhost {
 namespace {
@@ -36,9 +41,26 @@ absl::StatusOr<Runtime*> Initialize() {
     status = CheckStatus(
         PyConfig_SetBytesString(&config, &config.program_name, "pyhost"), "program name");
   }
+  InstallAuditHook();  // PEP 578: C hooks must be in place before initialization
   if (status.ok()) status = CheckStatus(Py_InitializeFromConfig(&config), "startup");
   PyConfig_Clear(&config);
   if (!status.ok()) return status;
+
+  // Where the stdlib is: always readable, and "the stdlib" when judging imports.
+  PyObject* os = PyImport_ImportModule("os");
+  PyObject* file = os != nullptr ? PyObject_GetAttrString(os, "__file__") : nullptr;
+  const char* path = file != nullptr ? PyUnicode_AsUTF8(file) : nullptr;
+  if (path == nullptr) {
+    PyErr_Clear();
+    Py_XDECREF(file);
+    Py_XDECREF(os);
+    return absl::InternalError("cannot find the stdlib directory (os.__file__)");
+  }
+  char resolved[PATH_MAX];
+  std::string dir = realpath(path, resolved) != nullptr ? resolved : path;
+  SetStdlibDir(dir.substr(0, dir.rfind('/')));
+  Py_DECREF(file);
+  Py_DECREF(os);
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
   version.resize(version.find(' ') == std::string::npos ? version.size()

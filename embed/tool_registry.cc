@@ -28,15 +28,25 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
     return absl::UnimplementedError("process isolation is not implemented yet");
   }
   InterpreterPool::Busy busy(pool_);
-  absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
-  if (!lease.ok()) return lease.status();
   auto tool = std::make_shared<Tool>();
   tool->options = options;
+  tool->policy = options.policy.value_or(default_policy_);
+  if (absl::Status limits = CheckLimitsSupported(tool->policy.limits); !limits.ok()) return limits;
+  absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
+  if (!lease.ok()) return lease.status();
   std::optional<ExecError> error;
+  std::unique_ptr<ExecutionContext> context;
   {
     ThreadStateScope scope((*lease)->state());
     error = CompileTool(lease->get(), name, source, tool->compiled);
-    if (!error) error = LoadToolModule(lease->get(), tool->compiled, tool->module);
+    if (!error) {
+      // The module body is the tool's code: it runs under the tool's policy.
+      absl::StatusOr<std::unique_ptr<ExecutionContext>> entered =
+          ExecutionContext::Enter(lease->get(), tool->policy, setup_);
+      if (!entered.ok()) return entered.status();
+      context = *std::move(entered);
+      error = LoadToolModule(lease->get(), tool->compiled, context->Globals(), tool->module);
+    }
   }
   if (error) {
     std::string where = error->line > 0 ? absl::StrCat(" at line ", error->line) : "";
@@ -46,6 +56,7 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
   }
   if (options.isolation == Isolation::kResident) {
     tool->resident = *std::move(lease);
+    tool->context = std::move(context);
   } else {
     tool->module = ToolModule{};  // it lived in the throwaway interpreter
   }
@@ -74,6 +85,7 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
   InterpreterPool::Busy busy(pool_);
   ToolCallResult result;
   result.stats.isolation = tool.options.isolation;
+  result.stats.policy = tool.policy.name;
   Stopwatch watch;
   if (tool.options.isolation == Isolation::kResident) {
     absl::MutexLock serialize(&tool.call_mu);
@@ -86,13 +98,19 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
     if (!lease.ok()) return lease.status();
     result.stats.wait_us = watch.WallUs();
     ThreadStateScope scope((*lease)->state());
+    absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
+        ExecutionContext::Enter(lease->get(), tool.policy, setup_);
+    if (!context.ok()) return context.status();
     ToolModule module;
-    if (std::optional<ExecError> error = LoadToolModule(lease->get(), tool.compiled, module)) {
+    if (std::optional<ExecError> error =
+            LoadToolModule(lease->get(), tool.compiled, (*context)->Globals(), module)) {
       result.envelope = ErrorEnvelope(*error);
     } else {
       CallToolRun(lease->get(), tool.compiled, module, args, /*isolate_globals=*/false,
                   max_output_bytes_, result);
     }
+    result.output.files = (*context)->OutputFiles();
+    if (!result.output.files.empty()) result.output.dir = (*context)->output_dir();
     result.stats.interpreter_id = (*lease)->id();
   }
   result.stats.cpu_us = watch.CpuUs();

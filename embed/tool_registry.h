@@ -27,6 +27,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "embed/execution_context.h"
 #include "embed/executor.h"
 #include "embed/pool.h"
 #include "embed/request.h"
@@ -36,11 +37,16 @@ namespace pyhost {
 
 class ToolRegistry {
  public:
-  ToolRegistry(InterpreterPool& pool, size_t max_output_bytes)
-      : pool_(pool), max_output_bytes_(max_output_bytes) {}
+  // Tools registered without a policy get `default_policy`.
+  ToolRegistry(InterpreterPool& pool, size_t max_output_bytes, Policy default_policy,
+               ExecutionSetup setup)
+      : pool_(pool),
+        max_output_bytes_(max_output_bytes),
+        default_policy_(std::move(default_policy)),
+        setup_(std::move(setup)) {}
 
   // InvalidArgument for a bad name, a source that does not compile or load, or no
-  // run(); Unimplemented for process isolation.
+  // run(); Unimplemented for process isolation or policy limits.
   absl::Status Register(absl::string_view name, absl::string_view source, ToolOptions options)
       ABSL_LOCKS_EXCLUDED(mu_);
   // NotFound for an unknown tool. Failures of the tool itself are in the envelope.
@@ -53,7 +59,11 @@ class ToolRegistry {
   struct Tool {
     CompiledTool compiled;
     ToolOptions options;
+    Policy policy;
     InterpreterLease resident;  // kResident only
+    // kResident only: the tool's policy stays in force, with its directories, for
+    // as long as the tool is registered. Declared after `resident`: ends first.
+    std::unique_ptr<ExecutionContext> context;
     ToolModule module;          // lives in `resident`
     absl::Mutex call_mu;        // serializes calls of a resident tool
   };
@@ -61,6 +71,8 @@ class ToolRegistry {
 
   InterpreterPool& pool_;
   const size_t max_output_bytes_;
+  const Policy default_policy_;
+  const ExecutionSetup setup_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Tool>> tools_ ABSL_GUARDED_BY(mu_);
 };

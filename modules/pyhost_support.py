@@ -4,9 +4,13 @@
 # when the interpreter is created (off the request path). The C++ side keeps the
 # objects it needs; user code gets no name for this module.
 #
-# Everything here must import nothing at load time (it runs before prewarming), and
-# only cheap stdlib modules on the error path.
+# It runs before the interpreter is hardened and prewarmed, with no policy in force;
+# what it needs later (the error path runs under the code's policy) it imports now.
 
+import builtins
+import difflib
+import io
+import os
 import sys
 
 class Capture:
@@ -69,7 +73,6 @@ class Capture:
         return False
 
     def fileno(self):
-        import io
         raise io.UnsupportedOperation("captured stream has no file descriptor")
 
     @property
@@ -84,6 +87,37 @@ def install_capture(stdout_limit, stderr_limit):
     sys.stderr = sys.__stderr__ = err
     sys.stdin = sys.__stdin__ = None
     return out, err
+
+
+# ---------------------------------------------------------------------------
+# Policy plumbing (guards/hardening.cc, embed/host.cc).
+
+class ImportGate:
+    """First on sys.meta_path: refuses what the policy refuses, saying why.
+
+    `check` is pyhost's C function; it raises ImportError or returns None. Removing
+    this finder gains nothing: the audit hook and builtins.__import__ check too."""
+
+    def __init__(self, check):
+        self._check = check
+
+    def find_spec(self, name, path=None, target=None):
+        self._check(name)
+        return None
+
+
+def install_import_gate(check):
+    sys.meta_path.insert(0, ImportGate(check))
+
+
+def set_environ(values):
+    """Makes os.environ exactly `values` (the process's environment is untouched:
+    os.putenv and os.unsetenv are no-ops in a sandbox)."""
+    os.environ.clear()
+    os.environ.update(values)
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile.tempdir = None  # recomputed from TMPDIR
 
 
 # ---------------------------------------------------------------------------
@@ -127,8 +161,6 @@ def _hint(exc, args, namespace):
             return "'%s' is a module: add `import %s` before using it" % (name, name)
         if name == "args":
             return "`args` exists only in snippets; in a tool it is run()'s parameter"
-        import builtins
-        import difflib
         defined = list(namespace or ()) + dir(builtins)
         close = difflib.get_close_matches(name, defined, n=1)
         if close:

@@ -574,11 +574,12 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{"ExecZeroMaxOutput", {"exec", "--max-output-bytes", "0", "-c", "1"}, "positive integer"},
         UsageCase{"ExecNonNumericTimeout", {"exec", "--timeout-ms", "soon", "-c", "1"}, "positive integer"},
         // Flags accepted on the command line but not enforced yet: refused, never ignored.
-        UsageCase{"PolicyNotImplemented", {"exec", "--policy", "strict", "-c", "1"}, "not implemented yet"},
+        UsageCase{"UnknownPolicy", {"exec", "--policy", "lenient", "-c", "1"}, "unknown policy 'lenient'"},
+        UsageCase{"MissingPolicyFile", {"exec", "--policy", "/nonexistent/p.json", "-c", "1"},
+                  "cannot read policy file"},
         UsageCase{"TimeoutNotImplemented", {"exec", "--timeout-ms", "100", "-c", "1"}, "not implemented yet"},
         UsageCase{"CpuNotImplemented", {"exec", "--cpu-ms", "100", "-c", "1"}, "not implemented yet"},
         UsageCase{"MemoryNotImplemented", {"exec", "--memory-mb", "64", "-c", "1"}, "not implemented yet"},
-        UsageCase{"AllowNetNotImplemented", {"exec", "--allow-net", "x", "-c", "1"}, "not implemented yet"},
         UsageCase{"ProcessIsolationNotImplemented", {"exec", "--isolation", "process", "-c", "1"},
                   "not implemented yet"},
         UsageCase{"CallMissingFile", {"call", "/nonexistent/pyhost_cli_test/tool.py"}, "cannot read"},
@@ -909,22 +910,75 @@ TEST_F(ServeTest, RequestWithoutIdIsAnsweredWithNullId) {
 TEST_F(ServeTest, NotImplementedFieldsAreRefused) {
   std::vector<json> requests = {
       {{"id", 1}, {"op", "exec"}, {"code", "print('ran')"}, {"timeout_ms", 100}},
-      {{"id", 2}, {"op", "exec"}, {"code", "print('ran')"}, {"policy", "strict"}},
       {{"id", 3}, {"op", "exec"}, {"code", "print('ran')"}, {"isolation", "process"}},
-      {{"id", 4}, {"op", "exec"}, {"code", "print('ran')"}, {"network_allowlist", {"x"}}},
       {{"id", 5}, {"op", "exec"}, {"code", "print('ran')"}, {"memory_mb", 64}},
       {{"id", 6}, {"op", "exec"}, {"code", "print('ran')"}, {"cpu_ms", 10}},
+      {{"id", 7}, {"op", "exec"}, {"code", "print('ran')"},
+       {"policy", {{"extends", "strict"}, {"limits", {{"timeout_ms", 5}}}}}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
-  ASSERT_EQ(answers.size(), 6u) << run.Describe();
+  ASSERT_EQ(answers.size(), 5u) << run.Describe();
   for (auto& [id, answer] : answers) {
     EXPECT_EQ(answer["ok"], false) << answer.dump();
     EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
     EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
     EXPECT_FALSE(answer.contains("stdout")) << answer.dump();
   }
+}
+
+// Policies: strict by default, chosen by name, file or inline object.
+TEST_F(ExecTest, StrictIsTheDefaultAndDeniesReadingHostFiles) {
+  Outcome run = RunPyhost({"exec", "-c", "result = open('/etc/hostname').read()"});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["error"]["type"], "PermissionError");
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("policy 'strict'"));
+  EXPECT_EQ(answer["stats"]["policy"], "strict");
+}
+
+TEST_F(ExecTest, YoloPolicyByNameAllowsIt) {
+  Outcome run = RunPyhost({"exec", "--policy", "yolo", "-c", "result = len(open('/etc/hostname').read()) > 0"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], true);
+}
+
+TEST_F(ExecTest, OutputDirFilesAreListed) {
+  Outcome run = RunPyhost({"exec", "-c",
+                           "import os\nopen(os.path.join(OUTPUT_DIR, 'hello.txt'), 'w').write('hi')\n"
+                           "result = {'files': os.listdir(OUTPUT_DIR)}"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["result"]["files"], json({"hello.txt"}));
+  EXPECT_EQ(answer["output_files"], json({"hello.txt"}));
+  std::string dir = answer["output_dir"].get<std::string>();
+  std::ifstream written(dir + "/hello.txt");
+  std::string text((std::istreambuf_iterator<char>(written)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "hi");
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
+TEST_F(UsageTest, PolicyFileWithUnknownFieldNamesIt) {
+  std::string file = dir_.Write("p.json", R"({"extends": "strict", "netwrok": ["*"]})");
+  Outcome run = RunPyhost({"exec", "--policy", file, "-c", "1"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("unknown policy field 'netwrok'"));
+}
+
+TEST_F(ServeTest, PolicyAsAnObject) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"code", "import csv\nresult = 1"},
+       {"policy", {{"name", "tiny"}, {"imports", {{"allow", {"json"}}}}}}},
+      {{"id", 2}, {"op", "exec"}, {"code", "import json\nresult = 2"},
+       {"policy", {{"name", "tiny"}, {"imports", {{"allow", {"json"}}}}}}},
+  };
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 2u) << run.Describe();
+  EXPECT_EQ(answers["1"]["error"]["type"], "ImportError") << answers["1"].dump();
+  EXPECT_THAT(answers["1"]["error"]["message"].get<std::string>(), HasSubstr("policy 'tiny'"));
+  EXPECT_EQ(answers["2"]["result"], 2) << answers["2"].dump();
 }
 
 TEST_F(ServeTest, ExecFieldsAreChecked) {
@@ -1126,15 +1180,30 @@ TEST_F(ServeTest, FdLevelWriteCannotForgeAnswers) {
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
-  EXPECT_EQ(CountLines(run.out), 1u) << run.Describe();
-  EXPECT_THAT(run.out, ::testing::Not(HasSubstr("forged"))) << run.Describe();
+  ASSERT_EQ(CountLines(run.out), 1u) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_FALSE(answer.contains("forged")) << run.Describe();  // the genuine answer only
+  EXPECT_EQ(answer["error"]["type"], "PermissionError") << run.Describe();
 }
 
 // The same for `pyhost exec`: stdout holds one JSON object whatever the code writes.
+// os.write on a descriptor the code did not open is refused outright...
 TEST_F(ExecTest, FdLevelWriteDoesNotCorruptStdout) {
   Outcome run = RunPyhost({"exec", "-c", "import os\nos.write(1, b'not json\\n')\nresult = 1"});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["error"]["type"], "PermissionError") << answer.dump();
+  EXPECT_EQ(CountLines(run.out), 1u) << run.Describe();
+}
+
+// ...and where nothing refuses it (yolo lets ctypes call libc's write), the command's
+// private protocol descriptor still keeps stdout one JSON object.
+TEST_F(ExecTest, NativeWriteToFdOneLandsOnStderr) {
+  Outcome run = RunPyhost({"exec", "--policy", "yolo", "-c",
+                           "import ctypes\nctypes.CDLL(None).write(1, b'not json\\n', 9)\nresult = 1"});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   EXPECT_EQ(OnlyJson(run)["result"], 1);
+  EXPECT_THAT(run.err, HasSubstr("not json"));
 }
 
 // A register waits for the requests read before it (serve.h): calls sent before a

@@ -37,7 +37,7 @@ class ExecutorTest : public ::testing::Test {
     EXPECT_TRUE(lease.ok());
     ExecResult result;
     ThreadStateScope scope((*lease)->state());
-    RunSnippet(lease->get(), request, max_output, result);
+    RunSnippet(lease->get(), request, max_output, json::object(), result);
     EXPECT_FALSE(PyErr_Occurred()) << "a Python error escaped";
     return result;
   }
@@ -188,7 +188,7 @@ TEST_F(ExecutorTest, ToolCompileLoadAndCall) {
   ASSERT_FALSE(CompileTool(lease->get(), "echo", "def run(args):\n    return args\n", tool));
   EXPECT_EQ(tool.filename, "<tool:echo>");
   ToolModule module;
-  ASSERT_FALSE(LoadToolModule(lease->get(), tool, module));
+  ASSERT_FALSE(LoadToolModule(lease->get(), tool, json::object(), module));
   ToolCallResult result;
   CallToolRun(lease->get(), tool, module, {{"a", 1}}, /*isolate_globals=*/true, 1024, result);
   EXPECT_EQ(result.envelope, json({{"ok", true}, {"data", {{"a", 1}}}}));

@@ -31,7 +31,10 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
     delete pool_;
     pool_ = nullptr;
   }
-  void SetUp() override { tools_ = std::make_unique<ToolRegistry>(*pool_, 1 << 16); }
+  void SetUp() override {
+    tools_ = std::make_unique<ToolRegistry>(*pool_, 1 << 16, *NamedPolicy("strict"),
+                                            ExecutionSetup{{}, DefaultWorkRoot()});
+  }
   void TearDown() override { tools_.reset(); }
 
   absl::Status Register(const std::string& name, const std::string& source) {
@@ -103,9 +106,12 @@ TEST_P(ToolRegistryTest, MissingRunOrFailingModuleBodyIsReportedAtRegistration) 
   EXPECT_THAT(std::string(no_run.message()), HasSubstr("defines no run(args)"));
   absl::Status not_callable = Register("notcallable", "run = 3\n");
   EXPECT_THAT(std::string(not_callable.message()), HasSubstr("defines no run(args)"));
-  absl::Status raises = Register("raises", "import nosuchmodule\ndef run(args): pass\n");
+  absl::Status raises = Register("raises", "1 / 0\ndef run(args): pass\n");
   ASSERT_TRUE(absl::IsInvalidArgument(raises));
-  EXPECT_THAT(std::string(raises.message()), HasSubstr("ModuleNotFoundError at line 1"));
+  EXPECT_THAT(std::string(raises.message()), HasSubstr("ZeroDivisionError at line 1"));
+  absl::Status denied = Register("denied", "import socket\ndef run(args): pass\n");
+  ASSERT_TRUE(absl::IsInvalidArgument(denied));  // the module body runs under the policy
+  EXPECT_THAT(std::string(denied.message()), HasSubstr("not allowed by policy 'strict'"));
 }
 
 TEST_P(ToolRegistryTest, UnknownToolIsNotFoundNamingRegisteredOnes) {
@@ -176,7 +182,7 @@ TEST(ResidentToolTest, ModuleStatePersistsGlobalsOfACallDoNot) {
   options.size = 1;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  ToolRegistry tools(**pool, 1024);
+  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, DefaultWorkRoot()});
   ToolOptions resident;
   resident.isolation = Isolation::kResident;
   ASSERT_TRUE(tools.Register("state", R"(
@@ -202,7 +208,7 @@ TEST(FreshToolTest, EveryCallStartsFromScratch) {
   options.size = 2;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  ToolRegistry tools(**pool, 1024);
+  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, DefaultWorkRoot()});
   ASSERT_TRUE(tools.Register("state", R"(
 import sys
 cache = []

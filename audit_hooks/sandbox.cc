@@ -1,0 +1,188 @@
+#include "audit_hooks/sandbox.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "embed/thread_state.h"
+
+namespace pyhost {
+namespace {
+
+absl::Mutex registry_mu(absl::kConstInit);
+absl::flat_hash_map<PyInterpreterState*, Sandbox*>& Registry()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu) {
+  static auto* registry = new absl::flat_hash_map<PyInterpreterState*, Sandbox*>();
+  return *registry;
+}
+
+std::string& StdlibDirStorage() {
+  static auto* dir = new std::string();
+  return *dir;
+}
+
+// An absolute, resolved form of `path` for comparison with roots. A path that does
+// not exist yet (a file about to be created) is its resolved parent + its name.
+std::string Resolve(absl::string_view path) {
+  std::string absolute(path);
+  if (absolute.empty() || absolute[0] != '/') {
+    char cwd[PATH_MAX];
+    absolute = absl::StrCat(getcwd(cwd, sizeof(cwd)) ? cwd : "/", "/", path);
+  }
+  char resolved[PATH_MAX];
+  if (realpath(absolute.c_str(), resolved) != nullptr) return resolved;
+  size_t slash = absolute.find_last_of('/');
+  std::string parent = slash == 0 ? "/" : absolute.substr(0, slash);
+  std::string name = absolute.substr(slash + 1);
+  if (name == ".." || name == ".") return "/nonexistent/..";  // never under a root
+  if (realpath(parent.c_str(), resolved) == nullptr) return absolute;
+  return absl::StrCat(resolved, absl::string_view(resolved) == "/" ? "" : "/", name);
+}
+
+bool UnderAny(const std::vector<std::string>& roots, const std::string& path) {
+  for (const std::string& root : roots) {
+    if (path == root) return true;
+    if (absl::StartsWith(path, root) &&
+        (root.back() == '/' || path[root.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> ResolveAll(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const std::string& path : paths) {
+    if (!path.empty()) out.push_back(Resolve(path));
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::string& StdlibDir() { return StdlibDirStorage(); }
+void SetStdlibDir(std::string dir) { StdlibDirStorage() = std::move(dir); }
+
+bool NeverImportable(absl::string_view module) {
+  for (absl::string_view never :
+       {"_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
+        "_testmultiphase", "_testimportmultiple", "_testbuffer", "_testclinic",
+        "_ctypes_test", "_xxtestfuzz", "faulthandler"}) {
+    if (module == never || absl::StartsWith(module, absl::StrCat(never, "."))) return true;
+  }
+  return false;
+}
+
+Sandbox::Sandbox(PyInterpreterState* interp) : interp_(interp) {
+  absl::MutexLock lock(&registry_mu);
+  Registry()[interp_] = this;
+}
+
+Sandbox::~Sandbox() {
+  absl::MutexLock lock(&registry_mu);
+  Registry().erase(interp_);
+}
+
+Sandbox* Sandbox::Current() {
+  PyThreadState* tstate = CurrentThreadStateOrNull();
+  if (tstate == nullptr) return nullptr;
+  absl::MutexLock lock(&registry_mu);
+  auto it = Registry().find(tstate->interp);
+  return it == Registry().end() ? nullptr : it->second;
+}
+
+void Sandbox::Activate(Activation activation) {
+  activation_ = std::move(activation);
+  std::vector<std::string> writable = activation_.policy.write_paths;
+  for (const std::string* dir : {&activation_.work_dir, &activation_.output_dir}) {
+    if (!dir->empty()) writable.push_back(*dir);
+  }
+  write_roots_ = ResolveAll(writable);
+  std::vector<std::string> readable = activation_.policy.read_paths;
+  readable.push_back(StdlibDir());
+  read_roots_ = ResolveAll(readable);
+  read_roots_.insert(read_roots_.end(), write_roots_.begin(), write_roots_.end());
+  resolved_.clear();
+  active_ = true;
+}
+
+void Sandbox::Deactivate() {
+  active_ = false;
+  resolved_.clear();
+}
+
+bool Sandbox::CanRead(absl::string_view path) const {
+  if (!activation_.policy.enforce) return true;
+  return UnderAny(read_roots_, Resolve(path));
+}
+
+bool Sandbox::CanWrite(absl::string_view path) const {
+  if (!activation_.policy.enforce) return true;
+  return UnderAny(write_roots_, Resolve(path));
+}
+
+bool Sandbox::HostAllowed(absl::string_view host) const {
+  if (!activation_.policy.enforce) return true;
+  return pyhost::HostAllowed(activation_.policy.network, host) ||
+         pyhost::HostAllowed(activation_.extra_network, host);
+}
+
+bool Sandbox::AddressAllowed(absl::string_view ip) const {
+  if (HostAllowed(ip)) return true;  // listed literally, or "*"
+  return resolved_.contains(ip);
+}
+
+void Sandbox::RecordFd(int fd) {
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0) owned_fds_[fd] = {st.st_dev, st.st_ino};
+}
+
+bool Sandbox::OwnsFd(int fd) const {
+  auto it = owned_fds_.find(fd);
+  if (it == owned_fds_.end()) return false;
+  struct stat st;
+  return fstat(fd, &st) == 0 && it->second == std::make_pair(st.st_dev, st.st_ino);
+}
+
+bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
+                            std::string* why) const {
+  if (NeverImportable(module)) {
+    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost (it can run code "
+                        "outside this interpreter or crash the host)");
+    return false;
+  }
+  const Policy& policy = activation_.policy;
+  if (!policy.enforce) return true;
+  auto denied = [&](absl::string_view module_or_parent) {
+    for (const std::string& pattern : policy.import_deny) {
+      if (pattern == "*" || module_or_parent == pattern ||
+          absl::StartsWith(module_or_parent, absl::StrCat(pattern, "."))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  // Dangerous modules stay out even when an allowed module asks for them.
+  if (!user_initiated) {
+    if (denied(module) && (absl::StartsWith(module, "_ctypes") || absl::StartsWith(module, "ctypes") ||
+                           module == "_posixsubprocess" || module == "_multiprocessing" ||
+                           module == "_posixshmem")) {
+      *why = absl::StrCat("import of '", module, "' is denied by policy '", policy.name,
+                          "' (even from the standard library)");
+      return false;
+    }
+    return true;
+  }
+  if (policy.ImportAllowed(module)) return true;
+  *why = absl::StrCat("import of '", module, "' is not allowed by policy '", policy.name, "' (",
+                      denied(module) ? "on its deny list" : "not on its allow list", ")");
+  return false;
+}
+
+}  // namespace pyhost

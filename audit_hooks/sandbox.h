@@ -1,0 +1,113 @@
+// The enforcement state of one sandbox interpreter: the policy in force, the
+// execution's directories, what it opened, what it resolved. The audit hook
+// (audit_hook.h) and the guarded functions (guards/hardening.h) look it up by the
+// interpreter that is running and ask it.
+//
+//   Sandbox* sandbox = Sandbox::Current();      // nullptr outside sandboxes
+//   if (sandbox && !sandbox->CanWrite(path)) ... // PermissionError
+//
+// Between executions (creation, prewarm) a sandbox is in host mode and decides
+// nothing; Activate() puts a policy in force until Deactivate().
+//
+// Thread-safety: a Sandbox is used with the GIL held in its interpreter (one thread
+// at a time on 3.11). The registry is thread-safe.
+#ifndef PYHOST_AUDIT_HOOKS_SANDBOX_H_
+#define PYHOST_AUDIT_HOOKS_SANDBOX_H_
+
+#include <Python.h>
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
+#include "guards/policy.h"
+
+namespace pyhost {
+
+class Sandbox {
+ public:
+  explicit Sandbox(PyInterpreterState* interp);
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // The sandbox of the interpreter whose thread state is current (GIL held), or null.
+  static Sandbox* Current();
+
+  struct Activation {
+    Policy policy;
+    std::string work_dir;    // empty: none
+    std::string output_dir;  // empty: none
+    std::vector<std::string> extra_network;  // request and environment allowlists
+  };
+  void Activate(Activation activation);
+  void Deactivate();
+  // True when no policy is in force (creation, prewarm, between executions). Never
+  // true while user code can run: pyhost does not lift rules around its own calls
+  // (a __repr__ or __str__ it triggers is user code).
+  bool host_mode() const { return !active_; }
+  const Policy& policy() const { return activation_.policy; }
+  const Activation& activation() const { return activation_; }
+
+  // Files. Paths are made absolute against the process's cwd and resolved
+  // (symlinks, ..) before they are compared with the roots.
+  bool CanRead(absl::string_view path) const;
+  bool CanWrite(absl::string_view path) const;
+
+  // Network: a host name allowed by a pattern, or an IP that is listed or that an
+  // allowed name resolved to during this activation.
+  bool HostAllowed(absl::string_view host) const;
+  bool AddressAllowed(absl::string_view ip) const;
+  void RecordResolved(absl::string_view ip) { resolved_.insert(std::string(ip)); }
+
+  // File descriptors the code created (os.open, os.pipe, ...), remembered with their
+  // identity so a number reused by the host after a close is not mistaken for one.
+  void RecordFd(int fd);
+  void ForgetFd(int fd) { owned_fds_.erase(fd); }
+  bool OwnsFd(int fd) const;
+
+  // Whether an import of `module` is allowed now. `user_initiated`: the importing
+  // frame is the code's own (not an allowed stdlib module importing what it needs).
+  // On denial returns false and fills `why`.
+  bool ImportAllowed(absl::string_view module, bool user_initiated, std::string* why) const;
+
+  // Builtin modules hardened at creation must never be created or executed again
+  // (that would hand out their original functions).
+  // By name (what _imp.create_builtin creates) and by module definition (what
+  // _imp.exec_builtin runs, whatever __name__ the module object claims).
+  void Seal(absl::string_view module, const PyModuleDef* def) {
+    sealed_.insert(std::string(module));
+    if (def != nullptr) sealed_defs_.insert(def);
+  }
+  bool IsSealed(absl::string_view module) const { return sealed_.contains(module); }
+  bool IsSealedDef(const PyModuleDef* def) const { return sealed_defs_.contains(def); }
+
+ private:
+  PyInterpreterState* const interp_;
+  bool active_ = false;
+  Activation activation_;
+  std::vector<std::string> read_roots_;   // resolved at activation
+  std::vector<std::string> write_roots_;
+  absl::flat_hash_set<std::string> resolved_;
+  absl::flat_hash_map<int, std::pair<dev_t, ino_t>> owned_fds_;
+  absl::flat_hash_set<std::string> sealed_;
+  absl::flat_hash_set<const PyModuleDef*> sealed_defs_;
+};
+
+// Modules no policy lets code import or create: they run code in other
+// interpreters or crash the process on purpose.
+bool NeverImportable(absl::string_view module);
+
+// The directory of the stdlib this process runs (always readable; code under it is
+// "the stdlib" when deciding who imports what).
+const std::string& StdlibDir();
+void SetStdlibDir(std::string dir);
+
+}  // namespace pyhost
+
+#endif  // PYHOST_AUDIT_HOOKS_SANDBOX_H_

@@ -1,0 +1,65 @@
+// One execution's surroundings, as RAII: its own working directory and OUTPUT_DIR,
+// its environment (os.environ holds only what the policy passes), and its policy
+// activated in the interpreter's Sandbox.
+//
+//   ThreadStateScope scope(interp.state());
+//   absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
+//       ExecutionContext::Enter(interp, policy, setup);
+//   ... run user code with (*context)->Globals() ...
+//   result.output_files = (*context)->OutputFiles();
+//   context->reset();  // policy off, working directory removed
+//
+// OUTPUT_DIR is kept when the code wrote files there (the caller owns them then);
+// the working directory is always removed.
+// Thread-safety: Enter needs the GIL held in `interp`; the destructor needs no GIL
+// (it touches no Python) but must run before the interpreter goes back to the pool.
+#ifndef PYHOST_EMBED_EXECUTION_CONTEXT_H_
+#define PYHOST_EMBED_EXECUTION_CONTEXT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "embed/interpreter.h"
+#include "guards/policy.h"
+
+namespace pyhost {
+
+struct ExecutionSetup {
+  std::vector<std::string> extra_network;  // request + PYHOST_NETWORK_ALLOWLIST
+  std::string work_root;                   // parent of per-execution directories
+};
+
+class ExecutionContext {
+ public:
+  static absl::StatusOr<std::unique_ptr<ExecutionContext>> Enter(Interpreter& interp,
+                                                                 const Policy& policy,
+                                                                 const ExecutionSetup& setup);
+  ~ExecutionContext();
+  ExecutionContext(const ExecutionContext&) = delete;
+  ExecutionContext& operator=(const ExecutionContext&) = delete;
+
+  // {"WORK_DIR": ..., "OUTPUT_DIR": ...} (empty when the policy has no work_dir).
+  nlohmann::json Globals() const;
+  const std::string& output_dir() const { return output_dir_; }
+  // Files the code left in OUTPUT_DIR, relative to it, sorted.
+  std::vector<std::string> OutputFiles() const;
+
+ private:
+  explicit ExecutionContext(Sandbox& sandbox) : sandbox_(sandbox) {}
+
+  Sandbox& sandbox_;
+  std::string base_dir_;  // holds work/ and output/
+  std::string work_dir_;
+  std::string output_dir_;
+};
+
+// $TMPDIR (or /tmp) + "/pyhost-<pid>": where execution directories go by default.
+std::string DefaultWorkRoot();
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_EXECUTION_CONTEXT_H_

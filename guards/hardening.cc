@@ -1,0 +1,409 @@
+#include "guards/hardening.h"
+
+#include <fcntl.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include <pybind11/pytypes.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "audit_hooks/audit_hook.h"
+#include "bindings/python_error.h"
+
+namespace pyhost {
+namespace {
+
+namespace py = pybind11;
+
+enum class Kind {
+  kExit,            // os._exit(n): ends the execution like sys.exit(n)
+  kHostOnly,        // changes the whole process: refused
+  kEnvironNoop,     // os.putenv/unsetenv: os.environ is the execution's own copy
+  kFdUse,           // acts on an existing descriptor (first argument)
+  kFdDup2,          // dup2(fd, fd2): fd owned, fd2 owned or not open
+  kFdCreate,        // returns new descriptors: remembered as the code's
+  kThreadStart,     // by Policy::threads
+  kRecursionLimit,  // capped
+  kCreateBuiltin,   // _imp.create_builtin(spec)
+  kExecBuiltin,     // _imp.exec_builtin(module)
+  kImport,          // builtins.__import__
+  kImportCheck,     // the meta-path finder's check(name)
+  kGetAddrInfo,     // remembers the addresses an allowed name resolved to
+};
+
+struct Guard {
+  Kind kind;
+  std::string name;  // "os.close"
+  py::object original;
+};
+
+constexpr char kCapsuleName[] = "pyhost.guard";
+
+PyObject* SetPermissionError(const Guard& guard, absl::string_view why) {
+  std::string message = absl::StrCat(guard.name, " is not available in pyhost: ", why);
+  PyErr_SetString(PyExc_PermissionError, message.c_str());
+  return nullptr;
+}
+
+std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
+  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
+  PyObject* value = PyTuple_GET_ITEM(args, i);
+  if (!PyLong_Check(value)) return std::nullopt;
+  int overflow = 0;
+  long v = PyLong_AsLongAndOverflow(value, &overflow);
+  if (overflow != 0 || v < INT_MIN || v > INT_MAX) return std::nullopt;
+  return static_cast<int>(v);
+}
+
+void RecordFds(Sandbox& sandbox, PyObject* result) {
+  if (PyLong_Check(result)) {
+    sandbox.RecordFd(static_cast<int>(PyLong_AsLong(result)));
+  } else if (PyTuple_Check(result)) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(result); ++i) {
+      PyObject* item = PyTuple_GET_ITEM(result, i);
+      if (PyLong_Check(item)) sandbox.RecordFd(static_cast<int>(PyLong_AsLong(item)));
+    }
+  }
+  PyErr_Clear();
+}
+
+std::string ModuleName(PyObject* spec_or_name) {
+  auto name = py::reinterpret_steal<py::object>(
+      PyUnicode_Check(spec_or_name) ? Py_NewRef(spec_or_name)
+                                    : PyObject_GetAttrString(spec_or_name, "name"));
+  const char* text = name ? PyUnicode_AsUTF8(name.ptr()) : nullptr;
+  if (text == nullptr) {
+    PyErr_Clear();
+    return "";
+  }
+  return text;
+}
+
+// The absolute module name of an __import__(name, globals, locals, fromlist, level).
+std::string AbsoluteImportName(PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"name", "globals", "locals", "fromlist", "level", nullptr};
+  PyObject *name = nullptr, *globals = nullptr, *locals = nullptr, *fromlist = nullptr;
+  int level = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOi:__import__",
+                                   const_cast<char**>(keywords), &name, &globals, &locals,
+                                   &fromlist, &level)) {
+    PyErr_Clear();
+    return "";
+  }
+  std::string module = PyUnicode_AsUTF8(name);
+  if (level <= 0) return module;
+  std::string package;
+  if (globals != nullptr && PyDict_Check(globals)) {
+    PyObject* value = PyDict_GetItemString(globals, "__package__");
+    if (value == nullptr || !PyUnicode_Check(value)) value = PyDict_GetItemString(globals, "__name__");
+    if (value != nullptr && PyUnicode_Check(value)) package = PyUnicode_AsUTF8(value);
+  }
+  for (int i = 1; i < level && !package.empty(); ++i) {
+    size_t dot = package.rfind('.');
+    package = dot == std::string::npos ? "" : package.substr(0, dot);
+  }
+  if (package.empty()) return module;
+  return module.empty() ? package : absl::StrCat(package, ".", module);
+}
+
+// Raises ImportError when the sandbox's policy refuses `module`.
+bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_importlib) {
+  std::string why;
+  if (module.empty() ||
+      sandbox.ImportAllowed(module, ImportIsUserInitiated(through_importlib), &why)) {
+    return true;
+  }
+  auto name = py::reinterpret_steal<py::object>(PyUnicode_FromString(module.c_str()));
+  auto message = py::reinterpret_steal<py::object>(PyUnicode_FromString(why.c_str()));
+  if (name && message) PyErr_SetImportError(message.ptr(), name.ptr(), nullptr);
+  return false;
+}
+
+PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
+  return PyObject_Call(guard.original.ptr(), args, kwargs);
+}
+
+PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
+  auto* guard = static_cast<Guard*>(PyCapsule_GetPointer(self, kCapsuleName));
+  if (guard == nullptr) return nullptr;
+  Sandbox* sandbox = Sandbox::Current();
+  const bool active = sandbox != nullptr && !sandbox->host_mode();
+  switch (guard->kind) {
+    case Kind::kExit: {
+      PyObject* code = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+                           ? PyTuple_GET_ITEM(args, 0) : Py_None;
+      PyErr_SetObject(PyExc_SystemExit, code);
+      return nullptr;
+    }
+    case Kind::kHostOnly:
+      return SetPermissionError(*guard, "it changes the whole host process");
+    case Kind::kEnvironNoop:
+      Py_RETURN_NONE;
+    case Kind::kFdUse: {
+      std::optional<int> fd = IntArg(args, 0);
+      if (active && !(fd && sandbox->OwnsFd(*fd))) {
+        return SetPermissionError(*guard, "only on file descriptors the code opened itself");
+      }
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result != nullptr && active && guard->name == "os.close") sandbox->ForgetFd(*fd);
+      return result;
+    }
+    case Kind::kFdDup2: {
+      std::optional<int> fd = IntArg(args, 0), fd2 = IntArg(args, 1);
+      bool fd2_free = fd2 && fcntl(*fd2, F_GETFD) == -1;
+      if (active && !(fd && fd2 && sandbox->OwnsFd(*fd) && (fd2_free || sandbox->OwnsFd(*fd2)))) {
+        return SetPermissionError(*guard, "only between file descriptors the code opened itself");
+      }
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result != nullptr && active) sandbox->RecordFd(*fd2);
+      return result;
+    }
+    case Kind::kFdCreate: {
+      if (active && guard->name == "os.dup") {
+        std::optional<int> fd = IntArg(args, 0);
+        if (!(fd && sandbox->OwnsFd(*fd))) {
+          return SetPermissionError(*guard, "only on file descriptors the code opened itself");
+        }
+      }
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result != nullptr && active) RecordFds(*sandbox, result);
+      return result;
+    }
+    case Kind::kThreadStart:
+      if (active && !sandbox->policy().threads) {
+        std::string message = absl::StrCat("starting threads denied by pyhost policy '",
+                                           sandbox->policy().name, "'");
+        PyErr_SetString(PyExc_PermissionError, message.c_str());
+        return nullptr;
+      }
+      return CallOriginal(*guard, args, kwargs);
+    case Kind::kRecursionLimit: {
+      std::optional<int> limit = IntArg(args, 0);
+      if (limit && *limit > kMaxRecursionLimit) {
+        std::string message = absl::StrCat("sys.setrecursionlimit(", *limit, ") is above pyhost's cap of ",
+                                           kMaxRecursionLimit, " (deep C recursion would overflow the host thread's stack)");
+        PyErr_SetString(PyExc_RecursionError, message.c_str());
+        return nullptr;
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kCreateBuiltin: {
+      std::string module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+                               ? ModuleName(PyTuple_GET_ITEM(args, 0)) : "";
+      if (sandbox != nullptr && sandbox->IsSealed(module)) {
+        return SetPermissionError(*guard, absl::StrCat("module '", module, "' cannot be created again"));
+      }
+      if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kExecBuiltin: {
+      PyObject* module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+                             ? PyTuple_GET_ITEM(args, 0) : nullptr;
+      PyModuleDef* def = module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
+      PyErr_Clear();
+      if (sandbox != nullptr && def != nullptr && sandbox->IsSealedDef(def)) {
+        return SetPermissionError(*guard, "a hardened module cannot be executed again");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kImport:
+      if (active && !CheckImport(*sandbox, AbsoluteImportName(args, kwargs),
+                                 /*through_importlib=*/false)) {
+        return nullptr;
+      }
+      return CallOriginal(*guard, args, kwargs);
+    case Kind::kImportCheck: {
+      std::string module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+                               ? ModuleName(PyTuple_GET_ITEM(args, 0)) : "";
+      if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
+      Py_RETURN_NONE;
+    }
+    case Kind::kGetAddrInfo: {
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result == nullptr || !active || !PyList_Check(result)) return result;
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(result); ++i) {
+        PyObject* entry = PyList_GET_ITEM(result, i);  // (family, type, proto, name, sockaddr)
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 5) continue;
+        PyObject* sockaddr = PyTuple_GET_ITEM(entry, 4);
+        if (!PyTuple_Check(sockaddr) || PyTuple_GET_SIZE(sockaddr) < 1) continue;
+        const char* ip = PyUnicode_Check(PyTuple_GET_ITEM(sockaddr, 0))
+                             ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(sockaddr, 0)) : nullptr;
+        if (ip != nullptr) sandbox->RecordResolved(ip);
+      }
+      PyErr_Clear();
+      return result;
+    }
+  }
+  return CallOriginal(*guard, args, kwargs);
+}
+
+// PyMethodDefs must outlive every function made from them: one per name, for the
+// life of the process (shared by all interpreters).
+PyMethodDef* MethodDefFor(const std::string& name) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* names = new std::deque<std::string>();
+  static auto* defs = new absl::flat_hash_map<std::string, PyMethodDef*>();
+  absl::MutexLock lock(&mu);
+  PyMethodDef*& def = (*defs)[name];
+  if (def == nullptr) {
+    names->push_back(name.substr(name.rfind('.') + 1));
+    def = new PyMethodDef{names->back().c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCall)),
+                          METH_VARARGS | METH_KEYWORDS,
+                          "Replaced by pyhost: see pyhost's docs/security.md."};
+  }
+  return def;
+}
+
+// A C function running GuardedCall for `kind`; its __self__ is a capsule, the only
+// place the original lives. Null with a Python error on failure.
+py::object MakeGuard(Kind kind, const std::string& name, py::object original) {
+  auto* guard = new Guard{kind, name, std::move(original)};
+  auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(guard, kCapsuleName, [](PyObject* c) {
+    delete static_cast<Guard*>(PyCapsule_GetPointer(c, kCapsuleName));
+  }));
+  if (!capsule) {
+    delete guard;
+    return py::object();
+  }
+  return py::reinterpret_steal<py::object>(
+      PyCFunction_NewEx(MethodDefFor(name), capsule.ptr(), nullptr));
+}
+
+class Hardener {
+ public:
+  explicit Hardener(Sandbox& sandbox) : sandbox_(sandbox) {}
+
+  absl::Status Module(const char* module_name) {
+    module_ = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
+    if (!module_) return StatusFromPythonError(absl::StrCat("hardening: import ", module_name));
+    module_name_ = module_name;
+    sandbox_.Seal(module_name, PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr()) : nullptr);
+    PyErr_Clear();
+    return absl::OkStatus();
+  }
+
+  // Replaces module.attr (if the platform has it) with a guard of `kind`.
+  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr) {
+    auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), attr));
+    if (!original) {
+      PyErr_Clear();
+      return absl::OkStatus();
+    }
+    std::string name = absl::StrCat(public_module ? public_module : module_name_, ".", attr);
+    py::object wrapper = MakeGuard(kind, name, original);
+    if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
+      return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
+    }
+    replaced_.emplace_back(original, wrapper);
+    return absl::OkStatus();
+  }
+
+  absl::Status ReplaceAll(std::initializer_list<const char*> attrs, Kind kind,
+                          const char* public_module = nullptr) {
+    for (const char* attr : attrs) {
+      if (absl::Status s = Replace(attr, kind, public_module); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // Modules loaded before hardening may hold the originals under their own names
+  // (os does `from posix import *`): swap every such reference for its guard.
+  absl::Status SwapCopies() {
+    PyObject* modules = PyImport_GetModuleDict();
+    auto values = py::reinterpret_steal<py::object>(PyDict_Values(modules));
+    if (!values) return StatusFromPythonError("hardening: sys.modules");
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values.ptr()); ++i) {
+      PyObject* module = PyList_GET_ITEM(values.ptr(), i);
+      if (!PyModule_Check(module)) continue;
+      PyObject* dict = PyModule_GetDict(module);
+      auto items = py::reinterpret_steal<py::object>(PyDict_Items(dict));
+      if (!items) return StatusFromPythonError("hardening: module dict");
+      for (Py_ssize_t j = 0; j < PyList_GET_SIZE(items.ptr()); ++j) {
+        PyObject* pair = PyList_GET_ITEM(items.ptr(), j);
+        for (const auto& [original, wrapper] : replaced_) {
+          if (PyTuple_GET_ITEM(pair, 1) == original.ptr()) {
+            PyDict_SetItem(dict, PyTuple_GET_ITEM(pair, 0), wrapper.ptr());
+          }
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  Sandbox& sandbox_;
+  py::object module_;
+  std::string module_name_;
+  std::vector<std::pair<py::object, py::object>> replaced_;
+};
+
+#define PYHOST_RETURN_IF_ERROR(expr)        \
+  do {                                      \
+    if (absl::Status _s = (expr); !_s.ok()) \
+      return _s;                            \
+  } while (0)
+
+}  // namespace
+
+absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
+  Hardener h(sandbox);
+  PYHOST_RETURN_IF_ERROR(h.Module("posix"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("_exit", Kind::kExit, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
+      {"abort", "chdir", "fchdir", "chroot", "umask", "setuid", "setgid", "seteuid", "setegid",
+       "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setsid",
+       "setpgid", "setpgrp", "setpriority", "nice", "sched_setaffinity", "sched_setscheduler",
+       "sched_setparam", "closerange", "login_tty", "tcsetpgrp"},
+      Kind::kHostOnly, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"putenv", "unsetenv"}, Kind::kEnvironNoop, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
+      {"close", "write", "writev", "pwrite", "pwritev", "read", "readv", "pread", "preadv",
+       "lseek", "ftruncate", "fchmod", "fchown", "fsync", "fdatasync", "set_blocking",
+       "set_inheritable", "sendfile", "posix_fallocate", "posix_fadvise", "lockf",
+       "copy_file_range", "splice", "eventfd_read", "eventfd_write"},
+      Kind::kFdUse, "os"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
+                                      Kind::kFdCreate, "os"));
+  PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
+  PYHOST_RETURN_IF_ERROR(h.Module("_thread"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start_new_thread", "start_new"}, Kind::kThreadStart));
+  PYHOST_RETURN_IF_ERROR(h.Replace("interrupt_main", Kind::kHostOnly));
+
+  PYHOST_RETURN_IF_ERROR(h.Module("_signal"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
+      {"signal", "alarm", "setitimer", "pthread_kill", "pthread_sigmask", "raise_signal",
+       "set_wakeup_fd", "siginterrupt", "sigwait", "sigwaitinfo", "sigtimedwait", "pidfd_send_signal"},
+      Kind::kHostOnly, "signal"));
+
+  PYHOST_RETURN_IF_ERROR(h.Module("sys"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("setrecursionlimit", Kind::kRecursionLimit));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"setswitchinterval", "setdlopenflags"}, Kind::kHostOnly));
+
+  PYHOST_RETURN_IF_ERROR(h.Module("_socket"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("getaddrinfo", Kind::kGetAddrInfo, "socket"));
+
+  PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
+
+  PYHOST_RETURN_IF_ERROR(h.Module("_imp"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
+  PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
+  PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
+  py::object check = MakeGuard(Kind::kImportCheck, "pyhost.import_check", py::none());
+  auto installed = py::reinterpret_steal<py::object>(
+      check ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(support, "install_import_gate"),
+                                           check.ptr(), nullptr)
+            : nullptr);
+  if (!installed) return StatusFromPythonError("hardening: import gate");
+  return absl::OkStatus();
+}
+
+}  // namespace pyhost

@@ -1,0 +1,38 @@
+// What the audit hook cannot see: in each sandbox interpreter, pyhost replaces, in
+// that interpreter's own module objects, the functions that harm the host and raise
+// no audit event (DESIGN.md, pitfall 3), and gates the import machinery.
+//
+//   // At interpreter creation, GIL held in it, its Sandbox inactive; `support` is the
+//   // dict of modules/pyhost_support.py in that interpreter:
+//   absl::Status hardened = HardenInterpreter(sandbox, support);
+//
+// Always (every policy, yolo too; the host process is not the code's to change):
+//   os._exit -> SystemExit; os.abort, setuid/setsid/umask/nice/chdir/..., signal
+//   alarm/setitimer/pthread_kill/raise_signal/..., sys.setswitchinterval -> refused;
+//   os.putenv/unsetenv -> change only the execution's os.environ (which starts empty);
+//   raw descriptor calls (os.close, dup2, write, read, lseek, ...) only on descriptors
+//   the code opened; sys.setrecursionlimit capped; _imp.create_builtin/exec_builtin
+//   never re-create a hardened module (that would hand back the originals).
+// By policy: thread starts (Policy::threads); builtins.__import__ checks every import
+//   statement, also of modules already loaded; a finder first on sys.meta_path.
+// The replacements are C functions whose only reachable state is a capsule, so
+// Python code cannot pull the original back out of them.
+#ifndef PYHOST_GUARDS_HARDENING_H_
+#define PYHOST_GUARDS_HARDENING_H_
+
+#include <Python.h>
+
+#include "absl/status/status.h"
+#include "audit_hooks/sandbox.h"
+
+namespace pyhost {
+
+// Highest recursion limit code may set: frames through C calls use the host
+// thread's own stack, which pyhost does not size.
+inline constexpr int kMaxRecursionLimit = 1000;
+
+absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support);
+
+}  // namespace pyhost
+
+#endif  // PYHOST_GUARDS_HARDENING_H_

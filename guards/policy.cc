@@ -1,0 +1,290 @@
+#include "guards/policy.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+
+bool ModuleMatches(absl::string_view pattern, absl::string_view module) {
+  if (pattern == "*" || pattern == module) return true;
+  return absl::StartsWith(module, pattern) && module.size() > pattern.size() &&
+         module[pattern.size()] == '.';
+}
+
+bool AnyModuleMatches(const std::vector<std::string>& patterns, absl::string_view module) {
+  for (const std::string& pattern : patterns) {
+    if (ModuleMatches(pattern, module)) return true;
+  }
+  return false;
+}
+
+// Modules that are dangerous in-process whatever the policy says they are for:
+// native code, process creation, interpreter creation, crash handlers.
+const std::vector<std::string>& DangerousModules() {
+  static const auto* modules = new std::vector<std::string>{
+      "ctypes", "_ctypes", "subprocess", "_posixsubprocess", "multiprocessing",
+      "_multiprocessing", "_posixshmem", "pty", "faulthandler", "signal", "_signal",
+      "mmap", "resource", "fcntl", "termios", "tty", "pickle", "_pickle", "shelve",
+      "marshal", "code", "codeop", "pdb", "bdb", "webbrowser", "tkinter", "_tkinter",
+      "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
+      "gc", "sys.monitoring", "importlib", "pkgutil", "runpy", "zipimport",
+      "readline", "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog"};
+  return *modules;
+}
+
+// The stdlib modules that do computation, text and data without reaching outside.
+const std::vector<std::string>& CuratedStdlib() {
+  static const auto* modules = new std::vector<std::string>{
+      "os", "sys", "builtins", "errno", "stat", "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
+      "colorsys", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
+      "difflib", "enum", "fractions", "functools", "hashlib", "heapq", "hmac", "html",
+      "io", "ipaddress", "itertools", "json", "keyword", "math", "numbers", "operator",
+      "pprint", "random", "re", "reprlib", "secrets", "statistics", "string",
+      "struct", "textwrap", "time", "types", "typing", "unicodedata", "uuid", "warnings",
+      "zlib", "gzip", "bz2", "lzma", "zipfile", "tarfile", "os.path", "posixpath",
+      "pathlib", "fnmatch", "glob", "tempfile", "shutil", "email", "urllib.parse",
+      "xml.etree", "xml.dom", "graphlib", "locale", "weakref", "queue", "sqlite3",
+      "traceback", "linecache", "tokenize", "token", "shlex", "codecs", "encodings",
+      "quopri", "uu", "mimetypes", "zoneinfo", "contextvars", "dis", "inspect", "ast"};
+  return *modules;
+}
+
+std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+absl::Status FieldError(absl::string_view field, absl::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat("policy field '", field, "' must be ", expected));
+}
+
+absl::Status ReadStrings(const json& value, absl::string_view field, std::vector<std::string>& out) {
+  if (!value.is_array()) return FieldError(field, "an array of strings");
+  std::vector<std::string> items;
+  for (const json& item : value) {
+    if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
+      return FieldError(field, "an array of non-empty strings");
+    }
+    items.push_back(item.get<std::string>());
+  }
+  out = std::move(items);
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const json& value, absl::string_view field, bool& out) {
+  if (!value.is_boolean()) return FieldError(field, "true or false");
+  out = value.get<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status ReadPaths(const json& value, absl::string_view field, std::vector<std::string>& out) {
+  if (absl::Status s = ReadStrings(value, field, out); !s.ok()) return s;
+  for (const std::string& path : out) {
+    if (path[0] != '/') return FieldError(field, "absolute paths");
+  }
+  return absl::OkStatus();
+}
+
+// Checks that `object` has only `known` keys.
+absl::Status OnlyKnownFields(const json& object, absl::string_view where,
+                             std::initializer_list<const char*> known) {
+  for (const auto& [key, value] : object.items()) {
+    bool found = false;
+    for (const char* k : known) found = found || key == k;
+    if (!found) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown policy field '", where, where.empty() ? "" : ".", key, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool Policy::ImportAllowed(absl::string_view module) const {
+  if (!enforce) return true;
+  if (AnyModuleMatches(import_deny, module)) return false;
+  if (import_allow.empty() || AnyModuleMatches(import_allow, module)) return true;
+  for (const std::string& pattern : import_allow) {  // an ancestor of an allowed module
+    if (absl::StartsWith(pattern, module) && pattern.size() > module.size() &&
+        pattern[module.size()] == '.') {
+      return true;
+    }
+  }
+  return false;
+}
+
+json Policy::ToJson() const {
+  json limits_json = json::object();
+  if (limits.timeout_ms) limits_json["timeout_ms"] = *limits.timeout_ms;
+  if (limits.cpu_ms) limits_json["cpu_ms"] = *limits.cpu_ms;
+  if (limits.memory_mb) limits_json["memory_mb"] = *limits.memory_mb;
+  return json{{"name", name},
+              {"enforce", enforce},
+              {"imports", {{"allow", import_allow}, {"deny", import_deny}}},
+              {"files", {{"read", read_paths}, {"write", write_paths}, {"work_dir", work_dir}}},
+              {"processes", processes},
+              {"threads", threads},
+              {"network", network},
+              {"env", env},
+              {"limits", limits_json}};
+}
+
+absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
+  Policy policy;
+  policy.name = std::string(name);
+  if (name == "yolo") {
+    policy.enforce = false;
+    policy.processes = true;
+    policy.threads = true;
+    policy.network = {"*"};
+    policy.work_dir = true;
+    return policy;
+  }
+  if (name == "balanced") {
+    policy.import_deny = DangerousModules();
+    policy.read_paths = {"/usr/share", "/usr/lib", "/etc/ssl/certs"};
+    return policy;
+  }
+  if (name == "data_science") {
+    policy.import_allow = Concat(CuratedStdlib(), {"numpy", "pandas", "scipy", "sklearn",
+                                                   "matplotlib", "PIL", "statsmodels"});
+    policy.import_deny = DangerousModules();
+    return policy;
+  }
+  if (name == "strict" || name == "enterprise") {
+    policy.import_allow = CuratedStdlib();
+    policy.import_deny = DangerousModules();
+    return policy;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "unknown policy '", name, "' (profiles: yolo, balanced, data_science, strict, "
+      "enterprise; or a path to a .json policy file)"));
+}
+
+absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
+  if (!doc.is_object()) return absl::InvalidArgumentError("a policy must be a JSON object");
+  if (absl::Status s = OnlyKnownFields(doc, "", {"name", "extends", "enforce", "imports", "files",
+                                                 "processes", "threads", "network", "env",
+                                                 "limits"});
+      !s.ok()) {
+    return s;
+  }
+  Policy policy;
+  if (auto extends = doc.find("extends"); extends != doc.end()) {
+    if (!extends->is_string()) return FieldError("extends", "a profile name");
+    absl::StatusOr<Policy> base = NamedPolicy(extends->get<std::string>());
+    if (!base.ok()) return absl::InvalidArgumentError(absl::StrCat("policy field 'extends': ", base.status().message()));
+    policy = *std::move(base);
+  }
+  policy.name = "custom";
+  if (auto name = doc.find("name"); name != doc.end()) {
+    if (!name->is_string() || name->get_ref<const std::string&>().empty()) {
+      return FieldError("name", "a non-empty string");
+    }
+    policy.name = name->get<std::string>();
+  }
+  absl::Status status;
+  auto field = [&](const json& object, const char* key, auto&& read) {
+    if (!status.ok()) return;
+    if (auto it = object.find(key); it != object.end()) status = read(*it);
+  };
+  field(doc, "enforce", [&](const json& v) { return ReadBool(v, "enforce", policy.enforce); });
+  field(doc, "processes", [&](const json& v) { return ReadBool(v, "processes", policy.processes); });
+  field(doc, "threads", [&](const json& v) { return ReadBool(v, "threads", policy.threads); });
+  field(doc, "network", [&](const json& v) { return ReadStrings(v, "network", policy.network); });
+  field(doc, "env", [&](const json& v) { return ReadStrings(v, "env", policy.env); });
+  field(doc, "imports", [&](const json& v) {
+    if (!v.is_object()) return FieldError("imports", "an object {\"allow\", \"deny\"}");
+    if (absl::Status s = OnlyKnownFields(v, "imports", {"allow", "deny"}); !s.ok()) return s;
+    absl::Status s;
+    if (v.contains("allow")) s = ReadStrings(v["allow"], "imports.allow", policy.import_allow);
+    if (s.ok() && v.contains("deny")) s = ReadStrings(v["deny"], "imports.deny", policy.import_deny);
+    return s;
+  });
+  field(doc, "files", [&](const json& v) {
+    if (!v.is_object()) return FieldError("files", "an object {\"read\", \"write\", \"work_dir\"}");
+    if (absl::Status s = OnlyKnownFields(v, "files", {"read", "write", "work_dir"}); !s.ok()) return s;
+    absl::Status s;
+    if (v.contains("read")) s = ReadPaths(v["read"], "files.read", policy.read_paths);
+    if (s.ok() && v.contains("write")) s = ReadPaths(v["write"], "files.write", policy.write_paths);
+    if (s.ok() && v.contains("work_dir")) s = ReadBool(v["work_dir"], "files.work_dir", policy.work_dir);
+    return s;
+  });
+  field(doc, "limits", [&](const json& v) {
+    if (!v.is_object()) return FieldError("limits", "an object");
+    if (absl::Status s = OnlyKnownFields(v, "limits", {"timeout_ms", "cpu_ms", "memory_mb"}); !s.ok()) return s;
+    for (auto [key, target] : {std::pair{"timeout_ms", &policy.limits.timeout_ms},
+                               std::pair{"cpu_ms", &policy.limits.cpu_ms},
+                               std::pair{"memory_mb", &policy.limits.memory_mb}}) {
+      if (!v.contains(key)) continue;
+      if (!v[key].is_number_integer() || v[key].get<int64_t>() <= 0) {
+        return FieldError(absl::StrCat("limits.", key), "a positive integer");
+      }
+      *target = v[key].get<int64_t>();
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return policy;
+}
+
+absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path) {
+  if (!absl::StrContains(name_or_path, '/') && !absl::EndsWith(name_or_path, ".json")) {
+    return NamedPolicy(name_or_path);
+  }
+  std::ifstream file{std::string(name_or_path)};
+  if (!file) return absl::NotFoundError(absl::StrCat("cannot read policy file '", name_or_path, "'"));
+  std::stringstream text;
+  text << file.rdbuf();
+  json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat("policy file '", name_or_path, "' is not valid JSON"));
+  }
+  absl::StatusOr<Policy> policy = PolicyFromJson(doc);
+  if (!policy.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy file '", name_or_path, "': ", policy.status().message()));
+  }
+  return policy;
+}
+
+bool HostMatches(absl::string_view pattern, absl::string_view host) {
+  pattern = absl::StripSuffix(absl::StripAsciiWhitespace(pattern), ".");
+  host = absl::StripSuffix(host, ".");
+  if (pattern.empty() || host.empty()) return false;
+  if (pattern == "*") return true;
+  if (absl::StartsWith(pattern, "*.")) {
+    absl::string_view suffix = pattern.substr(1);  // ".example.com"
+    return host.size() > suffix.size() && absl::EndsWithIgnoreCase(host, suffix);
+  }
+  return absl::EqualsIgnoreCase(pattern, host);
+}
+
+bool HostAllowed(const std::vector<std::string>& patterns, absl::string_view host) {
+  for (const std::string& pattern : patterns) {
+    if (HostMatches(pattern, host)) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> SplitHostPatterns(absl::string_view text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!part.empty()) out.emplace_back(part);
+  }
+  return out;
+}
+
+}  // namespace pyhost

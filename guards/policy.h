@@ -1,0 +1,80 @@
+// What code running in pyhost may do, as data: imports, files, processes, threads,
+// network, environment. Named profiles, a JSON form, and the matching rules.
+//
+//   absl::StatusOr<pyhost::Policy> strict = pyhost::NamedPolicy("strict");
+//   pyhost::Policy mine = *strict;
+//   mine.name = "strict+api";
+//   mine.network.push_back("api.example.com");
+//   absl::StatusOr<pyhost::Policy> loaded = pyhost::LoadPolicy("policies/team.json");
+//
+// Profiles: "yolo" (no rules; the host is still protected), "balanced" (a deny list of
+// dangerous modules), "data_science" (an allow list for numeric and data work),
+// "strict" / "enterprise" (a curated stdlib allow list, files only in the execution's
+// own directories, no processes, no network unless allowlisted).
+// Enforcement lives in audit_hooks/ and guards/hardening; this file only decides.
+#ifndef PYHOST_GUARDS_POLICY_H_
+#define PYHOST_GUARDS_POLICY_H_
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "guards/limits.h"
+
+namespace pyhost {
+
+struct Policy {
+  std::string name = "custom";
+  // false: no import, file, process or network rules ("yolo"). What protects the host
+  // process itself (no os._exit, no signals, no process-wide state) always applies.
+  bool enforce = true;
+  // Module patterns: "json" matches json and json.*; "*" matches everything.
+  // Deny wins; an empty allow list allows everything not denied.
+  std::vector<std::string> import_allow;
+  std::vector<std::string> import_deny;
+  // Absolute paths (files or directories). The stdlib is always readable (imports).
+  std::vector<std::string> read_paths;
+  std::vector<std::string> write_paths;
+  // A fresh working directory and OUTPUT_DIR per execution, both writable.
+  bool work_dir = true;
+  bool processes = false;
+  bool threads = false;
+  // Host patterns: "api.example.com", "*.example.com" (subdomains only), "*".
+  std::vector<std::string> network;
+  // Names of host environment variables the code sees (none by default).
+  std::vector<std::string> env;
+  Limits limits;
+
+  // Whether code may import `module` (a dotted name) itself. Ancestor packages of an
+  // allowed pattern are allowed ("xml.etree" allows importing "xml").
+  bool ImportAllowed(absl::string_view module) const;
+  nlohmann::json ToJson() const;
+};
+
+// "yolo", "balanced", "data_science", "strict" or "enterprise"; NotFound otherwise.
+absl::StatusOr<Policy> NamedPolicy(absl::string_view name);
+
+// {"name"?, "extends"?: profile, "enforce"?, "imports"?: {"allow"?, "deny"?},
+//  "files"?: {"read"?, "write"?, "work_dir"?}, "processes"?, "threads"?,
+//  "network"?: [...], "env"?: [...], "limits"?: {"timeout_ms", "cpu_ms", "memory_mb"}}
+// Lists given replace the profile's. Errors name the field at fault; unknown fields
+// are errors (a typo must not loosen a policy).
+absl::StatusOr<Policy> PolicyFromJson(const nlohmann::json& json);
+
+// A profile name, or a path to a JSON policy file (anything containing '/' or ending
+// in ".json").
+absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path);
+
+// Host pattern matching, case-insensitive, trailing dots ignored.
+bool HostMatches(absl::string_view pattern, absl::string_view host);
+bool HostAllowed(const std::vector<std::string>& patterns, absl::string_view host);
+
+// Patterns from a comma-separated list (PYHOST_NETWORK_ALLOWLIST, --allow-net a,b).
+std::vector<std::string> SplitHostPatterns(absl::string_view text);
+
+}  // namespace pyhost
+
+#endif  // PYHOST_GUARDS_POLICY_H_
