@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "benchmarks/subprocess_runner.h"
+#include "embed/execution_context.h"
 #include "embed/executor.h"
 #include "embed/host.h"
 #include "embed/pool.h"
@@ -67,6 +69,15 @@ const json& ExpectedSnippetResult() {
 constexpr int kPoolSize = 4;
 constexpr char kResidentTool[] = "wc_resident";
 constexpr char kFreshTool[] = "wc_fresh";
+constexpr char kResidentUnenforcedTool[] = "wc_resident_unenforced";
+
+// The policy cost is measured against this: no rules, no per-execution directories.
+pyhost::Policy Unenforced() {
+  pyhost::Policy policy = *pyhost::NamedPolicy("yolo");
+  policy.name = "unenforced";
+  policy.work_dir = false;
+  return policy;
+}
 
 std::string g_python = "/usr/bin/python3";
 
@@ -203,6 +214,11 @@ pyhost::Host* ToolHost(benchmark::State& state) {
         kResidentTool, kToolSource, {.isolation = pyhost::Isolation::kResident});
     absl::Status fresh = (*host)->RegisterTool(kFreshTool, kToolSource,
                                                {.isolation = pyhost::Isolation::kFresh});
+    if (resident.ok()) {
+      resident = (*host)->RegisterTool(
+          kResidentUnenforcedTool, kToolSource,
+          {.isolation = pyhost::Isolation::kResident, .policy = Unenforced()});
+    }
     if (!resident.ok() || !fresh.ok()) {
       state.SkipWithError(absl::StrCat("RegisterTool: ", resident.ToString(), " / ",
                                        fresh.ToString())
@@ -265,20 +281,22 @@ pyhost::ExecRequest SnippetRequest(pyhost::Isolation isolation) {
 // The benchmarks.
 
 // A registered tool in its resident interpreter: C++ json args -> C++ json envelope.
-void BM_ToolCallResident(benchmark::State& state) {
+// `tool` is the one registered under the default policy (strict) or unenforced.
+void BM_ToolCallResident(benchmark::State& state, const char* tool, const char* name,
+                         std::optional<double> target) {
   pyhost::Host* host = ToolHost(state);
   if (host == nullptr) return;
   if (!QuietAllPools()) return state.SkipWithError("the pools did not refill");
   for (int i = 0; i < 1000; ++i) {  // warm caches and the per-thread thread state
-    if (!CheckEnvelope(state, host->CallTool(kResidentTool, ToolArgs()))) return;
+    if (!CheckEnvelope(state, host->CallTool(tool, ToolArgs()))) return;
   }
   std::vector<double> samples;
   samples.reserve(static_cast<size_t>(state.max_iterations));
   for (auto _ : state) {
-    auto call = Timed(state, samples, [&] { return host->CallTool(kResidentTool, ToolArgs()); });
+    auto call = Timed(state, samples, [&] { return host->CallTool(tool, ToolArgs()); });
     if (!CheckEnvelope(state, call)) return;
   }
-  Publish(state, {.name = "ToolCall/resident", .target_p50_us = 10.0}, std::move(samples));
+  Publish(state, {.name = name, .target_p50_us = target}, std::move(samples));
 }
 
 // A registered tool with the default kFresh isolation: each call loads the tool's
@@ -326,11 +344,13 @@ void BM_ExecuteResidentSnippet(benchmark::State& state) {
 // A snippet in a never-used interpreter, the pool warm: each timed execution finds
 // a ready interpreter; the refill (destroy the used one, create and prewarm a new
 // one, ~10-20 ms) happens between timed calls.
-void BM_ExecuteFreshWarmPool(benchmark::State& state) {
+void BM_ExecuteFreshWarmPool(benchmark::State& state, bool unenforced, const char* name,
+                             std::optional<double> target) {
   pyhost::Host* host = ExecHost(state);
   if (host == nullptr) return;
   if (!QuietAllPools()) return state.SkipWithError("the pools did not refill");
-  const pyhost::ExecRequest request = SnippetRequest(pyhost::Isolation::kFresh);
+  pyhost::ExecRequest request = SnippetRequest(pyhost::Isolation::kFresh);
+  if (unenforced) request.policy = Unenforced();
   std::vector<double> samples;
   samples.reserve(static_cast<size_t>(state.max_iterations));
   double wait_sum = 0, cpu_sum = 0;
@@ -343,8 +363,7 @@ void BM_ExecuteFreshWarmPool(benchmark::State& state) {
   }
   state.counters["pool_wait_us"] = wait_sum / static_cast<double>(samples.size());
   state.counters["exec_cpu_us"] = cpu_sum / static_cast<double>(samples.size());
-  Publish(state, {.name = "Execute/fresh_warm_pool", .target_p50_us = 300.0},
-          std::move(samples));
+  Publish(state, {.name = name, .target_p50_us = target}, std::move(samples));
 }
 
 // Fresh executions back to back with the pool drained: the sustained rate, bound by
@@ -457,17 +476,86 @@ void BM_SubprocessIsolatedPerCall(benchmark::State& state) {
   RunSubprocess(state, "Subprocess/python3_-I_-S_per_call", {"-I", "-S"}, /*baseline=*/false);
 }
 
+// The summary line of BM_AuditEventCost (not a latency: kept out of the table).
+std::string& AuditNote() {
+  static auto* note = new std::string();
+  return *note;
+}
+
+// What the audit hook costs per event, measured inside an interpreter running under
+// strict: an event with no rule (the common case), "compile" (a rule, allowed) and
+// "open" of a file in WORK_DIR (a rule that resolves the path). ns per event, as the
+// difference against the same loop in an interpreter with no sandbox active.
+void BM_AuditEventCost(benchmark::State& state) {
+  if (!g_probe_pool) {
+    pyhost::PoolOptions options;
+    options.size = 1;
+    absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
+        pyhost::InterpreterPool::Start(options);
+    if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
+    g_probe_pool = *std::move(pool);
+  }
+  absl::StatusOr<pyhost::InterpreterLease> lease = g_probe_pool->Acquire();
+  if (!lease.ok()) return state.SkipWithError(lease.status().ToString().c_str());
+  pyhost::ThreadStateScope scope((*lease)->state());
+  constexpr int kEvents = 20000;
+  auto time_ns = [&](const char* event, const char* format, auto... args) {
+    Clock::time_point start = Clock::now();
+    for (int i = 0; i < kEvents; ++i) {
+      if (PySys_Audit(event, format, args...) != 0) PyErr_Clear();
+    }
+    return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / kEvents;
+  };
+  struct Probe {
+    const char* name;
+    double inactive_ns = 0, strict_ns = 0;
+  } probes[] = {{"unruled"}, {"compile"}, {"open"}};
+  for (auto _ : state) {
+    for (bool strict : {false, true}) {
+      std::unique_ptr<pyhost::ExecutionContext> context;
+      std::string file = "/usr/lib/python3.11/os.py";
+      if (strict) {
+        context = *pyhost::ExecutionContext::Enter(lease->get(), *pyhost::NamedPolicy("strict"),
+                                                   {{}, pyhost::DefaultWorkRoot()});
+        file = context->Globals()["WORK_DIR"].get<std::string>() + "/data.txt";
+      }
+      double* slot[] = {strict ? &probes[0].strict_ns : &probes[0].inactive_ns,
+                        strict ? &probes[1].strict_ns : &probes[1].inactive_ns,
+                        strict ? &probes[2].strict_ns : &probes[2].inactive_ns};
+      *slot[0] = time_ns("pyhost.bench", "(i)", 1);
+      *slot[1] = time_ns("compile", "(ss)", "1", "<bench>");
+      *slot[2] = time_ns("open", "(ssi)", file.c_str(), "r", 0);
+    }
+    state.SetIterationTime(1e-9);
+  }
+  std::string note;
+  for (const Probe& probe : probes) {
+    state.counters[absl::StrCat(probe.name, "_ns")] = probe.strict_ns;
+    absl::StrAppend(&note, note.empty() ? "" : ", ", probe.name, " ",
+                    absl::StrFormat("%.0f ns (%.0f without a policy)", probe.strict_ns,
+                                    probe.inactive_ns));
+  }
+  AuditNote() = note;
+}
+
 void RegisterAll() {
-  auto reg = [](const char* name, void (*fn)(benchmark::State&), int64_t iterations) {
-    benchmark::RegisterBenchmark(name, fn)
+  auto reg = [](const char* name, auto fn, int64_t iterations, auto... args) {
+    benchmark::RegisterBenchmark(name, fn, args...)
         ->Iterations(iterations)
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
   };
-  reg("ToolCall/resident", BM_ToolCallResident, 20000);
+  reg("ToolCall/resident", BM_ToolCallResident, 20000, kResidentTool, "ToolCall/resident",
+      std::optional<double>(10.0));
+  reg("Policy/tool_call_resident_unenforced", BM_ToolCallResident, 20000,
+      kResidentUnenforcedTool, "Policy/tool_call_resident_unenforced", std::optional<double>());
   reg("ToolCall/fresh", BM_ToolCallFresh, 200);
   reg("Execute/resident_snippet", BM_ExecuteResidentSnippet, 5000);
-  reg("Execute/fresh_warm_pool", BM_ExecuteFreshWarmPool, 200);
+  reg("Execute/fresh_warm_pool", BM_ExecuteFreshWarmPool, 200, false, "Execute/fresh_warm_pool",
+      std::optional<double>(300.0));
+  reg("Policy/fresh_warm_pool_unenforced", BM_ExecuteFreshWarmPool, 200, true,
+      "Policy/fresh_warm_pool_unenforced", std::optional<double>());
+  reg("Policy/audit_event_cost", BM_AuditEventCost, 1);
   reg("Execute/fresh_sustained", BM_ExecuteFreshSustained, 100);
   reg("Diagnostic/fresh_uncontended", BM_FreshUncontended, 150);
   reg("Subprocess/python3_per_call", BM_SubprocessPerCall, 100);
@@ -523,6 +611,27 @@ void PrintSummary() {
                   FormatUs(baseline->p50_us).c_str());
     }
   }
+  auto find = [&](const char* name) -> const Summary* {
+    for (const Summary& s : all) {
+      if (s.name == name) return &s;
+    }
+    return nullptr;
+  };
+  std::printf("\n== the policy's cost (strict, the default, against no rules) ==\n");
+  for (auto [with, without, target] :
+       {std::tuple{"ToolCall/resident", "Policy/tool_call_resident_unenforced", 5.0},
+        std::tuple{"Execute/fresh_warm_pool", "Policy/fresh_warm_pool_unenforced", -1.0}}) {
+    const Summary* a = find(with);
+    const Summary* b = find(without);
+    if (a == nullptr || b == nullptr || b->p50_us <= 0) continue;
+    double pct = 100.0 * (a->p50_us - b->p50_us) / b->p50_us;
+    std::printf("%-26s p50 %s strict vs %s unenforced: %+.1f%%%s\n", with,
+                FormatUs(a->p50_us).c_str(), FormatUs(b->p50_us).c_str(), pct,
+                target > 0 ? absl::StrFormat(" (target <= %.0f%%: %s)", target,
+                                             pct <= target ? "MET" : "MISSED").c_str()
+                           : "");
+  }
+  if (!AuditNote().empty()) std::printf("audit hook per event: %s\n", AuditNote().c_str());
   std::printf("\nTimes are wall clock per call on a shared, noisy machine; "
               "see docs/benchmarks.md.\n");
   std::fflush(stdout);

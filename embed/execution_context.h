@@ -35,9 +35,12 @@ struct ExecutionSetup {
 
 class ExecutionContext {
  public:
+  // `one_shot`: the interpreter is destroyed after this execution, so the
+  // directories are tidied then, by the pool's factory, not on the request path.
   static absl::StatusOr<std::unique_ptr<ExecutionContext>> Enter(Interpreter& interp,
                                                                  const Policy& policy,
-                                                                 const ExecutionSetup& setup);
+                                                                 const ExecutionSetup& setup,
+                                                                 bool one_shot = false);
   ~ExecutionContext();
   ExecutionContext(const ExecutionContext&) = delete;
   ExecutionContext& operator=(const ExecutionContext&) = delete;
@@ -49,15 +52,23 @@ class ExecutionContext {
   std::vector<std::string> OutputFiles() const;
 
  private:
-  explicit ExecutionContext(Sandbox& sandbox) : sandbox_(sandbox) {}
+  explicit ExecutionContext(Interpreter& interp) : interp_(interp) {}
 
-  Sandbox& sandbox_;
+  Interpreter& interp_;
+  bool one_shot_ = false;
   std::string base_dir_;  // holds work/ and output/
   std::string work_dir_;
   std::string output_dir_;
 };
 
-// $TMPDIR (or /tmp) + "/pyhost-<pid>": where execution directories go by default.
+// Makes `root`/exec-XXXXXX with work/ and output/ in it; returns its path.
+absl::StatusOr<std::string> MakeExecutionDir(const std::string& root);
+// Removes dir/work, and all of dir if dir/output is empty (its files are the
+// caller's otherwise).
+void TidyExecutionDir(const std::string& dir);
+
+// Where execution directories go by default: /dev/shm/pyhost-<pid> (tmpfs: fast to
+// create and remove; files there use memory) when writable, else $TMPDIR or /tmp.
 std::string DefaultWorkRoot();
 
 }  // namespace pyhost

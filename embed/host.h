@@ -89,6 +89,12 @@ class Host {
   const HostOptions options_;
   const std::string python_version_;
   const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
+  // Removes the work root, if empty, after the pool (declared after it) has tidied
+  // the execution directories.
+  struct RemoveIfEmpty {
+    std::string dir;
+    ~RemoveIfEmpty();
+  } work_root_cleanup_;
   // Declared before the members holding leases, so destroyed after them.
   std::unique_ptr<InterpreterPool> pool_;
   ToolRegistry tools_;

@@ -1,9 +1,12 @@
 #include "embed/interpreter.h"
 
+#include <utility>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/python_error.h"
 #include "embed/check.h"
+#include "embed/execution_context.h"
 #include "embed/thread_state.h"
 #include "guards/hardening.h"
 
@@ -43,6 +46,12 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
   absl::Status loaded = interp->LoadSupport(config);
   PyThreadState_Swap(saved);
   if (!loaded.ok()) return loaded;  // the destructor ends the interpreter
+  if (!config.work_root.empty()) {
+    absl::StatusOr<std::string> dir = MakeExecutionDir(config.work_root);
+    if (!dir.ok()) return dir.status();
+    absl::MutexLock lock(&interp->mu_);
+    interp->spare_dir_ = *std::move(dir);
+  }
   return interp;
 }
 
@@ -96,6 +105,16 @@ PyThreadState* Interpreter::ThreadStateForThisThread() {
   return tstate;
 }
 
+std::string Interpreter::TakeSpareDir() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(spare_dir_, std::string());
+}
+
+void Interpreter::TidyAtEnd(std::string dir) {
+  absl::MutexLock lock(&mu_);
+  tidy_dirs_.push_back(std::move(dir));
+}
+
 PyObject* Interpreter::Adopt(py::object object) {
   adopted_.push_back(std::move(object));
   return adopted_.back().ptr();
@@ -137,6 +156,9 @@ Interpreter::~Interpreter() {
   Py_EndInterpreter(initial_tstate_);
   PyThreadState_Swap(saved);
   sandbox_.reset();
+  absl::MutexLock lock(&mu_);
+  if (!spare_dir_.empty()) tidy_dirs_.push_back(spare_dir_);
+  for (const std::string& dir : tidy_dirs_) TidyExecutionDir(dir);
 }
 
 }  // namespace pyhost
