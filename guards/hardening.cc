@@ -299,7 +299,8 @@ class Hardener {
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
-    replaced_.emplace_back(original, wrapper);
+    PyObject* key = original.ptr();
+    replaced_[key] = {std::move(original), std::move(wrapper)};
     return absl::OkStatus();
   }
 
@@ -325,10 +326,9 @@ class Hardener {
       if (!items) return StatusFromPythonError("hardening: module dict");
       for (Py_ssize_t j = 0; j < PyList_GET_SIZE(items.ptr()); ++j) {
         PyObject* pair = PyList_GET_ITEM(items.ptr(), j);
-        for (const auto& [original, wrapper] : replaced_) {
-          if (PyTuple_GET_ITEM(pair, 1) == original.ptr()) {
-            PyDict_SetItem(dict, PyTuple_GET_ITEM(pair, 0), wrapper.ptr());
-          }
+        auto found = replaced_.find(PyTuple_GET_ITEM(pair, 1));
+        if (found != replaced_.end()) {
+          PyDict_SetItem(dict, PyTuple_GET_ITEM(pair, 0), found->second.second.ptr());
         }
       }
     }
@@ -339,7 +339,8 @@ class Hardener {
   Sandbox& sandbox_;
   py::object module_;
   std::string module_name_;
-  std::vector<std::pair<py::object, py::object>> replaced_;
+  // original -> (original kept alive, its guard)
+  absl::flat_hash_map<PyObject*, std::pair<py::object, py::object>> replaced_;
 };
 
 #define PYHOST_RETURN_IF_ERROR(expr)        \
