@@ -90,7 +90,9 @@ int DenyImport(absl::string_view module, const std::string& why) {
   return -1;
 }
 
-int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path) {
+enum class Access { kRead, kWrite };
+
+int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access) {
   if (std::optional<int> fd = Fd(path)) {
     if (sandbox.OwnsFd(*fd)) return 0;
     return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
@@ -98,21 +100,19 @@ int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path) {
   }
   std::optional<std::string> text = PathText(path);
   if (!text) return 0;  // None: the current directory is checked by its own event
-  if (sandbox.CanRead(*text)) return 0;
-  return Deny(sandbox, absl::StrCat(event, "('", *text, "')"), "outside the readable paths");
+  if (access == Access::kRead ? sandbox.CanRead(*text) : sandbox.CanWrite(*text)) return 0;
+  return Deny(sandbox, absl::StrCat(event, "('", *text, "')"),
+              access == Access::kRead
+                  ? "outside the readable paths"
+                  : "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
+}
+
+int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path) {
+  return CheckPath(sandbox, event, path, Access::kRead);
 }
 
 int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path) {
-  if (std::optional<int> fd = Fd(path)) {
-    if (sandbox.OwnsFd(*fd)) return 0;
-    return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
-                "file descriptors the code did not open belong to the host");
-  }
-  std::optional<std::string> text = PathText(path);
-  if (!text) return 0;
-  if (sandbox.CanWrite(*text)) return 0;
-  return Deny(sandbox, absl::StrCat(event, "('", *text, "')"),
-              "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
+  return CheckPath(sandbox, event, path, Access::kWrite);
 }
 
 bool OpensForWriting(PyObject* mode, PyObject* flags) {
