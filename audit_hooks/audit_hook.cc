@@ -258,6 +258,7 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"os.putenv", HostState}, {"os.unsetenv", HostState}, {"os.chdir", HostState},
       {"resource.setrlimit", HostState}, {"resource.prlimit", HostState},
       {"sys._current_frames", HostState}, {"sys._current_exceptions", HostState},
+      {"socket.sethostname", HostState},
       {"fcntl.fcntl", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"fcntl.ioctl", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"fcntl.flock", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},

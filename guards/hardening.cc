@@ -25,6 +25,8 @@ enum class Kind {
   kHostOnly,        // changes the whole process: refused
   kEnvironNoop,     // os.putenv/unsetenv: os.environ is the execution's own copy
   kFdUse,           // acts on an existing descriptor (first argument)
+  kFdUseTwo,        // acts on two existing descriptors (first and second arguments)
+  kWaitChild,       // waits for a child: only a specific pid, only if processes are allowed
   kFdDup2,          // dup2(fd, fd2): fd owned, fd2 owned or not open
   kFdCreate,        // returns new descriptors: remembered as the code's
   kThreadStart,     // by Policy::threads
@@ -141,7 +143,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return nullptr;
     }
     case Kind::kHostOnly:
-      return SetPermissionError(*guard, "it changes the whole host process");
+      return SetPermissionError(*guard, "it acts on the host process or machine, outside the execution");
     case Kind::kEnvironNoop:
       Py_RETURN_NONE;
     case Kind::kFdUse: {
@@ -152,6 +154,23 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       PyObject* result = CallOriginal(*guard, args, kwargs);
       if (result != nullptr && active && guard->name == "os.close") sandbox->ForgetFd(*fd);
       return result;
+    }
+    case Kind::kFdUseTwo: {
+      std::optional<int> out = IntArg(args, 0), in = IntArg(args, 1);
+      if (active && !(out && in && sandbox->OwnsFd(*out) && sandbox->OwnsFd(*in))) {
+        return SetPermissionError(*guard, "only on file descriptors the code opened itself");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kWaitChild: {
+      // wait(), waitpid(-1 or 0) would reap the host's own children.
+      std::optional<int> pid = IntArg(args, 0);
+      bool specific = guard->name != "os.wait" && guard->name != "os.wait3" && pid && *pid > 0;
+      if (active && !(specific && sandbox->policy().processes)) {
+        return SetPermissionError(*guard, "only for a child the code started, by its pid, "
+                                          "under a policy that allows processes");
+      }
+      return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kFdDup2: {
       std::optional<int> fd = IntArg(args, 0), fd2 = IntArg(args, 1);
@@ -359,19 +378,25 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
       {"abort", "chdir", "fchdir", "chroot", "umask", "setuid", "setgid", "seteuid", "setegid",
        "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setsid",
        "setpgid", "setpgrp", "setpriority", "nice", "sched_setaffinity", "sched_setscheduler",
-       "sched_setparam", "closerange", "login_tty", "tcsetpgrp"},
+       "sched_setparam", "closerange", "login_tty", "tcsetpgrp", "mkfifo", "mknod"},
       Kind::kHostOnly, "os"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"putenv", "unsetenv"}, Kind::kEnvironNoop, "os"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
       {"close", "write", "writev", "pwrite", "pwritev", "read", "readv", "pread", "preadv",
        "lseek", "ftruncate", "fchmod", "fchown", "fsync", "fdatasync", "set_blocking",
-       "set_inheritable", "sendfile", "posix_fallocate", "posix_fadvise", "lockf",
-       "copy_file_range", "splice", "eventfd_read", "eventfd_write"},
+       "set_inheritable", "posix_fallocate", "posix_fadvise", "lockf", "eventfd_read",
+       "eventfd_write"},
       Kind::kFdUse, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"sendfile", "copy_file_range", "splice"}, Kind::kFdUseTwo, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"wait", "wait3", "wait4", "waitpid", "waitid"},
+                                      Kind::kWaitChild, "os"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
                                       Kind::kFdCreate, "os"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
+  PYHOST_RETURN_IF_ERROR(h.Module("time"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_thread"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start_new_thread", "start_new"}, Kind::kThreadStart));
