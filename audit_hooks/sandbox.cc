@@ -99,37 +99,45 @@ Sandbox* Sandbox::Current() {
 
 void Sandbox::Activate(Activation activation) {
   activation_ = std::move(activation);
-  std::vector<std::string> writable = activation_.policy.write_paths;
+  // The execution directories and the stdlib directory are canonical already (made
+  // under a resolved root; resolved at start-up): only the policy's own paths are
+  // resolved here.
+  write_roots_ = ResolveAll(activation_.policy->write_paths);
   for (const std::string* dir : {&activation_.work_dir, &activation_.output_dir}) {
-    if (!dir->empty()) writable.push_back(*dir);
+    if (!dir->empty()) write_roots_.push_back(*dir);
   }
-  write_roots_ = ResolveAll(writable);
-  std::vector<std::string> readable = activation_.policy.read_paths;
-  readable.push_back(StdlibDir());
-  read_roots_ = ResolveAll(readable);
+  read_roots_ = ResolveAll(activation_.policy->read_paths);
+  read_roots_.push_back(StdlibDir());
   read_roots_.insert(read_roots_.end(), write_roots_.begin(), write_roots_.end());
   resolved_.clear();
+  output_written_ = false;
   active_ = true;
 }
 
 void Sandbox::Deactivate() {
   active_ = false;
+  activation_ = Activation{};  // the policy pointer must not outlive its owner
   resolved_.clear();
 }
 
 bool Sandbox::CanRead(absl::string_view path) const {
-  if (!activation_.policy.enforce) return true;
+  if (!activation_.policy->enforce) return true;
   return UnderAny(read_roots_, Resolve(path));
 }
 
-bool Sandbox::CanWrite(absl::string_view path) const {
-  if (!activation_.policy.enforce) return true;
-  return UnderAny(write_roots_, Resolve(path));
+bool Sandbox::CanWrite(absl::string_view path) {
+  if (!activation_.policy->enforce) return true;
+  std::string resolved = Resolve(path);
+  if (!UnderAny(write_roots_, resolved)) return false;
+  if (!activation_.output_dir.empty() && UnderAny({activation_.output_dir}, resolved)) {
+    output_written_ = true;
+  }
+  return true;
 }
 
 bool Sandbox::HostAllowed(absl::string_view host) const {
-  if (!activation_.policy.enforce) return true;
-  return pyhost::HostAllowed(activation_.policy.network, host) ||
+  if (!activation_.policy->enforce) return true;
+  return pyhost::HostAllowed(activation_.policy->network, host) ||
          pyhost::HostAllowed(activation_.extra_network, host);
 }
 
@@ -157,7 +165,7 @@ bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
                         "outside this interpreter or crash the host)");
     return false;
   }
-  const Policy& policy = activation_.policy;
+  const Policy& policy = *activation_.policy;
   if (!policy.enforce) return true;
   auto denied = [&](absl::string_view module_or_parent) {
     for (const std::string& pattern : policy.import_deny) {

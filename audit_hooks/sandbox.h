@@ -40,9 +40,9 @@ class Sandbox {
   static Sandbox* Current();
 
   struct Activation {
-    Policy policy;
-    std::string work_dir;    // empty: none
-    std::string output_dir;  // empty: none
+    const Policy* policy = nullptr;  // not owned: outlives the activation
+    std::string work_dir;    // empty: none; else canonical (no symlinks, no ..)
+    std::string output_dir;  // empty: none; else canonical
     std::vector<std::string> extra_network;  // request and environment allowlists
   };
   void Activate(Activation activation);
@@ -51,13 +51,17 @@ class Sandbox {
   // true while user code can run: pyhost does not lift rules around its own calls
   // (a __repr__ or __str__ it triggers is user code).
   bool host_mode() const { return !active_; }
-  const Policy& policy() const { return activation_.policy; }
+  const Policy& policy() const { return *activation_.policy; }
   const Activation& activation() const { return activation_; }
 
   // Files. Paths are made absolute against the process's cwd and resolved
   // (symlinks, ..) before they are compared with the roots.
   bool CanRead(absl::string_view path) const;
-  bool CanWrite(absl::string_view path) const;
+  bool CanWrite(absl::string_view path);
+  // Whether a write under OUTPUT_DIR was allowed since Activate() (so the host lists
+  // OUTPUT_DIR only when something may be there). Only a hint under yolo, which
+  // checks nothing.
+  bool output_written() const { return output_written_ || !activation_.policy->enforce; }
 
   // Network: a host name allowed by a pattern, or an IP that is listed or that an
   // allowed name resolved to during this activation.
@@ -93,6 +97,7 @@ class Sandbox {
   Activation activation_;
   std::vector<std::string> read_roots_;   // resolved at activation
   std::vector<std::string> write_roots_;
+  bool output_written_ = false;
   absl::flat_hash_set<std::string> resolved_;
   absl::flat_hash_map<int, std::pair<dev_t, ino_t>> owned_fds_;
   absl::flat_hash_set<std::string> sealed_;

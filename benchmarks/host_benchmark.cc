@@ -487,16 +487,14 @@ std::string& AuditNote() {
 // "open" of a file in WORK_DIR (a rule that resolves the path). ns per event, as the
 // difference against the same loop in an interpreter with no sandbox active.
 void BM_AuditEventCost(benchmark::State& state) {
-  if (!g_probe_pool) {
-    pyhost::PoolOptions options;
-    options.size = 1;
-    absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
-        pyhost::InterpreterPool::Start(options);
-    if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
-    g_probe_pool = *std::move(pool);
-  }
-  absl::StatusOr<pyhost::InterpreterLease> lease = g_probe_pool->Acquire();
+  pyhost::PoolOptions options;
+  options.size = 1;
+  absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
+      pyhost::InterpreterPool::Start(options);
+  if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
+  absl::StatusOr<pyhost::InterpreterLease> lease = (*pool)->Acquire();
   if (!lease.ok()) return state.SkipWithError(lease.status().ToString().c_str());
+  pyhost::WorkDirStock dirs(pyhost::DefaultWorkRoot(), 1);
   pyhost::ThreadStateScope scope((*lease)->state());
   constexpr int kEvents = 20000;
   auto time_ns = [&](const char* event, const char* format, auto... args) {
@@ -516,7 +514,7 @@ void BM_AuditEventCost(benchmark::State& state) {
       std::string file = "/usr/lib/python3.11/os.py";
       if (strict) {
         context = *pyhost::ExecutionContext::Enter(lease->get(), *pyhost::NamedPolicy("strict"),
-                                                   {{}, pyhost::DefaultWorkRoot()});
+                                                   {{}, &dirs});
         file = context->Globals()["WORK_DIR"].get<std::string>() + "/data.txt";
       }
       double* slot[] = {strict ? &probes[0].strict_ns : &probes[0].inactive_ns,

@@ -18,50 +18,16 @@ namespace pyhost {
 namespace fs = std::filesystem;
 namespace py = pybind11;
 
-std::string DefaultWorkRoot() {
-  // tmpfs: creating and removing an execution's directories takes ~70 us there, and
-  // 0.5-10 ms on the disk behind /tmp on these machines (measured).
-  if (access("/dev/shm", W_OK | X_OK) == 0) return absl::StrCat("/dev/shm/pyhost-", getpid());
-  const char* tmp = getenv("TMPDIR");
-  return absl::StrCat(tmp != nullptr && tmp[0] == '/' ? tmp : "/tmp", "/pyhost-", getpid());
-}
-
-absl::StatusOr<std::string> MakeExecutionDir(const std::string& root) {
-  std::error_code error;
-  fs::create_directories(root, error);
-  std::string pattern = absl::StrCat(root, "/exec-XXXXXX");
-  if (error || mkdtemp(pattern.data()) == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create an execution directory under '", root, "'"));
-  }
-  if (!fs::create_directory(pattern + "/work", error) ||
-      !fs::create_directory(pattern + "/output", error)) {
-    return absl::UnavailableError(absl::StrCat("cannot create directories in '", pattern, "'"));
-  }
-  return pattern;
-}
-
-void TidyExecutionDir(const std::string& dir) {
-  std::error_code error;
-  fs::remove_all(dir + "/work", error);
-  if (fs::is_empty(dir + "/output", error)) fs::remove_all(dir, error);
-}
-
 absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
-    Interpreter& interp, const Policy& policy, const ExecutionSetup& setup, bool one_shot) {
-  std::unique_ptr<ExecutionContext> context(new ExecutionContext(interp));
-  context->one_shot_ = one_shot;
+    Interpreter& interp, const Policy& policy, const ExecutionSetup& setup) {
+  std::unique_ptr<ExecutionContext> context(new ExecutionContext(interp, setup.dirs));
   if (policy.work_dir) {
-    std::string dir = interp.TakeSpareDir();
-    if (dir.empty() || !absl::StartsWith(dir, setup.work_root + "/")) {
-      if (!dir.empty()) interp.TidyAtEnd(std::move(dir));
-      absl::StatusOr<std::string> made = MakeExecutionDir(setup.work_root);
-      if (!made.ok()) return made.status();
-      dir = *std::move(made);
-    }
-    context->base_dir_ = dir;
-    context->work_dir_ = dir + "/work";
-    context->output_dir_ = dir + "/output";
+    if (setup.dirs == nullptr) return absl::InternalError("no execution directories configured");
+    absl::StatusOr<std::string> dir = setup.dirs->Take();
+    if (!dir.ok()) return dir.status();
+    context->base_dir_ = *dir;
+    context->work_dir_ = *dir + "/work";
+    context->output_dir_ = *dir + "/output";
   }
   nlohmann::json environ = nlohmann::json::object();
   for (const std::string& name : policy.env) {
@@ -77,18 +43,13 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
       PyDict_GetItemString(interp.support(), "set_environ"), values->ptr(), nullptr));
   if (!set) return StatusFromPythonError("setting the execution's environment");
   interp.sandbox().Activate(
-      {policy, context->work_dir_, context->output_dir_, setup.extra_network});
+      {&policy, context->work_dir_, context->output_dir_, setup.extra_network});
   return context;
 }
 
 ExecutionContext::~ExecutionContext() {
   interp_.sandbox().Deactivate();
-  if (base_dir_.empty()) return;
-  if (one_shot_) {
-    interp_.TidyAtEnd(base_dir_);
-  } else {
-    TidyExecutionDir(base_dir_);
-  }
+  if (!base_dir_.empty()) dirs_->Return(base_dir_);
 }
 
 nlohmann::json ExecutionContext::Globals() const {
@@ -98,8 +59,11 @@ nlohmann::json ExecutionContext::Globals() const {
 
 std::vector<std::string> ExecutionContext::OutputFiles() const {
   std::vector<std::string> files;
-  if (output_dir_.empty()) return files;
   std::error_code error;
+  if (output_dir_.empty() || !interp_.sandbox().output_written() ||
+      fs::is_empty(output_dir_, error)) {
+    return files;
+  }
   for (auto it = fs::recursive_directory_iterator(output_dir_, error);
        !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
     if (it->is_regular_file(error)) {

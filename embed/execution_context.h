@@ -10,7 +10,7 @@
 //   context->reset();  // policy off, working directory removed
 //
 // OUTPUT_DIR is kept when the code wrote files there (the caller owns them then);
-// the working directory is always removed.
+// the working directory is always removed (by the WorkDirStock, off the request path).
 // Thread-safety: Enter needs the GIL held in `interp`; the destructor needs no GIL
 // (it touches no Python) but must run before the interpreter goes back to the pool.
 #ifndef PYHOST_EMBED_EXECUTION_CONTEXT_H_
@@ -24,23 +24,22 @@
 
 #include "absl/status/statusor.h"
 #include "embed/interpreter.h"
+#include "embed/work_dirs.h"
 #include "guards/policy.h"
 
 namespace pyhost {
 
 struct ExecutionSetup {
   std::vector<std::string> extra_network;  // request + PYHOST_NETWORK_ALLOWLIST
-  std::string work_root;                   // parent of per-execution directories
+  WorkDirStock* dirs = nullptr;            // where WORK_DIR/OUTPUT_DIR come from
 };
 
 class ExecutionContext {
  public:
-  // `one_shot`: the interpreter is destroyed after this execution, so the
-  // directories are tidied then, by the pool's factory, not on the request path.
+  // `policy` must outlive the context.
   static absl::StatusOr<std::unique_ptr<ExecutionContext>> Enter(Interpreter& interp,
                                                                  const Policy& policy,
-                                                                 const ExecutionSetup& setup,
-                                                                 bool one_shot = false);
+                                                                 const ExecutionSetup& setup);
   ~ExecutionContext();
   ExecutionContext(const ExecutionContext&) = delete;
   ExecutionContext& operator=(const ExecutionContext&) = delete;
@@ -52,24 +51,15 @@ class ExecutionContext {
   std::vector<std::string> OutputFiles() const;
 
  private:
-  explicit ExecutionContext(Interpreter& interp) : interp_(interp) {}
+  ExecutionContext(Interpreter& interp, WorkDirStock* dirs) : interp_(interp), dirs_(dirs) {}
 
   Interpreter& interp_;
-  bool one_shot_ = false;
+  WorkDirStock* dirs_;
   std::string base_dir_;  // holds work/ and output/
   std::string work_dir_;
   std::string output_dir_;
 };
 
-// Makes `root`/exec-XXXXXX with work/ and output/ in it; returns its path.
-absl::StatusOr<std::string> MakeExecutionDir(const std::string& root);
-// Removes dir/work, and all of dir if dir/output is empty (its files are the
-// caller's otherwise).
-void TidyExecutionDir(const std::string& dir);
-
-// Where execution directories go by default: /dev/shm/pyhost-<pid> (tmpfs: fast to
-// create and remove; files there use memory) when writable, else $TMPDIR or /tmp.
-std::string DefaultWorkRoot();
 
 }  // namespace pyhost
 

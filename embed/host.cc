@@ -21,7 +21,6 @@ absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
   pool_options.size = options.pool_size;
   pool_options.interpreter.prewarm_modules = options.prewarm_modules;
   pool_options.interpreter.max_output_bytes = options.max_output_bytes;
-  pool_options.interpreter.work_root = options.work_root;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool =
       InterpreterPool::Start(std::move(pool_options));
   if (!pool.ok()) return pool.status();
@@ -36,14 +35,12 @@ Host::Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::stri
     : options_(std::move(options)),
       python_version_(std::move(version)),
       env_network_(std::move(env_network)),
-      work_root_cleanup_{options_.work_root},
+      dirs_(options_.work_root, options_.pool_size),
       pool_(std::move(pool)),
       tools_(*pool_, options_.max_output_bytes, options_.default_policy,
-             ExecutionSetup{env_network_, options_.work_root}) {}
+             ExecutionSetup{env_network_, &dirs_}) {}
 
 Host::~Host() = default;
-
-Host::RemoveIfEmpty::~RemoveIfEmpty() { rmdir(dir.c_str()); }
 
 absl::Status Host::CheckSupported(const ExecRequest& request, const Policy& policy) const {
   if (request.isolation == Isolation::kProcess) {
@@ -86,11 +83,11 @@ absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
 
 void Host::RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const Policy& policy,
                           ExecResult& result) {
-  ExecutionSetup setup{env_network_, options_.work_root};
+  ExecutionSetup setup{env_network_, &dirs_};
   setup.extra_network.insert(setup.extra_network.end(), request.allow_net.begin(),
                              request.allow_net.end());
-  absl::StatusOr<std::unique_ptr<ExecutionContext>> context = ExecutionContext::Enter(
-      interp, policy, setup, /*one_shot=*/request.isolation == Isolation::kFresh);
+  absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
+      ExecutionContext::Enter(interp, policy, setup);
   if (!context.ok()) {
     result.error = ExecError{"HostError", std::string(context.status().message())};
     return;

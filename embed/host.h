@@ -43,6 +43,7 @@
 #include "absl/synchronization/mutex.h"
 #include "embed/execution_context.h"
 #include "embed/pool.h"
+#include "embed/work_dirs.h"
 #include "embed/request.h"
 #include "embed/result.h"
 #include "embed/tool_registry.h"
@@ -89,12 +90,8 @@ class Host {
   const HostOptions options_;
   const std::string python_version_;
   const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
-  // Removes the work root, if empty, after the pool (declared after it) has tidied
-  // the execution directories.
-  struct RemoveIfEmpty {
-    std::string dir;
-    ~RemoveIfEmpty();
-  } work_root_cleanup_;
+  // Declared before the pool and the tools: their executions return directories.
+  WorkDirStock dirs_;
   // Declared before the members holding leases, so destroyed after them.
   std::unique_ptr<InterpreterPool> pool_;
   ToolRegistry tools_;

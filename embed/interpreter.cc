@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "bindings/python_error.h"
 #include "embed/check.h"
-#include "embed/execution_context.h"
 #include "embed/thread_state.h"
 #include "guards/hardening.h"
 
@@ -46,12 +45,6 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
   absl::Status loaded = interp->LoadSupport(config);
   PyThreadState_Swap(saved);
   if (!loaded.ok()) return loaded;  // the destructor ends the interpreter
-  if (!config.work_root.empty()) {
-    absl::StatusOr<std::string> dir = MakeExecutionDir(config.work_root);
-    if (!dir.ok()) return dir.status();
-    absl::MutexLock lock(&interp->mu_);
-    interp->spare_dir_ = *std::move(dir);
-  }
   return interp;
 }
 
@@ -83,6 +76,14 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
   if (absl::Status hardened = HardenInterpreter(*sandbox_, support_.ptr()); !hardened.ok()) {
     return hardened;
   }
+  // The host's environment is not the code's: empty os.environ now, off the request
+  // path (os.putenv is a no-op by now, so the process's environment stays).
+  auto empty = py::reinterpret_steal<py::object>(PyDict_New());
+  auto cleared = py::reinterpret_steal<py::object>(
+      empty ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(support_.ptr(), "set_environ"),
+                                           empty.ptr(), nullptr)
+            : nullptr);
+  if (!cleared) return StatusFromPythonError("clearing os.environ");
 
   for (const std::string& name : config.prewarm_modules) {
     auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(name.c_str()));
@@ -103,16 +104,6 @@ PyThreadState* Interpreter::ThreadStateForThisThread() {
     PYHOST_CHECK(tstate != nullptr, "PyThreadState_New failed (out of memory)");
   }
   return tstate;
-}
-
-std::string Interpreter::TakeSpareDir() {
-  absl::MutexLock lock(&mu_);
-  return std::exchange(spare_dir_, std::string());
-}
-
-void Interpreter::TidyAtEnd(std::string dir) {
-  absl::MutexLock lock(&mu_);
-  tidy_dirs_.push_back(std::move(dir));
 }
 
 PyObject* Interpreter::Adopt(py::object object) {
@@ -156,9 +147,6 @@ Interpreter::~Interpreter() {
   Py_EndInterpreter(initial_tstate_);
   PyThreadState_Swap(saved);
   sandbox_.reset();
-  absl::MutexLock lock(&mu_);
-  if (!spare_dir_.empty()) tidy_dirs_.push_back(spare_dir_);
-  for (const std::string& dir : tidy_dirs_) TidyExecutionDir(dir);
 }
 
 }  // namespace pyhost

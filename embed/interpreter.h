@@ -39,9 +39,6 @@ struct InterpreterConfig {
   std::vector<std::string> prewarm_modules;
   // Initial caps of the stdout/stderr captures (requests may set their own).
   size_t max_output_bytes = 1 << 20;
-  // Non-empty: a spare execution directory is made under it at creation, so that
-  // an execution's WORK_DIR/OUTPUT_DIR cost nothing on the request path.
-  std::string work_root;
 };
 
 class Interpreter {
@@ -73,12 +70,6 @@ class Interpreter {
   PyObject* stderr_capture() const { return stderr_capture_.ptr(); }
   PyObject* describe_error() const { return describe_error_.ptr(); }
 
-  // The execution directory made at creation (empty if none, or already taken).
-  std::string TakeSpareDir() ABSL_LOCKS_EXCLUDED(mu_);
-  // An execution directory to tidy when the interpreter is destroyed (off the
-  // request path): its work/ is removed, and all of it if output/ is empty.
-  void TidyAtEnd(std::string dir) ABSL_LOCKS_EXCLUDED(mu_);
-
   // Number of Python threads (other than the caller's) still running after a grace
   // period; such an interpreter must be leaked, not ended (Py_EndInterpreter aborts
   // the process when threads remain). GIL held, any thread state current.
@@ -103,8 +94,6 @@ class Interpreter {
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::thread::id, PyThreadState*> thread_states_ ABSL_GUARDED_BY(mu_);
-  std::string spare_dir_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> tidy_dirs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pyhost

@@ -99,7 +99,7 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
     result.stats.wait_us = watch.WallUs();
     ThreadStateScope scope((*lease)->state());
     absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
-        ExecutionContext::Enter(lease->get(), tool.policy, setup_, /*one_shot=*/true);
+        ExecutionContext::Enter(lease->get(), tool.policy, setup_);
     if (!context.ok()) return context.status();
     ToolModule module;
     if (std::optional<ExecError> error =

@@ -33,7 +33,7 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
   }
   void SetUp() override {
     tools_ = std::make_unique<ToolRegistry>(*pool_, 1 << 16, *NamedPolicy("strict"),
-                                            ExecutionSetup{{}, DefaultWorkRoot()});
+                                            ExecutionSetup{{}, &dirs_});
   }
   void TearDown() override { tools_.reset(); }
 
@@ -49,6 +49,7 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
   }
 
   static InterpreterPool* pool_;
+  WorkDirStock dirs_{DefaultWorkRoot(), 2};
   std::unique_ptr<ToolRegistry> tools_;
 };
 InterpreterPool* ToolRegistryTest::pool_ = nullptr;
@@ -182,7 +183,8 @@ TEST(ResidentToolTest, ModuleStatePersistsGlobalsOfACallDoNot) {
   options.size = 1;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, DefaultWorkRoot()});
+  WorkDirStock dirs(DefaultWorkRoot(), 1);
+  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, &dirs});
   ToolOptions resident;
   resident.isolation = Isolation::kResident;
   ASSERT_TRUE(tools.Register("state", R"(
@@ -208,7 +210,8 @@ TEST(FreshToolTest, EveryCallStartsFromScratch) {
   options.size = 2;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, DefaultWorkRoot()});
+  WorkDirStock dirs(DefaultWorkRoot(), 1);
+  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, &dirs});
   ASSERT_TRUE(tools.Register("state", R"(
 import sys
 cache = []
