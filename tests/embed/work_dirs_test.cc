@@ -1,0 +1,90 @@
+#include "embed/work_dirs.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace pyhost {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FreshRoot(const char* name) {
+  std::string root = ::testing::TempDir() + "/work_dirs_test_" + name;
+  fs::remove_all(root);
+  return root;
+}
+
+// Waits (bounded) until `done` holds; the stock works on its own thread.
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 400; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+TEST(WorkDirStockTest, HandsOutCanonicalDirectoriesWithWorkAndOutput) {
+  std::string root = FreshRoot("canonical");
+  WorkDirStock stock(root + "/./sub/../sub", 2);
+  EXPECT_EQ(stock.root(), fs::canonical(root + "/sub").string());
+  absl::StatusOr<std::string> a = stock.Take();
+  absl::StatusOr<std::string> b = stock.Take();
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  for (const std::string& dir : {*a, *b}) {
+    EXPECT_TRUE(fs::is_directory(dir + "/work"));
+    EXPECT_TRUE(fs::is_directory(dir + "/output"));
+    EXPECT_EQ(dir.rfind(stock.root() + "/", 0), 0u);
+  }
+}
+
+TEST(WorkDirStockTest, EmptiedDirectoriesServeAgainOutputsAreKept) {
+  std::string root = FreshRoot("reuse");
+  std::string kept;
+  {
+    WorkDirStock stock(root, 1);
+    std::string used = *stock.Take();
+    std::ofstream(used + "/work/scratch.txt") << "scratch";
+    stock.Return(used);
+    ASSERT_TRUE(Eventually([&] { return !fs::exists(used + "/work/scratch.txt"); }));
+    kept = *stock.Take();
+    std::ofstream(kept + "/output/report.txt") << "result";
+    std::ofstream(kept + "/work/tmp.txt") << "tmp";
+    stock.Return(kept);
+    ASSERT_TRUE(Eventually([&] { return !fs::exists(kept + "/work"); }));
+    for (int i = 0; i < 4; ++i) {
+      std::string dir = *stock.Take();
+      EXPECT_NE(dir, kept) << "a directory holding outputs was handed out again";
+      stock.Return(dir);
+    }
+  }
+  // Destroyed: spares gone, the caller's outputs stay (so the root stays too).
+  EXPECT_TRUE(fs::exists(kept + "/output/report.txt"));
+  size_t left = 0;
+  for (const auto& entry : fs::directory_iterator(root)) left += entry.is_directory();
+  EXPECT_EQ(left, 1u);
+  fs::remove_all(root);
+}
+
+TEST(WorkDirStockTest, RootIsRemovedWhenNothingIsKept) {
+  std::string root = FreshRoot("cleanup");
+  {
+    WorkDirStock stock(root, 3);
+    std::string dir = *stock.Take();
+    stock.Return(dir);
+  }
+  EXPECT_FALSE(fs::exists(root));
+}
+
+TEST(WorkDirStockTest, UnwritableRootIsAnError) {
+  WorkDirStock stock("/proc/pyhost-cannot-be-here", 1);
+  absl::StatusOr<std::string> dir = stock.Take();
+  EXPECT_FALSE(dir.ok());
+}
+
+}  // namespace
+}  // namespace pyhost
