@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <functional>
 
+#include <opcode.h>
 #include <pybind11/pytypes.h>
 
 #include "absl/container/flat_hash_map.h"
@@ -99,7 +101,10 @@ int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access 
                 "file descriptors the code did not open belong to the host");
   }
   std::optional<std::string> text = PathText(path);
-  if (!text) return 0;  // None: the current directory is checked by its own event
+  if (!text) {
+    if (path != nullptr && path != Py_None) return 0;  // not a path at all
+    text = ".";  // os.listdir() / os.scandir(): the host's current directory
+  }
   if (access == Access::kRead ? sandbox.CanRead(*text) : sandbox.CanWrite(*text)) return 0;
   return Deny(sandbox, absl::StrCat(event, "('", *text, "')"),
               access == Access::kRead
@@ -137,15 +142,28 @@ int CheckImportOf(Sandbox& sandbox, const std::string& module) {
   return DenyImport(module, why);
 }
 
+// Whether `frame` is executing an import statement (IMPORT_NAME) right now, as
+// opposed to calling __import__ or importlib with a name it was handed.
+bool AtImportStatement(PyFrameObject* frame, PyCodeObject* code) {
+  int lasti = PyFrame_GetLasti(frame);
+  auto bytes = py::reinterpret_steal<py::object>(PyCode_GetCode(code));
+  if (!bytes || lasti < 0 || lasti >= PyBytes_GET_SIZE(bytes.ptr())) {
+    PyErr_Clear();
+    return false;
+  }
+  return static_cast<unsigned char>(PyBytes_AS_STRING(bytes.ptr())[lasti]) == IMPORT_NAME;
+}
+
 // The filename of each Python frame, innermost first.
-template <typename Visit>  // bool(const std::string& filename): false stops the walk
+template <typename Visit>  // bool(filename, frame, code): false stops the walk
 void WalkFrames(Visit visit) {
   PyFrameObject* borrowed = PyEval_GetFrame();
   py::object frame = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(borrowed));
   while (frame) {
     auto code = py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(
         PyFrame_GetCode(reinterpret_cast<PyFrameObject*>(frame.ptr()))));
-    if (!visit(Text(reinterpret_cast<PyCodeObject*>(code.ptr())->co_filename))) return;
+    auto* co = reinterpret_cast<PyCodeObject*>(code.ptr());
+    if (!visit(Text(co->co_filename), reinterpret_cast<PyFrameObject*>(frame.ptr()), co)) return;
     frame = py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(
         PyFrame_GetBack(reinterpret_cast<PyFrameObject*>(frame.ptr()))));
   }
@@ -163,7 +181,7 @@ bool IsImportMachinery(const std::string& filename) {
 // No Python frame (pyhost's own C calls) or importlib's own code.
 bool CallerIsImportMachinery() {
   bool machinery = true;
-  WalkFrames([&](const std::string& filename) {
+  WalkFrames([&](const std::string& filename, PyFrameObject*, PyCodeObject*) {
     machinery = IsImportMachinery(filename);
     return false;
   });
@@ -253,7 +271,15 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"subprocess.Popen", NoProcesses}, {"os.system", NoProcesses}, {"os.exec", NoProcesses},
       {"os.posix_spawn", NoProcesses}, {"os.spawn", NoProcesses}, {"os.fork", NoProcesses},
       {"os.forkpty", NoProcesses}, {"pty.spawn", NoProcesses}, {"os.startfile", NoProcesses},
-      {"os.kill", NoProcesses}, {"os.killpg", NoProcesses}, {"signal.pthread_kill", NoProcesses},
+      {"os.kill", [](Sandbox& s, const char* e, PyObject* a) {
+         std::optional<int> pid = Fd(Arg(a, 0));
+         if (!pid || *pid <= 0 || *pid == getpid()) return HostState(s, e, a);  // the host itself
+         return NoProcesses(s, e, a); }},
+      {"os.killpg", [](Sandbox& s, const char* e, PyObject* a) {
+         std::optional<int> group = Fd(Arg(a, 0));
+         if (!group || *group <= 0 || *group == getpgrp()) return HostState(s, e, a);
+         return NoProcesses(s, e, a); }},
+      {"signal.pthread_kill", NoProcesses},
       // The host process's own state: never.
       {"os.putenv", HostState}, {"os.unsetenv", HostState}, {"os.chdir", HostState},
       {"resource.setrlimit", HostState}, {"resource.prlimit", HostState},
@@ -270,8 +296,14 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
            return Deny(s, e, "no network access (the network allowlist is empty)");
          }
          std::optional<int> family = Fd(Arg(a, 1));
-         if (family && (*family == AF_INET || *family == AF_INET6)) return 0;
-         return Deny(s, e, "only IPv4/IPv6 sockets, created with an explicit family"); }},
+         std::optional<int> type = Fd(Arg(a, 2));
+         int kind = type ? (*type & 0xf) : -1;  // without SOCK_NONBLOCK / SOCK_CLOEXEC
+         if (family && (*family == AF_INET || *family == AF_INET6) &&
+             (kind == SOCK_STREAM || kind == SOCK_DGRAM)) {
+           return 0;
+         }
+         return Deny(s, e, "only IPv4/IPv6 stream or datagram sockets, created with an "
+                           "explicit family and type"); }},
       {"socket.connect", [](Sandbox& s, const char* e, PyObject* a) { return CheckNetworkAddress(s, e, Arg(a, 1)); }},
       {"socket.sendto", [](Sandbox& s, const char* e, PyObject* a) { return CheckNetworkAddress(s, e, Arg(a, 1)); }},
       {"socket.sendmsg", [](Sandbox& s, const char* e, PyObject* a) {
@@ -363,11 +395,14 @@ void InstallAuditHook() {
 bool ImportIsUserInitiated(bool through_importlib) {
   const std::string& stdlib = StdlibDir();
   bool user = false;  // no Python frame: pyhost itself, or C code
-  WalkFrames([&](const std::string& filename) {
+  WalkFrames([&](const std::string& filename, PyFrameObject* frame, PyCodeObject* code) {
     if (through_importlib && IsImportMachinery(filename)) return true;  // look further out
     bool stdlib_frame = absl::StartsWith(filename, "<frozen ") ||
                         (!stdlib.empty() && absl::StartsWith(filename, stdlib + "/"));
-    user = !stdlib_frame;
+    // A stdlib module imports for itself with an import statement; one that calls
+    // __import__ or importlib with a name it was handed (a callback, pickle, a parser
+    // list) imports on behalf of its caller: that is the code's import.
+    user = !stdlib_frame || !(IsImportMachinery(filename) || AtImportStatement(frame, code));
     return false;
   });
   return user;

@@ -28,8 +28,10 @@ std::string& StdlibDirStorage() {
 }
 
 // An absolute, resolved form of `path` for comparison with roots. A path that does
-// not exist yet (a file about to be created) is its resolved parent + its name.
-std::string Resolve(absl::string_view path) {
+// not exist yet (a file about to be created) is its resolved parent + its name; a
+// symlink that realpath cannot follow (dangling, or into /proc/self/fd) is judged by
+// where it points.
+std::string Resolve(absl::string_view path, int depth = 0) {
   std::string absolute(path);
   if (absolute.empty() || absolute[0] != '/') {
     char cwd[PATH_MAX];
@@ -37,6 +39,17 @@ std::string Resolve(absl::string_view path) {
   }
   char resolved[PATH_MAX];
   if (realpath(absolute.c_str(), resolved) != nullptr) return resolved;
+  struct stat st;
+  if (lstat(absolute.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    char target[PATH_MAX];
+    ssize_t n = readlink(absolute.c_str(), target, sizeof(target) - 1);
+    if (n <= 0 || depth >= 8) return "/nonexistent/unresolvable";  // never under a root
+    target[n] = '\0';
+    std::string next = target[0] == '/'
+                           ? std::string(target)
+                           : absl::StrCat(absolute.substr(0, absolute.find_last_of('/') + 1), target);
+    return Resolve(next, depth + 1);
+  }
   size_t slash = absolute.find_last_of('/');
   std::string parent = slash == 0 ? "/" : absolute.substr(0, slash);
   std::string name = absolute.substr(slash + 1);
@@ -176,18 +189,24 @@ bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
     }
     return false;
   };
-  // Dangerous modules stay out even when an allowed module asks for them.
+  // A module on the deny list stays out even when an allowed module asks for it (an
+  // allowed module may import names it is given: xml.sax parsers, pickle classes).
   if (!user_initiated) {
-    if (denied(module) && (absl::StartsWith(module, "_ctypes") || absl::StartsWith(module, "ctypes") ||
-                           module == "_posixsubprocess" || module == "_multiprocessing" ||
-                           module == "_posixshmem")) {
-      *why = absl::StrCat("import of '", module, "' is denied by policy '", policy.name,
-                          "' (even from the standard library)");
-      return false;
-    }
-    return true;
+    if (!denied(module)) return true;
+    *why = absl::StrCat("import of '", module, "' is denied by policy '", policy.name,
+                        "' (on its deny list, also for the standard library)");
+    return false;
   }
   if (policy.ImportAllowed(module)) return true;
+  // An allowlist is useless without the modules that connect: with one in force,
+  // they may be imported (what they reach is still checked, host by host).
+  if (!denied(module) && (!policy.network.empty() || !activation_.extra_network.empty())) {
+    for (absl::string_view network : {"socket", "_socket", "ssl", "_ssl", "select", "selectors",
+                                      "urllib.request", "urllib.error", "urllib.response",
+                                      "http", "http.client", "email", "base64"}) {
+      if (module == network) return true;
+    }
+  }
   *why = absl::StrCat("import of '", module, "' is not allowed by policy '", policy.name, "' (",
                       denied(module) ? "on its deny list" : "not on its allow list", ")");
   return false;

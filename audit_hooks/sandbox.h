@@ -89,6 +89,9 @@ class Sandbox {
     if (def != nullptr) sealed_defs_.insert(def);
   }
   bool IsSealed(absl::string_view module) const { return sealed_.contains(module); }
+  // importlib's ModuleSpec type in this interpreter (borrowed; lives as long).
+  void set_module_spec_type(PyObject* type) { module_spec_type_ = type; }
+  PyObject* module_spec_type() const { return module_spec_type_; }
   bool IsSealedDef(const PyModuleDef* def) const { return sealed_defs_.contains(def); }
 
  private:
@@ -102,6 +105,7 @@ class Sandbox {
   absl::flat_hash_map<int, std::pair<dev_t, ino_t>> owned_fds_;
   absl::flat_hash_set<std::string> sealed_;
   absl::flat_hash_set<const PyModuleDef*> sealed_defs_;
+  PyObject* module_spec_type_ = nullptr;
 };
 
 // Modules no policy lets code import or create: they run code in other

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/sandbox.h"
+#include "guards/hardening.h"
 
 namespace pyhost {
 namespace {
@@ -61,6 +62,13 @@ absl::StatusOr<Runtime*> Initialize() {
   SetStdlibDir(dir.substr(0, dir.rfind('/')));
   Py_DECREF(file);
   Py_DECREF(os);
+
+  // Sandboxes can reach the main interpreter's objects (through shared static types),
+  // so its modules get the same hardening; and object.__subclasses__() stops
+  // crossing interpreters.
+  static Sandbox* main_sandbox = new Sandbox(PyInterpreterState_Main());  // never active
+  if (absl::Status s = HardenInterpreter(*main_sandbox, nullptr); !s.ok()) return s;
+  if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
   version.resize(version.find(' ') == std::string::npos ? version.size()

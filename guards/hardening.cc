@@ -36,6 +36,9 @@ enum class Kind {
   kImport,          // builtins.__import__
   kImportCheck,     // the meta-path finder's check(name)
   kGetAddrInfo,     // remembers the addresses an allowed name resolved to
+  kSetlocale,       // locale.setlocale: queries only (the locale is process-wide)
+  kOpen,            // builtins.open / io.open: an opener's descriptor is checked
+  kOpenerResult,    // wraps a user opener: the descriptor it returns must be the code's
 };
 
 struct Guard {
@@ -126,6 +129,8 @@ bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_impor
   return false;
 }
 
+py::object MakeGuard(Kind kind, const std::string& name, py::object original);
+
 PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
   return PyObject_Call(guard.original.ptr(), args, kwargs);
 }
@@ -152,7 +157,9 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         return SetPermissionError(*guard, "only on file descriptors the code opened itself");
       }
       PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && active && guard->name == "os.close") sandbox->ForgetFd(*fd);
+      if (result != nullptr && active && (guard->name == "os.close" || guard->name == "socket.close")) {
+        sandbox->ForgetFd(*fd);
+      }
       return result;
     }
     case Kind::kFdUseTwo: {
@@ -183,7 +190,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return result;
     }
     case Kind::kFdCreate: {
-      if (active && guard->name == "os.dup") {
+      if (active && (guard->name == "os.dup" || guard->name == "socket.dup")) {
         std::optional<int> fd = IntArg(args, 0);
         if (!(fd && sandbox->OwnsFd(*fd))) {
           return SetPermissionError(*guard, "only on file descriptors the code opened itself");
@@ -212,8 +219,24 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kCreateBuiltin: {
-      std::string module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
-                               ? ModuleName(PyTuple_GET_ITEM(args, 0)) : "";
+      // Only importlib's own ModuleSpec, whose name is a plain str in its __dict__:
+      // a look-alike could answer one name to the check and another to the call.
+      bool no_keywords = kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0;
+      PyObject* spec = PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1 && no_keywords
+                           ? PyTuple_GET_ITEM(args, 0) : nullptr;
+      PyObject* spec_dict = spec != nullptr && sandbox != nullptr &&
+                                    reinterpret_cast<PyObject*>(Py_TYPE(spec)) == sandbox->module_spec_type()
+                                ? PyObject_GenericGetDict(spec, nullptr) : nullptr;
+      auto owned_dict = py::reinterpret_steal<py::object>(spec_dict);
+      PyObject* name = spec_dict != nullptr ? PyDict_GetItemString(spec_dict, "name") : nullptr;
+      if (name == nullptr || !PyUnicode_CheckExact(name)) {
+        PyErr_Clear();
+        if (sandbox != nullptr) {
+          return SetPermissionError(*guard, "only importlib's own module specs");
+        }
+        return CallOriginal(*guard, args, kwargs);
+      }
+      std::string module = PyUnicode_AsUTF8(name);
       if (sandbox != nullptr && sandbox->IsSealed(module)) {
         return SetPermissionError(*guard, absl::StrCat("module '", module, "' cannot be created again"));
       }
@@ -242,9 +265,59 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
       Py_RETURN_NONE;
     }
+    case Kind::kSetlocale: {
+      PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1)
+                        : kwargs != nullptr ? PyDict_GetItemString(kwargs, "locale") : nullptr;
+      if (active && value != nullptr && value != Py_None) {
+        return SetPermissionError(*guard, "the locale belongs to the whole host process "
+                                          "(setlocale(category) without a value may query it)");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kOpen: {
+      // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
+      // audit event names `file`, but an opener may hand back any descriptor.
+      constexpr Py_ssize_t kOpenerPosition = 7;
+      PyObject* opener = kwargs != nullptr ? PyDict_GetItemString(kwargs, "opener") : nullptr;
+      bool positional = opener == nullptr && PyTuple_GET_SIZE(args) > kOpenerPosition;
+      if (positional) opener = PyTuple_GET_ITEM(args, kOpenerPosition);
+      if (!active || opener == nullptr || opener == Py_None) return CallOriginal(*guard, args, kwargs);
+      py::object checked = MakeGuard(Kind::kOpenerResult, "opener",
+                                     py::reinterpret_borrow<py::object>(opener));
+      if (!checked) return nullptr;
+      auto new_args = py::reinterpret_steal<py::object>(PyTuple_GetSlice(args, 0, PyTuple_GET_SIZE(args)));
+      auto new_kwargs = py::reinterpret_steal<py::object>(kwargs != nullptr ? PyDict_Copy(kwargs) : PyDict_New());
+      if (!new_args || !new_kwargs) return nullptr;
+      if (positional) {
+        Py_INCREF(checked.ptr());
+        PyTuple_SetItem(new_args.ptr(), kOpenerPosition, checked.ptr());  // fresh tuple: allowed
+      } else if (PyDict_SetItemString(new_kwargs.ptr(), "opener", checked.ptr()) != 0) {
+        return nullptr;
+      }
+      return PyObject_Call(guard->original.ptr(), new_args.ptr(), new_kwargs.ptr());
+    }
+    case Kind::kOpenerResult: {
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result == nullptr || !active) return result;
+      int fd = PyLong_Check(result) ? static_cast<int>(PyLong_AsLong(result)) : -1;
+      PyErr_Clear();
+      if (!sandbox->OwnsFd(fd)) {
+        Py_DECREF(result);
+        return SetPermissionError(*guard, "an opener must return a descriptor the code opened itself");
+      }
+      return result;
+    }
     case Kind::kGetAddrInfo: {
       PyObject* result = CallOriginal(*guard, args, kwargs);
       if (result == nullptr || !active || !PyList_Check(result)) return result;
+      // Only the answers for an allowed *name* are remembered (getaddrinfo(None, ...)
+      // answers the local addresses, which no allowlist named).
+      PyObject* host = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
+      const char* host_text = host != nullptr && PyUnicode_Check(host) ? PyUnicode_AsUTF8(host) : nullptr;
+      if (host_text == nullptr || !sandbox->HostAllowed(host_text)) {
+        PyErr_Clear();
+        return result;
+      }
       for (Py_ssize_t i = 0; i < PyList_GET_SIZE(result); ++i) {
         PyObject* entry = PyList_GET_ITEM(result, i);  // (family, type, proto, name, sockaddr)
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 5) continue;
@@ -298,8 +371,13 @@ class Hardener {
   explicit Hardener(Sandbox& sandbox) : sandbox_(sandbox) {}
 
   absl::Status Module(const char* module_name) {
-    module_ = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
-    if (!module_) return StatusFromPythonError(absl::StrCat("hardening: import ", module_name));
+    auto module = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
+    if (!module) return StatusFromPythonError(absl::StrCat("hardening: import ", module_name));
+    return Module(std::move(module), module_name);
+  }
+
+  absl::Status Module(py::object module, const char* module_name) {
+    module_ = std::move(module);
     module_name_ = module_name;
     sandbox_.Seal(module_name, PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr()) : nullptr);
     PyErr_Clear();
@@ -414,21 +492,133 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("_socket"));
   PYHOST_RETURN_IF_ERROR(h.Replace("getaddrinfo", Kind::kGetAddrInfo, "socket"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("close", Kind::kFdUse, "socket"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("dup", Kind::kFdCreate, "socket"));
+
+  // Tracing allocations is process-wide on 3.11 (runtime state, every interpreter).
+  PYHOST_RETURN_IF_ERROR(h.Module("_tracemalloc"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start", "stop", "clear_traces", "reset_peak"},
+                                      Kind::kHostOnly, "tracemalloc"));
+
+  PYHOST_RETURN_IF_ERROR(h.Module("_locale"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale"));
 
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
 
-  PYHOST_RETURN_IF_ERROR(h.Module("_imp"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
-  PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
+  // importlib keeps its own reference to _imp, which need not be sys.modules['_imp']:
+  // every distinct one is hardened.
+  auto bootstrap = py::reinterpret_borrow<py::object>(
+      PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib"));
+  auto spec_type = bootstrap ? py::reinterpret_steal<py::object>(
+                                   PyObject_GetAttrString(bootstrap.ptr(), "ModuleSpec"))
+                             : py::object();
+  if (!spec_type) return StatusFromPythonError("hardening: importlib's ModuleSpec");
+  sandbox.set_module_spec_type(spec_type.ptr());
+  std::vector<py::object> imps;
+  auto imp = py::reinterpret_steal<py::object>(PyImport_ImportModule("_imp"));
+  if (!imp) return StatusFromPythonError("hardening: import _imp");
+  imps.push_back(imp);
+  for (const char* holder : {"_frozen_importlib", "_frozen_importlib_external"}) {
+    PyObject* module = PyDict_GetItemString(PyImport_GetModuleDict(), holder);
+    PyObject* theirs = module != nullptr ? PyObject_GetAttrString(module, "_imp") : nullptr;
+    if (theirs == nullptr) {
+      PyErr_Clear();
+      continue;
+    }
+    auto owned = py::reinterpret_steal<py::object>(theirs);
+    bool seen = false;
+    for (const py::object& known : imps) seen = seen || known.ptr() == owned.ptr();
+    if (!seen) imps.push_back(owned);
+  }
+  for (const py::object& module : imps) {
+    PYHOST_RETURN_IF_ERROR(h.Module(module, "_imp"));
+    PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
+    PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
+  }
+  PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpen));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
 
+  if (support == nullptr) return absl::OkStatus();
   py::object check = MakeGuard(Kind::kImportCheck, "pyhost.import_check", py::none());
   auto installed = py::reinterpret_steal<py::object>(
       check ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(support, "install_import_gate"),
                                            check.ptr(), nullptr)
             : nullptr);
   if (!installed) return StatusFromPythonError("hardening: import gate");
+  return absl::OkStatus();
+}
+
+namespace {
+
+PyObject* g_original_subclasses = nullptr;  // type.__dict__['__subclasses__'], kept
+
+// Whether heap type `type` is reachable in the running interpreter's sys.modules as
+// module.qualname (so it belongs to this interpreter).
+bool BelongsHere(PyObject* type) {
+  auto module_name = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, "__module__"));
+  auto qualname = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, "__qualname__"));
+  if (!module_name || !qualname || !PyUnicode_Check(module_name.ptr()) ||
+      !PyUnicode_Check(qualname.ptr())) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* module = PyDict_GetItem(PyImport_GetModuleDict(), module_name.ptr());  // borrowed
+  if (module == nullptr) return false;
+  py::object current = py::reinterpret_borrow<py::object>(module);
+  std::string path = PyUnicode_AsUTF8(qualname.ptr());
+  size_t start = 0;
+  while (current && start <= path.size()) {
+    size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part == "<locals>") return false;
+    current = py::reinterpret_steal<py::object>(PyObject_GetAttrString(current.ptr(), part.c_str()));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  PyErr_Clear();
+  return current && current.ptr() == type;
+}
+
+PyObject* FilteredSubclasses(PyObject* self, PyObject*) {
+  PyObject* all = PyObject_CallOneArg(g_original_subclasses, self);
+  PyThreadState* tstate = PyThreadState_Get();
+  if (all == nullptr || tstate->interp == PyInterpreterState_Main() ||
+      Sandbox::Current() == nullptr || !PyList_Check(all)) {
+    return all;
+  }
+  auto owned = py::reinterpret_steal<py::object>(all);
+  auto kept = py::reinterpret_steal<py::object>(PyList_New(0));
+  if (!kept) return nullptr;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(all); ++i) {
+    PyObject* type = PyList_GET_ITEM(all, i);
+    bool heap = PyType_Check(type) &&
+                (reinterpret_cast<PyTypeObject*>(type)->tp_flags & Py_TPFLAGS_HEAPTYPE);
+    if ((!heap || BelongsHere(type)) && PyList_Append(kept.ptr(), type) != 0) return nullptr;
+  }
+  return kept.release().ptr();
+}
+
+PyMethodDef kFilteredSubclassesDef = {
+    "__subclasses__", FilteredSubclasses, METH_NOARGS,
+    "Immediate subclasses of the type (in a pyhost sandbox: this interpreter's only)."};
+
+}  // namespace
+
+absl::Status IsolateTypeSubclasses() {
+  if (g_original_subclasses != nullptr) return absl::OkStatus();
+  PyObject* dict = PyType_Type.tp_dict;
+  PyObject* original = PyDict_GetItemString(dict, "__subclasses__");
+  if (original == nullptr) return absl::InternalError("type has no __subclasses__");
+  auto replacement = py::reinterpret_steal<py::object>(
+      PyDescr_NewMethod(&PyType_Type, &kFilteredSubclassesDef));
+  if (!replacement) return StatusFromPythonError("isolating __subclasses__");
+  g_original_subclasses = Py_NewRef(original);
+  if (PyDict_SetItemString(dict, "__subclasses__", replacement.ptr()) != 0) {
+    return StatusFromPythonError("isolating __subclasses__");
+  }
+  PyType_Modified(&PyType_Type);
   return absl::OkStatus();
 }
 

@@ -31,7 +31,16 @@ namespace pyhost {
 // thread's own stack, which pyhost does not size.
 inline constexpr int kMaxRecursionLimit = 1000;
 
+// `support` may be null (the main interpreter: no import gate finder there).
 absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support);
+
+// Once per process, GIL held in the main interpreter, before any sandbox exists.
+// On 3.11 static types are shared by all interpreters, and so is the list behind
+// object.__subclasses__(): code in one interpreter would reach classes (and through
+// their methods' __globals__, the modules and data) of every other. This replaces
+// type.__subclasses__ with a version that, inside a sandbox, returns only the heap
+// types its own sys.modules holds under their module and qualified name.
+absl::Status IsolateTypeSubclasses();
 
 }  // namespace pyhost
 

@@ -37,15 +37,17 @@ const std::vector<std::string>& DangerousModules() {
       "mmap", "resource", "fcntl", "termios", "tty", "pickle", "_pickle", "shelve",
       "marshal", "code", "codeop", "pdb", "bdb", "webbrowser", "tkinter", "_tkinter",
       "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
-      "gc", "sys.monitoring", "importlib", "pkgutil", "runpy", "zipimport",
-      "readline", "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog"};
+      "gc", "sys.monitoring", "pkgutil", "runpy", "zipimport", "sqlite3", "_sqlite3",
+      "readline", "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog",
+      "tracemalloc", "_tracemalloc", "dbm", "_dbm", "_gdbm"};
   return *modules;
 }
 
 // The stdlib modules that do computation, text and data without reaching outside.
 const std::vector<std::string>& CuratedStdlib() {
   static const auto* modules = new std::vector<std::string>{
-      "os", "sys", "builtins", "errno", "stat", "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
+      "os", "sys", "builtins", "errno", "stat", "threading", "_strptime", "abc", "array",
+      "base64", "binascii", "bisect", "calendar", "cmath", "collections",
       "colorsys", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
       "difflib", "enum", "fractions", "functools", "hashlib", "heapq", "hmac", "html",
       "io", "ipaddress", "itertools", "json", "keyword", "math", "numbers", "operator",
@@ -53,7 +55,7 @@ const std::vector<std::string>& CuratedStdlib() {
       "struct", "textwrap", "time", "types", "typing", "unicodedata", "uuid", "warnings",
       "zlib", "gzip", "bz2", "lzma", "zipfile", "tarfile", "os.path", "posixpath",
       "pathlib", "fnmatch", "glob", "tempfile", "shutil", "email", "urllib.parse",
-      "xml.etree", "xml.dom", "graphlib", "locale", "weakref", "queue", "sqlite3",
+      "xml.etree", "graphlib", "locale", "weakref", "queue",
       "traceback", "linecache", "tokenize", "token", "shlex", "codecs", "encodings",
       "quopri", "uu", "mimetypes", "zoneinfo", "contextvars", "dis", "inspect", "ast"};
   return *modules;
