@@ -178,15 +178,6 @@ bool IsImportMachinery(const std::string& filename) {
          absl::StartsWith(filename, importlib_dir) || filename == kSupportFilename;
 }
 
-// No Python frame (pyhost's own C calls) or importlib's own code.
-bool CallerIsImportMachinery() {
-  bool machinery = true;
-  WalkFrames([&](const std::string& filename, PyFrameObject*, PyCodeObject*) {
-    machinery = IsImportMachinery(filename);
-    return false;
-  });
-  return machinery;
-}
 
 // --- the rules ----------------------------------------------------------------------
 
@@ -390,6 +381,15 @@ void InstallAuditHook() {
     return PySys_AddAuditHook(AuditHook, nullptr) == 0;
   }();
   (void)installed;
+}
+
+bool CallerIsImportMachinery() {
+  bool machinery = true;  // no Python frame: pyhost's own C calls
+  WalkFrames([&](const std::string& filename, PyFrameObject*, PyCodeObject*) {
+    machinery = IsImportMachinery(filename);
+    return false;
+  });
+  return machinery;
 }
 
 bool ImportIsUserInitiated(bool through_importlib) {

@@ -29,6 +29,10 @@ void InstallAuditHook();
 // without, the innermost frame is the importer (an import statement). GIL held.
 bool ImportIsUserInitiated(bool through_importlib = true);
 
+// Whether the innermost Python frame is importlib's own code (or there is none:
+// pyhost's C calls). GIL held.
+bool CallerIsImportMachinery();
+
 // "a/b.py" under the stdlib -> "a.b"; "" for paths outside it.
 std::string ModuleNameForStdlibPath(absl::string_view path);
 

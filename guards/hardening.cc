@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/audit_hook.h"
@@ -32,11 +33,13 @@ enum class Kind {
   kThreadStart,     // by Policy::threads
   kRecursionLimit,  // capped
   kCreateBuiltin,   // _imp.create_builtin(spec)
+  kCreateDynamic,   // _imp.create_dynamic(spec, file=None): an extension module
   kExecBuiltin,     // _imp.exec_builtin(module)
   kImport,          // builtins.__import__
   kImportCheck,     // the meta-path finder's check(name)
   kGetAddrInfo,     // remembers the addresses an allowed name resolved to
   kSetlocale,       // locale.setlocale: queries only (the locale is process-wide)
+  kImportlibOnly,   // only importlib itself may call it (_imp._fix_co_filename)
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
   kOpenerResult,    // wraps a user opener: the descriptor it returns must be the code's
 };
@@ -218,7 +221,8 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       }
       return CallOriginal(*guard, args, kwargs);
     }
-    case Kind::kCreateBuiltin: {
+    case Kind::kCreateBuiltin:
+    case Kind::kCreateDynamic: {
       // Only importlib's own ModuleSpec, whose name is a plain str in its __dict__:
       // a look-alike could answer one name to the check and another to the call.
       bool no_keywords = kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0;
@@ -237,6 +241,17 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         return CallOriginal(*guard, args, kwargs);
       }
       std::string module = PyUnicode_AsUTF8(name);
+      if (guard->kind == Kind::kCreateDynamic && sandbox != nullptr) {
+        // The init function is found by the name's last part, in the file at origin:
+        // only the stdlib's extension directory, and never a hardened module's init.
+        PyObject* origin = PyDict_GetItemString(spec_dict, "origin");
+        std::string last = module.substr(module.rfind('.') + 1);
+        bool in_dynload = origin != nullptr && PyUnicode_CheckExact(origin) &&
+                          absl::StartsWith(PyUnicode_AsUTF8(origin), StdlibDir() + "/lib-dynload/");
+        if (!in_dynload || sandbox->IsSealed(last)) {
+          return SetPermissionError(*guard, "only the stdlib's own extension modules");
+        }
+      }
       if (sandbox != nullptr && sandbox->IsSealed(module)) {
         return SetPermissionError(*guard, absl::StrCat("module '", module, "' cannot be created again"));
       }
@@ -265,6 +280,11 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
       Py_RETURN_NONE;
     }
+    case Kind::kImportlibOnly:
+      if (active && !CallerIsImportMachinery()) {
+        return SetPermissionError(*guard, "it rewrites where code claims to come from");
+      }
+      return CallOriginal(*guard, args, kwargs);
     case Kind::kSetlocale: {
       PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1)
                         : kwargs != nullptr ? PyDict_GetItemString(kwargs, "locale") : nullptr;
@@ -535,6 +555,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
     PYHOST_RETURN_IF_ERROR(h.Module(module, "_imp"));
     PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
     PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
+    PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kImportlibOnly));
+    PYHOST_RETURN_IF_ERROR(h.Replace("create_dynamic", Kind::kCreateDynamic));
   }
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpen));
