@@ -402,7 +402,8 @@ bool ImportIsUserInitiated(bool through_importlib) {
     // A stdlib module imports for itself with an import statement; one that calls
     // __import__ or importlib with a name it was handed (a callback, pickle, a parser
     // list) imports on behalf of its caller: that is the code's import.
-    user = !stdlib_frame || !(IsImportMachinery(filename) || AtImportStatement(frame, code));
+    bool machinery = IsImportMachinery(filename);  // importlib, and pyhost's own Python
+    user = !(stdlib_frame || machinery) || !(machinery || AtImportStatement(frame, code));
     return false;
   });
   return user;

@@ -127,10 +127,24 @@ void Sandbox::Activate(Activation activation) {
   active_ = true;
 }
 
+// What is in force in an interpreter between and after executions: code that ran
+// once can leave finalizers, hooks and replaced methods behind, and they must never
+// run without rules (at teardown, or in the next execution's setup).
+const Policy& Lockdown() {
+  static const Policy* lockdown = [] {
+    auto* policy = new Policy();
+    policy->name = "pyhost-between-executions";
+    policy->import_allow = {"-"};  // matches no module: no imports of the code's own
+    policy->work_dir = false;
+    return policy;
+  }();
+  return *lockdown;
+}
+
 void Sandbox::Deactivate() {
-  active_ = false;
-  activation_ = Activation{};  // the policy pointer must not outlive its owner
-  resolved_.clear();
+  // Not back to host mode: the policy pointer is dropped (it must not outlive its
+  // owner) for the lockdown policy, which lives forever.
+  Activate(Activation{&Lockdown(), "", "", {}});
 }
 
 bool Sandbox::CanRead(absl::string_view path) const {

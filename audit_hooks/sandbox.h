@@ -6,8 +6,8 @@
 //   Sandbox* sandbox = Sandbox::Current();      // nullptr outside sandboxes
 //   if (sandbox && !sandbox->CanWrite(path)) ... // PermissionError
 //
-// Between executions (creation, prewarm) a sandbox is in host mode and decides
-// nothing; Activate() puts a policy in force until Deactivate().
+// Until its first activation (creation, prewarm) a sandbox is in host mode and decides
+// nothing; Activate() puts a policy in force, and Deactivate() a lockdown policy.
 //
 // Thread-safety: a Sandbox is used with the GIL held in its interpreter (one thread
 // at a time on 3.11). The registry is thread-safe.
@@ -46,10 +46,13 @@ class Sandbox {
     std::vector<std::string> extra_network;  // request and environment allowlists
   };
   void Activate(Activation activation);
+  // Ends an activation. The interpreter does not return to host mode: a lockdown
+  // policy (nothing outside the stdlib, no imports of the code's own, no network,
+  // no processes) stays in force, because what the code left behind (finalizers,
+  // hooks, replaced methods) can run at teardown or in the next execution's setup.
   void Deactivate();
-  // True when no policy is in force (creation, prewarm, between executions). Never
-  // true while user code can run: pyhost does not lift rules around its own calls
-  // (a __repr__ or __str__ it triggers is user code).
+  // True only before the interpreter's first activation (creation, prewarm). pyhost
+  // never lifts rules around its own calls (a __repr__ it triggers is user code).
   bool host_mode() const { return !active_; }
   const Policy& policy() const { return *activation_.policy; }
   const Activation& activation() const { return activation_; }

@@ -37,13 +37,15 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
     environ["TMPDIR"] = context->work_dir_;
     environ["HOME"] = context->work_dir_;
   }
+  // Activate first: a resident interpreter's os.environ may have been replaced by an
+  // earlier execution, so setting it runs code, which must run under this policy.
+  interp.sandbox().Activate(
+      {&policy, context->work_dir_, context->output_dir_, setup.extra_network});
   absl::StatusOr<py::object> values = JsonToPython(environ);
   if (!values.ok()) return values.status();
   auto set = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
       PyDict_GetItemString(interp.support(), "set_environ"), values->ptr(), nullptr));
   if (!set) return StatusFromPythonError("setting the execution's environment");
-  interp.sandbox().Activate(
-      {&policy, context->work_dir_, context->output_dir_, setup.extra_network});
   return context;
 }
 

@@ -99,7 +99,7 @@ PoolStats InterpreterPool::stats() {
 
 // GIL held with the factory's own thread state current.
 void InterpreterPool::Destroy(std::unique_ptr<Interpreter> interpreter) {
-  interpreter->sandbox().Deactivate();  // teardown is pyhost's, not the code's
+  interpreter->sandbox().Deactivate();  // lockdown for what the code left behind
   bool threads_left = interpreter->StopAndCountThreads() > 0;
   if (threads_left) {
     interpreter.release();  // Py_EndInterpreter would abort the process

@@ -282,7 +282,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
     case Kind::kImportlibOnly:
       if (active && !CallerIsImportMachinery()) {
-        return SetPermissionError(*guard, "it rewrites where code claims to come from");
+        return SetPermissionError(*guard, "only importlib itself may call it");
       }
       return CallOriginal(*guard, args, kwargs);
     case Kind::kSetlocale: {
@@ -556,6 +556,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
     PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
     PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
     PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kImportlibOnly));
+    // The import lock is the whole process's on 3.11: held, every import hangs.
+    PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"acquire_lock", "release_lock"}, Kind::kImportlibOnly));
     PYHOST_RETURN_IF_ERROR(h.Replace("create_dynamic", Kind::kCreateDynamic));
   }
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));

@@ -7,11 +7,13 @@
 # It runs before the interpreter is hardened and prewarmed, with no policy in force;
 # what it needs later (the error path runs under the code's policy) it imports now.
 
+import _thread
 import builtins
 import difflib
 import io
 import os
 import sys
+import time
 
 class Capture:
     """A sys.stdout/sys.stderr replacement that keeps at most `limit` UTF-8 bytes."""
@@ -244,12 +246,10 @@ def before_end(grace_seconds):
     atexit = sys.modules.get("atexit")
     if atexit is not None:
         atexit._clear()  # user callbacks must not run on the host's reaper thread
-    import _thread
     if _thread._count() == 0:
         return 0
     threading = sys.modules.get("threading")
     if threading is not None:
-        import time
         deadline = time.monotonic() + grace_seconds
         for thread in threading.enumerate():
             if thread is not threading.main_thread():

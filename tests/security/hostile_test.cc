@@ -202,6 +202,10 @@ std::map<unsigned long, int> OwnListeningSockets() {
 // --- the host's state, as seen from outside the sandbox ------------------------------
 
 std::atomic<int> g_sigusr2_count{0};
+
+// The suite's temporary directory: a child process (isolated case) removes its own
+// before it exits, since it never reaches TearDownTestSuite.
+std::string* g_suite_root = nullptr;
 void CountSigusr2(int) { g_sigusr2_count.fetch_add(1); }
 
 // Fixed numbers for the descriptors the host owns (high, so never reused by Python).
@@ -1140,6 +1144,7 @@ class HostileTest : public ::testing::Test {
     char pattern[] = "/tmp/hostile-XXXXXX";
     ASSERT_NE(mkdtemp(pattern), nullptr);
     root_ = new std::string(pattern);
+    g_suite_root = root_;
     outside_ = new std::string(*root_ + "/outside");
     host_cwd_ = new std::string(*root_ + "/host_cwd");
     work_root_ = new std::string(*root_ + "/work");
@@ -1303,6 +1308,12 @@ class HostileTest : public ::testing::Test {
                           p.import_deny.end());
       return p;
     }
+    if (name == "threads") {  // strict, but the code may start threads
+      Policy p = *NamedPolicy("strict");
+      p.name = "strict";
+      p.threads = true;
+      return p;
+    }
     return *NamedPolicy(name);
   }
 
@@ -1434,6 +1445,16 @@ class HostileTest : public ::testing::Test {
     DrainConnections(kListener, 0);
   }
 
+  // Waits until every used interpreter has been torn down (destroyed or leaked), so a
+  // test about teardown is not passed by a teardown that simply has not happened yet.
+  static void WaitForTeardown(std::vector<std::string>& problems) {
+    for (int i = 0; i < 100; ++i) {
+      if (host_->pool_stats().retired == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    problems.push_back("used interpreters were not torn down within 3 s (cannot check teardown)");
+  }
+
   // More executions than the pool holds: a new interpreter must be made, too.
   static void CheckHostAnswers(Host& host, std::vector<std::string>& problems) {
     for (int i = 0; i < 3; ++i) CheckHostAnswersOnce(host, problems);
@@ -1523,19 +1544,29 @@ pid_t HostileTest::child_pid_ = -1;
 int HostileTest::port_ = 0;
 Host* HostileTest::host_ = nullptr;
 
+// The host's cwd is inside the suite's directory: leave it first (the pool may be making
+// an interpreter, which needs a cwd that exists).
+void RemoveSuiteRootInChild() {
+  if (g_suite_root == nullptr) return;
+  if (chdir("/") != 0) return;
+  RemoveTree(*g_suite_root);
+}
+
 // In a child process: runs `body` (a case and its checks) and exits 0 only if everything
 // held; a watchdog ends the child if the host hangs.
 [[noreturn]] void RunIsolated(const std::function<std::vector<std::string>()>& body,
-                              int timeout_seconds = 20) {
+                              int timeout_seconds = 8) {
   std::thread([timeout_seconds] {
     std::this_thread::sleep_for(std::chrono::seconds(timeout_seconds));
     fprintf(stderr, "PROBLEM: the host hung (no answer after %d s)\n", timeout_seconds);
     fflush(stderr);
+    RemoveSuiteRootInChild();
     _exit(3);
   }).detach();
   std::vector<std::string> problems = body();
   for (const std::string& p : problems) fprintf(stderr, "PROBLEM: %s\n", p.c_str());
   fflush(stderr);
+  RemoveSuiteRootInChild();
   _exit(problems.empty() ? 0 : 1);
 }
 
@@ -1547,7 +1578,10 @@ class HostileCaseTest : public HostileTest, public ::testing::WithParamInterface
 TEST_P(HostileCaseTest, IsDeniedWithoutSideEffects) {
   ASSERT_NE(host_, nullptr);
   const Case& c = GetParam();
-  if (!c.known_gap.empty()) GTEST_SKIP() << "known gap (docs/security.md): " << c.known_gap;
+  if (!c.known_gap.empty() && getenv("HOSTILE_RUN_KNOWN_GAPS") == nullptr) {
+    GTEST_SKIP() << "known gap (docs/security.md): " << c.known_gap
+                 << " (HOSTILE_RUN_KNOWN_GAPS=1 runs it)";
+  }
   if (c.isolate) {
     EXPECT_EXIT(RunIsolated([&] { return RunParam(c); }), ::testing::ExitedWithCode(0), "")
         << "the case must be denied without side effects, and the host process must survive";
@@ -1634,13 +1668,15 @@ TEST_F(HostileTest, BUG_FinalizerRunsAfterThePolicyIsLifted) {
   ExecResult r = Run(*host_, R"PY(
 import os, sys
 class Bomb:
+    # Everything __del__ needs is held here: module globals are gone at teardown.
     def __init__(self, canary, pipe_fd, witness):
         self.canary, self.pipe_fd, self.witness = canary, pipe_fd, witness
+        self.open, self.write, self.system, self.marker = open, os.write, os.system, PWN
     def __del__(self):
-        open(self.witness, 'w').write('finalized')  # allowed either way: proves __del__ ran
-        for attempt in (lambda: open(self.canary, 'w').write(PWN),
-                        lambda: os.write(self.pipe_fd, PWN.encode()),
-                        lambda: os.system('touch ' + self.canary + '.system')):
+        self.open(self.witness, 'w').write('finalized')  # a witness (refused too if teardown is locked down)
+        for attempt in (lambda: self.open(self.canary, 'w').write(self.marker),
+                        lambda: self.write(self.pipe_fd, self.marker.encode()),
+                        lambda: self.system('touch ' + self.canary + '.system')):
             try:
                 attempt()
             except BaseException:
@@ -1654,13 +1690,11 @@ result = 'armed'
   const std::string witness = r.output.dir + "/finalized.txt";
   // The interpreter is destroyed off the request path: keep the host busy until it is.
   std::vector<std::string> problems;
-  for (int i = 0; i < 40 && !PathExists(witness); ++i) {
-    CheckHostAnswersOnce(*host_, problems);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CheckHostAnswersOnce(*host_, problems);  // the armed interpreter is retired by now
+  WaitForTeardown(problems);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   if (getenv("HOSTILE_VERBOSE") != nullptr) {
-    fprintf(stderr, "finalizer ran: %d\n", PathExists(witness));
+    fprintf(stderr, "finalizer wrote its witness: %d\n", PathExists(witness));
   }
   CheckNoSideEffects(r, problems);
   RemoveTree(r.output.dir);
@@ -1668,9 +1702,115 @@ result = 'armed'
   for (const std::string& p : problems) ADD_FAILURE() << p;
 }
 
+// Under a policy that allows threads, a thread outlives its execution: once the answer is
+// given the interpreter's policy is lifted, and the thread is still running the code.
+TEST_F(HostileTest, BUG_ThreadOutlivesItsExecutionsPolicy) {
+  ExecResult r = Run(*host_, R"PY(
+import os, queue, time
+threading = queue.threading
+def later(canary, pipe_fd, mark, write=os.write, sleep=time.sleep, open=open):
+    sleep(0.15)
+    for attempt in (lambda: open(canary, 'w').write(mark),
+                    lambda: write(pipe_fd, mark.encode())):
+        try:
+            attempt()
+        except BaseException:
+            pass
+threading.Thread(target=later, args=(args['canary'], args['pipe_fd'], PWN)).start()
+result = 'started'
+)PY", "threads");
+  EXPECT_TRUE(r.ok) << r.ToJson().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::vector<std::string> problems;
+  WaitForTeardown(problems);
+  CheckNoSideEffects(r, problems);
+  Repair();
+  CheckHostAnswers(*host_, problems);
+  for (const std::string& p : problems) ADD_FAILURE() << p;
+}
+
+// pyhost's own teardown (pyhost_support.before_end) looks up sys.modules['atexit'] and
+// sys.modules['threading'] and calls them after the policy has been lifted.
+TEST_F(HostileTest, BUG_TeardownCallsModulesTheCodeReplaced) {
+  ExecResult r = Run(*host_, R"PY(
+import os, sys
+class StandIn:
+    def __init__(self, canary, pipe_fd, witness):
+        self.canary, self.pipe_fd, self.witness = canary, pipe_fd, witness
+        self.open, self.write, self.marker = open, os.write, PWN
+    def _clear(self):
+        self.open(self.witness, 'w').write('called')  # a witness (refused too if teardown is locked down)
+        for attempt in (lambda: self.open(self.canary, 'w').write(self.marker),
+                        lambda: self.write(self.pipe_fd, self.marker.encode())):
+            try:
+                attempt()
+            except BaseException:
+                pass
+open(OUTPUT_DIR + '/keep.txt', 'w').write('keeps OUTPUT_DIR')
+sys.modules['atexit'] = StandIn(args['canary'], args['pipe_fd'], OUTPUT_DIR + '/called.txt')
+result = 'armed'
+)PY");
+  EXPECT_TRUE(r.ok) << r.ToJson().dump();
+  ASSERT_FALSE(r.output.dir.empty());
+  const std::string witness = r.output.dir + "/called.txt";
+  std::vector<std::string> problems;
+  CheckHostAnswersOnce(*host_, problems);  // the armed interpreter is retired by now
+  WaitForTeardown(problems);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (getenv("HOSTILE_VERBOSE") != nullptr) {
+    fprintf(stderr, "stand-in wrote its witness: %d\n", PathExists(witness));
+  }
+  CheckNoSideEffects(r, problems);
+  RemoveTree(r.output.dir);
+  Repair();
+  for (const std::string& p : problems) ADD_FAILURE() << p;
+}
+
+// A resident interpreter keeps module state between executions, and pyhost runs some
+// Python of its own there before the next execution's policy is in force (it resets
+// os.environ): code that replaced what that Python calls runs with no policy at all.
+TEST_F(HostileTest, BUG_ResidentSnippetHookRunsBeforeThePolicyIsInForce) {
+  ExecRequest request;
+  request.isolation = Isolation::kResident;
+  request.args = Args();
+  request.code = absl::StrCat(kPrelude, R"PY(
+import os
+class Hooked(type(os.environ)):
+    # Defaults, not globals: the execution's globals are cleared when it ends.
+    def clear(self, _canary=args['canary'], _pipe=args['pipe_fd'], _mark=PWN, _open=open,
+              _write=os.write):
+        for attempt in (lambda: _open(_canary, 'w').write(_mark),
+                        lambda: _write(_pipe, _mark.encode())):
+            try:
+                attempt()
+            except BaseException:
+                pass
+        return super().clear()
+hooked = Hooked(os.environ._data, os.environ.encodekey, os.environ.decodekey,
+                os.environ.encodevalue, os.environ.decodevalue)
+os.environ = hooked
+result = 'armed'
+)PY");
+  absl::StatusOr<ExecResult> armed = host_->Execute(request);
+  ASSERT_TRUE(armed.ok()) << armed.status();
+  EXPECT_TRUE(armed->ok) << armed->ToJson().dump();
+  std::vector<std::string> problems;
+  CheckNoSideEffects(*armed, problems);
+  request.code = "result = 'second'";
+  absl::StatusOr<ExecResult> second = host_->Execute(request);
+  ASSERT_TRUE(second.ok()) << second.status();
+  CheckNoSideEffects(*second, problems);
+  Repair();
+  CheckHostAnswers(*host_, problems);
+  for (const std::string& p : problems) ADD_FAILURE() << p;
+}
+
 TEST_F(HostileTest, BUG_ListenWithoutBindAcceptsConnections) {
-  GTEST_SKIP() << "known gap (docs/security.md): listen() on an unbound socket binds an "
-                  "ephemeral port with no audit event (under a policy with a network allowlist)";
+  if (getenv("HOSTILE_RUN_KNOWN_GAPS") == nullptr) {
+    GTEST_SKIP() << "known gap (docs/security.md): listen() on an unbound socket binds an "
+                    "ephemeral port with no audit event (under a policy with a network allowlist)"
+                    " (HOSTILE_RUN_KNOWN_GAPS=1 runs it)";
+  }
   std::map<unsigned long, int> before = OwnListeningSockets();
   ExecResult r;
   std::thread run([&] {
