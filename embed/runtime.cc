@@ -69,6 +69,7 @@ absl::StatusOr<Runtime*> Initialize() {
   static Sandbox* main_sandbox = new Sandbox(PyInterpreterState_Main());  // never active
   if (absl::Status s = HardenInterpreter(*main_sandbox, nullptr); !s.ok()) return s;
   if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
+  if (absl::Status s = GuardFileIOOpener(); !s.ok()) return s;
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
   version.resize(version.find(' ') == std::string::npos ? version.size()

@@ -630,6 +630,44 @@ PyMethodDef kFilteredSubclassesDef = {
 
 }  // namespace
 
+initproc g_original_fileio_init = nullptr;
+
+// FileIO(file, mode, closefd, opener): the "open" event names `file`, but an opener
+// may hand back any descriptor; it is wrapped so what it returns must be the code's.
+int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
+  Sandbox* sandbox = Sandbox::Current();
+  constexpr Py_ssize_t kOpenerPosition = 3;
+  PyObject* opener = kwargs != nullptr ? PyDict_GetItemString(kwargs, "opener") : nullptr;
+  bool positional = opener == nullptr && PyTuple_GET_SIZE(args) > kOpenerPosition;
+  if (positional) opener = PyTuple_GET_ITEM(args, kOpenerPosition);
+  if (sandbox == nullptr || sandbox->host_mode() || opener == nullptr || opener == Py_None) {
+    return g_original_fileio_init(self, args, kwargs);
+  }
+  py::object checked = MakeGuard(Kind::kOpenerResult, "opener",
+                                 py::reinterpret_borrow<py::object>(opener));
+  auto new_args = py::reinterpret_steal<py::object>(PyTuple_GetSlice(args, 0, PyTuple_GET_SIZE(args)));
+  auto new_kwargs = py::reinterpret_steal<py::object>(kwargs != nullptr ? PyDict_Copy(kwargs) : PyDict_New());
+  if (!checked || !new_args || !new_kwargs) return -1;
+  if (positional) {
+    PyTuple_SetItem(new_args.ptr(), kOpenerPosition, Py_NewRef(checked.ptr()));
+  } else if (PyDict_SetItemString(new_kwargs.ptr(), "opener", checked.ptr()) != 0) {
+    return -1;
+  }
+  return g_original_fileio_init(self, new_args.ptr(), new_kwargs.ptr());
+}
+
+absl::Status GuardFileIOOpener() {
+  if (g_original_fileio_init != nullptr) return absl::OkStatus();
+  auto io = py::reinterpret_steal<py::object>(PyImport_ImportModule("_io"));
+  auto type = io ? py::reinterpret_steal<py::object>(PyObject_GetAttrString(io.ptr(), "FileIO"))
+                 : py::object();
+  if (!type || !PyType_Check(type.ptr())) return StatusFromPythonError("guarding FileIO");
+  auto* fileio = reinterpret_cast<PyTypeObject*>(type.ptr());
+  g_original_fileio_init = fileio->tp_init;
+  fileio->tp_init = GuardedFileIOInit;  // static type, shared by every interpreter
+  return absl::OkStatus();
+}
+
 absl::Status IsolateTypeSubclasses() {
   if (g_original_subclasses != nullptr) return absl::OkStatus();
   PyObject* dict = PyType_Type.tp_dict;

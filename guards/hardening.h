@@ -42,6 +42,11 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support);
 // types its own sys.modules holds under their module and qualified name.
 absl::Status IsolateTypeSubclasses();
 
+// Once per process, like IsolateTypeSubclasses and before any FileIO subclass exists
+// (they inherit the slot): io.FileIO(..., opener=f) checks that f returns a descriptor
+// the code opened itself, as open() does.
+absl::Status GuardFileIOOpener();
+
 }  // namespace pyhost
 
 #endif  // PYHOST_GUARDS_HARDENING_H_

@@ -1673,8 +1673,9 @@ class Bomb:
         self.canary, self.pipe_fd, self.witness = canary, pipe_fd, witness
         self.open, self.write, self.system, self.marker = open, os.write, os.system, PWN
     def __del__(self):
-        self.open(self.witness, 'w').write('finalized')  # a witness (refused too if teardown is locked down)
-        for attempt in (lambda: self.open(self.canary, 'w').write(self.marker),
+        # First a witness in OUTPUT_DIR (refused too if teardown is locked down), then harm.
+        for attempt in (lambda: self.open(self.witness, 'w').write('finalized'),
+                        lambda: self.open(self.canary, 'w').write(self.marker),
                         lambda: self.write(self.pipe_fd, self.marker.encode()),
                         lambda: self.system('touch ' + self.canary + '.system')):
             try:
@@ -1739,8 +1740,9 @@ class StandIn:
         self.canary, self.pipe_fd, self.witness = canary, pipe_fd, witness
         self.open, self.write, self.marker = open, os.write, PWN
     def _clear(self):
-        self.open(self.witness, 'w').write('called')  # a witness (refused too if teardown is locked down)
-        for attempt in (lambda: self.open(self.canary, 'w').write(self.marker),
+        # First a witness in OUTPUT_DIR (refused too if teardown is locked down), then harm.
+        for attempt in (lambda: self.open(self.witness, 'w').write('called'),
+                        lambda: self.open(self.canary, 'w').write(self.marker),
                         lambda: self.write(self.pipe_fd, self.marker.encode())):
             try:
                 attempt()
