@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "audit_hooks/sandbox.h"
+#include "audit_hooks/stdlib_bytecode.h"
 
 namespace pyhost {
 namespace {
@@ -302,6 +303,10 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          return address == nullptr || address == Py_None ? 0 : CheckNetworkAddress(s, e, address); }},
       {"socket.bind", [](Sandbox& s, const char* e, PyObject*) {
          return Enforced(s, e, "listening for connections is not allowed"); }},
+      // Raised by pyhost's guard (guards/shared_types.h): listen() on an unbound
+      // socket binds an ephemeral port with no "socket.bind" event.
+      {"socket.listen", [](Sandbox& s, const char* e, PyObject*) {
+         return Enforced(s, e, "listening for connections is not allowed"); }},
       {"socket.getaddrinfo", [](Sandbox& s, const char* e, PyObject* a) {
          if (!s.policy().enforce || Arg(a, 0) == Py_None) return 0;
          std::string host = Text(Arg(a, 0));
@@ -321,11 +326,18 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"gc.get_referents", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
       {"code.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "code objects cannot be built or altered"); }},
       {"function.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "functions cannot be built from code objects"); }},
-      // importlib loads every .pyc with marshal, and pyhost loads compiled tools with it.
-      {"marshal.loads", [](Sandbox& s, const char* e, PyObject*) {
-         return CallerIsImportMachinery() ? 0 : Enforced(s, e, "code cannot be loaded from bytes"); }},
+      // importlib loads every .pyc with marshal.loads; the code may call importlib's
+      // helpers with bytes of its own, which must not pass for the stdlib's.
+      {"marshal.loads", [](Sandbox& s, const char* e, PyObject* a) {
+         if (!CallerIsImportMachinery()) return Enforced(s, e, "code cannot be loaded from bytes");
+         PyObject* data = Arg(a, 0);
+         if (!s.policy().enforce || data == nullptr || !PyBytes_Check(data)) return 0;
+         absl::Status origin = CheckStdlibClaim(
+             absl::string_view(PyBytes_AS_STRING(data), static_cast<size_t>(PyBytes_GET_SIZE(data))),
+             StdlibDir());
+         return origin.ok() ? 0 : Deny(s, e, origin.message()); }},
       {"marshal.load", [](Sandbox& s, const char* e, PyObject*) {
-         return CallerIsImportMachinery() ? 0 : Enforced(s, e, "code cannot be loaded from bytes"); }},
+         return Enforced(s, e, "code cannot be loaded from bytes"); }},
       {"mmap.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "memory maps are not allowed"); }},
       {"builtins.breakpoint", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no debugger"); }},
       {"webbrowser.open", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no browser"); }},

@@ -9,6 +9,7 @@
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/sandbox.h"
 #include "guards/hardening.h"
+#include "guards/shared_types.h"
 
 namespace pyhost {
 namespace {
@@ -64,12 +65,11 @@ absl::StatusOr<Runtime*> Initialize() {
   Py_DECREF(os);
 
   // Sandboxes can reach the main interpreter's objects (through shared static types),
-  // so its modules get the same hardening; and object.__subclasses__() stops
-  // crossing interpreters.
+  // so its modules get the same hardening; and the shared types themselves are
+  // guarded (guards/shared_types.h).
   static Sandbox* main_sandbox = new Sandbox(PyInterpreterState_Main());  // never active
   if (absl::Status s = HardenInterpreter(*main_sandbox, nullptr); !s.ok()) return s;
-  if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
-  if (absl::Status s = GuardFileIOOpener(); !s.ok()) return s;
+  if (absl::Status s = GuardSharedTypes(); !s.ok()) return s;
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
   version.resize(version.find(' ') == std::string::npos ? version.size()

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/audit_hook.h"
 #include "bindings/python_error.h"
+#include "guards/shared_types.h"
 
 namespace pyhost {
 namespace {
@@ -39,9 +40,9 @@ enum class Kind {
   kImportCheck,     // the meta-path finder's check(name)
   kGetAddrInfo,     // remembers the addresses an allowed name resolved to
   kSetlocale,       // locale.setlocale: queries only (the locale is process-wide)
-  kImportlibOnly,   // only importlib itself may call it (_imp._fix_co_filename)
+  kImportlibOnly,   // only importlib itself may call it (the import lock)
+  kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
-  kOpenerResult,    // wraps a user opener: the descriptor it returns must be the code's
 };
 
 struct Guard {
@@ -131,8 +132,6 @@ bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_impor
   if (name && message) PyErr_SetImportError(message.ptr(), name.ptr(), nullptr);
   return false;
 }
-
-py::object MakeGuard(Kind kind, const std::string& name, py::object original);
 
 PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
   return PyObject_Call(guard.original.ptr(), args, kwargs);
@@ -285,6 +284,28 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         return SetPermissionError(*guard, "only importlib itself may call it");
       }
       return CallOriginal(*guard, args, kwargs);
+    case Kind::kFixCoFilename: {
+      // (code, source_path): renames code and its nested code to the file importlib
+      // found. importlib calls it on a loader the code may have written, so a name in
+      // the stdlib is kept only if the code already had it (bytecode claiming the
+      // stdlib is checked when loaded): renamed code would pass for the stdlib's.
+      if (active && !CallerIsImportMachinery()) {
+        return SetPermissionError(*guard, "only importlib itself may call it");
+      }
+      PyObject* code = PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 2 ? PyTuple_GET_ITEM(args, 0) : nullptr;
+      PyObject* path = code != nullptr ? PyTuple_GET_ITEM(args, 1) : nullptr;
+      if (active && sandbox->policy().enforce && code != nullptr && PyCode_Check(code) &&
+          PyUnicode_Check(path)) {
+        PyObject* current = reinterpret_cast<PyCodeObject*>(code)->co_filename;
+        const char* target = PyUnicode_AsUTF8(path);
+        if (target == nullptr) return nullptr;
+        if (absl::StartsWith(target, absl::StrCat(StdlibDir(), "/")) &&
+            PyUnicode_Compare(current, path) != 0) {
+          return SetPermissionError(*guard, "code may not be renamed into the stdlib");
+        }
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
     case Kind::kSetlocale: {
       PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1)
                         : kwargs != nullptr ? PyDict_GetItemString(kwargs, "locale") : nullptr;
@@ -297,35 +318,11 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     case Kind::kOpen: {
       // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
       // audit event names `file`, but an opener may hand back any descriptor.
+      if (!active) return CallOriginal(*guard, args, kwargs);
       constexpr Py_ssize_t kOpenerPosition = 7;
-      PyObject* opener = kwargs != nullptr ? PyDict_GetItemString(kwargs, "opener") : nullptr;
-      bool positional = opener == nullptr && PyTuple_GET_SIZE(args) > kOpenerPosition;
-      if (positional) opener = PyTuple_GET_ITEM(args, kOpenerPosition);
-      if (!active || opener == nullptr || opener == Py_None) return CallOriginal(*guard, args, kwargs);
-      py::object checked = MakeGuard(Kind::kOpenerResult, "opener",
-                                     py::reinterpret_borrow<py::object>(opener));
-      if (!checked) return nullptr;
-      auto new_args = py::reinterpret_steal<py::object>(PyTuple_GetSlice(args, 0, PyTuple_GET_SIZE(args)));
-      auto new_kwargs = py::reinterpret_steal<py::object>(kwargs != nullptr ? PyDict_Copy(kwargs) : PyDict_New());
-      if (!new_args || !new_kwargs) return nullptr;
-      if (positional) {
-        Py_INCREF(checked.ptr());
-        PyTuple_SetItem(new_args.ptr(), kOpenerPosition, checked.ptr());  // fresh tuple: allowed
-      } else if (PyDict_SetItemString(new_kwargs.ptr(), "opener", checked.ptr()) != 0) {
-        return nullptr;
-      }
-      return PyObject_Call(guard->original.ptr(), new_args.ptr(), new_kwargs.ptr());
-    }
-    case Kind::kOpenerResult: {
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result == nullptr || !active) return result;
-      int fd = PyLong_Check(result) ? static_cast<int>(PyLong_AsLong(result)) : -1;
-      PyErr_Clear();
-      if (!sandbox->OwnsFd(fd)) {
-        Py_DECREF(result);
-        return SetPermissionError(*guard, "an opener must return a descriptor the code opened itself");
-      }
-      return result;
+      py::object checked_args, checked_kwargs;
+      if (!WrapOpener(args, kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
+      return CallOriginal(*guard, checked_args.ptr(), checked_kwargs.ptr());
     }
     case Kind::kGetAddrInfo: {
       PyObject* result = CallOriginal(*guard, args, kwargs);
@@ -555,7 +552,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
     PYHOST_RETURN_IF_ERROR(h.Module(module, "_imp"));
     PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
     PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
-    PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kImportlibOnly));
+    PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kFixCoFilename));
     // The import lock is the whole process's on 3.11: held, every import hangs.
     PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"acquire_lock", "release_lock"}, Kind::kImportlibOnly));
     PYHOST_RETURN_IF_ERROR(h.Replace("create_dynamic", Kind::kCreateDynamic));
@@ -571,116 +568,6 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
                                            check.ptr(), nullptr)
             : nullptr);
   if (!installed) return StatusFromPythonError("hardening: import gate");
-  return absl::OkStatus();
-}
-
-namespace {
-
-PyObject* g_original_subclasses = nullptr;  // type.__dict__['__subclasses__'], kept
-
-// Whether heap type `type` is reachable in the running interpreter's sys.modules as
-// module.qualname (so it belongs to this interpreter).
-bool BelongsHere(PyObject* type) {
-  auto module_name = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, "__module__"));
-  auto qualname = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, "__qualname__"));
-  if (!module_name || !qualname || !PyUnicode_Check(module_name.ptr()) ||
-      !PyUnicode_Check(qualname.ptr())) {
-    PyErr_Clear();
-    return false;
-  }
-  PyObject* module = PyDict_GetItem(PyImport_GetModuleDict(), module_name.ptr());  // borrowed
-  if (module == nullptr) return false;
-  py::object current = py::reinterpret_borrow<py::object>(module);
-  std::string path = PyUnicode_AsUTF8(qualname.ptr());
-  size_t start = 0;
-  while (current && start <= path.size()) {
-    size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (part == "<locals>") return false;
-    current = py::reinterpret_steal<py::object>(PyObject_GetAttrString(current.ptr(), part.c_str()));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  PyErr_Clear();
-  return current && current.ptr() == type;
-}
-
-PyObject* FilteredSubclasses(PyObject* self, PyObject*) {
-  PyObject* all = PyObject_CallOneArg(g_original_subclasses, self);
-  PyThreadState* tstate = PyThreadState_Get();
-  if (all == nullptr || tstate->interp == PyInterpreterState_Main() ||
-      Sandbox::Current() == nullptr || !PyList_Check(all)) {
-    return all;
-  }
-  auto owned = py::reinterpret_steal<py::object>(all);
-  auto kept = py::reinterpret_steal<py::object>(PyList_New(0));
-  if (!kept) return nullptr;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(all); ++i) {
-    PyObject* type = PyList_GET_ITEM(all, i);
-    bool heap = PyType_Check(type) &&
-                (reinterpret_cast<PyTypeObject*>(type)->tp_flags & Py_TPFLAGS_HEAPTYPE);
-    if ((!heap || BelongsHere(type)) && PyList_Append(kept.ptr(), type) != 0) return nullptr;
-  }
-  return kept.release().ptr();
-}
-
-PyMethodDef kFilteredSubclassesDef = {
-    "__subclasses__", FilteredSubclasses, METH_NOARGS,
-    "Immediate subclasses of the type (in a pyhost sandbox: this interpreter's only)."};
-
-}  // namespace
-
-initproc g_original_fileio_init = nullptr;
-
-// FileIO(file, mode, closefd, opener): the "open" event names `file`, but an opener
-// may hand back any descriptor; it is wrapped so what it returns must be the code's.
-int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
-  Sandbox* sandbox = Sandbox::Current();
-  constexpr Py_ssize_t kOpenerPosition = 3;
-  PyObject* opener = kwargs != nullptr ? PyDict_GetItemString(kwargs, "opener") : nullptr;
-  bool positional = opener == nullptr && PyTuple_GET_SIZE(args) > kOpenerPosition;
-  if (positional) opener = PyTuple_GET_ITEM(args, kOpenerPosition);
-  if (sandbox == nullptr || sandbox->host_mode() || opener == nullptr || opener == Py_None) {
-    return g_original_fileio_init(self, args, kwargs);
-  }
-  py::object checked = MakeGuard(Kind::kOpenerResult, "opener",
-                                 py::reinterpret_borrow<py::object>(opener));
-  auto new_args = py::reinterpret_steal<py::object>(PyTuple_GetSlice(args, 0, PyTuple_GET_SIZE(args)));
-  auto new_kwargs = py::reinterpret_steal<py::object>(kwargs != nullptr ? PyDict_Copy(kwargs) : PyDict_New());
-  if (!checked || !new_args || !new_kwargs) return -1;
-  if (positional) {
-    PyTuple_SetItem(new_args.ptr(), kOpenerPosition, Py_NewRef(checked.ptr()));
-  } else if (PyDict_SetItemString(new_kwargs.ptr(), "opener", checked.ptr()) != 0) {
-    return -1;
-  }
-  return g_original_fileio_init(self, new_args.ptr(), new_kwargs.ptr());
-}
-
-absl::Status GuardFileIOOpener() {
-  if (g_original_fileio_init != nullptr) return absl::OkStatus();
-  auto io = py::reinterpret_steal<py::object>(PyImport_ImportModule("_io"));
-  auto type = io ? py::reinterpret_steal<py::object>(PyObject_GetAttrString(io.ptr(), "FileIO"))
-                 : py::object();
-  if (!type || !PyType_Check(type.ptr())) return StatusFromPythonError("guarding FileIO");
-  auto* fileio = reinterpret_cast<PyTypeObject*>(type.ptr());
-  g_original_fileio_init = fileio->tp_init;
-  fileio->tp_init = GuardedFileIOInit;  // static type, shared by every interpreter
-  return absl::OkStatus();
-}
-
-absl::Status IsolateTypeSubclasses() {
-  if (g_original_subclasses != nullptr) return absl::OkStatus();
-  PyObject* dict = PyType_Type.tp_dict;
-  PyObject* original = PyDict_GetItemString(dict, "__subclasses__");
-  if (original == nullptr) return absl::InternalError("type has no __subclasses__");
-  auto replacement = py::reinterpret_steal<py::object>(
-      PyDescr_NewMethod(&PyType_Type, &kFilteredSubclassesDef));
-  if (!replacement) return StatusFromPythonError("isolating __subclasses__");
-  g_original_subclasses = Py_NewRef(original);
-  if (PyDict_SetItemString(dict, "__subclasses__", replacement.ptr()) != 0) {
-    return StatusFromPythonError("isolating __subclasses__");
-  }
-  PyType_Modified(&PyType_Type);
   return absl::OkStatus();
 }
 

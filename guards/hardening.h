@@ -34,19 +34,6 @@ inline constexpr int kMaxRecursionLimit = 1000;
 // `support` may be null (the main interpreter: no import gate finder there).
 absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support);
 
-// Once per process, GIL held in the main interpreter, before any sandbox exists.
-// On 3.11 static types are shared by all interpreters, and so is the list behind
-// object.__subclasses__(): code in one interpreter would reach classes (and through
-// their methods' __globals__, the modules and data) of every other. This replaces
-// type.__subclasses__ with a version that, inside a sandbox, returns only the heap
-// types its own sys.modules holds under their module and qualified name.
-absl::Status IsolateTypeSubclasses();
-
-// Once per process, like IsolateTypeSubclasses and before any FileIO subclass exists
-// (they inherit the slot): io.FileIO(..., opener=f) checks that f returns a descriptor
-// the code opened itself, as open() does.
-absl::Status GuardFileIOOpener();
-
 }  // namespace pyhost
 
 #endif  // PYHOST_GUARDS_HARDENING_H_

@@ -605,8 +605,34 @@ module = compile('def f():\n    import socket\n    global result\n    result = P
 fcode = [c for c in module.co_consts if hasattr(c, 'co_name')][0]
 data = g['marshal'].dumps(fcode).replace(placeholder.encode(), fake.encode())
 exec(g['_compile_bytecode'](data))
-)PY", {"PermissionError"}, {"code cannot be loaded from bytes"}).KnownGap(
-          "code built from bytes through importlib's internals can claim a stdlib filename and so import on the stdlib's behalf (imports only; side-effect rules do not trust frames)"),
+)PY", {"PermissionError"}, {"is not that file's own"}),
+      Denied("BUG_SourcelessLoaderForgesStdlibFrame", R"PY(
+import types
+g = _external()
+fake = '/usr/lib/python3.11/zz.py'
+placeholder = '<' + 'x' * (len(fake) - 2) + '>'
+fcode = [c for c in compile('def f():\n    import socket\n    global result\n    result = PWN + socket.__name__\n',
+                            placeholder, 'exec').co_consts if hasattr(c, 'co_name')][0]
+body = g['marshal'].dumps(fcode).replace(placeholder.encode(), fake.encode())
+open(WORK_DIR + '/zz.pyc', 'wb').write(g['MAGIC_NUMBER'] + bytes(12) + body)
+m = types.ModuleType('zz')
+g['SourcelessFileLoader']('zz', WORK_DIR + '/zz.pyc').exec_module(m)
+result = m.__dict__.get('result')
+)PY", {"PermissionError"}, {"is not that file's own"}),
+      Denied("BUG_LoaderRenamesCodeIntoTheStdlib", R"PY(
+g = _external()
+fcode = [c for c in compile('def f():\n    import socket\n    global result\n    result = PWN + socket.__name__\n',
+                            '<x>', 'exec').co_consts if hasattr(c, 'co_name')][0]
+pyc = g['MAGIC_NUMBER'] + bytes(12) + g['marshal'].dumps(fcode)
+class Loader(g['SourceLoader']):
+    def get_filename(self, name):
+        return '/usr/lib/python3.11/zz.py'
+    def path_stats(self, path):
+        return {'mtime': 0, 'size': 0}
+    def get_data(self, path):
+        return pyc
+exec(Loader().get_code('zz'))
+)PY", {"PermissionError"}, {"may not be renamed into the stdlib"}),
 
       Bug("BUG_ImpFixCoFilenameForgesImportlibFrame", R"PY(
 imp = _bootstrap()['_imp']
@@ -817,6 +843,20 @@ db.execute("VACUUM INTO ?", (args['canary'],))
       Bug("BUG_OpenerReturnsHostPipeFd", R"PY(
 with open(WORK_DIR + '/x', 'w', opener=lambda path, flags: args['pipe_fd']) as f:
     f.write(PWN)
+)PY"),
+      Bug("BUG_PositionalOpenerReturnsHostPipeFd", R"PY(
+with open(WORK_DIR + '/x', 'w', -1, None, None, None, True, lambda path, flags: args['pipe_fd']) as f:
+    f.write(PWN)
+)PY"),
+      Bug("BUG_FileIOOpenerReturnsHostPipeFd", R"PY(
+import io
+io.FileIO(WORK_DIR + '/x', 'w', True, lambda path, flags: args['pipe_fd']).write(PWN.encode())
+)PY"),
+      Bug("BUG_FileIOInitDescriptorWithHostOpener", R"PY(
+import io
+f = io.FileIO.__new__(io.FileIO)
+io.FileIO.__init__(f, WORK_DIR + '/x', 'w', opener=lambda path, flags: args['pipe_fd'])
+f.write(PWN.encode())
 )PY"),
       Perm("ShutilCopySecretIntoOutputDir", R"PY(
 import shutil
@@ -1120,8 +1160,17 @@ socket.create_connection(('127.0.0.1', args['port']), timeout=2).close()
 socket = _socket()
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fileno=args['conn_fd'])
 s.send(PWN.encode())
-)PY").Net({"api.example.com"}).KnownGap(
-          "socket.socket(family, type, 0, fileno) on a host descriptor: the socket.__new__ event does not carry the descriptor"),
+)PY").Net({"api.example.com"}),
+      Bug("BUG_SocketInitDescriptorOnHostFd", R"PY(
+socket = _socket()
+s = socket.socket.__new__(socket.socket)
+socket.socket.__bases__[0].__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, args['conn_fd'])
+s.send(PWN.encode())
+)PY").Net({"api.example.com"}),
+      Bug("BUG_SocketFromDetachedHostFd", R"PY(
+socket = _socket()
+socket.socket(fileno=args['conn_fd']).send(PWN.encode())
+)PY").WithPolicy("yolo"),
 
       // ---- yolo: "no rules; the host is still protected" -----------------------------------
       Denied("YoloOsExitStaysSystemExit", "import os\nos._exit(0)\n", {"SystemExit"}, {"0"})
@@ -1808,11 +1857,6 @@ result = 'armed'
 }
 
 TEST_F(HostileTest, BUG_ListenWithoutBindAcceptsConnections) {
-  if (getenv("HOSTILE_RUN_KNOWN_GAPS") == nullptr) {
-    GTEST_SKIP() << "known gap (docs/security.md): listen() on an unbound socket binds an "
-                    "ephemeral port with no audit event (under a policy with a network allowlist)"
-                    " (HOSTILE_RUN_KNOWN_GAPS=1 runs it)";
-  }
   std::map<unsigned long, int> before = OwnListeningSockets();
   ExecResult r;
   std::thread run([&] {

@@ -1,0 +1,41 @@
+// Guards on the built-in types every interpreter shares. On 3.11 a static type (its
+// slots, its __dict__, the C functions behind its methods) is one object for the
+// whole process, so what it lets code do cannot be replaced per interpreter the way
+// guards/hardening.h replaces module functions: these guards are installed once, in
+// the type itself, and ask Sandbox::Current() at each call whose code is calling.
+//
+//   // Once, GIL held in the main interpreter, before any sandbox exists:
+//   absl::Status guarded = GuardSharedTypes();
+//
+// What they cover (none of it raises an audit event of its own on 3.11):
+//   type.__subclasses__()      in a sandbox, only heap types of its own sys.modules
+//   io.FileIO(opener=f)        f must return a descriptor the code opened itself
+//   socket.socket(fileno=n)    n must be a descriptor the code opened itself; a socket
+//                              the code creates (also by accept, socketpair) is its own
+//   socket.listen()            raises a "socket.listen" audit event (the policy's rule)
+// Each replaces both the type's slot and the descriptor in its __dict__ (or the C
+// function behind a method), so calling the descriptor directly
+// (`FileIO.__init__(f, ..., opener)`) is guarded too.
+#ifndef PYHOST_GUARDS_SHARED_TYPES_H_
+#define PYHOST_GUARDS_SHARED_TYPES_H_
+
+#include <Python.h>
+
+#include <pybind11/pytypes.h>
+
+#include "absl/status/status.h"
+
+namespace pyhost {
+
+absl::Status GuardSharedTypes();
+
+// For open()/FileIO(): copies of a call's arguments whose opener (keyword "opener",
+// or positional argument `position`) is wrapped so that the descriptor it returns
+// must be one the running code opened. Without an opener, the copies are the
+// arguments themselves. False with a Python error on failure. GIL held.
+bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position,
+                pybind11::object* new_args, pybind11::object* new_kwargs);
+
+}  // namespace pyhost
+
+#endif  // PYHOST_GUARDS_SHARED_TYPES_H_
