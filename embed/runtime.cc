@@ -43,6 +43,14 @@ absl::StatusOr<Runtime*> Initialize() {
     status = CheckStatus(
         PyConfig_SetBytesString(&config, &config.program_name, "pyhost"), "program name");
   }
+  // An absolute executable: otherwise the path calculation, which every new
+  // interpreter runs again, makes "pyhost" absolute against the working directory,
+  // and fails once the host's working directory is removed.
+  if (status.ok()) {
+    status = CheckStatus(PyConfig_SetBytesString(&config, &config.executable,
+                                                 PYHOST_PYTHON_HOME "/bin/python3"),
+                         "executable");
+  }
   InstallAuditHook();  // PEP 578: C hooks must be in place before initialization
   if (status.ok()) status = CheckStatus(Py_InitializeFromConfig(&config), "startup");
   PyConfig_Clear(&config);

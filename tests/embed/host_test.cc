@@ -47,6 +47,23 @@ TEST(HostTest, TheReadmeExample) {
   EXPECT_GE(r.stats.interpreter_id, 1);
 }
 
+// An agent that runs in a temporary directory and removes it: every interpreter made
+// afterwards must still start (3.11 aborts the process when Py_NewInterpreter fails).
+// In a child process, since the working directory is the whole process's.
+TEST(HostDeathTest, SurvivesItsWorkingDirectoryBeingRemoved) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        char dir[] = "/tmp/pyhost-cwd-XXXXXX";
+        if (mkdtemp(dir) == nullptr || chdir(dir) != 0 || rmdir(dir) != 0) _exit(2);
+        auto host = MakeHost(/*pool_size=*/1);
+        bool all_ok = host != nullptr;
+        for (int i = 0; i < 6 && all_ok; ++i) all_ok = Exec(*host, "import json; result = 1").result == 1;
+        _exit(all_ok ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 TEST(HostTest, NoStateLeaksBetweenFreshExecutions) {
   auto host = MakeHost();
   ASSERT_TRUE(Exec(*host,
