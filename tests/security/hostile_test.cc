@@ -1521,6 +1521,27 @@ class HostileTest : public ::testing::Test {
     }
   }
 
+  // For code armed to act when its interpreter is torn down (off the request path):
+  // keeps the host busy until the interpreter is gone, then checks that nothing
+  // happened. `witness` is the file in OUTPUT_DIR the armed code writes first (shown
+  // with HOSTILE_VERBOSE: it tells whether the code ran at all).
+  static void ExpectNothingHappenedAtTeardown(const ExecResult& r, const std::string& witness) {
+    EXPECT_TRUE(r.ok) << r.ToJson().dump();
+    ASSERT_FALSE(r.output.dir.empty());
+    std::vector<std::string> problems;
+    CheckHostAnswersOnce(*host_, problems);  // the armed interpreter is retired by now
+    WaitForTeardown(problems);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (getenv("HOSTILE_VERBOSE") != nullptr) {
+      fprintf(stderr, "the armed code wrote %s: %d\n", witness.c_str(),
+              PathExists(r.output.dir + "/" + witness));
+    }
+    CheckNoSideEffects(r, problems);
+    RemoveTree(r.output.dir);
+    Repair();
+    for (const std::string& p : problems) ADD_FAILURE() << p;
+  }
+
   static std::vector<std::string> CheckDenial(const Case& c, const ExecResult& r) {
     std::vector<std::string> problems;
     const std::string dump = r.ToJson().dump();
@@ -1735,21 +1756,7 @@ open(OUTPUT_DIR + '/keep.txt', 'w').write('keeps OUTPUT_DIR')
 sys.bomb = Bomb(args['canary'], args['pipe_fd'], OUTPUT_DIR + '/finalized.txt')
 result = 'armed'
 )PY");
-  EXPECT_TRUE(r.ok) << r.ToJson().dump();
-  ASSERT_FALSE(r.output.dir.empty());
-  const std::string witness = r.output.dir + "/finalized.txt";
-  // The interpreter is destroyed off the request path: keep the host busy until it is.
-  std::vector<std::string> problems;
-  CheckHostAnswersOnce(*host_, problems);  // the armed interpreter is retired by now
-  WaitForTeardown(problems);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (getenv("HOSTILE_VERBOSE") != nullptr) {
-    fprintf(stderr, "finalizer wrote its witness: %d\n", PathExists(witness));
-  }
-  CheckNoSideEffects(r, problems);
-  RemoveTree(r.output.dir);
-  Repair();
-  for (const std::string& p : problems) ADD_FAILURE() << p;
+  ExpectNothingHappenedAtTeardown(r, "finalized.txt");
 }
 
 // Under a policy that allows threads, a thread outlives its execution: once the answer is
@@ -1801,20 +1808,7 @@ open(OUTPUT_DIR + '/keep.txt', 'w').write('keeps OUTPUT_DIR')
 sys.modules['atexit'] = StandIn(args['canary'], args['pipe_fd'], OUTPUT_DIR + '/called.txt')
 result = 'armed'
 )PY");
-  EXPECT_TRUE(r.ok) << r.ToJson().dump();
-  ASSERT_FALSE(r.output.dir.empty());
-  const std::string witness = r.output.dir + "/called.txt";
-  std::vector<std::string> problems;
-  CheckHostAnswersOnce(*host_, problems);  // the armed interpreter is retired by now
-  WaitForTeardown(problems);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (getenv("HOSTILE_VERBOSE") != nullptr) {
-    fprintf(stderr, "stand-in wrote its witness: %d\n", PathExists(witness));
-  }
-  CheckNoSideEffects(r, problems);
-  RemoveTree(r.output.dir);
-  Repair();
-  for (const std::string& p : problems) ADD_FAILURE() << p;
+  ExpectNothingHappenedAtTeardown(r, "called.txt");
 }
 
 // A resident interpreter keeps module state between executions, and pyhost runs some
