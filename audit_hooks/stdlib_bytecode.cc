@@ -77,12 +77,24 @@ std::string CachedBytecodePath(absl::string_view source) {
                       PY_MINOR_VERSION, ".pyc");
 }
 
+bool IsTrustedFilename(absl::string_view filename, const std::string& stdlib_dir) {
+  return absl::StartsWith(filename, absl::StrCat(stdlib_dir, "/")) ||
+         absl::StartsWith(filename, "<frozen") || absl::StartsWith(filename, "<pyhost");
+}
+
 absl::Status CheckStdlibClaim(absl::string_view data, const std::string& stdlib_dir) {
   const std::string prefix = absl::StrCat(stdlib_dir, "/");
-  size_t first = data.find(prefix);
-  if (first == absl::string_view::npos) return absl::OkStatus();
-  std::string claimed = prefix;  // for the message: the first .py file named
-  for (size_t at = first; at != absl::string_view::npos; at = data.find(prefix, at + 1)) {
+  // A claim: the stdlib directory anywhere, or a string that starts "<frozen"/"<pyhost".
+  std::string claimed;
+  if (data.find(prefix) != absl::string_view::npos) claimed = prefix;
+  for (absl::string_view name : {"<frozen", "<pyhost"}) {
+    for (size_t at = data.find(name); claimed.empty() && at != absl::string_view::npos;
+         at = data.find(name, at + 1)) {
+      if (std::optional<absl::string_view> text = StringAt(data, at)) claimed = std::string(*text);
+    }
+  }
+  if (claimed.empty()) return absl::OkStatus();
+  for (size_t at = data.find(prefix); at != absl::string_view::npos; at = data.find(prefix, at + 1)) {
     std::optional<absl::string_view> text = StringAt(data, at);
     if (!text || !absl::EndsWith(*text, ".py")) continue;
     if (claimed == prefix) claimed = std::string(*text);
@@ -90,8 +102,8 @@ absl::Status CheckStdlibClaim(absl::string_view data, const std::string& stdlib_
     if (genuine && *genuine == data) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
-      "bytecode naming the stdlib file ", claimed,
-      " is not that file's own (code may not pass itself off as the stdlib)"));
+      "bytecode naming ", claimed,
+      " is not the stdlib's own (code may not pass itself off as the stdlib)"));
 }
 
 }  // namespace pyhost

@@ -17,8 +17,14 @@
 
 namespace pyhost {
 
-// OK if `data` names no file under `stdlib_dir` (resolved, no trailing slash) or is
-// the cached bytecode of one it names; PermissionDenied naming the claimed file if not.
+// Whether frames running code with this co_filename are trusted as the stdlib's or
+// importlib's by the import gate: a file under `stdlib_dir`, "<frozen ...>", pyhost's own.
+bool IsTrustedFilename(absl::string_view filename, const std::string& stdlib_dir);
+
+// OK if `data` claims no trusted filename (a string naming a file under `stdlib_dir`,
+// or starting "<frozen"/"<pyhost") or is the cached bytecode of a stdlib file it
+// names; PermissionDenied naming the claim if not. `stdlib_dir`: resolved, no
+// trailing slash.
 absl::Status CheckStdlibClaim(absl::string_view data, const std::string& stdlib_dir);
 
 // "dir/name.py" -> "dir/__pycache__/name.cpython-311.pyc" (this interpreter's tag).

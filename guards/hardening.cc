@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/audit_hook.h"
+#include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/python_error.h"
 #include "guards/shared_types.h"
 
@@ -142,6 +143,9 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (guard == nullptr) return nullptr;
   Sandbox* sandbox = Sandbox::Current();
   const bool active = sandbox != nullptr && !sandbox->host_mode();
+  py::object plain_kwargs = PlainKeywords(kwargs);  // what the guard reads, the original gets
+  if (kwargs != nullptr && !plain_kwargs) return nullptr;
+  kwargs = plain_kwargs.ptr();
   switch (guard->kind) {
     case Kind::kExit: {
       PyObject* code = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
@@ -299,8 +303,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         PyObject* current = reinterpret_cast<PyCodeObject*>(code)->co_filename;
         const char* target = PyUnicode_AsUTF8(path);
         if (target == nullptr) return nullptr;
-        if (absl::StartsWith(target, absl::StrCat(StdlibDir(), "/")) &&
-            PyUnicode_Compare(current, path) != 0) {
+        if (IsTrustedFilename(target, StdlibDir()) && PyUnicode_Compare(current, path) != 0) {
           return SetPermissionError(*guard, "code may not be renamed into the stdlib");
         }
       }

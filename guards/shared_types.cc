@@ -166,8 +166,9 @@ initproc g_fileio_init = nullptr;
 int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!Active(Sandbox::Current())) return g_fileio_init(self, args, kwargs);
   constexpr Py_ssize_t kOpenerPosition = 3;  // FileIO(file, mode, closefd, opener)
-  py::object checked_args, checked_kwargs;
-  if (!WrapOpener(args, kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return -1;
+  py::object plain = PlainKeywords(kwargs), checked_args, checked_kwargs;
+  if (kwargs != nullptr && !plain) return -1;
+  if (!WrapOpener(args, plain.ptr(), kOpenerPosition, &checked_args, &checked_kwargs)) return -1;
   return g_fileio_init(self, checked_args.ptr(), checked_kwargs.ptr());
 }
 
@@ -191,6 +192,9 @@ void RecordSocket(Sandbox& sandbox, PyObject* socket) {
 int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   Sandbox* sandbox = Sandbox::Current();
   if (!Active(sandbox)) return g_socket_init(self, args, kwargs);
+  py::object plain = PlainKeywords(kwargs);
+  if (kwargs != nullptr && !plain) return -1;
+  kwargs = plain.ptr();
   constexpr Py_ssize_t kFilenoPosition = 3;
   PyObject* fileno = kwargs != nullptr ? PyDict_GetItemString(kwargs, "fileno") : nullptr;
   if (fileno == nullptr && PyTuple_GET_SIZE(args) > kFilenoPosition) {
@@ -263,6 +267,25 @@ absl::Status GuardSockets() {
 }
 
 }  // namespace
+
+py::object PlainKeywords(PyObject* kwargs) {
+  if (kwargs == nullptr) return py::object();
+  auto plain = py::reinterpret_steal<py::object>(PyDict_New());
+  if (!plain) return py::object();
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(kwargs, &pos, &key, &value)) {
+    if (!PyUnicode_Check(key)) {
+      PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+      return py::object();
+    }
+    // A str subclass: its exact-str copy, so lookups compare text, never call __eq__.
+    auto name = py::reinterpret_steal<py::object>(
+        PyUnicode_CheckExact(key) ? Py_NewRef(key) : _PyUnicode_Copy(key));
+    if (!name || PyDict_SetItem(plain.ptr(), name.ptr(), value) != 0) return py::object();
+  }
+  return plain;
+}
 
 bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position, py::object* new_args,
                 py::object* new_kwargs) {

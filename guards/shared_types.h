@@ -36,6 +36,12 @@ absl::Status GuardSharedTypes();
 bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position,
                 pybind11::object* new_args, pybind11::object* new_kwargs);
 
+// A copy of a call's keywords whose names are exact str objects (null with a Python
+// error if one is not a str). A guard that reads a keyword must read it from this
+// copy and pass this copy on: a str subclass can answer a dict lookup one way for the
+// guard and another for the original function's own parsing. GIL held.
+pybind11::object PlainKeywords(PyObject* kwargs);
+
 }  // namespace pyhost
 
 #endif  // PYHOST_GUARDS_SHARED_TYPES_H_

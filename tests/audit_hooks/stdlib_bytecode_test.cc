@@ -95,6 +95,15 @@ TEST_F(StdlibBytecodeTest, PathsLeavingTheStdlibCannotVouch) {
   (void)system(absl::StrCat("rm -rf '", outside, "'").c_str());
 }
 
+TEST_F(StdlibBytecodeTest, FrozenAndPyhostNamesAreClaimsToo) {
+  EXPECT_FALSE(CheckStdlibClaim(absl::StrCat("x", ShortString("<frozen importlib._bootstrap>")), stdlib_).ok());
+  EXPECT_FALSE(CheckStdlibClaim(absl::StrCat("x", LongString("<pyhost_support>")), stdlib_).ok());
+  EXPECT_TRUE(CheckStdlibClaim(absl::StrCat("x", ShortString("not <frozen os>")), stdlib_).ok());
+  EXPECT_TRUE(IsTrustedFilename("<frozen os>", stdlib_));
+  EXPECT_TRUE(IsTrustedFilename(stdlib_ + "/json/__init__.py", stdlib_));
+  EXPECT_FALSE(IsTrustedFilename("<string>", stdlib_));
+}
+
 TEST_F(StdlibBytecodeTest, PrefixInsideANonStringIsRefused) {
   EXPECT_FALSE(CheckStdlibClaim(absl::StrCat("s\x05\0\0\0", stdlib_, "/x"), stdlib_).ok());
 }

@@ -605,7 +605,7 @@ module = compile('def f():\n    import socket\n    global result\n    result = P
 fcode = [c for c in module.co_consts if hasattr(c, 'co_name')][0]
 data = g['marshal'].dumps(fcode).replace(placeholder.encode(), fake.encode())
 exec(g['_compile_bytecode'](data))
-)PY", {"PermissionError"}, {"is not that file's own"}),
+)PY", {"PermissionError"}, {"is not the stdlib's own"}),
       Denied("BUG_SourcelessLoaderForgesStdlibFrame", R"PY(
 import types
 g = _external()
@@ -618,7 +618,20 @@ open(WORK_DIR + '/zz.pyc', 'wb').write(g['MAGIC_NUMBER'] + bytes(12) + body)
 m = types.ModuleType('zz')
 g['SourcelessFileLoader']('zz', WORK_DIR + '/zz.pyc').exec_module(m)
 result = m.__dict__.get('result')
-)PY", {"PermissionError"}, {"is not that file's own"}),
+)PY", {"PermissionError"}, {"is not the stdlib's own"}),
+      Denied("BUG_CompileBytecodeRenamesCodeFrozen", R"PY(
+g = _external()
+code = g['_compile_bytecode'](g['marshal'].dumps(compile('import socket\nresult = PWN + socket.__name__\n', '<x>', 'exec')),
+                              source_path='<frozen os>')
+exec(code, globals())
+)PY", {"PermissionError"}, {"may not be renamed into the stdlib"}),
+      Denied("BUG_FrozenImportlibBytecodeTakesTheImportLock", R"PY(
+g = _external()
+imp = _bootstrap()['_imp']
+data = g['marshal'].dumps(compile('imp.acquire_lock()\nresult = PWN\n', '<' + 'x' * 27 + '>', 'exec'))
+data = data.replace(('<' + 'x' * 27 + '>').encode(), b'<frozen importlib._bootstrap>')
+exec(g['_compile_bytecode'](data), {'imp': imp, 'PWN': PWN})
+)PY", {"PermissionError"}, {"is not the stdlib's own"}),
       Denied("BUG_LoaderRenamesCodeIntoTheStdlib", R"PY(
 g = _external()
 fcode = [c for c in compile('def f():\n    import socket\n    global result\n    result = PWN + socket.__name__\n',
@@ -1167,6 +1180,31 @@ s = socket.socket.__new__(socket.socket)
 socket.socket.__bases__[0].__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, args['conn_fd'])
 s.send(PWN.encode())
 )PY").Net({"api.example.com"}),
+      Bug("BUG_SocketFilenoKeywordAsStrSubclass", R"PY(
+class Key(str):
+    calls = 0
+    def __hash__(self):
+        return hash('fileno')
+    def __eq__(self, other):
+        Key.calls += 1
+        return Key.calls > 1
+socket = _socket()
+raw = socket.socket.__bases__[0]
+s = raw.__new__(raw)
+raw.__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, **{Key('fileno'): args['conn_fd']})
+s.send(PWN.encode())
+)PY").Net({"api.example.com"}),
+      Bug("BUG_FileIOOpenerKeywordAsStrSubclass", R"PY(
+import io
+class Key(str):
+    calls = 0
+    def __hash__(self):
+        return hash('opener')
+    def __eq__(self, other):
+        Key.calls += 1
+        return Key.calls > 1
+io.FileIO(WORK_DIR + '/x', 'w', **{Key('opener'): lambda path, flags: args['pipe_fd']}).write(PWN.encode())
+)PY"),
       Bug("BUG_SocketFromDetachedHostFd", R"PY(
 socket = _socket()
 socket.socket(fileno=args['conn_fd']).send(PWN.encode())
