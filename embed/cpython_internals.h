@@ -1,0 +1,34 @@
+/* What pyhost does with CPython's internal structures (3.11's layout; the .c file
+ * refuses to build against another), in one place. See cpython_internals.c. */
+#ifndef PYHOST_EMBED_CPYTHON_INTERNALS_H_
+#define PYHOST_EMBED_CPYTHON_INTERNALS_H_
+
+#include <Python.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Makes `exception_type` the pending asynchronous exception of `tstate` if it has
+ * none, and asks its interpreter's eval loop to look (it raises at the next bytecode
+ * boundary). Needs no GIL. `tstate` must stay alive during the call (the caller's
+ * guarantee). Returns 1 if the caller's reference to `exception_type` was handed
+ * over (the thread consumes it), 0 if another exception was already pending (the
+ * interpreter is asked to look again; the caller keeps its reference). */
+int pyhost_async_exc_offer(PyThreadState* tstate, PyObject* exception_type);
+
+/* Takes back the pending asynchronous exception of the current thread state, if any,
+ * and clears its interpreter's request for it. Returns the reference (the caller owns
+ * it) or NULL. GIL held, `tstate` current. */
+PyObject* pyhost_async_exc_take_back(PyThreadState* tstate);
+
+/* Drops the Python-level audit hooks the code added with sys.addaudithook (they
+ * would run at every event of the interpreter's teardown). pyhost's own C hook is
+ * process-wide and stays. GIL held in `interp`. */
+void pyhost_clear_audit_hooks(PyInterpreterState* interp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYHOST_EMBED_CPYTHON_INTERNALS_H_ */
