@@ -9,8 +9,8 @@
 //   result.output_files = (*context)->OutputFiles();
 //   context->reset();  // policy off, working directory removed
 //
-// OUTPUT_DIR is kept when the code wrote files there (the caller owns them then);
-// the working directory is always removed (by the WorkDirStock, off the request path).
+// OUTPUT_DIR is kept when OutputFiles() listed files (the caller owns them then);
+// everything else is removed (by the WorkDirStock, off the request path).
 // Thread-safety: Enter needs the GIL held in `interp`; the destructor needs no GIL
 // (it touches no Python) but must run before the interpreter goes back to the pool.
 #ifndef PYHOST_EMBED_EXECUTION_CONTEXT_H_
@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "embed/cancellation.h"
 #include "embed/interpreter.h"
 #include "embed/work_dirs.h"
 #include "guards/policy.h"
@@ -32,6 +33,7 @@ namespace pyhost {
 struct ExecutionSetup {
   std::vector<std::string> extra_network;  // request + PYHOST_NETWORK_ALLOWLIST
   WorkDirStock* dirs = nullptr;            // where WORK_DIR/OUTPUT_DIR come from
+  CancellationSet* running = nullptr;      // where executions register to be interrupted
 };
 
 class ExecutionContext {
@@ -47,8 +49,9 @@ class ExecutionContext {
   // {"WORK_DIR": ..., "OUTPUT_DIR": ...} (empty when the policy has no work_dir).
   nlohmann::json Globals() const;
   const std::string& output_dir() const { return output_dir_; }
-  // Files the code left in OUTPUT_DIR, relative to it, sorted.
-  std::vector<std::string> OutputFiles() const;
+  // Regular files the code left in OUTPUT_DIR, relative to it, sorted. Once some
+  // were listed, OUTPUT_DIR is the caller's: it outlives the context.
+  std::vector<std::string> OutputFiles();
 
  private:
   ExecutionContext(Interpreter& interp, WorkDirStock* dirs) : interp_(interp), dirs_(dirs) {}
@@ -58,6 +61,7 @@ class ExecutionContext {
   std::string base_dir_;  // holds work/ and output/
   std::string work_dir_;
   std::string output_dir_;
+  bool outputs_reported_ = false;
 };
 
 

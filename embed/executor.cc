@@ -179,7 +179,7 @@ json ErrorEnvelope(const ExecError& error) {
 }
 
 void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
-                const json& extra_globals, ExecResult& result) {
+                const json& extra_globals, ExecResult& result, Cancellation* cancellation) {
   CheckEntered(interp);
   ArmCaptures(interp, max_output_bytes);
   absl::Cleanup take_output = [&] {
@@ -198,13 +198,25 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
     result.error = ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
     return;
   }
-  // Functions the code defines refer to globals (a cycle); clearing frees them now.
-  absl::Cleanup clear_globals = [&] { PyDict_Clear(globals.ptr()); };
+  // Functions the code defines refer to globals (a cycle); clearing frees them now,
+  // running the code's finalizers: user code too.
+  absl::Cleanup clear_globals = [&] {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    {
+      Cancellation::UserCode finalizers(cancellation);
+      PyDict_Clear(globals.ptr());
+    }
+    PyErr_Restore(type, value, traceback);
+  };
 
   py::object code = Compile(request.code, kSnippetFilename);
   py::object ran;
-  if (code) ran = py::reinterpret_steal<py::object>(
-      PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
+  if (code) {
+    Cancellation::UserCode running(cancellation);
+    ran = py::reinterpret_steal<py::object>(
+        PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
+  }
   if (!ran) {
     result.error = DescribePendingError(interp, kSnippetFilename, request.code, args->ptr(),
                                         globals.ptr());
@@ -240,7 +252,8 @@ std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name
 }
 
 std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
-                                        const json& extra_globals, ToolModule& out) {
+                                        const json& extra_globals, ToolModule& out,
+                                        Cancellation* cancellation) {
   CheckEntered(interp);
   auto code = py::reinterpret_steal<py::object>(PyMarshal_ReadObjectFromString(
       tool.marshaled_code.data(), static_cast<Py_ssize_t>(tool.marshaled_code.size())));
@@ -251,8 +264,12 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
   if (!globals) {
     return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
   }
-  auto ran = py::reinterpret_steal<py::object>(
-      PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
+  py::object ran;
+  {
+    Cancellation::UserCode running(cancellation);
+    ran = py::reinterpret_steal<py::object>(
+        PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
+  }
   if (!ran) {
     return DescribePendingError(interp, tool.filename, tool.source, nullptr, globals.ptr());
   }
@@ -269,7 +286,7 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
 
 void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule& module,
                  const json& args, bool isolate_globals, size_t max_output_bytes,
-                 ToolCallResult& result) {
+                 ToolCallResult& result, Cancellation* cancellation) {
   CheckEntered(interp);
   ArmCaptures(interp, max_output_bytes);
   absl::Cleanup take_output = [&] {
@@ -293,8 +310,11 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
       return;
     }
   }
-  auto returned = py::reinterpret_steal<py::object>(
-      PyObject_CallOneArg(run.ptr(), py_args->ptr()));
+  py::object returned;
+  {
+    Cancellation::UserCode running(cancellation);
+    returned = py::reinterpret_steal<py::object>(PyObject_CallOneArg(run.ptr(), py_args->ptr()));
+  }
   if (!returned) {
     result.envelope = ErrorEnvelope(DescribePendingError(
         interp, tool.filename, tool.source, py_args->ptr(),

@@ -8,7 +8,8 @@
 //
 // Precondition of every function (checked): the GIL is held with a thread state of
 // `interp` current. Python errors never escape: they become ExecError or an error
-// envelope. Only the C API is used (DESIGN.md, pitfall 1).
+// envelope. Only the C API is used (DESIGN.md, pitfall 1). `cancellation` (may be
+// null) can interrupt the user's code, and only that (never pyhost's own around it).
 #ifndef PYHOST_EMBED_EXECUTOR_H_
 #define PYHOST_EMBED_EXECUTOR_H_
 
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <pybind11/pytypes.h>
 
+#include "embed/cancellation.h"
 #include "embed/interpreter.h"
 #include "embed/request.h"
 #include "embed/result.h"
@@ -30,7 +32,8 @@ inline constexpr char kSnippetFilename[] = "<code>";
 // Runs request.code with `args` and `extra_globals` (an object: name -> value) bound;
 // fills result's ok, streams, result, error.
 void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
-                const nlohmann::json& extra_globals, ExecResult& result);
+                const nlohmann::json& extra_globals, ExecResult& result,
+                Cancellation* cancellation = nullptr);
 
 // A tool's source compiled once, as marshaled code: loadable in any interpreter.
 struct CompiledTool {
@@ -53,13 +56,14 @@ std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name
 // Runs the tool's module body (with `extra_globals` bound) and finds run(); an
 // exception, or no callable `run`, comes back as the ExecError.
 std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
-                                        const nlohmann::json& extra_globals, ToolModule& out);
+                                        const nlohmann::json& extra_globals, ToolModule& out,
+                                        Cancellation* cancellation = nullptr);
 
 // Calls run(args) and builds the envelope. With isolate_globals, run() executes
 // against a copy of the module globals, so globals a call assigns do not persist.
 void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule& module,
                  const nlohmann::json& args, bool isolate_globals, size_t max_output_bytes,
-                 ToolCallResult& result);
+                 ToolCallResult& result, Cancellation* cancellation = nullptr);
 
 // The error envelope for an ExecError: {"ok": false, "error": {...}}.
 nlohmann::json ErrorEnvelope(const ExecError& error);

@@ -38,7 +38,7 @@ Host::Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::stri
       dirs_(options_.work_root, options_.pool_size),
       pool_(std::move(pool)),
       tools_(*pool_, options_.max_output_bytes, options_.default_policy,
-             ExecutionSetup{env_network_, &dirs_}) {}
+             ExecutionSetup{env_network_, &dirs_, &running_}) {}
 
 Host::~Host() = default;
 
@@ -54,6 +54,8 @@ absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
   const Policy& policy = request.policy ? *request.policy : options_.default_policy;
   if (absl::Status supported = CheckSupported(request, policy); !supported.ok()) return supported;
   InterpreterPool::Busy busy(*pool_);
+  Cancellation cancellation;
+  CancellationSet::Member interruptible(running_, cancellation);
   ExecResult result;
   result.stats.isolation = request.isolation;
   result.stats.policy = policy.name;
@@ -67,14 +69,14 @@ absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
     }
     result.stats.interpreter_id = resident_->id();
     ThreadStateScope scope(resident_->ThreadStateForThisThread(), ThreadStateScope::Borrow{});
-    RunUnderPolicy(resident_.get(), request, policy, result);
+    RunUnderPolicy(resident_.get(), request, policy, cancellation, result);
   } else {
     absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
     if (!lease.ok()) return lease.status();
     result.stats.wait_us = watch.WallUs();
     result.stats.interpreter_id = (*lease)->id();
     ThreadStateScope scope((*lease)->state());
-    RunUnderPolicy(lease->get(), request, policy, result);
+    RunUnderPolicy(lease->get(), request, policy, cancellation, result);
   }
   result.stats.cpu_us = watch.CpuUs();
   result.stats.wall_us = watch.WallUs();
@@ -82,8 +84,8 @@ absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
 }
 
 void Host::RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const Policy& policy,
-                          ExecResult& result) {
-  ExecutionSetup setup{env_network_, &dirs_};
+                          Cancellation& cancellation, ExecResult& result) {
+  ExecutionSetup setup{env_network_, &dirs_, &running_};
   setup.extra_network.insert(setup.extra_network.end(), request.allow_net.begin(),
                              request.allow_net.end());
   absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
@@ -93,7 +95,7 @@ void Host::RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const
     return;
   }
   RunSnippet(interp, request, request.max_output_bytes.value_or(options_.max_output_bytes),
-             (*context)->Globals(), result);
+             (*context)->Globals(), result, &cancellation);
   result.output.files = (*context)->OutputFiles();
   if (!result.output.files.empty()) result.output.dir = (*context)->output_dir();
 }

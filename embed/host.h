@@ -76,6 +76,12 @@ class Host {
   absl::Status UnregisterTool(absl::string_view name);
   std::vector<std::string> ToolNames();
 
+  // Interrupts every execution and tool call running now: KeyboardInterrupt in its
+  // code (see embed/cancellation.h for what cannot be interrupted). Thread-safe, and
+  // safe to call from any thread while executions run (e.g. a signal-handling
+  // thread); calls that start later are not affected.
+  void InterruptAll() { running_.CancelAll(); }
+
   PoolStats pool_stats() { return pool_->stats(); }
   const std::string& python_version() const { return python_version_; }
 
@@ -85,13 +91,14 @@ class Host {
   absl::Status CheckSupported(const ExecRequest& request, const Policy& policy) const;
   // Runs the snippet in `interp` (entered) under `policy`.
   void RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const Policy& policy,
-                      ExecResult& result);
+                      Cancellation& cancellation, ExecResult& result);
 
   const HostOptions options_;
   const std::string python_version_;
   const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
   // Declared before the pool and the tools: their executions return directories.
   WorkDirStock dirs_;
+  CancellationSet running_;
   // Declared before the members holding leases, so destroyed after them.
   std::unique_ptr<InterpreterPool> pool_;
   ToolRegistry tools_;

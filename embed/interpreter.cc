@@ -1,11 +1,16 @@
 #include "embed/interpreter.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/python_error.h"
 #include "embed/check.h"
+#include "embed/cpython_internals.h"
+#include "embed/gilstate_binding.h"
 #include "embed/thread_state.h"
 #include "guards/hardening.h"
 
@@ -18,12 +23,66 @@ namespace py = pybind11;
 
 namespace {
 
-// Seconds threads left running get to finish before their interpreter is leaked.
-constexpr double kThreadGraceSeconds = 0.2;
+// Descriptors that must be free before Py_NewInterpreter runs: it opens stdlib files,
+// and on 3.11 a creation that fails aborts the whole process ("tstate is still
+// current" in its error path), so a full descriptor table must be an error instead.
+constexpr int kDescriptorHeadroom = 32;
 
 void CheckHostThreadState() {
   PYHOST_CHECK(CurrentThreadStateOrNull() != nullptr,
                "interpreters are created and destroyed with the GIL held");
+}
+
+absl::Status CheckDescriptorHeadroom() {
+  int fds[kDescriptorHeadroom];
+  int opened = 0;
+  while (opened < kDescriptorHeadroom &&
+         (fds[opened] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+    ++opened;
+  }
+  for (int i = 0; i < opened; ++i) close(fds[i]);
+  if (opened == kDescriptorHeadroom) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the process's descriptor table is nearly full (fewer than ", kDescriptorHeadroom,
+      " free): no interpreter is created until descriptors are closed"));
+}
+
+// A copy of a module's dict whose lists and dicts are copies too (sys.meta_path is
+// changed in place), except `keep` (sys.modules: the interpreter's own).
+py::object Snapshot(PyObject* dict, PyObject* keep) {
+  auto copy = py::reinterpret_steal<py::object>(PyDict_New());
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (copy && PyDict_Next(dict, &pos, &key, &value)) {
+    py::object kept;
+    if (value != keep && PyList_CheckExact(value)) {
+      kept = py::reinterpret_steal<py::object>(PySequence_List(value));
+    } else if (value != keep && PyDict_CheckExact(value)) {
+      kept = py::reinterpret_steal<py::object>(PyDict_Copy(value));
+    } else {
+      kept = py::reinterpret_borrow<py::object>(value);
+    }
+    if (!kept || PyDict_SetItem(copy.ptr(), key, kept.ptr()) != 0) return py::object();
+  }
+  return copy;
+}
+
+// Makes `dict` hold exactly what `snapshot` held (the snapshot's lists are copied
+// again, so a later restore still has the originals).
+void Restore(PyObject* dict, PyObject* snapshot) {
+  auto keys = py::reinterpret_steal<py::object>(PyDict_Keys(dict));
+  for (Py_ssize_t i = 0; keys && i < PyList_GET_SIZE(keys.ptr()); ++i) {
+    PyObject* key = PyList_GET_ITEM(keys.ptr(), i);
+    if (PyDict_Contains(snapshot, key) == 0) PyDict_DelItem(dict, key);
+  }
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(snapshot, &pos, &key, &value)) {
+    auto fresh = py::reinterpret_steal<py::object>(
+        PyList_CheckExact(value) ? PySequence_List(value) : Py_NewRef(value));
+    if (fresh) PyDict_SetItem(dict, key, fresh.ptr());
+  }
+  PyErr_Clear();
 }
 
 }  // namespace
@@ -31,9 +90,9 @@ void CheckHostThreadState() {
 absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
     const InterpreterConfig& config) {
   CheckHostThreadState();
+  if (absl::Status headroom = CheckDescriptorHeadroom(); !headroom.ok()) return headroom;
   PyThreadState* saved = CurrentThreadStateOrNull();
   std::unique_ptr<Interpreter> interp(new Interpreter());
-  interp->owner_thread_ = std::this_thread::get_id();
   interp->initial_tstate_ = Py_NewInterpreter();  // on success it is current
   if (interp->initial_tstate_ == nullptr) {
     PyThreadState_Swap(saved);
@@ -93,6 +152,18 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
           StatusFromPythonError("import").message()));
     }
   }
+  // Last, so that teardown restores the interpreter as requests found it.
+  auto atexit = py::reinterpret_steal<py::object>(PyImport_ImportModule("atexit"));
+  atexit_clear_ = atexit ? py::reinterpret_steal<py::object>(
+                               PyObject_GetAttrString(atexit.ptr(), "_clear"))
+                         : py::object();
+  PyObject* sys = PyImport_AddModule("sys");  // borrowed
+  sys_dict_ = sys != nullptr ? py::reinterpret_borrow<py::object>(PyModule_GetDict(sys))
+                             : py::object();
+  if (!atexit_clear_ || !sys_dict_) return StatusFromPythonError("reading atexit and sys");
+  sys_snapshot_ = Snapshot(sys_dict_.ptr(), PyImport_GetModuleDict());
+  builtins_snapshot_ = Snapshot(builtins_.ptr(), nullptr);
+  if (!sys_snapshot_ || !builtins_snapshot_) return StatusFromPythonError("snapshots");
   return absl::OkStatus();
 }
 
@@ -111,26 +182,88 @@ PyObject* Interpreter::Adopt(py::object object) {
   return adopted_.back().ptr();
 }
 
-int Interpreter::StopAndCountThreads() {
-  PyThreadState* saved = PyThreadState_Swap(initial_tstate_);
-  absl::Cleanup swap_back = [saved] { PyThreadState_Swap(saved); };
-  auto running = py::reinterpret_steal<py::object>(PyObject_CallFunction(
-      PyDict_GetItemString(support_.ptr(), "before_end"), "d", kThreadGraceSeconds));
-  if (!running) {
-    PyErr_Clear();
-    return 1;  // unknown: leaking is safe, ending with a thread alive aborts
+int Interpreter::OtherThreads(PyThreadState* except) const {
+  int count = 0;
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(state_); t != nullptr;
+       t = PyThreadState_Next(t)) {
+    if (t != except && t != initial_tstate_) ++count;
   }
-  return static_cast<int>(PyLong_AsLong(running.ptr()));
+  return count;
+}
+
+void Interpreter::StopThreads(PyThreadState* current, absl::Duration grace) {
+  const absl::Time give_up = absl::Now() + grace;
+  while (OtherThreads(current) > 0 && absl::Now() < give_up) {
+    for (PyThreadState* t = PyInterpreterState_ThreadHead(state_); t != nullptr;
+         t = PyThreadState_Next(t)) {
+      if (t != current && t != initial_tstate_) RaiseInThread(t, PyExc_SystemExit);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    absl::SleepFor(absl::Milliseconds(2));
+    Py_END_ALLOW_THREADS
+  }
+}
+
+void Interpreter::UndoHooks() {
+  if (PyObject_CallNoArgs(atexit_clear_.ptr()) == nullptr) PyErr_Clear();
+  pyhost_clear_audit_hooks(state_);
+  Restore(sys_dict_.ptr(), sys_snapshot_.ptr());
+  Restore(builtins_.ptr(), builtins_snapshot_.ptr());
+  // Py_EndInterpreter calls threading._shutdown() from sys.modules: the code's, if it
+  // replaced it. Its threads are stopped (or the interpreter is leaked) already.
+  if (PyDict_DelItemString(PyImport_GetModuleDict(), "threading") != 0) PyErr_Clear();
+}
+
+int Interpreter::Quiesce(Cancellation* stop, absl::Duration thread_grace) {
+  sandbox_->Deactivate();
+  ThreadStateScope scope(state_);
+  {
+    absl::MutexLock lock(&mu_);  // the callers of a resident interpreter are gone
+    for (auto& [thread, tstate] : thread_states_) {
+      PyThreadState_Clear(tstate);
+      PyThreadState_Delete(tstate);
+    }
+    thread_states_.clear();
+  }
+  {
+    Cancellation::UserCode code(stop);
+    StopThreads(scope.tstate(), thread_grace);
+    UndoHooks();
+    adopted_.clear();
+    // Module globals in reverse import order (the code's last), then the entries
+    // that are not modules at all; their finalizers run here, interruptibly.
+    PyObject* modules = PyImport_GetModuleDict();
+    auto entries = py::reinterpret_steal<py::object>(PyDict_Items(modules));
+    for (Py_ssize_t i = entries ? PyList_GET_SIZE(entries.ptr()) - 1 : -1; i >= 0; --i) {
+      PyObject* pair = PyList_GET_ITEM(entries.ptr(), i);
+      PyObject* module = PyTuple_GET_ITEM(pair, 1);
+      if (!PyModule_Check(module)) {
+        PyDict_DelItem(modules, PyTuple_GET_ITEM(pair, 0));
+      } else if (PyModule_GetDict(module) != sys_dict_.ptr() &&
+                 PyModule_GetDict(module) != builtins_.ptr()) {
+        _PyModule_Clear(module);
+      }
+    }
+    entries = py::object();
+    PyGC_Collect();
+    PyErr_Clear();
+  }
+  return OtherThreads(scope.tstate());
 }
 
 Interpreter::~Interpreter() {
   if (initial_tstate_ == nullptr) return;
   CheckHostThreadState();
-  PYHOST_CHECK(std::this_thread::get_id() == owner_thread_,
-               "an interpreter is destroyed on the thread that created it");
   PyThreadState* saved = PyThreadState_Swap(initial_tstate_);
   PYHOST_CHECK(saved != initial_tstate_, "destroyed from inside itself");
+  // Finalizers that call back through PyGILState (sqlite3, ctypes) must find this
+  // interpreter, whichever thread ends it.
+  PyThreadState* saved_gilstate = pyhost_gilstate_bind(initial_tstate_);
   adopted_.clear();
+  atexit_clear_ = py::object();
+  sys_snapshot_ = py::object();
+  builtins_snapshot_ = py::object();
+  sys_dict_ = py::object();
   describe_error_ = py::object();
   stdout_capture_ = py::object();
   stderr_capture_ = py::object();
@@ -145,6 +278,7 @@ Interpreter::~Interpreter() {
     thread_states_.clear();
   }
   Py_EndInterpreter(initial_tstate_);
+  pyhost_gilstate_bind(saved_gilstate);
   PyThreadState_Swap(saved);
   sandbox_.reset();
 }

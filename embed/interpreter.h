@@ -4,16 +4,24 @@
 //   // On the pool's factory thread, GIL held with a main-interpreter thread state:
 //   absl::StatusOr<std::unique_ptr<Interpreter>> interp = Interpreter::Create(config);
 //   ...
-//   interp->reset();  // same thread, same conditions: Py_EndInterpreter
+//   // On the pool's reaper thread, no GIL held:
+//   int left = (*interp)->Quiesce(&stop, absl::Milliseconds(200));
+//   if (left == 0) interp->reset();  // GIL held, another interpreter's thread state
 //
 // Creation and destruction cost milliseconds (DESIGN.md), so they belong to the pool
 // (pool.h), never to the request path. Requests enter an interpreter with a
 // ThreadStateScope (thread_state.h) on their own thread.
 //
-// Thread-safety: Create and the destructor run on one thread (checked), with the GIL
-// held and a thread state of ANOTHER interpreter current (checked); they return with
-// that same thread state current. ThreadStateForThisThread is thread-safe. The
-// accessors of Python objects require the GIL held in this interpreter.
+// Teardown runs what the code left behind (finalizers, threads, hooks): Quiesce does
+// that as user code, on a thread state of its own, so a Cancellation can interrupt
+// it; then Py_EndInterpreter finds almost nothing of the code's left to run.
+//
+// Thread-safety: Create and the destructor run with the GIL held and a thread state
+// of ANOTHER interpreter current (checked), and return with that same thread state
+// current; they may run on different threads (3.11's Py_EndInterpreter needs the
+// interpreter's first thread state current, not the thread that made it).
+// ThreadStateForThisThread is thread-safe. The accessors of Python objects require
+// the GIL held in this interpreter.
 #ifndef PYHOST_EMBED_INTERPRETER_H_
 #define PYHOST_EMBED_INTERPRETER_H_
 
@@ -30,7 +38,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "audit_hooks/sandbox.h"
+#include "embed/cancellation.h"
 
 namespace pyhost {
 
@@ -70,18 +80,29 @@ class Interpreter {
   PyObject* stderr_capture() const { return stderr_capture_.ptr(); }
   PyObject* describe_error() const { return describe_error_.ptr(); }
 
-  // Number of Python threads (other than the caller's) still running after a grace
-  // period; such an interpreter must be leaked, not ended (Py_EndInterpreter aborts
-  // the process when threads remain). GIL held, any thread state current.
-  int StopAndCountThreads();
+  // Readies the interpreter for Py_EndInterpreter by running, as user code under
+  // `stop` and the lockdown policy (its Sandbox deactivated first), what the code
+  // left behind: its threads are asked to exit (SystemExit) and given
+  // `thread_grace`; atexit callbacks are dropped unrun; hooks the code installed
+  // (sys.addaudithook, sys.*hook, sys.std*, meta_path, builtins and sys attributes)
+  // are undone; pyhost's references to its objects are released; module globals are
+  // cleared and garbage collected, so their finalizers run now, interruptibly.
+  // Returns the number of threads still running: such an interpreter must be
+  // leaked, never ended (Py_EndInterpreter aborts the process when threads remain).
+  // Decides from C state only (the thread list), never from the code's Python.
+  // No GIL held by the caller; at most once.
+  int Quiesce(Cancellation* stop, absl::Duration thread_grace);
 
  private:
   Interpreter() = default;
   absl::Status LoadSupport(const InterpreterConfig& config);
+  // Threads of this interpreter other than `except` and its first thread state.
+  int OtherThreads(PyThreadState* except) const;
+  void StopThreads(PyThreadState* current, absl::Duration grace);
+  void UndoHooks();
 
   PyInterpreterState* state_ = nullptr;
   PyThreadState* initial_tstate_ = nullptr;  // made by Py_NewInterpreter
-  std::thread::id owner_thread_;
   int64_t id_ = -1;
   std::unique_ptr<Sandbox> sandbox_;
 
@@ -91,6 +112,13 @@ class Interpreter {
   pybind11::object stderr_capture_;
   pybind11::object describe_error_;
   std::vector<pybind11::object> adopted_;
+  // Taken at creation, before any request: the genuine atexit._clear (code can
+  // replace sys.modules['atexit'], never this function), and what sys and builtins
+  // held (their lists copied), to undo the code's changes at teardown.
+  pybind11::object atexit_clear_;
+  pybind11::object sys_dict_;  // the sys module's dict (borrowed from the module)
+  pybind11::object sys_snapshot_;
+  pybind11::object builtins_snapshot_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::thread::id, PyThreadState*> thread_states_ ABSL_GUARDED_BY(mu_);

@@ -1,16 +1,80 @@
 #include "embed/pool.h"
 
+#include <deque>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "embed/cancellation.h"
 #include "embed/check.h"
 #include "embed/runtime.h"
 #include "embed/thread_state.h"
+#include "guards/watchdog.h"
 
 namespace pyhost {
 
-// Lock order: mu_ is never held while waiting for the GIL. The factory takes mu_
-// with the GIL held (briefly, no waiting inside); everyone else takes it without.
+// Lock order: mu is never held while waiting for the GIL. The factory and the reaper
+// take it with the GIL held (briefly, no waiting inside); everyone else without.
+struct InterpreterPool::State {
+  explicit State(PoolOptions o) : options(std::move(o)) {}
+
+  // Gives up on the reaper of `generation` (its teardown is past abandon_after) and
+  // starts another. Called by the watchdog.
+  void Abandon(const std::shared_ptr<State>& self, int64_t generation) ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock lock(&mu);
+    if (generation != reaper_generation) return;
+    ++reaper_generation;
+    ++stats.abandoned;
+    --in_flight;  // its teardown is no longer waited for
+    std::thread(ReaperLoop, self, reaper_generation).detach();
+  }
+
+  const PoolOptions options;
+  absl::Mutex mu;
+  std::deque<std::unique_ptr<Interpreter>> ready ABSL_GUARDED_BY(mu);
+  std::deque<std::unique_ptr<Interpreter>> retired ABSL_GUARDED_BY(mu);
+  absl::Status creation_error ABSL_GUARDED_BY(mu);   // permanent: no more creation
+  absl::Status transient_error ABSL_GUARDED_BY(mu);  // the last attempt's, retried
+  int waiters ABSL_GUARDED_BY(mu) = 0;
+  int busy ABSL_GUARDED_BY(mu) = 0;  // requests running (see Busy)
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  bool closed ABSL_GUARDED_BY(mu) = false;  // the pool is gone: the reaper exits
+  int64_t reaper_generation ABSL_GUARDED_BY(mu) = 0;  // the live reaper's
+  int in_flight ABSL_GUARDED_BY(mu) = 0;  // teardowns the live reaper has in hand
+  PoolStats stats ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+// How long the factory waits before trying again after a creation that may succeed
+// later (a full descriptor table).
+constexpr absl::Duration kCreationRetry = absl::Milliseconds(100);
+// How long a request waits for the factory's retries before it fails.
+constexpr absl::Duration kTransientWait = absl::Seconds(1);
+// How often a teardown past its budget is interrupted again.
+constexpr absl::Duration kInterruptPeriod = absl::Milliseconds(20);
+
+// This thread's own main-interpreter thread state: creating and ending interpreters
+// needs the GIL held with some thread state current. Made and deleted on the thread.
+class HomeThreadState {
+ public:
+  HomeThreadState() : tstate_(PyThreadState_New((*Runtime::Get())->main_interpreter())) {
+    PYHOST_CHECK(tstate_ != nullptr, "PyThreadState_New failed (out of memory)");
+  }
+  ~HomeThreadState() {
+    PyEval_RestoreThread(tstate_);
+    PyThreadState_Clear(tstate_);
+    PyThreadState_DeleteCurrent();
+  }
+  void Enter() { PyEval_RestoreThread(tstate_); }
+  void Leave() { PyEval_SaveThread(); }
+
+ private:
+  PyThreadState* const tstate_;
+};
+
+}  // namespace
 
 InterpreterLease& InterpreterLease::operator=(InterpreterLease&& other) {
   if (this != &other) {
@@ -25,159 +89,186 @@ InterpreterLease::~InterpreterLease() {
   if (interpreter_) pool_->Retire(std::move(interpreter_));
 }
 
-InterpreterPool::InterpreterPool(PoolOptions options) : options_(std::move(options)) {}
+InterpreterPool::InterpreterPool(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
 absl::StatusOr<std::unique_ptr<InterpreterPool>> InterpreterPool::Start(PoolOptions options) {
   if (options.size < 1) return absl::InvalidArgumentError("pool size must be at least 1");
   absl::StatusOr<Runtime*> runtime = Runtime::Get();
   if (!runtime.ok()) return runtime.status();
-  std::unique_ptr<InterpreterPool> pool(new InterpreterPool(std::move(options)));
-  pool->factory_ = std::thread([p = pool.get()] { p->FactoryLoop(); });
+  auto state = std::make_shared<State>(std::move(options));
+  std::unique_ptr<InterpreterPool> pool(new InterpreterPool(state));
+  pool->factory_ = std::thread(FactoryLoop, state);
+  std::thread(ReaperLoop, state, int64_t{0}).detach();
   absl::Status error;
   {
-    absl::MutexLock lock(&pool->mu_);
-    pool->mu_.Await(absl::Condition(
-        +[](InterpreterPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-          return !p->ready_.empty() || !p->creation_error_.ok();
-        },
-        pool.get()));
-    error = pool->creation_error_;
+    absl::MutexLock lock(&state->mu);
+    auto first = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+      return !state->ready.empty() || !state->creation_error.ok() ||
+             !state->transient_error.ok();
+    };
+    state->mu.Await(absl::Condition(&first));
+    error = state->ready.empty()
+                ? (state->creation_error.ok() ? state->transient_error : state->creation_error)
+                : absl::OkStatus();
   }
-  if (!error.ok()) return error;  // ~InterpreterPool joins the factory
+  if (!error.ok()) return error;  // ~InterpreterPool stops the threads
   return pool;
 }
 
 InterpreterPool::~InterpreterPool() {
   {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
+    absl::MutexLock lock(&state_->mu);
+    state_->stopping = true;
   }
   factory_.join();
+  absl::MutexLock lock(&state_->mu);
+  // Never-used interpreters are torn down like used ones (they ran no code: quickly).
+  for (auto& interpreter : state_->ready) state_->retired.push_back(std::move(interpreter));
+  state_->ready.clear();
+  State* state = state_.get();
+  auto done = [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+    return state->retired.empty() && state->in_flight == 0;
+  };
+  state_->mu.Await(absl::Condition(&done));
+  state_->closed = true;
 }
 
 absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
-  absl::MutexLock lock(&mu_);
-  ++waiters_;
-  mu_.Await(absl::Condition(
-      +[](InterpreterPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-        return !p->ready_.empty() || !p->creation_error_.ok() || p->stopping_;
-      },
-      this));
-  --waiters_;
-  if (!ready_.empty()) {
-    std::unique_ptr<Interpreter> interpreter = std::move(ready_.front());
-    ready_.pop_front();
+  State* state = state_.get();
+  absl::MutexLock lock(&state->mu);
+  ++state->waiters;
+  auto available = [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+    return !state->ready.empty() || !state->creation_error.ok() ||
+           !state->transient_error.ok() || state->stopping;
+  };
+  state->mu.Await(absl::Condition(&available));
+  if (state->ready.empty() && state->creation_error.ok() && !state->stopping) {
+    // The factory failed but retries (descriptors may be closed meanwhile): give it
+    // a few attempts before the request fails.
+    auto created = [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+      return !state->ready.empty() || !state->creation_error.ok() || state->stopping;
+    };
+    state->mu.AwaitWithTimeout(absl::Condition(&created), kTransientWait);
+  }
+  --state->waiters;
+  if (!state->ready.empty()) {
+    std::unique_ptr<Interpreter> interpreter = std::move(state->ready.front());
+    state->ready.pop_front();
     return InterpreterLease(this, std::move(interpreter));
   }
-  if (stopping_) return absl::FailedPreconditionError("the interpreter pool is stopping");
+  if (state->stopping) return absl::FailedPreconditionError("the interpreter pool is stopping");
+  const absl::Status& cause =
+      state->creation_error.ok() ? state->transient_error : state->creation_error;
   return absl::UnavailableError(
-      absl::StrCat("no interpreter can be created: ", creation_error_.message()));
+      absl::StrCat("no interpreter can be created: ", cause.message()));
 }
 
 InterpreterPool::Busy::Busy(InterpreterPool& pool) : pool_(pool) {
-  absl::MutexLock lock(&pool_.mu_);
-  ++pool_.busy_;
+  absl::MutexLock lock(&pool_.state_->mu);
+  ++pool_.state_->busy;
 }
 
 InterpreterPool::Busy::~Busy() {
-  absl::MutexLock lock(&pool_.mu_);
-  --pool_.busy_;
+  absl::MutexLock lock(&pool_.state_->mu);
+  --pool_.state_->busy;
 }
 
 void InterpreterPool::Retire(std::unique_ptr<Interpreter> interpreter) {
-  absl::MutexLock lock(&mu_);
-  retired_.push_back(std::move(interpreter));
+  absl::MutexLock lock(&state_->mu);
+  state_->retired.push_back(std::move(interpreter));
 }
 
 PoolStats InterpreterPool::stats() {
-  absl::MutexLock lock(&mu_);
-  PoolStats stats = stats_;
-  stats.ready = static_cast<int>(ready_.size());
-  stats.retired = static_cast<int>(retired_.size());
+  absl::MutexLock lock(&state_->mu);
+  PoolStats stats = state_->stats;
+  stats.ready = static_cast<int>(state_->ready.size());
+  stats.retired = static_cast<int>(state_->retired.size());
   return stats;
 }
 
-// GIL held with the factory's own thread state current.
-void InterpreterPool::Destroy(std::unique_ptr<Interpreter> interpreter) {
-  interpreter->sandbox().Deactivate();  // lockdown for what the code left behind
-  bool threads_left = interpreter->StopAndCountThreads() > 0;
-  if (threads_left) {
-    interpreter.release();  // Py_EndInterpreter would abort the process
-  } else {
-    interpreter.reset();
+void InterpreterPool::FactoryLoop(std::shared_ptr<State> state) {
+  HomeThreadState home;
+  const size_t target = static_cast<size_t>(state->options.size);
+  absl::Time retry_at = absl::InfinitePast();
+  for (;;) {
+    {
+      absl::MutexLock lock(&state->mu);
+      auto has_work = [&state, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+        if (state->stopping) return true;
+        if (!state->creation_error.ok() || state->ready.size() >= target) return false;
+        // Urgent work goes ahead even while requests run: a request waits for one.
+        return state->busy == 0 || (state->waiters > 0 && state->ready.empty());
+      };
+      if (retry_at > absl::Now()) {
+        auto stopping = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+          return state->stopping;
+        };
+        state->mu.AwaitWithDeadline(absl::Condition(&stopping), retry_at);
+      }
+      state->mu.Await(absl::Condition(&has_work));
+      if (state->stopping) return;
+    }
+    home.Enter();
+    absl::StatusOr<std::unique_ptr<Interpreter>> created =
+        Interpreter::Create(state->options.interpreter);
+    absl::MutexLock lock(&state->mu);
+    if (created.ok()) {
+      state->ready.push_back(*std::move(created));
+      ++state->stats.created;
+      state->transient_error = absl::OkStatus();
+    } else if (absl::IsResourceExhausted(created.status())) {
+      state->transient_error = created.status();
+      retry_at = absl::Now() + kCreationRetry;
+    } else {
+      state->creation_error = created.status();
+    }
+    home.Leave();
   }
-  absl::MutexLock lock(&mu_);
-  ++(threads_left ? stats_.leaked : stats_.destroyed);
 }
 
-void InterpreterPool::FactoryLoop() {
-  PyInterpreterState* main = (*Runtime::Get())->main_interpreter();
-  // This thread's own main-interpreter thread state: creating and ending
-  // interpreters needs the GIL held with some thread state current.
-  PyThreadState* home = PyThreadState_New(main);
-  PYHOST_CHECK(home != nullptr, "PyThreadState_New failed (out of memory)");
-  const size_t target = static_cast<size_t>(options_.size);
+void InterpreterPool::ReaperLoop(std::shared_ptr<State> state, int64_t generation) {
+  HomeThreadState home;
+  const size_t target = static_cast<size_t>(state->options.size);
+  const PoolOptions& options = state->options;
   for (;;) {
-    std::unique_ptr<Interpreter> to_destroy;
-    std::vector<std::unique_ptr<Interpreter>> at_exit;
+    std::unique_ptr<Interpreter> interpreter;
     {
-      absl::MutexLock lock(&mu_);
-      auto has_work = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (stopping_) return true;
-        bool can_create = creation_error_.ok() && ready_.size() < target;
-        // Urgent work goes ahead even while requests run: a request waits for an
-        // interpreter, or used ones pile up (each holds its memory).
-        if ((waiters_ > 0 && ready_.empty() && can_create) || retired_.size() > target) {
-          return true;
-        }
-        return busy_ == 0 && (can_create || !retired_.empty());
+      absl::MutexLock lock(&state->mu);
+      auto has_work = [&state, target, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+        if (generation != state->reaper_generation || state->closed) return true;
+        if (state->retired.empty()) return false;
+        // Used interpreters must not pile up (each holds its memory).
+        return state->busy == 0 || state->stopping || state->retired.size() > target;
       };
-      mu_.Await(absl::Condition(&has_work));
-      if (stopping_) {
-        for (auto& interpreter : ready_) at_exit.push_back(std::move(interpreter));
-        for (auto& interpreter : retired_) at_exit.push_back(std::move(interpreter));
-        ready_.clear();
-        retired_.clear();
-      } else if (!retired_.empty() &&
-                 (waiters_ == 0 || !ready_.empty() || !creation_error_.ok() ||
-                  retired_.size() > target)) {
-        // Destroy first unless a request is waiting for a new interpreter; but never
-        // let used interpreters pile up past `target` (under steady load a request
-        // is always waiting, and each retired interpreter holds its memory).
-        to_destroy = std::move(retired_.back());
-        retired_.pop_back();
-      }
+      state->mu.Await(absl::Condition(&has_work));
+      if (generation != state->reaper_generation || state->closed) return;
+      interpreter = std::move(state->retired.front());
+      state->retired.pop_front();
+      ++state->in_flight;
     }
-    PyEval_RestoreThread(home);
-    if (!at_exit.empty() || to_destroy) {
-      for (auto& interpreter : at_exit) Destroy(std::move(interpreter));
-      if (to_destroy) Destroy(std::move(to_destroy));
+    Cancellation stop(PyExc_SystemExit);
+    Watchdog::Watch interrupt = Watchdog::Global().Arm(
+        absl::Now() + options.teardown_budget, kInterruptPeriod, [&stop] { stop.Cancel(); });
+    Watchdog::Watch abandon = Watchdog::Global().Arm(
+        absl::Now() + options.abandon_after, absl::ZeroDuration(),
+        [&state, generation] { state->Abandon(state, generation); });
+    const int threads_left = interpreter->Quiesce(&stop, options.thread_grace);
+    const bool interrupted = interrupt.fired() > 0;
+    interrupt.Drop();
+    home.Enter();
+    if (threads_left > 0) {
+      interpreter.release();  // Py_EndInterpreter would abort the process
     } else {
-      bool stop_now;
-      {
-        absl::MutexLock lock(&mu_);
-        stop_now = stopping_;
-      }
-      if (!stop_now) {
-        absl::StatusOr<std::unique_ptr<Interpreter>> created =
-            Interpreter::Create(options_.interpreter);
-        absl::MutexLock lock(&mu_);
-        if (created.ok()) {
-          ready_.push_back(*std::move(created));
-          ++stats_.created;
-        } else {
-          creation_error_ = created.status();
-        }
-      }
+      interpreter.reset();
     }
-    PyEval_SaveThread();
-    if (!at_exit.empty()) break;
-    absl::MutexLock lock(&mu_);
-    if (stopping_ && ready_.empty() && retired_.empty()) break;
+    home.Leave();
+    abandon.Drop();
+    absl::MutexLock lock(&state->mu);
+    ++(threads_left > 0 ? state->stats.leaked : state->stats.destroyed);
+    if (interrupted) ++state->stats.interrupted;
+    if (generation != state->reaper_generation) return;  // abandoned meanwhile
+    --state->in_flight;
   }
-  PyEval_RestoreThread(home);
-  PyThreadState_Clear(home);
-  PyThreadState_DeleteCurrent();
 }
 
 }  // namespace pyhost

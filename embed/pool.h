@@ -1,35 +1,38 @@
-// The warm pool: never-used interpreters, created and prewarmed ahead of need, and
-// used ones destroyed, all on one background thread (the factory), so that no
+// The warm pool: never-used interpreters, created and prewarmed ahead of need by a
+// factory thread, and used ones torn down by a reaper thread, so that no
 // Py_NewInterpreter or Py_EndInterpreter runs on the request path while the pool is
 // not drained.
 //
+//   PoolOptions options;
+//   options.size = 4;
+//   options.interpreter.prewarm_modules = {"json"};
 //   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool =
-//       InterpreterPool::Start({.size = 4, .interpreter = {.prewarm_modules = {"json"}}});
+//       InterpreterPool::Start(std::move(options));
 //   absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();  // waits if drained
 //   { ThreadStateScope scope(lease->get().state()); ... }
-//   // ~InterpreterLease hands the interpreter back, to be destroyed off the path
+//   // ~InterpreterLease hands the interpreter back, to be torn down off the path
 //
 // An interpreter is handed out once, never shared and never reused.
-// Why one thread does both: an interpreter is ended with the thread state that
-// Py_NewInterpreter made, which belongs to the thread that made it.
+// Why two threads: teardown runs what the code left behind (Interpreter::Quiesce).
+// It is interrupted when it passes its budget, but code can still block it (a C
+// call that never returns); the factory must never wait for that. A reaper that is
+// still busy past its hard budget is abandoned (it may finish later, or never; what
+// it holds is counted as leaked) and a new one takes over.
 //
-// Thread-safety: all methods are thread-safe. The factory holds the GIL while it
-// creates or destroys one interpreter (~5-20 ms). On 3.11 the GIL is shared and a
-// thread of another interpreter cannot make the factory drop it (the drop request
-// is per interpreter), so the factory works only while no request is running
-// (see Busy), unless a request is waiting for an interpreter or used ones pile up.
+// Thread-safety: all methods are thread-safe. The factory and the reaper hold the GIL
+// while they create or tear down one interpreter (~5-20 ms). On 3.11 the GIL is shared
+// and a thread of another interpreter cannot make them drop it (the drop request is
+// per interpreter), so they work only while no request is running (see Busy), unless
+// a request is waiting for an interpreter or used ones pile up.
 #ifndef PYHOST_EMBED_POOL_H_
 #define PYHOST_EMBED_POOL_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <thread>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "embed/interpreter.h"
 
 namespace pyhost {
@@ -37,14 +40,22 @@ namespace pyhost {
 struct PoolOptions {
   int size = 4;  // interpreters kept ready (at least 1)
   InterpreterConfig interpreter;
+  // Teardown: threads the code left get this long to exit; past `teardown_budget` the
+  // teardown is interrupted (SystemExit in what it runs of the code's); past
+  // `abandon_after` the reaper is given up on.
+  absl::Duration thread_grace = absl::Milliseconds(200);
+  absl::Duration teardown_budget = absl::Milliseconds(500);
+  absl::Duration abandon_after = absl::Seconds(3);
 };
 
 struct PoolStats {
   int64_t created = 0;
   int64_t destroyed = 0;
-  int64_t leaked = 0;  // ended with threads still running: kept, never destroyed
+  int64_t leaked = 0;     // threads still running at teardown: kept, never destroyed
+  int64_t abandoned = 0;  // teardowns that never finished within abandon_after
+  int64_t interrupted = 0;  // teardowns interrupted at their budget
   int ready = 0;
-  int retired = 0;     // waiting to be destroyed
+  int retired = 0;  // waiting to be torn down
 };
 
 class InterpreterPool;
@@ -75,17 +86,17 @@ class InterpreterPool {
   // Starts the factory and waits for the first interpreter, so that a bad
   // configuration (a prewarm module that does not import) is reported here.
   static absl::StatusOr<std::unique_ptr<InterpreterPool>> Start(PoolOptions options);
-  // Destroys every interpreter it holds. Leases must all have been returned.
+  // Tears down every interpreter it holds. Leases must all have been returned.
   ~InterpreterPool();
 
   // A never-used interpreter; waits for one when the pool is drained. Fails only if
   // the factory can no longer create interpreters.
-  absl::StatusOr<InterpreterLease> Acquire() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<InterpreterLease> Acquire();
 
-  PoolStats stats() ABSL_LOCKS_EXCLUDED(mu_);
+  PoolStats stats();
 
   // Marks a request as running (any isolation, resident ones too) for as long as it
-  // lives, so the factory does not take the GIL from it to build or end interpreters.
+  // lives, so the factory and the reaper do not take the GIL from it.
   class Busy {
    public:
     explicit Busy(InterpreterPool& pool);
@@ -99,20 +110,14 @@ class InterpreterPool {
 
  private:
   friend class InterpreterLease;
-  explicit InterpreterPool(PoolOptions options);
-  void Retire(std::unique_ptr<Interpreter> interpreter) ABSL_LOCKS_EXCLUDED(mu_);
-  void FactoryLoop();
-  void Destroy(std::unique_ptr<Interpreter> interpreter);
+  // What the pool's threads share; a reaper that is abandoned keeps it alive.
+  struct State;
+  explicit InterpreterPool(std::shared_ptr<State> state);
+  void Retire(std::unique_ptr<Interpreter> interpreter);
+  static void FactoryLoop(std::shared_ptr<State> state);
+  static void ReaperLoop(std::shared_ptr<State> state, int64_t generation);
 
-  const PoolOptions options_;
-  absl::Mutex mu_;
-  std::deque<std::unique_ptr<Interpreter>> ready_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<Interpreter>> retired_ ABSL_GUARDED_BY(mu_);
-  absl::Status creation_error_ ABSL_GUARDED_BY(mu_);
-  int waiters_ ABSL_GUARDED_BY(mu_) = 0;
-  int busy_ ABSL_GUARDED_BY(mu_) = 0;  // requests running (see Busy)
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  PoolStats stats_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<State> state_;
   std::thread factory_;
 };
 

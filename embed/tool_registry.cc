@@ -28,6 +28,9 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
     return absl::UnimplementedError("process isolation is not implemented yet");
   }
   InterpreterPool::Busy busy(pool_);
+  Cancellation cancellation;
+  std::optional<CancellationSet::Member> interruptible;
+  if (setup_.running != nullptr) interruptible.emplace(*setup_.running, cancellation);
   auto tool = std::make_shared<Tool>();
   tool->options = options;
   tool->policy = options.policy.value_or(default_policy_);
@@ -45,7 +48,8 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
           ExecutionContext::Enter(lease->get(), tool->policy, setup_);
       if (!entered.ok()) return entered.status();
       context = *std::move(entered);
-      error = LoadToolModule(lease->get(), tool->compiled, context->Globals(), tool->module);
+      error = LoadToolModule(lease->get(), tool->compiled, context->Globals(), tool->module,
+                             &cancellation);
     }
   }
   if (error) {
@@ -83,6 +87,9 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
   if (!found.ok()) return found.status();
   Tool& tool = **found;
   InterpreterPool::Busy busy(pool_);
+  Cancellation cancellation;
+  std::optional<CancellationSet::Member> interruptible;
+  if (setup_.running != nullptr) interruptible.emplace(*setup_.running, cancellation);
   ToolCallResult result;
   result.stats.isolation = tool.options.isolation;
   result.stats.policy = tool.policy.name;
@@ -91,7 +98,7 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
     absl::MutexLock serialize(&tool.call_mu);
     ThreadStateScope scope(tool.resident->ThreadStateForThisThread(), ThreadStateScope::Borrow{});
     CallToolRun(tool.resident.get(), tool.compiled, tool.module, args,
-                /*isolate_globals=*/true, max_output_bytes_, result);
+                /*isolate_globals=*/true, max_output_bytes_, result, &cancellation);
     result.stats.interpreter_id = tool.resident->id();
   } else {
     absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
@@ -103,11 +110,12 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
     if (!context.ok()) return context.status();
     ToolModule module;
     if (std::optional<ExecError> error =
-            LoadToolModule(lease->get(), tool.compiled, (*context)->Globals(), module)) {
+            LoadToolModule(lease->get(), tool.compiled, (*context)->Globals(), module,
+                           &cancellation)) {
       result.envelope = ErrorEnvelope(*error);
     } else {
       CallToolRun(lease->get(), tool.compiled, module, args, /*isolate_globals=*/false,
-                  max_output_bytes_, result);
+                  max_output_bytes_, result, &cancellation);
     }
     result.output.files = (*context)->OutputFiles();
     if (!result.output.files.empty()) result.output.dir = (*context)->output_dir();

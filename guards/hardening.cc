@@ -16,6 +16,7 @@
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/python_error.h"
+#include "embed/cancellation.h"
 #include "guards/shared_types.h"
 
 namespace pyhost {
@@ -44,6 +45,7 @@ enum class Kind {
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
+  kSleep,           // time.sleep: woken early by a Cancellation (embed/cancellation.h)
 };
 
 struct Guard {
@@ -186,6 +188,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kFdDup2: {
+      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
       std::optional<int> fd = IntArg(args, 0), fd2 = IntArg(args, 1);
       bool fd2_free = fd2 && fcntl(*fd2, F_GETFD) == -1;
       if (active && !(fd && fd2 && sandbox->OwnsFd(*fd) && (fd2_free || sandbox->OwnsFd(*fd2)))) {
@@ -196,6 +199,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return result;
     }
     case Kind::kFdCreate: {
+      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
       if (active && (guard->name == "os.dup" || guard->name == "socket.dup")) {
         std::optional<int> fd = IntArg(args, 0);
         if (!(fd && sandbox->OwnsFd(*fd))) {
@@ -326,6 +330,18 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       py::object checked_args, checked_kwargs;
       if (!WrapOpener(args, kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
       return CallOriginal(*guard, checked_args.ptr(), checked_kwargs.ptr());
+    }
+    case Kind::kSleep: {
+      if (kwargs != nullptr && PyDict_GET_SIZE(kwargs) > 0) {
+        PyErr_SetString(PyExc_TypeError, "time.sleep() takes no keyword arguments");
+        return nullptr;
+      }
+      if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 1) {
+        PyErr_Format(PyExc_TypeError, "time.sleep() takes exactly one argument (%zd given)",
+                     PyTuple_Check(args) ? PyTuple_GET_SIZE(args) : 0);
+        return nullptr;
+      }
+      return InterruptibleSleep(PyTuple_GET_ITEM(args, 0));
     }
     case Kind::kGetAddrInfo: {
       PyObject* result = CallOriginal(*guard, args, kwargs);
@@ -495,6 +511,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("time"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));
+  PYHOST_RETURN_IF_ERROR(h.Replace("sleep", Kind::kSleep));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_thread"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start_new_thread", "start_new"}, Kind::kThreadStart));

@@ -7,13 +7,11 @@
 # It runs before the interpreter is hardened and prewarmed, with no policy in force;
 # what it needs later (the error path runs under the code's policy) it imports now.
 
-import _thread
 import builtins
 import difflib
 import io
 import os
 import sys
-import time
 
 class Capture:
     """A sys.stdout/sys.stderr replacement that keeps at most `limit` UTF-8 bytes."""
@@ -238,20 +236,3 @@ def describe_error(exc, sources, args, namespace):
         "traceback": "\n".join(lines),
         "hint": hint,
     }
-
-
-def before_end(grace_seconds):
-    """Runs before the interpreter is destroyed. Returns the number of threads still
-    running (the interpreter must then not be ended: that would abort the process)."""
-    atexit = sys.modules.get("atexit")
-    if atexit is not None:
-        atexit._clear()  # user callbacks must not run on the host's reaper thread
-    if _thread._count() == 0:
-        return 0
-    threading = sys.modules.get("threading")
-    if threading is not None:
-        deadline = time.monotonic() + grace_seconds
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-    return _thread._count()

@@ -120,10 +120,16 @@ TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
     absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
     ASSERT_TRUE(lease.ok());
     ThreadStateScope scope((*lease)->state());
-    // A daemon thread that outlives the execution: Py_EndInterpreter would abort.
-    ASSERT_EQ(PyRun_SimpleString(
-                  "import threading, time\n"
-                  "threading.Thread(target=lambda: time.sleep(30), daemon=True).start()\n"),
+    // A daemon thread that outlives the execution and refuses to stop (teardown
+    // raises SystemExit in it): Py_EndInterpreter would abort.
+    ASSERT_EQ(PyRun_SimpleString("import threading, time\n"
+                                 "def stay():\n"
+                                 "    while True:\n"
+                                 "        try:\n"
+                                 "            time.sleep(30)\n"
+                                 "        except BaseException:\n"
+                                 "            pass\n"
+                                 "threading.Thread(target=stay, daemon=True).start()\n"),
               0);
   }
   for (int i = 0; i < 400 && (*pool)->stats().leaked == 0; ++i) {
@@ -131,6 +137,30 @@ TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
   }
   EXPECT_EQ((*pool)->stats().leaked, 1);
   EXPECT_TRUE((*pool)->Acquire().ok());  // and the pool goes on
+}
+
+// Teardown decides from C state (the interpreter's thread list), not from the code's
+// Python: a sleeping thread is woken and stopped, and the interpreter is ended, even
+// when the code replaced what threading and _thread would report.
+TEST(PoolTest, ThreadsLeftRunningAreStoppedBeforeTheInterpreterEnds) {
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
+  ASSERT_TRUE(pool.ok());
+  {
+    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
+    ASSERT_TRUE(lease.ok());
+    ThreadStateScope scope((*lease)->state());
+    ASSERT_EQ(PyRun_SimpleString("import threading, time, _thread, sys\n"
+                                 "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+                                 "_thread._count = lambda: 0\n"
+                                 "threading.enumerate = lambda: []\n"
+                                 "sys.modules['threading'] = 1\n"),
+              0);
+  }
+  for (int i = 0; i < 400 && (*pool)->stats().destroyed == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ((*pool)->stats().destroyed, 1);
+  EXPECT_EQ((*pool)->stats().leaked, 0);
 }
 
 }  // namespace
