@@ -1,6 +1,7 @@
 #include "audit_hooks/sandbox.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -176,6 +177,27 @@ bool Sandbox::AddressAllowed(absl::string_view ip) const {
 void Sandbox::RecordFd(int fd) {
   struct stat st;
   if (fd >= 0 && fstat(fd, &st) == 0) owned_fds_[fd] = {st.st_dev, st.st_ino};
+}
+
+bool Sandbox::CheckDescriptorCap() {
+  if (owned_fds_.size() >= kMaxOpenDescriptors) {
+    // Entries of descriptors closed since (by a file object, a socket) go first.
+    for (auto it = owned_fds_.begin(); it != owned_fds_.end();) {
+      auto next = std::next(it);
+      if (!OwnsFd(it->first)) owned_fds_.erase(it);
+      it = next;
+    }
+  }
+  if (owned_fds_.size() < kMaxOpenDescriptors) return true;
+  errno = EMFILE;
+  std::string message = absl::StrCat("Too many open files: pyhost lets an execution hold ",
+                                     kMaxOpenDescriptors, " descriptors at once");
+  PyObject* value = Py_BuildValue("(is)", EMFILE, message.c_str());
+  if (value != nullptr) {
+    PyErr_SetObject(PyExc_OSError, value);  // OSError(errno, strerror): errno is set
+    Py_DECREF(value);
+  }
+  return false;
 }
 
 bool Sandbox::OwnsFd(int fd) const {

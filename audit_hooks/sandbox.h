@@ -31,6 +31,8 @@ namespace pyhost {
 
 class Sandbox {
  public:
+  static constexpr size_t kMaxOpenDescriptors = 256;
+
   explicit Sandbox(PyInterpreterState* interp);
   ~Sandbox();
   Sandbox(const Sandbox&) = delete;
@@ -72,9 +74,15 @@ class Sandbox {
   bool AddressAllowed(absl::string_view ip) const;
   void RecordResolved(absl::string_view ip) { resolved_.insert(std::string(ip)); }
 
-  // File descriptors the code created (os.open, os.pipe, ...), remembered with their
-  // identity so a number reused by the host after a close is not mistaken for one.
+  // File descriptors the code created (os.open, os.pipe, open(), sockets, ...),
+  // remembered with their identity so a number reused by the host after a close is
+  // not mistaken for one.
   void RecordFd(int fd);
+  // Whether the code may create another descriptor: at most kMaxOpenDescriptors of
+  // its own may be open at once (a loop of os.pipe() would otherwise fill the
+  // process's descriptor table, and the host could create no interpreter). Raises
+  // OSError(EMFILE) naming the cap when not. Under every policy.
+  bool CheckDescriptorCap();
   void ForgetFd(int fd) { owned_fds_.erase(fd); }
   bool OwnsFd(int fd) const;
 

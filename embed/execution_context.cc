@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <filesystem>
 
 #include <pybind11/pytypes.h>
 
@@ -15,7 +13,6 @@
 
 namespace pyhost {
 
-namespace fs = std::filesystem;
 namespace py = pybind11;
 
 absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
@@ -51,7 +48,7 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
 
 ExecutionContext::~ExecutionContext() {
   interp_.sandbox().Deactivate();
-  if (!base_dir_.empty()) dirs_->Return(base_dir_);
+  if (!base_dir_.empty()) dirs_->Return(base_dir_, outputs_reported_);
 }
 
 nlohmann::json ExecutionContext::Globals() const {
@@ -59,20 +56,10 @@ nlohmann::json ExecutionContext::Globals() const {
   return {{"WORK_DIR", work_dir_}, {"OUTPUT_DIR", output_dir_}};
 }
 
-std::vector<std::string> ExecutionContext::OutputFiles() const {
-  std::vector<std::string> files;
-  std::error_code error;
-  if (output_dir_.empty() || !interp_.sandbox().output_written() ||
-      fs::is_empty(output_dir_, error)) {
-    return files;
-  }
-  for (auto it = fs::recursive_directory_iterator(output_dir_, error);
-       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
-    if (it->is_regular_file(error)) {
-      files.push_back(fs::relative(it->path(), output_dir_, error).string());
-    }
-  }
-  std::sort(files.begin(), files.end());
+std::vector<std::string> ExecutionContext::OutputFiles() {
+  if (output_dir_.empty() || !interp_.sandbox().output_written()) return {};
+  std::vector<std::string> files = RegularFilesUnder(output_dir_);
+  outputs_reported_ = outputs_reported_ || !files.empty();
   return files;
 }
 

@@ -1,16 +1,25 @@
 #include "embed/work_dirs.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace pyhost {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr char kRootPrefix[] = "pyhost-";
+constexpr char kLockFile[] = ".lock";
 
 absl::StatusOr<std::string> MakeExecutionDir(const std::string& root) {
   std::error_code error;
@@ -27,33 +36,93 @@ absl::StatusOr<std::string> MakeExecutionDir(const std::string& root) {
   return pattern;
 }
 
-bool IsEmptyDir(const std::string& path) {
+// Leaves in `dir` only regular files and the directories that lead to them.
+void KeepOnlyRegularFiles(const fs::path& dir) {
   std::error_code error;
-  return fs::directory_iterator(path, error) == fs::directory_iterator() && !error;
+  std::vector<fs::path> entries;
+  for (auto it = fs::directory_iterator(dir, error); !error && it != fs::directory_iterator();
+       it.increment(error)) {
+    entries.push_back(it->path());
+  }
+  for (const fs::path& entry : entries) {
+    fs::file_status status = fs::symlink_status(entry, error);
+    if (fs::is_directory(status)) {
+      KeepOnlyRegularFiles(entry);
+      if (fs::is_empty(entry, error)) fs::remove(entry, error);
+    } else if (!fs::is_regular_file(status)) {
+      fs::remove(entry, error);  // symlinks, FIFOs, sockets: never the caller's outputs
+    }
+  }
 }
 
-// Empties dir/work. Returns true if dir can serve again (output/ is empty); else the
-// outputs are the caller's, and only work/ is removed.
-bool TidyExecutionDir(const std::string& dir) {
+// Removes what a returned directory must not keep: everything, or all but the
+// caller's outputs.
+void Tidy(const std::string& dir, bool keep_outputs) {
   std::error_code error;
-  const std::string work = dir + "/work";
-  if (IsEmptyDir(dir + "/output")) {
-    if (!IsEmptyDir(work)) {
-      fs::remove_all(work, error);
-      fs::create_directory(work, error);
-    }
-    return !error && fs::is_directory(work, error);
+  if (!keep_outputs) {
+    fs::remove_all(dir, error);
+    return;
   }
-  fs::remove_all(work, error);
-  return false;
+  fs::remove_all(dir + "/work", error);
+  KeepOnlyRegularFiles(dir + "/output");
+}
+
+// The pid in a root's name ("pyhost-123"), or 0.
+pid_t RootPid(const std::string& name) {
+  int pid = 0;
+  if (!absl::StartsWith(name, kRootPrefix) ||
+      !absl::SimpleAtoi(absl::string_view(name).substr(sizeof(kRootPrefix) - 1), &pid)) {
+    return 0;
+  }
+  return pid;
+}
+
+// Whether the stock that made `root` died without tidying it: its lock file is still
+// there and nobody holds it. (A stock that ended normally removed the file and left
+// only the outputs it reported, which are the caller's: those are never swept.)
+bool Abandoned(const fs::path& root) {
+  int fd = open((root / kLockFile).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  close(fd);
+  return free;
+}
+
+// Roots like ours ("pyhost-<pid>" beside it) whose stock died without tidying.
+void RemoveAbandonedRoots(const fs::path& ours) {
+  std::error_code error;
+  for (auto it = fs::directory_iterator(ours.parent_path(), error);
+       !error && it != fs::directory_iterator(); it.increment(error)) {
+    const fs::path& candidate = it->path();
+    if (candidate == ours || RootPid(candidate.filename()) == 0 ||
+        !fs::is_directory(fs::symlink_status(candidate, error))) {
+      continue;
+    }
+    if (Abandoned(candidate)) fs::remove_all(candidate, error);
+  }
 }
 
 }  // namespace
 
 std::string DefaultWorkRoot() {
-  if (access("/dev/shm", W_OK | X_OK) == 0) return absl::StrCat("/dev/shm/pyhost-", getpid());
+  if (access("/dev/shm", W_OK | X_OK) == 0) {
+    return absl::StrCat("/dev/shm/", kRootPrefix, getpid());
+  }
   const char* tmp = getenv("TMPDIR");
-  return absl::StrCat(tmp != nullptr && tmp[0] == '/' ? tmp : "/tmp", "/pyhost-", getpid());
+  return absl::StrCat(tmp != nullptr && tmp[0] == '/' ? tmp : "/tmp", "/", kRootPrefix, getpid());
+}
+
+std::vector<std::string> RegularFilesUnder(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(dir, error);
+       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    if (it->is_regular_file(error) && !it->is_symlink(error)) {
+      files.push_back(fs::relative(it->path(), dir, error).string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 // The root resolved (created first if needed), so the directories under it are
@@ -67,6 +136,10 @@ std::string CanonicalRoot(const std::string& root) {
 
 WorkDirStock::WorkDirStock(std::string root, int spares)
     : root_(CanonicalRoot(root)), spares_(static_cast<size_t>(spares > 0 ? spares : 0)) {
+  lock_fd_ = open(absl::StrCat(root_, "/", kLockFile).c_str(),
+                  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ >= 0) flock(lock_fd_, LOCK_EX | LOCK_NB);
+  if (RootPid(fs::path(root_).filename()) == getpid()) RemoveAbandonedRoots(root_);
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -76,11 +149,11 @@ WorkDirStock::~WorkDirStock() {
     stopping_ = true;
   }
   thread_.join();
+  for (const Returned& returned : returned_) Tidy(returned.dir, returned.keep_outputs);
+  for (const std::string& dir : ready_) Tidy(dir, /*keep_outputs=*/false);
   std::error_code error;
-  for (const std::string& dir : returned_) {
-    if (TidyExecutionDir(dir)) fs::remove_all(dir, error);
-  }
-  for (const std::string& dir : ready_) fs::remove_all(dir, error);
+  fs::remove(absl::StrCat(root_, "/", kLockFile), error);
+  if (lock_fd_ >= 0) close(lock_fd_);
   rmdir(root_.c_str());  // only if empty: kept outputs stay
 }
 
@@ -96,14 +169,14 @@ absl::StatusOr<std::string> WorkDirStock::Take() {
   return MakeExecutionDir(root_);
 }
 
-void WorkDirStock::Return(std::string dir) {
+void WorkDirStock::Return(std::string dir, bool keep_outputs) {
   absl::MutexLock lock(&mu_);
-  returned_.push_back(std::move(dir));
+  returned_.push_back({std::move(dir), keep_outputs});
 }
 
 void WorkDirStock::Loop() {
   for (;;) {
-    std::vector<std::string> to_tidy;
+    std::vector<Returned> to_tidy;
     bool make = false;
     {
       absl::MutexLock lock(&mu_);
@@ -115,16 +188,7 @@ void WorkDirStock::Loop() {
       to_tidy.swap(returned_);
       make = !failing_ && ready_.size() < spares_;
     }
-    for (std::string& dir : to_tidy) {
-      if (!TidyExecutionDir(dir)) continue;
-      absl::MutexLock lock(&mu_);
-      if (ready_.size() < spares_ * 2) {
-        ready_.push_back(std::move(dir));  // left empty: serves again
-      } else {
-        std::error_code error;
-        fs::remove_all(dir, error);
-      }
-    }
+    for (const Returned& returned : to_tidy) Tidy(returned.dir, returned.keep_outputs);
     if (!make) continue;
     absl::StatusOr<std::string> dir = MakeExecutionDir(root_);
     absl::MutexLock lock(&mu_);

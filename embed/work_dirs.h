@@ -1,4 +1,4 @@
-// Execution directories (WORK_DIR, OUTPUT_DIR) made ahead of need and tidied after
+// Execution directories (WORK_DIR, OUTPUT_DIR) made ahead of need and removed after
 // use, on a thread of its own, so neither costs the request path anything:
 // creating and removing them is ~70 us on tmpfs and 0.5-10 ms on the disk behind /tmp
 // on these machines (measured).
@@ -6,11 +6,14 @@
 //   WorkDirStock dirs("/dev/shm/pyhost-123", /*spares=*/4);
 //   absl::StatusOr<std::string> dir = dirs.Take();  // dir/work and dir/output exist
 //   ...
-//   dirs.Return(*dir);  // later: work/ emptied; reused if output/ is empty
+//   dirs.Return(*dir, /*keep_outputs=*/!files.empty());  // later: removed, or work/ only
 //
-// Files left in output/ belong to the caller, who was told where they are: such a
-// directory is never handed out again. One the code left empty is reused (emptying
-// it is cheaper than making a new one).
+// A directory is never handed out twice: what one execution leaves on it (extended
+// attributes, mode, times, files) must not reach the next. The files listed to the
+// caller (RegularFilesUnder(dir + "/output")) belong to the caller: their output/
+// stays, holding only regular files and directories; everything else goes.
+// The root holds a lock while its stock lives; a stock whose root is the default one
+// removes the roots of stocks that died without tidying (a crash, SIGKILL).
 // Thread-safety: thread-safe. No Python involved.
 #ifndef PYHOST_EMBED_WORK_DIRS_H_
 #define PYHOST_EMBED_WORK_DIRS_H_
@@ -36,17 +39,23 @@ class WorkDirStock {
 
   // A fresh directory holding work/ and output/ (made now if no spare is ready).
   absl::StatusOr<std::string> Take() ABSL_LOCKS_EXCLUDED(mu_);
-  void Return(std::string dir) ABSL_LOCKS_EXCLUDED(mu_);
+  // `keep_outputs`: the caller was told of files in output/ (they stay).
+  void Return(std::string dir, bool keep_outputs) ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& root() const { return root_; }  // canonical
 
  private:
+  struct Returned {
+    std::string dir;
+    bool keep_outputs;
+  };
   void Loop();
 
   const std::string root_;
   const size_t spares_;
+  int lock_fd_ = -1;  // flock'ed while this stock lives (see RemoveAbandonedRoots)
   absl::Mutex mu_;
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> returned_ ABSL_GUARDED_BY(mu_);
+  std::vector<Returned> returned_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool failing_ ABSL_GUARDED_BY(mu_) = false;  // making spares failed: stop trying
   std::thread thread_;
@@ -55,6 +64,9 @@ class WorkDirStock {
 // Where execution directories go by default: /dev/shm/pyhost-<pid> (tmpfs: fast to
 // create and remove; files there use memory) when writable, else $TMPDIR or /tmp.
 std::string DefaultWorkRoot();
+
+// Regular files under `dir` (symlinks not followed), relative to it, sorted.
+std::vector<std::string> RegularFilesUnder(const std::string& dir);
 
 }  // namespace pyhost
 

@@ -162,14 +162,24 @@ PyMethodDef kCheckedOpenerDef = {
     METH_VARARGS | METH_KEYWORDS, "The code's opener, checked by pyhost."};
 
 initproc g_fileio_init = nullptr;
+PyObject* g_fileio_fileno = nullptr;  // _io.FileIO.fileno: C, never a subclass's
 
 int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
-  if (!Active(Sandbox::Current())) return g_fileio_init(self, args, kwargs);
+  Sandbox* sandbox = Sandbox::Current();
+  if (!Active(sandbox)) return g_fileio_init(self, args, kwargs);
+  if (!sandbox->CheckDescriptorCap()) return -1;
   constexpr Py_ssize_t kOpenerPosition = 3;  // FileIO(file, mode, closefd, opener)
   py::object plain = PlainKeywords(kwargs), checked_args, checked_kwargs;
   if (kwargs != nullptr && !plain) return -1;
   if (!WrapOpener(args, plain.ptr(), kOpenerPosition, &checked_args, &checked_kwargs)) return -1;
-  return g_fileio_init(self, checked_args.ptr(), checked_kwargs.ptr());
+  if (g_fileio_init(self, checked_args.ptr(), checked_kwargs.ptr()) != 0) return -1;
+  // A file the policy let the code open is its own: os.fsync(f.fileno()) works, and
+  // it counts against the descriptor cap. (A FileIO on a number it already owned
+  // changes nothing.)
+  auto fd = py::reinterpret_steal<py::object>(PyObject_CallOneArg(g_fileio_fileno, self));
+  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox->RecordFd(*n);
+  PyErr_Clear();
+  return 0;
 }
 
 // --- sockets -------------------------------------------------------------------------
@@ -201,6 +211,7 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
     fileno = PyTuple_GET_ITEM(args, kFilenoPosition);
   }
   const bool adopts = fileno != nullptr && fileno != Py_None;
+  if (!adopts && !sandbox->CheckDescriptorCap()) return -1;
   if (adopts) {
     std::optional<int> fd = Descriptor(fileno);
     if (!fd || !sandbox->OwnsFd(*fd)) {
@@ -222,8 +233,9 @@ PyObject* GuardedListen(PyObject* self, PyObject* args) {
 }
 
 PyObject* GuardedAccept(PyObject* self, PyObject* unused) {
-  PyObject* result = g_socket_accept(self, unused);  // (fd, address)
   Sandbox* sandbox = Sandbox::Current();
+  if (Active(sandbox) && !sandbox->CheckDescriptorCap()) return nullptr;
+  PyObject* result = g_socket_accept(self, unused);  // (fd, address)
   if (result != nullptr && Active(sandbox) && PyTuple_Check(result) && PyTuple_GET_SIZE(result) == 2) {
     if (std::optional<int> fd = Descriptor(PyTuple_GET_ITEM(result, 0))) sandbox->RecordFd(*fd);
   }
@@ -231,8 +243,9 @@ PyObject* GuardedAccept(PyObject* self, PyObject* unused) {
 }
 
 PyObject* GuardedSocketpair(PyObject* module, PyObject* args) {
-  PyObject* result = g_socketpair(module, args);  // (socket, socket)
   Sandbox* sandbox = Sandbox::Current();
+  if (Active(sandbox) && !sandbox->CheckDescriptorCap()) return nullptr;
+  PyObject* result = g_socketpair(module, args);  // (socket, socket)
   if (result != nullptr && Active(sandbox) && PyTuple_Check(result)) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(result); ++i) {
       RecordSocket(*sandbox, PyTuple_GET_ITEM(result, i));
@@ -319,6 +332,10 @@ absl::Status GuardSharedTypes() {
     if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
     absl::StatusOr<py::object> fileio = Attribute("_io", "FileIO");
     if (!fileio.ok()) return fileio.status();
+    g_fileio_fileno = PyDict_GetItemString(
+        reinterpret_cast<PyTypeObject*>(fileio->ptr())->tp_dict, "fileno");
+    if (g_fileio_fileno == nullptr) return absl::InternalError("_io.FileIO has no fileno");
+    Py_INCREF(g_fileio_fileno);
     if (absl::Status s = SwapInit(reinterpret_cast<PyTypeObject*>(fileio->ptr()), GuardedFileIOInit,
                                   &g_fileio_init);
         !s.ok()) {

@@ -42,24 +42,24 @@ TEST(WorkDirStockTest, HandsOutCanonicalDirectoriesWithWorkAndOutput) {
   }
 }
 
-TEST(WorkDirStockTest, EmptiedDirectoriesServeAgainOutputsAreKept) {
+TEST(WorkDirStockTest, UsedDirectoriesAreRemovedReportedOutputsAreKept) {
   std::string root = FreshRoot("reuse");
   std::string kept;
   {
     WorkDirStock stock(root, 1);
     std::string used = *stock.Take();
     std::ofstream(used + "/work/scratch.txt") << "scratch";
-    stock.Return(used);
+    stock.Return(used, /*keep_outputs=*/false);
     ASSERT_TRUE(Eventually([&] { return !fs::exists(used + "/work/scratch.txt"); }));
     kept = *stock.Take();
     std::ofstream(kept + "/output/report.txt") << "result";
     std::ofstream(kept + "/work/tmp.txt") << "tmp";
-    stock.Return(kept);
+    stock.Return(kept, /*keep_outputs=*/true);
     ASSERT_TRUE(Eventually([&] { return !fs::exists(kept + "/work"); }));
     for (int i = 0; i < 4; ++i) {
       std::string dir = *stock.Take();
       EXPECT_NE(dir, kept) << "a directory holding outputs was handed out again";
-      stock.Return(dir);
+      stock.Return(dir, false);
     }
   }
   // Destroyed: spares gone, the caller's outputs stay (so the root stays too).
@@ -75,7 +75,7 @@ TEST(WorkDirStockTest, RootIsRemovedWhenNothingIsKept) {
   {
     WorkDirStock stock(root, 3);
     std::string dir = *stock.Take();
-    stock.Return(dir);
+    stock.Return(dir, false);
   }
   EXPECT_FALSE(fs::exists(root));
 }
