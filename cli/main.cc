@@ -12,6 +12,7 @@
 #include "cli/protocol_channel.h"
 #include "cli/requests.h"
 #include "cli/serve.h"
+#include "cli/stop_signals.h"
 #include "embed/host.h"
 
 namespace pyhost::cli {
@@ -36,7 +37,8 @@ serve  answers JSON lines on stdin, one line per request:
        "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
-exit status: 0 ok, 1 the code failed, 2 usage error.
+exit status: 0 ok, 1 the code failed, 2 usage error; 128+N stopped by signal N
+(SIGINT, SIGTERM, SIGHUP: running code gets KeyboardInterrupt, then the command exits).
 )";
 
 int UsageError(absl::string_view message) {
@@ -81,6 +83,32 @@ absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options) {
   absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(std::move(options));
   if (!host.ok()) std::cerr << "pyhost: cannot start: " << host.status().message() << "\n";
   return host;
+}
+
+// While it lives, a stop signal interrupts what `host` runs, and a process that does
+// not stop in time (or dies of a fatal signal) removes the host's directories first.
+// Declared after the host: disconnected before the host is destroyed.
+class StopConnection {
+ public:
+  explicit StopConnection(Host& host) {
+    StopSignals& stop = StopSignals::Install();
+    std::string root = host.work_root();
+    stop.RemoveOnCrash(root);
+    stop.SetEmergencyExit([root] {
+      std::error_code error;
+      std::filesystem::remove_all(root, error);
+    });
+    stop.OnStop([&host](int) { host.InterruptAll(); });
+  }
+  ~StopConnection() { StopSignals::Install().OnStop(nullptr); }
+  StopConnection(const StopConnection&) = delete;
+  StopConnection& operator=(const StopConnection&) = delete;
+};
+
+// The exit status: 128 + the stop signal if one came, else `status`.
+int ExitStatus(int status) {
+  int signo = StopSignals::Install().received();
+  return signo != 0 ? 128 + signo : status;
 }
 
 int Exec(ArgReader& reader) {
@@ -142,11 +170,12 @@ int Exec(ArgReader& reader) {
   if (!channel.ok()) return UsageError(channel.status().message());
   absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
   if (!host.ok()) return 1;
+  StopConnection stoppable(**host);
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);
   if (!result.ok()) return UsageError(result.status().message());
   (*channel)->out() << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace)
                     << "\n";
-  return result->ok ? 0 : 1;
+  return ExitStatus(result->ok ? 0 : 1);
 }
 
 // A tool name from a file name: "tools/word_count.py" -> "word_count".
@@ -197,6 +226,7 @@ int Call(ArgReader& reader) {
   std::ostream& out = (*channel)->out();
   absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
   if (!host.ok()) return 1;
+  StopConnection stoppable(**host);
   std::string name = ToolNameFor(*file);
   if (absl::Status registered = (*host)->RegisterTool(name, *source, options); !registered.ok()) {
     if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
@@ -211,7 +241,7 @@ int Call(ArgReader& reader) {
   std::cerr << result->stdout_stream.text << result->stderr_stream.text;
   out << result->envelope.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   auto ok = result->envelope.find("ok");  // run() may return {"ok": <anything>}
-  return ok != result->envelope.end() && *ok == true ? 0 : 1;
+  return ExitStatus(ok != result->envelope.end() && *ok == true ? 0 : 1);
 }
 
 int Serve(ArgReader& reader) {
@@ -233,14 +263,18 @@ int Serve(ArgReader& reader) {
     if (!count.ok() || *count > 256) return UsageError(absl::StrCat(flag, " takes 1 to 256"));
     (flag == "--workers" ? workers : options.pool_size) = static_cast<int>(*count);
   }
-  absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
+  StopSignals& stop = StopSignals::Install();
+  absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take(stop.wake_fd());
   if (!channel.ok()) return UsageError(channel.status().message());
   absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(std::move(options));
   if (!host.ok()) return 1;
-  return cli::Serve(**host, (*channel)->in(), (*channel)->out(), workers);
+  StopConnection stoppable(**host);
+  return ExitStatus(cli::Serve(**host, (*channel)->in(), (*channel)->out(), workers,
+                               [&stop] { return stop.received() != 0; }));
 }
 
 int Main(int argc, char** argv) {
+  StopSignals::Install();  // before any thread starts: they inherit the signal mask
   if (argc < 2) return UsageError("missing command (exec, call or serve)");
   std::string command = argv[1];
   if (command == "-h" || command == "--help" || command == "help") {

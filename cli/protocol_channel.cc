@@ -1,6 +1,7 @@
 #include "cli/protocol_channel.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +18,12 @@ FdStreambuf::~FdStreambuf() {
 }
 
 FdStreambuf::int_type FdStreambuf::underflow() {
+  if (wake_fd_ >= 0) {
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+    }
+    if (fds[1].revents != 0) return traits_type::eof();
+  }
   ssize_t n;
   do {
     n = read(fd_, in_, sizeof(in_));
@@ -53,10 +60,10 @@ bool FdStreambuf::Flush() {
   return true;
 }
 
-ProtocolChannel::ProtocolChannel(int in_fd, int out_fd)
-    : in_buf_(in_fd), out_buf_(out_fd), in_(&in_buf_), out_(&out_buf_) {}
+ProtocolChannel::ProtocolChannel(int in_fd, int out_fd, int stop_fd)
+    : in_buf_(in_fd, stop_fd), out_buf_(out_fd), in_(&in_buf_), out_(&out_buf_) {}
 
-absl::StatusOr<std::unique_ptr<ProtocolChannel>> ProtocolChannel::Take() {
+absl::StatusOr<std::unique_ptr<ProtocolChannel>> ProtocolChannel::Take(int stop_fd) {
   std::cout.flush();
   int in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
   int out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
@@ -67,7 +74,7 @@ absl::StatusOr<std::unique_ptr<ProtocolChannel>> ProtocolChannel::Take() {
         absl::StrCat("moving the protocol off stdin/stdout: ", std::strerror(errno)));
   }
   close(null_fd);
-  return std::unique_ptr<ProtocolChannel>(new ProtocolChannel(in_fd, out_fd));
+  return std::unique_ptr<ProtocolChannel>(new ProtocolChannel(in_fd, out_fd, stop_fd));
 }
 
 }  // namespace pyhost::cli

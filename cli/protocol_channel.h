@@ -21,9 +21,10 @@
 namespace pyhost::cli {
 
 // An unbuffered-read, line-buffered-write streambuf over one file descriptor it owns.
+// Reading ends (end of file) once `wake_fd` (not owned; -1: none) is readable.
 class FdStreambuf : public std::streambuf {
  public:
-  explicit FdStreambuf(int fd) : fd_(fd) {}
+  explicit FdStreambuf(int fd, int wake_fd = -1) : fd_(fd), wake_fd_(wake_fd) {}
   ~FdStreambuf() override;
 
  protected:
@@ -36,19 +37,21 @@ class FdStreambuf : public std::streambuf {
   bool Flush();
 
   int fd_;
+  int wake_fd_;
   char in_[4096];
   std::string out_;
 };
 
 class ProtocolChannel {
  public:
-  static absl::StatusOr<std::unique_ptr<ProtocolChannel>> Take();
+  // `stop_fd`: reading the protocol ends once it is readable (-1: never).
+  static absl::StatusOr<std::unique_ptr<ProtocolChannel>> Take(int stop_fd = -1);
 
   std::istream& in() { return in_; }
   std::ostream& out() { return out_; }
 
  private:
-  ProtocolChannel(int in_fd, int out_fd);
+  ProtocolChannel(int in_fd, int out_fd, int stop_fd);
 
   FdStreambuf in_buf_;
   FdStreambuf out_buf_;

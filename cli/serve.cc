@@ -90,6 +90,11 @@ json Register(Host& host, const json& id, const json& request) {
 // A fixed set of threads running queued jobs; the destructor drains the queue.
 class Workers {
  public:
+  struct Job {
+    json id;
+    std::function<void()> run;
+  };
+
   explicit Workers(int count) {
     for (int i = 0; i < count; ++i) threads_.emplace_back([this] { Loop(); });
   }
@@ -100,7 +105,7 @@ class Workers {
     }
     for (std::thread& thread : threads_) thread.join();
   }
-  void Post(std::function<void()> job) ABSL_LOCKS_EXCLUDED(mu_) {
+  void Post(Job job) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     jobs_.push_back(std::move(job));
   }
@@ -113,11 +118,19 @@ class Workers {
         },
         this));
   }
+  // Removes the jobs not started yet and returns their ids.
+  std::vector<json> Withdraw() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    std::vector<json> ids;
+    for (Job& job : jobs_) ids.push_back(std::move(job.id));
+    jobs_.clear();
+    return ids;
+  }
 
  private:
   void Loop() {
     for (;;) {
-      std::function<void()> job;
+      Job job;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
@@ -130,14 +143,14 @@ class Workers {
         jobs_.pop_front();
         ++running_;
       }
-      job();
+      job.run();
       absl::MutexLock lock(&mu_);
       --running_;
     }
   }
 
   absl::Mutex mu_;
-  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
@@ -145,7 +158,8 @@ class Workers {
 
 }  // namespace
 
-int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
+int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
+          std::function<bool()> stopping) {
   absl::Mutex out_mu;
   auto answer = [&](const json& line) {
     std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -169,9 +183,9 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
       pool.Drain();  // requests read before it run against what they were sent for
       answer(Register(host, id, request));
     } else if (op_name == "exec" || op_name == "call") {
-      pool.Post([&host, &answer, id, op_name, request = std::move(request)] {
-        answer(op_name == "exec" ? Exec(host, id, request) : Call(host, id, request));
-      });
+      pool.Post({id, [&host, &answer, id, op_name, request = std::move(request)] {
+                   answer(op_name == "exec" ? Exec(host, id, request) : Call(host, id, request));
+                 }});
     } else {
       answer(ErrorAnswer(id, "BadRequest",
                          op == request.end()
@@ -180,7 +194,12 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
                                             " (expected exec, call or register)")));
     }
   }
-  return 0;  // ~Workers answers what is still queued first
+  if (stopping && stopping()) {
+    for (const json& id : pool.Withdraw()) {
+      answer(ErrorAnswer(id, "Interrupted", "the server was stopped before this request ran"));
+    }
+  }
+  return 0;  // ~Workers answers what is still queued (or running) first
 }
 
 }  // namespace pyhost::cli

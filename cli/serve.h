@@ -10,10 +10,13 @@
 // the tool as it was registered when they were sent. A line that is not
 // JSON, an unknown op, a missing field or an unknown tool gets {"ok": false,
 // "error": {...}} and the server goes on. Returns (exit status 0) at end of input
-// once every request has been answered.
+// once every request has been answered. When reading ends because `stopping()` holds
+// (a stop signal), requests not started yet are answered with an "Interrupted" error
+// instead of being run.
 #ifndef PYHOST_CLI_SERVE_H_
 #define PYHOST_CLI_SERVE_H_
 
+#include <functional>
 #include <istream>
 #include <ostream>
 
@@ -21,7 +24,8 @@
 
 namespace pyhost::cli {
 
-int Serve(Host& host, std::istream& in, std::ostream& out, int workers);
+int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
+          std::function<bool()> stopping = nullptr);
 
 }  // namespace pyhost::cli
 

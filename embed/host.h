@@ -83,6 +83,8 @@ class Host {
   void InterruptAll() { running_.CancelAll(); }
 
   PoolStats pool_stats() { return pool_->stats(); }
+  // Where this host's execution directories are (canonical).
+  const std::string& work_root() const { return dirs_.root(); }
   const std::string& python_version() const { return python_version_; }
 
  private:

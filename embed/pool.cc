@@ -248,12 +248,19 @@ void InterpreterPool::ReaperLoop(std::shared_ptr<State> state, int64_t generatio
     }
     Cancellation stop(PyExc_SystemExit);
     Watchdog::Watch interrupt = Watchdog::Global().Arm(
-        absl::Now() + options.teardown_budget, kInterruptPeriod, [&stop] { stop.Cancel(); });
+        absl::Now() + options.teardown_budget, kInterruptPeriod,
+        [&stop, &state, first = true]() mutable {
+          if (first) {
+            first = false;
+            absl::MutexLock lock(&state->mu);
+            ++state->stats.interrupted;
+          }
+          stop.Cancel();
+        });
     Watchdog::Watch abandon = Watchdog::Global().Arm(
         absl::Now() + options.abandon_after, absl::ZeroDuration(),
         [&state, generation] { state->Abandon(state, generation); });
     const int threads_left = interpreter->Quiesce(&stop, options.thread_grace);
-    const bool interrupted = interrupt.fired() > 0;
     interrupt.Drop();
     home.Enter();
     if (threads_left > 0) {
@@ -265,7 +272,6 @@ void InterpreterPool::ReaperLoop(std::shared_ptr<State> state, int64_t generatio
     abandon.Drop();
     absl::MutexLock lock(&state->mu);
     ++(threads_left > 0 ? state->stats.leaked : state->stats.destroyed);
-    if (interrupted) ++state->stats.interrupted;
     if (generation != state->reaper_generation) return;  // abandoned meanwhile
     --state->in_flight;
   }

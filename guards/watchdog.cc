@@ -30,12 +30,6 @@ void Watchdog::Drop(int64_t id) {
   entries_.erase(id);
 }
 
-int Watchdog::Fired(int64_t id) {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(id);
-  return it == entries_.end() ? 0 : it->second.fired;
-}
-
 void Watchdog::Loop() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // unlocks around callbacks
   mu_.Lock();
   for (;;) {
@@ -59,7 +53,6 @@ void Watchdog::Loop() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // unlocks around callba
     Entry& entry = entries_[due_id];
     entry.due = entry.period > absl::ZeroDuration() ? absl::Now() + entry.period
                                                     : absl::InfiniteFuture();
-    ++entry.fired;
     std::function<void()> callback = entry.callback;
     running_ = due_id;
     mu_.Unlock();
@@ -87,7 +80,5 @@ void Watchdog::Watch::Drop() {
   if (owner_ != nullptr) owner_->Drop(id_);
   owner_ = nullptr;
 }
-
-int Watchdog::Watch::fired() const { return owner_ != nullptr ? owner_->Fired(id_) : 0; }
 
 }  // namespace pyhost

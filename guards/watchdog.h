@@ -42,8 +42,6 @@ class Watchdog {
 
     // Stops the callbacks (waits for one in progress). Idempotent.
     void Drop();
-    // How many times the callback has run so far.
-    int fired() const;
 
    private:
     friend class Watchdog;
@@ -62,12 +60,10 @@ class Watchdog {
     absl::Time due;
     absl::Duration period;
     std::function<void()> callback;
-    int fired = 0;
   };
   Watchdog();
   void Loop();
   void Drop(int64_t id) ABSL_LOCKS_EXCLUDED(mu_);
-  int Fired(int64_t id) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Mutex mu_;
   std::map<int64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,427 @@
+// What one execution leaves behind must not wedge, crash or leak the host: threads,
+// finalizers, replaced modules, descriptors, directories (issue 7, items 4, 5, 7, 10,
+// 12) — and an execution can be interrupted from another thread (item 8).
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "embed/host.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+std::unique_ptr<Host> MakeHost(int pool_size = 1) {
+  HostOptions options;
+  options.pool_size = pool_size;
+  options.prewarm_modules = {};
+  absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
+  EXPECT_TRUE(host.ok()) << host.status();
+  return host.ok() ? *std::move(host) : nullptr;
+}
+
+ExecResult Exec(Host& host, const std::string& code, const char* policy = "strict",
+                Isolation isolation = Isolation::kFresh) {
+  ExecRequest request;
+  request.code = code;
+  request.policy = *LoadPolicy(policy);
+  request.isolation = isolation;
+  absl::StatusOr<ExecResult> result = host.Execute(request);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *std::move(result) : ExecResult{};
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Waits (bounded) until `done` holds.
+template <typename F>
+bool Eventually(F done, std::chrono::seconds limit = std::chrono::seconds(10)) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+// The host answers `count` more fresh executions, each within `seconds`.
+void ExpectAnswers(Host& host, int count, double seconds) {
+  for (int i = 0; i < count; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    ExecResult next = Exec(host, "result = 6 * 7");
+    EXPECT_TRUE(next.ok) << next.ToJson().dump();
+    EXPECT_EQ(next.result, json(42));
+    EXPECT_LT(SecondsSince(start), seconds) << "request " << i << " waited on a teardown";
+  }
+}
+
+// --- code left behind at teardown (items 5, 7, 10) ---------------------------------
+
+struct LeftBehind {
+  const char* name;
+  const char* policy;
+  const char* code;
+};
+
+class LeftBehindTest : public ::testing::TestWithParam<LeftBehind> {};
+
+// Each case leaves something that runs (or would run) when its interpreter is torn
+// down. The host answers the next requests promptly (nothing of the execution's runs
+// unbounded on a host thread), is destroyed within a bound, and aborts nowhere.
+TEST_P(LeftBehindTest, NextRequestsAndShutdownAreNotHeldUp) {
+  auto host = MakeHost();
+  ASSERT_NE(host, nullptr);
+  ExecResult left = Exec(*host, GetParam().code, GetParam().policy);
+  EXPECT_TRUE(left.ok) << left.ToJson().dump();
+  ExpectAnswers(*host, 3, 5.0);
+  auto start = std::chrono::steady_clock::now();
+  host.reset();
+  EXPECT_LT(SecondsSince(start), 8.0) << "Host destruction waited on a teardown";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Teardown, LeftBehindTest,
+    ::testing::Values(
+        LeftBehind{"FinalizerSleeps", "strict", R"PY(
+import sys, time
+class X:
+    def __del__(self, sleep=time.sleep):
+        sleep(60)
+sys.x = X()
+)PY"},
+        LeftBehind{"FinalizerLoops", "strict", R"PY(
+import sys
+class X:
+    def __del__(self):
+        while True:
+            pass
+sys.x = X()
+)PY"},
+        LeftBehind{"FinalizerSwallowsInterrupts", "strict", R"PY(
+import sys, time
+class X:
+    def __del__(self, sleep=time.sleep):
+        while True:
+            try:
+                sleep(60)
+            except BaseException:
+                pass
+sys.x = X()
+)PY"},
+        LeftBehind{"FakeAtexitSleeps", "strict", R"PY(
+import sys, time
+class FakeAtexit:
+    def _clear(self, sleep=time.sleep):
+        sleep(60)
+    def _run_exitfuncs(self, sleep=time.sleep):
+        sleep(60)
+sys.modules['atexit'] = FakeAtexit()
+)PY"},
+        LeftBehind{"AtexitCallbackSleeps", "yolo", R"PY(
+import atexit, time
+atexit.register(time.sleep, 60)
+)PY"},
+        LeftBehind{"FakeThreadingShutdownSleeps", "yolo", R"PY(
+import sys, time, types
+fake = types.ModuleType('threading')
+fake._shutdown = lambda sleep=time.sleep: sleep(60)
+sys.modules['threading'] = fake
+)PY"},
+        LeftBehind{"ThreadWithReplacedCount", "yolo", R"PY(
+import threading, time, _thread
+threading.Thread(target=time.sleep, args=(60,)).start()
+_thread._count = lambda: 0
+)PY"},
+        LeftBehind{"ThreadThatWillNotStop", "yolo", R"PY(
+import threading, time
+def stay():
+    while True:
+        try:
+            time.sleep(60)
+        except BaseException:
+            pass
+threading.Thread(target=stay, daemon=True).start()
+)PY"},
+        LeftBehind{"UnraisableHookSleeps", "strict", R"PY(
+import sys, time
+sys.unraisablehook = lambda *a, sleep=time.sleep: sleep(60)
+class X:
+    def __del__(self):
+        raise ValueError('at teardown')
+sys.x = X()
+)PY"},
+        LeftBehind{"AuditHookSleeps", "strict", R"PY(
+import sys, time
+def hook(event, args, sleep=time.sleep):
+    if event == 'object.__delattr__' or event.startswith('os.'):
+        sleep(60)
+sys.addaudithook(hook)
+)PY"},
+        LeftBehind{"BuiltinsHoldAFinalizer", "strict", R"PY(
+import builtins, time
+class X:
+    def __del__(self, sleep=time.sleep):
+        sleep(60)
+builtins.x = X()
+)PY"}),
+    [](const ::testing::TestParamInfo<LeftBehind>& info) { return info.param.name; });
+
+// `sys.modules['atexit'] = 1` made teardown fail and the interpreter was kept (about
+// 2 MB a request, without bound): interpreters are destroyed, none leaked.
+TEST(LifecycleTest, ReplacedAtexitDoesNotLeakTheInterpreter) {
+  auto host = MakeHost();
+  for (int i = 0; i < 6; ++i) {
+    ExecResult r = Exec(*host, "import sys\nsys.modules['atexit'] = 1\n");
+    EXPECT_TRUE(r.ok) << r.ToJson().dump();
+  }
+  EXPECT_TRUE(Eventually([&] { return host->pool_stats().destroyed >= 6; }))
+      << host->pool_stats().destroyed;
+  EXPECT_EQ(host->pool_stats().leaked, 0);
+}
+
+// A finalizer that keeps sleeping past every interrupt ends the reaper's budget: the
+// pool gives up on that teardown (counted) and goes on.
+TEST(LifecycleTest, TeardownPastItsBudgetIsInterruptedThenAbandoned) {
+  auto host = MakeHost();
+  Exec(*host, R"PY(
+import sys, time
+class X:
+    def __del__(self, sleep=time.sleep):
+        while True:
+            try:
+                sleep(60)
+            except BaseException:
+                pass
+sys.x = X()
+)PY");
+  EXPECT_TRUE(Eventually([&] { return host->pool_stats().abandoned == 1; }))
+      << host->pool_stats().abandoned;
+  EXPECT_GE(host->pool_stats().interrupted, 1);
+  ExpectAnswers(*host, 2, 5.0);
+}
+
+// --- interrupting a running execution (item 8) ---------------------------------------
+
+// InterruptAll from another thread stops code looping in Python and code sleeping,
+// with KeyboardInterrupt at the line it was at; the host answers the next request.
+TEST(LifecycleTest, InterruptAllStopsRunningCode) {
+  auto host = MakeHost();
+  for (const char* code : {"while True:\n    pass\n", "import time\ntime.sleep(60)\n",
+                           "import time\nwhile True:\n    try:\n        time.sleep(60)\n"
+                           "    except KeyboardInterrupt:\n        break\nresult = 'caught'\n"}) {
+    auto start = std::chrono::steady_clock::now();
+    std::future<ExecResult> running = std::async(std::launch::async, [&] { return Exec(*host, code); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    host->InterruptAll();
+    ASSERT_EQ(running.wait_for(std::chrono::seconds(5)), std::future_status::ready) << code;
+    ExecResult r = running.get();
+    EXPECT_LT(SecondsSince(start), 5.0);
+    if (r.ok) {
+      EXPECT_EQ(r.result, json("caught"));
+    } else {
+      ASSERT_TRUE(r.error.has_value());
+      EXPECT_EQ(r.error->type, "KeyboardInterrupt");
+      EXPECT_GT(r.error->line, 0);
+    }
+  }
+  ExpectAnswers(*host, 1, 5.0);
+}
+
+// An interrupt never lands in pyhost's own code around the user's: one that arrives
+// as the code finishes is taken back, and a resident interpreter's next call is clean.
+TEST(LifecycleTest, LateInterruptDoesNotReachTheNextResidentCall) {
+  auto host = MakeHost();
+  std::atomic<bool> stop{false};
+  std::thread interrupter([&] {
+    while (!stop) {
+      host->InterruptAll();
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  int interrupted = 0;
+  for (int i = 0; i < 200; ++i) {
+    ExecResult r = Exec(*host, "result = sum(range(2000))", "strict", Isolation::kResident);
+    if (!r.ok) {
+      ASSERT_TRUE(r.error.has_value());
+      EXPECT_EQ(r.error->type, "KeyboardInterrupt") << r.ToJson().dump();
+      ++interrupted;
+    } else {
+      EXPECT_EQ(r.result, json(1999000));
+    }
+  }
+  stop = true;
+  interrupter.join();
+  for (int i = 0; i < 20; ++i) {
+    ExecResult r = Exec(*host, "result = sum(range(2000))", "strict", Isolation::kResident);
+    EXPECT_TRUE(r.ok) << "an interrupt outlived its call: " << r.ToJson().dump();
+  }
+}
+
+// --- descriptors (item 4) --------------------------------------------------------------
+
+// A loop of os.pipe()/open() filled the process's descriptor table, and the next
+// interpreter creation aborted the host. Now the code gets EMFILE at pyhost's cap,
+// and the host goes on.
+TEST(LifecycleTest, DescriptorsPerExecutionAreCapped) {
+  auto host = MakeHost();
+  for (const char* policy : {"yolo", "strict"}) {
+    ExecResult r = Exec(*host, R"PY(
+import os, sys
+held = []
+errors = []
+for make in (os.pipe, lambda: open(WORK_DIR + '/f', 'w')):
+    try:
+        while True:
+            held.append(make())
+    except OSError as e:
+        errors.append((e.errno, str(e)))
+sys.held = held  # kept until teardown
+result = errors
+)PY", policy);
+    ASSERT_TRUE(r.ok) << policy << ": " << r.ToJson().dump();
+    ASSERT_EQ(r.result.size(), 2u);
+    for (const json& error : r.result) {
+      EXPECT_EQ(error[0], 24) << error;  // EMFILE
+      EXPECT_THAT(error[1].get<std::string>(), HasSubstr("pyhost lets an execution hold"));
+    }
+    ExpectAnswers(*host, 3, 5.0);
+  }
+}
+
+// Files the code opened are its own: raw descriptor calls on them work under strict.
+TEST(LifecycleTest, DescriptorsOfOpenedFilesAreTheCodes) {
+  auto host = MakeHost();
+  ExecResult r = Exec(*host, R"PY(
+import os
+with open(WORK_DIR + '/f', 'w') as f:
+    os.write(f.fileno(), b'raw')
+    os.fsync(f.fileno())
+result = open(WORK_DIR + '/f').read()
+)PY");
+  EXPECT_TRUE(r.ok) << r.ToJson().dump();
+  EXPECT_EQ(r.result, json("raw"));
+}
+
+// --- execution directories (item 12) ---------------------------------------------------
+
+// What one execution leaves on its directory (xattrs, mode, times) never reaches the
+// next: no directory is handed out twice.
+TEST(LifecycleTest, ExecutionDirectoriesAreNeverReused) {
+  auto host = MakeHost(2);
+  std::set<std::string> seen;
+  for (int i = 0; i < 8; ++i) {
+    ExecResult r = Exec(*host, R"PY(
+import os
+marks = {}
+try:
+    marks['xattr'] = os.getxattr(WORK_DIR, 'user.pyhost_test').decode()
+except OSError:
+    pass
+marks['mode'] = oct(os.stat(WORK_DIR).st_mode & 0o7777)
+marks['mtime'] = os.stat(WORK_DIR).st_mtime
+try:
+    os.setxattr(WORK_DIR, 'user.pyhost_test', b'left by an earlier execution')
+except OSError:
+    pass
+os.chmod(WORK_DIR, 0o700)
+os.utime(WORK_DIR, (1, 1))
+result = [WORK_DIR, marks]
+)PY");
+    ASSERT_TRUE(r.ok) << r.ToJson().dump();
+    std::string dir = r.result[0];
+    EXPECT_TRUE(seen.insert(dir).second) << dir << " was handed out twice";
+    EXPECT_FALSE(r.result[1].contains("xattr")) << r.result;
+    EXPECT_NE(r.result[1]["mode"], "0o700") << r.result;
+    EXPECT_NE(r.result[1]["mtime"], 1) << r.result;
+  }
+}
+
+// A directory whose OUTPUT_DIR the code removed, or left holding only an empty folder
+// or a symlink, reports nothing and is removed; one with files reported stays, with
+// only its regular files; nothing else is left under the root after the host.
+TEST(LifecycleTest, OnlyReportedOutputsOutliveTheHost) {
+  std::string root;
+  std::string kept_dir;
+  {
+    auto host = MakeHost();
+    root = host->work_root();
+    for (const char* code : {"import shutil\nshutil.rmtree(OUTPUT_DIR)\n",
+                             "import os\nos.mkdir(OUTPUT_DIR + '/empty')\n",
+                             "import os\nos.symlink('/etc/passwd', OUTPUT_DIR + '/link')\n"}) {
+      ExecResult r = Exec(*host, code);
+      EXPECT_TRUE(r.ok) << r.ToJson().dump();
+      EXPECT_TRUE(r.output.files.empty()) << code;
+    }
+    ExecResult kept = Exec(*host, R"PY(
+import os
+open(OUTPUT_DIR + '/report.txt', 'w').write('kept')
+os.symlink('/etc/passwd', OUTPUT_DIR + '/link')
+)PY");
+    ASSERT_TRUE(kept.ok) << kept.ToJson().dump();
+    ASSERT_EQ(kept.output.files, std::vector<std::string>{"report.txt"});
+    kept_dir = kept.output.dir;
+  }
+  ASSERT_TRUE(fs::exists(root)) << "the kept output's root";
+  std::vector<std::string> left;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    left.push_back(fs::relative(entry.path(), root).string());
+  }
+  std::string kept_rel = fs::relative(fs::path(kept_dir).parent_path(), root).string();
+  EXPECT_THAT(left, ::testing::UnorderedElementsAre(kept_rel, kept_rel + "/output",
+                                                   kept_rel + "/output/report.txt"));
+  fs::remove_all(root);
+}
+
+// A stock whose process died without tidying leaves its root locked by nobody: the
+// next stock with a default root removes it. A root that ended normally (only
+// reported outputs left, no lock file) and a live one (locked) are left alone, and a
+// stock with a root of the caller's choosing sweeps nothing.
+TEST(LifecycleTest, AbandonedRootsAreSweptOthersAreNot) {
+  const fs::path base = fs::path(DefaultWorkRoot()).parent_path();
+  const fs::path abandoned = base / "pyhost-999999901";
+  const fs::path finished = base / "pyhost-999999902";
+  const fs::path live = base / "pyhost-999999903";
+  fs::create_directories(abandoned / "exec-x/work");
+  std::ofstream(abandoned / ".lock");
+  fs::create_directories(finished / "exec-y/output");
+  std::ofstream(finished / "exec-y/output/report.txt") << "the caller's";
+  fs::create_directories(live);
+  int live_lock = open((live / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_EQ(flock(live_lock, LOCK_EX), 0);
+  {
+    HostOptions options;
+    options.pool_size = 1;
+    options.prewarm_modules = {};
+    options.work_root = (base / "pyhost-999999904").string();
+    auto chosen = Host::Create(options);
+    ASSERT_TRUE(chosen.ok());
+  }
+  EXPECT_TRUE(fs::exists(abandoned)) << "a root of the caller's choosing swept";
+  auto host = MakeHost();  // the default root: pyhost-<our pid>
+  EXPECT_FALSE(fs::exists(abandoned));
+  EXPECT_TRUE(fs::exists(finished / "exec-y/output/report.txt"));
+  EXPECT_TRUE(fs::exists(live));
+  close(live_lock);
+  fs::remove_all(finished);
+  fs::remove_all(live);
+}
+
+}  // namespace
+}  // namespace pyhost
