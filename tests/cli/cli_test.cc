@@ -118,6 +118,7 @@ class Child {
 };
 
 struct Outcome {
+  pid_t pid = -1;
   bool exited = false;  // false: killed by a signal (see term_signal) or not started
   int exit_code = -1;
   int term_signal = 0;
@@ -139,10 +140,19 @@ struct Outcome {
   }
 };
 
+// A signal sent to the command while it runs.
+struct Interrupt {
+  int signal = 0;  // none
+  std::chrono::milliseconds after{0};
+  bool keep_stdin_open = false;  // the input does not end before the signal
+  bool close_stdout = false;     // the command's reader goes away at once (EPIPE)
+};
+
 // Runs `pyhost ARGS...` with INPUT on its standard input; gives up (and kills it)
 // after TIMEOUT.
 Outcome RunPyhost(const std::vector<std::string>& args, const std::string& input = "",
-                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                  const Interrupt& interrupt = {}) {
   Outcome outcome;
   Pipe in = Pipe::Make(), out = Pipe::Make(), err = Pipe::Make();
   if (!in.read.open() || !out.read.open() || !err.read.open()) return outcome;
@@ -169,16 +179,24 @@ Outcome RunPyhost(const std::vector<std::string>& args, const std::string& input
     return outcome;
   }
   child.set_pid(pid);
+  outcome.pid = pid;
   in.read.Close();
   out.write.Close();
   err.write.Close();
+  if (interrupt.close_stdout) out.read.Close();
 
   ::fcntl(in.write.get(), F_SETFL, ::fcntl(in.write.get(), F_GETFL) | O_NONBLOCK);
   size_t written = 0;
-  if (input.empty()) in.write.Close();
+  if (input.empty() && !interrupt.keep_stdin_open) in.write.Close();
 
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  bool signalled = interrupt.signal == 0;
   while (out.read.open() || err.read.open()) {
+    if (!signalled && std::chrono::steady_clock::now() >= start + interrupt.after) {
+      ::kill(pid, interrupt.signal);
+      signalled = true;
+    }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
@@ -189,8 +207,10 @@ Outcome RunPyhost(const std::vector<std::string>& args, const std::string& input
     std::vector<pollfd> fds;
     if (out.read.open()) fds.push_back({out.read.get(), POLLIN, 0});
     if (err.read.open()) fds.push_back({err.read.get(), POLLIN, 0});
-    if (in.write.open()) fds.push_back({in.write.get(), POLLOUT, 0});
-    int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    if (in.write.open() && written < input.size()) fds.push_back({in.write.get(), POLLOUT, 0});
+    int wait_ms = static_cast<int>(left.count());
+    if (!signalled) wait_ms = std::min(wait_ms, 10);
+    int ready = ::poll(fds.data(), fds.size(), wait_ms);
     if (ready < 0) {
       if (errno == EINTR) continue;
       ADD_FAILURE() << "poll: " << std::strerror(errno);
@@ -202,7 +222,8 @@ Outcome RunPyhost(const std::vector<std::string>& args, const std::string& input
       if (p.fd == in.write.get()) {
         ssize_t n = ::write(p.fd, input.data() + written, input.size() - written);
         if (n > 0) written += static_cast<size_t>(n);
-        if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) {
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
+            (written == input.size() && !interrupt.keep_stdin_open)) {
           in.write.Close();  // done, or the child closed its end (EPIPE)
         }
         continue;
@@ -1222,3 +1243,92 @@ TEST_F(ServeTest, CallsSentBeforeReRegisterRunTheOldSource) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------
+// Stopping: SIGINT, SIGTERM, SIGHUP, a closed output, a crash (issue 7, item 8)
+
+// The command's work root (/dev/shm/pyhost-<pid>, or under $TMPDIR).
+bool WorkRootExists(pid_t pid) {
+  for (const char* base : {"/dev/shm", "/tmp"}) {
+    if (std::filesystem::exists(std::string(base) + "/pyhost-" + std::to_string(pid))) return true;
+  }
+  return false;
+}
+
+struct StopCase {
+  const char* name;
+  int signal;
+  const char* code;
+  int max_seconds;  // from the signal to the exit, generously
+};
+
+class StopTest : public ::testing::TestWithParam<StopCase> {};
+
+// exec answers with KeyboardInterrupt (or, for code stuck in C, gives up after its
+// grace), exits 128+N, and leaves no work root behind.
+TEST_P(StopTest, ExecStopsAnswersAndCleansUp) {
+  const StopCase& stop = GetParam();
+  auto start = std::chrono::steady_clock::now();
+  Outcome run = RunPyhost({"exec", "-c", stop.code}, "", std::chrono::seconds(20),
+                          {stop.signal, std::chrono::milliseconds(400)});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(run.exited) << run.Describe();
+  EXPECT_EQ(run.exit_code, 128 + stop.signal) << run.Describe();
+  EXPECT_LT(seconds, 0.4 + stop.max_seconds) << run.Describe();
+  if (!run.out.empty()) {
+    json answer = OnlyJson(run);
+    EXPECT_EQ(answer["ok"], false);
+    EXPECT_EQ(answer["error"]["type"], "KeyboardInterrupt") << run.Describe();
+  }
+  EXPECT_FALSE(WorkRootExists(run.pid)) << "the work root outlived the command";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Signals, StopTest,
+    ::testing::Values(StopCase{"SigintPythonLoop", SIGINT, "while True:\n    pass\n", 3},
+                      StopCase{"SigtermSleep", SIGTERM, "import time\ntime.sleep(60)\n", 3},
+                      StopCase{"SighupSleep", SIGHUP, "import time\ntime.sleep(60)\n", 3},
+                      StopCase{"SigintCaughtAndIgnored", SIGINT,
+                               "import time\nwhile True:\n    try:\n        time.sleep(60)\n"
+                               "    except KeyboardInterrupt:\n        pass\n",
+                               5},
+                      StopCase{"SigintStuckInC", SIGINT, "sum(range(10**12))\n", 5}),
+    [](const ::testing::TestParamInfo<StopCase>& info) { return info.param.name; });
+
+// serve stops reading: the running request is answered with KeyboardInterrupt, the
+// ones not started with Interrupted, each once; exit 128+N; no work root left.
+TEST_F(ServeTest, StopsOnSigintAnsweringEverything) {
+  Outcome run = RunPyhost({"serve", "--workers", "1"},
+                          Lines({{{"id", 1}, {"op", "exec"}, {"code", "while True:\n    pass\n"}},
+                                 {{"id", 2}, {"op", "exec"}, {"code", "result = 2"}},
+                                 {{"id", 3}, {"op", "exec"}, {"code", "result = 3"}}}),
+                          std::chrono::seconds(20),
+                          {SIGINT, std::chrono::milliseconds(600), /*keep_stdin_open=*/true});
+  ASSERT_TRUE(run.exited) << run.Describe();
+  EXPECT_EQ(run.exit_code, 130) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 3u) << run.Describe();
+  EXPECT_EQ(answers["1"]["error"]["type"], "KeyboardInterrupt") << answers["1"];
+  for (const char* id : {"2", "3"}) EXPECT_EQ(answers[id]["error"]["type"], "Interrupted");
+  EXPECT_FALSE(WorkRootExists(run.pid));
+}
+
+// A closed output is the end: no SIGPIPE death, no work root left.
+TEST_F(ServeTest, ClosedOutputEndsTheServerCleanly) {
+  std::vector<json> requests;
+  for (int i = 0; i < 50; ++i) requests.push_back({{"id", i}, {"op", "exec"}, {"code", "print('x' * 1000)"}});
+  Interrupt closed;
+  closed.close_stdout = true;
+  Outcome run = RunPyhost({"serve"}, Lines(requests), std::chrono::seconds(20), closed);
+  EXPECT_TRUE(run.exited) << run.Describe();
+  EXPECT_FALSE(WorkRootExists(run.pid));
+}
+
+// A crash of the command itself still removes its work root (the fatal-signal handler).
+TEST_F(ExecTest, FatalSignalRemovesTheWorkRoot) {
+  Outcome run = RunPyhost({"exec", "-c", "while True:\n    pass\n"}, "", std::chrono::seconds(20),
+                          {SIGSEGV, std::chrono::milliseconds(400)});
+  EXPECT_FALSE(run.exited) << run.Describe();
+  EXPECT_EQ(run.term_signal, SIGSEGV) << run.Describe();
+  EXPECT_FALSE(WorkRootExists(run.pid)) << "the work root outlived the crash";
+}
