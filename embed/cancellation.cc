@@ -163,7 +163,12 @@ PyObject* InterruptibleSleep(PyObject* seconds) {
     t_wake_word.store(0);
     if (tstate->async_exc != nullptr) return RaisePending(tstate);
     const int64_t remaining = deadline - MonotonicNs();
-    if (remaining <= 0) break;
+    if (remaining <= 0) {
+      // time.sleep(0) lets other threads run, as python3's does.
+      Py_BEGIN_ALLOW_THREADS
+      Py_END_ALLOW_THREADS
+      break;
+    }
     timespec wait{static_cast<time_t>(remaining / 1000000000),
                   static_cast<long>(remaining % 1000000000)};
     long rc;
