@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include <functional>
 
 #include <opcode.h>
@@ -98,6 +100,11 @@ enum class Access { kRead, kWrite };
 int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access) {
   if (std::optional<int> fd = Fd(path)) {
     if (sandbox.OwnsFd(*fd)) return 0;
+    if (sandbox.IsBuried(*fd)) {  // python3's answer for a descriptor it closed
+      errno = EBADF;
+      PyErr_SetFromErrno(PyExc_OSError);
+      return -1;
+    }
     return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
                 "file descriptors the code did not open belong to the host");
   }
@@ -370,7 +377,22 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
   return *rules;
 }
 
+// Events that give the code a descriptor it cannot use by number (so not counted
+// against its cap): under every policy, the process must keep some free.
+bool TakesADescriptor(const char* event) {
+  for (const char* taking : {"os.scandir", "sqlite3.connect", "mmap.__new__"}) {
+    if (strcmp(event, taking) == 0) return true;
+  }
+  return false;
+}
+
 int AuditHook(const char* event, PyObject* args, void*) {
+  if (TakesADescriptor(event)) {
+    Sandbox* sandbox = Sandbox::Current();
+    if (sandbox != nullptr && !sandbox->host_mode() && !Sandbox::CheckProcessDescriptors()) {
+      return -1;
+    }
+  }
   const auto& rules = Rules();
   auto rule = rules.end();
   if (absl::StartsWith(event, "ctypes.")) {

@@ -4,8 +4,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
@@ -174,24 +179,64 @@ bool Sandbox::AddressAllowed(absl::string_view ip) const {
   return resolved_.contains(ip);
 }
 
+namespace {
+
+// What buried descriptors point at: one file for the whole process, so a buried
+// number is told from anything else by its identity.
+int Placeholder() {
+  static const int fd = memfd_create("pyhost-closed-descriptor", MFD_CLOEXEC);
+  return fd;
+}
+
+}  // namespace
+
+bool Sandbox::Same(int fd, const OwnedFd& owned) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == owned.dev && st.st_ino == owned.ino;
+}
+
 void Sandbox::RecordFd(int fd) {
   struct stat st;
   if (fd >= 0 && fstat(fd, &st) == 0) owned_fds_[fd] = {st.st_dev, st.st_ino};
 }
 
-bool Sandbox::CheckDescriptorCap() {
-  if (owned_fds_.size() >= kMaxOpenDescriptors) {
-    // Entries of descriptors closed since (by a file object, a socket) go first.
-    for (auto it = owned_fds_.begin(); it != owned_fds_.end();) {
-      auto next = std::next(it);
-      if (!OwnsFd(it->first)) owned_fds_.erase(it);
-      it = next;
-    }
+void Sandbox::RecordHeld(int fd) {
+  RecordFd(fd);
+  if (auto it = owned_fds_.find(fd); it != owned_fds_.end()) it->second.held = true;
+}
+
+bool Sandbox::IsHeld(int fd) const {
+  auto it = owned_fds_.find(fd);
+  return it != owned_fds_.end() && it->second.held && Same(fd, it->second);
+}
+
+void Sandbox::Bury(int fd) {
+  owned_fds_.erase(fd);
+  struct stat st;
+  if (Placeholder() < 0 || dup3(Placeholder(), fd, O_CLOEXEC) != fd || fstat(fd, &st) != 0) {
+    close(fd);  // no placeholder: the plain close python3 does
+    return;
   }
-  if (owned_fds_.size() < kMaxOpenDescriptors) return true;
+  buried_fds_[fd] = {st.st_dev, st.st_ino};
+}
+
+bool Sandbox::IsBuried(int fd) const {
+  auto it = buried_fds_.find(fd);
+  return it != buried_fds_.end() && Same(fd, it->second);
+}
+
+void Sandbox::CloseBuried() {
+  for (const auto& [fd, placeholder] : buried_fds_) {
+    if (Same(fd, placeholder)) close(fd);
+  }
+  buried_fds_.clear();
+}
+
+namespace {
+
+bool SetTooManyFiles(const std::string& why) {
   errno = EMFILE;
-  std::string message = absl::StrCat("Too many open files: pyhost lets an execution hold ",
-                                     kMaxOpenDescriptors, " descriptors at once");
+  std::string message = absl::StrCat("Too many open files: ", why);
   PyObject* value = Py_BuildValue("(is)", EMFILE, message.c_str());
   if (value != nullptr) {
     PyErr_SetObject(PyExc_OSError, value);  // OSError(errno, strerror): errno is set
@@ -200,11 +245,47 @@ bool Sandbox::CheckDescriptorCap() {
   return false;
 }
 
+}  // namespace
+
+bool Sandbox::CheckProcessDescriptors() {
+  // Descriptors are handed out lowest first: a free one near the top of the table
+  // means the table is not nearly full (two system calls, no scan).
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || Placeholder() < 0) return true;
+  rlim_t soft = std::min<rlim_t>(limit.rlim_cur, rlim_t{1} << 20);
+  if (soft <= static_cast<rlim_t>(2 * kFreeDescriptorFloor)) return true;
+  int probe = fcntl(Placeholder(), F_DUPFD_CLOEXEC, static_cast<int>(soft - kFreeDescriptorFloor));
+  if (probe >= 0) {
+    close(probe);
+    return true;
+  }
+  return SetTooManyFiles(absl::StrCat("the host process keeps ", kFreeDescriptorFloor,
+                                      " descriptors free for itself"));
+}
+
+bool Sandbox::CheckDescriptorCap() {
+  auto prune = [](absl::flat_hash_map<int, OwnedFd>& fds) {
+    for (auto it = fds.begin(); it != fds.end();) {
+      auto next = std::next(it);
+      if (!Same(it->first, it->second)) fds.erase(it);
+      it = next;
+    }
+  };
+  if (owned_fds_.size() + buried_fds_.size() >= kMaxOpenDescriptors) {
+    // Entries of descriptors closed since (by a file object, a socket) go first.
+    prune(owned_fds_);
+    prune(buried_fds_);
+  }
+  if (owned_fds_.size() + buried_fds_.size() >= kMaxOpenDescriptors) {
+    return SetTooManyFiles(absl::StrCat("pyhost lets an execution hold ", kMaxOpenDescriptors,
+                                        " descriptors at once"));
+  }
+  return CheckProcessDescriptors();
+}
+
 bool Sandbox::OwnsFd(int fd) const {
   auto it = owned_fds_.find(fd);
-  if (it == owned_fds_.end()) return false;
-  struct stat st;
-  return fstat(fd, &st) == 0 && it->second == std::make_pair(st.st_dev, st.st_ino);
+  return it != owned_fds_.end() && Same(fd, it->second);
 }
 
 bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,

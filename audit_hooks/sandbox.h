@@ -80,11 +80,31 @@ class Sandbox {
   void RecordFd(int fd);
   // Whether the code may create another descriptor: at most kMaxOpenDescriptors of
   // its own may be open at once (a loop of os.pipe() would otherwise fill the
-  // process's descriptor table, and the host could create no interpreter). Raises
-  // OSError(EMFILE) naming the cap when not. Under every policy.
+  // process's descriptor table, and the host could create no interpreter), and the
+  // process must keep kFreeDescriptorFloor free. Raises OSError(EMFILE) naming the
+  // cap when not. Under every policy.
   bool CheckDescriptorCap();
-  void ForgetFd(int fd) { owned_fds_.erase(fd); }
+  // For descriptors the code gets but cannot use by number (os.scandir, an epoll
+  // object, an SQLite connection): only the process-wide floor, kFreeDescriptorFloor
+  // free at the top of the table. Raises OSError(EMFILE) when not.
+  static bool CheckProcessDescriptors();
+  static constexpr int kFreeDescriptorFloor = 128;
   bool OwnsFd(int fd) const;
+  // A file or socket object of the code holds this descriptor: wrapping its number in
+  // a second object (open(fd), socket(fileno=fd)) is refused, since the first one's
+  // close would leave the second holding a number the host or another execution may
+  // get next.
+  void RecordHeld(int fd);
+  bool IsHeld(int fd) const;
+
+  // os.close() of the code's descriptor: the number stays taken, pointed at a
+  // placeholder (objects of the code that still hold it read end of file, instead of
+  // whatever the host or another execution opens there next); CloseBuried frees
+  // the numbers once nothing of the code's is left (after Py_EndInterpreter).
+  // Buried numbers count against the descriptor cap.
+  void Bury(int fd);
+  bool IsBuried(int fd) const;
+  void CloseBuried();
 
   // Whether an import of `module` is allowed now. `user_initiated`: the importing
   // frame is the code's own (not an allowed stdlib module importing what it needs).
@@ -113,7 +133,15 @@ class Sandbox {
   std::vector<std::string> write_roots_;
   bool output_written_ = false;
   absl::flat_hash_set<std::string> resolved_;
-  absl::flat_hash_map<int, std::pair<dev_t, ino_t>> owned_fds_;
+  struct OwnedFd {
+    dev_t dev;
+    ino_t ino;
+    bool held = false;  // by a file or socket object
+  };
+  // Whether `fd` still is the file `owned` recorded (numbers are reused).
+  static bool Same(int fd, const OwnedFd& owned);
+  absl::flat_hash_map<int, OwnedFd> owned_fds_;
+  absl::flat_hash_map<int, OwnedFd> buried_fds_;
   absl::flat_hash_set<std::string> sealed_;
   absl::flat_hash_set<const PyModuleDef*> sealed_defs_;
   PyObject* module_spec_type_ = nullptr;

@@ -94,13 +94,13 @@ class StopConnection {
     StopSignals& stop = StopSignals::Install();
     std::string root = host.work_root();
     stop.RemoveOnCrash(root);
-    stop.SetEmergencyExit([root] {
-      std::error_code error;
-      std::filesystem::remove_all(root, error);
-    });
+    stop.SetEmergencyExit([&host] { host.RemoveUnreportedFiles(); });
     stop.OnStop([&host](int) { host.InterruptAll(); });
   }
-  ~StopConnection() { StopSignals::Install().OnStop(nullptr); }
+  ~StopConnection() {
+    StopSignals::Install().OnStop(nullptr);
+    StopSignals::Install().SetEmergencyExit(nullptr);
+  }
   StopConnection(const StopConnection&) = delete;
   StopConnection& operator=(const StopConnection&) = delete;
 };

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "cli/requests.h"
+#include "cli/stop_signals.h"
 
 namespace pyhost::cli {
 namespace {
@@ -129,6 +130,7 @@ class Workers {
 
  private:
   void Loop() {
+    StopSignals::PrepareThread();  // code runs here: its crash still removes the root
     for (;;) {
       Job job;
       {

@@ -28,13 +28,15 @@ struct LinuxDirent64 {
   char d_name[];
 };
 
-// Removes what `dir_fd` holds, then closes it. Only async-signal-safe calls (open,
+// Removes what `dir_fd` holds (at the top, all but the lock file), then closes it;
+// whether all of it went. Only async-signal-safe calls (open,
 // getdents64, unlinkat, close); bounded depth, a buffer per level on the stack.
-void RemoveContents(int dir_fd, int depth) {
+bool RemoveContents(int dir_fd, int depth) {
   if (depth > 32) {
     close(dir_fd);
-    return;
+    return false;
   }
+  bool all = true;
   char buffer[2048];
   for (;;) {
     long n = syscall(SYS_getdents64, dir_fd, buffer, sizeof buffer);
@@ -44,20 +46,30 @@ void RemoveContents(int dir_fd, int depth) {
       at += entry->d_reclen;
       const char* name = entry->d_name;
       if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+      // The root's lock file stays: if this removal stops short (too deep), the next
+      // pyhost sweeps what is left (embed/work_dirs.h).
+      if (depth == 0 && strcmp(name, ".lock") == 0) continue;
       if (unlinkat(dir_fd, name, 0) == 0) continue;
       int child = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child >= 0) RemoveContents(child, depth + 1);
-      unlinkat(dir_fd, name, AT_REMOVEDIR);
+      all = unlinkat(dir_fd, name, AT_REMOVEDIR) == 0 && all;
     }
   }
   close(dir_fd);
+  return all;
 }
 
 void OnFatalSignal(int signo) {
   if (g_crash_root[0] == '/') {
     int fd = open(g_crash_root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) RemoveContents(fd, 0);
-    rmdir(g_crash_root);
+    if (fd >= 0 && RemoveContents(fd, 0)) {
+      char lock[sizeof g_crash_root + 8];
+      size_t n = strlen(g_crash_root);
+      memcpy(lock, g_crash_root, n);
+      memcpy(lock + n, "/.lock", 7);
+      unlink(lock);
+      rmdir(g_crash_root);
+    }
   }
   signal(signo, SIG_DFL);
   raise(signo);  // delivered when the handler returns: the process dies as it would have
@@ -77,12 +89,7 @@ StopSignals::StopSignals() {
   for (int signo : kStopSignals) sigaddset(&set, signo);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started later
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  // Fatal signals run on a stack of their own: a C stack overflow has no room left.
-  static char alternate_stack[64 * 1024];
-  stack_t stack{};
-  stack.ss_sp = alternate_stack;
-  stack.ss_size = sizeof alternate_stack;
-  sigaltstack(&stack, nullptr);
+  PrepareThread();
   for (int signo : kFatalSignals) {
     struct sigaction action {};
     action.sa_handler = OnFatalSignal;
@@ -91,6 +98,14 @@ StopSignals::StopSignals() {
     sigaction(signo, &action, nullptr);
   }
   std::thread([this] { Loop(); }).detach();
+}
+
+void StopSignals::PrepareThread() {
+  constexpr size_t kSize = 64 * 1024;
+  stack_t stack{};
+  stack.ss_sp = new char[kSize];  // lives as long as the thread: never freed
+  stack.ss_size = kSize;
+  sigaltstack(&stack, nullptr);
 }
 
 void StopSignals::OnStop(std::function<void(int)> callback) {

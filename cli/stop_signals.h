@@ -40,6 +40,9 @@ class StopSignals {
   void SetEmergencyExit(std::function<void()> cleanup) ABSL_LOCKS_EXCLUDED(mu_);
   // A directory to remove if the process dies of a fatal signal (one at a time).
   void RemoveOnCrash(const std::string& root);
+  // Gives the calling thread a stack for fatal signals (a C stack overflow leaves no
+  // room on its own). For threads that run code; the main thread has one.
+  static void PrepareThread();
 
   // The first stop signal received, or 0.
   int received() const { return received_.load(); }

@@ -6,9 +6,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <ctime>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "bindings/python_error.h"
 #include "embed/cpython_internals.h"
 #include "embed/check.h"
 #include "embed/thread_state.h"
@@ -59,18 +62,75 @@ int64_t MonotonicNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// pyhost.ExecutionStopped. An instance is made when code catches it (or anything
+// looks at it): the thread is then stopped again, at its next bytecode boundary.
+int ExecutionStoppedInit(PyObject* self, PyObject* args, PyObject* kwargs);
+
+PyTypeObject g_execution_stopped = {
+    PyVarObject_HEAD_INIT(nullptr, 0) "pyhost.ExecutionStopped",  // tp_name
+    sizeof(PyBaseExceptionObject),                                  // tp_basicsize
+};
+
+PyObject* Stopped() { return reinterpret_cast<PyObject*>(&g_execution_stopped); }
+
+// The references Cancel() hands over without the GIL come from a bank set aside in
+// the two exception types' reference counts (the eval loop drops one for each it
+// raises); it is topped up, GIL held, long before it could run out.
+constexpr Py_ssize_t kBank = Py_ssize_t{1} << 30;
+
+void TopUp(PyObject* type) {
+  if (Py_REFCNT(type) < kBank / 2) Py_SET_REFCNT(type, Py_REFCNT(type) + kBank);
+}
+
+PyObject* ExceptionFor(Cancellation::Kind kind) {
+  return kind == Cancellation::kStop ? Stopped() : PyExc_KeyboardInterrupt;
+}
+
+bool IsBanked(PyObject* type) { return type == PyExc_KeyboardInterrupt || type == Stopped(); }
+
+// Hands `type` (banked) to `tstate` and wakes it from time.sleep. Any thread.
+void Deliver(PyThreadState* tstate, PyObject* type) {
+  pyhost_async_exc_offer(tstate, type);
+  WakeSleeper(tstate);
+}
+
+int ExecutionStoppedInit(PyObject* self, PyObject* args, PyObject* kwargs) {
+  if (reinterpret_cast<PyTypeObject*>(PyExc_BaseException)->tp_init(self, args, kwargs) < 0) {
+    return -1;
+  }
+  StopThread(PyThreadState_Get());
+  return 0;
+}
+
 // Raises the thread's pending asynchronous exception now, as the eval loop would.
 PyObject* RaisePending(PyThreadState* tstate) {
   PyObject* pending = pyhost_async_exc_take_back(tstate);
   PyErr_SetNone(pending);
-  Py_DECREF(pending);
+  if (!IsBanked(pending)) Py_DECREF(pending);
   return nullptr;
 }
 
 }  // namespace
 
-Cancellation::Cancellation(PyObject* exception_type)
-    : exception_type_(exception_type != nullptr ? exception_type : PyExc_KeyboardInterrupt) {}
+absl::Status ReadyCancellation() {
+  auto* base = reinterpret_cast<PyTypeObject*>(PyExc_BaseException);
+  g_execution_stopped.tp_base = base;
+  g_execution_stopped.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  g_execution_stopped.tp_traverse = base->tp_traverse;  // a static type names them itself
+  g_execution_stopped.tp_clear = base->tp_clear;
+  g_execution_stopped.tp_dealloc = base->tp_dealloc;
+  g_execution_stopped.tp_init = ExecutionStoppedInit;
+  g_execution_stopped.tp_doc =
+      "pyhost stopped this execution (a limit, a teardown); catching it does not help.";
+  if (PyType_Ready(&g_execution_stopped) != 0) {
+    return StatusFromPythonError("readying pyhost.ExecutionStopped");
+  }
+  TopUp(PyExc_KeyboardInterrupt);
+  TopUp(Stopped());
+  return absl::OkStatus();
+}
+
+Cancellation::Cancellation(Kind kind) : kind_(kind) {}
 
 void Cancellation::Cancel() {
   absl::MutexLock lock(&mu_);
@@ -84,42 +144,28 @@ bool Cancellation::cancelled() const {
 }
 
 void Cancellation::DeliverLocked() {
-  if (running_ == nullptr || banked_ == 0) return;
-  if (pyhost_async_exc_offer(running_, exception_type_)) --banked_;
-  WakeSleeper(running_);
+  if (running_ != nullptr) Deliver(running_, ExceptionFor(kind_));
 }
 
-Cancellation::UserCode::UserCode(Cancellation* cancellation) : cancellation_(cancellation) {
+Cancellation::UserCode::UserCode(Cancellation* cancellation, bool now)
+    : cancellation_(cancellation) {
   if (cancellation_ == nullptr) return;
   PyThreadState* tstate = CurrentThreadStateOrNull();
   PYHOST_CHECK(tstate != nullptr, "user code runs with the GIL held");
+  TopUp(ExceptionFor(cancellation_->kind_));
   absl::MutexLock lock(&cancellation_->mu_);
   PYHOST_CHECK(cancellation_->running_ == nullptr, "UserCode scopes of one Cancellation nest");
-  // The GIL is held: the references Cancel() hands over are taken now.
-  Py_SET_REFCNT(cancellation_->exception_type_,
-                Py_REFCNT(cancellation_->exception_type_) + kDeliveries);
-  cancellation_->banked_ = kDeliveries;
   cancellation_->running_ = tstate;
-  if (cancellation_->cancelled_) cancellation_->DeliverLocked();
+  if (now && cancellation_->cancelled_) cancellation_->DeliverLocked();
 }
 
 Cancellation::UserCode::~UserCode() {
   if (cancellation_ == nullptr) return;
-  PyObject* other = nullptr;  // an exception the code itself made pending
   {
-    absl::MutexLock lock(&cancellation_->mu_);
-    PyObject* pending = pyhost_async_exc_take_back(cancellation_->running_);
-    if (pending == cancellation_->exception_type_) {
-      ++cancellation_->banked_;
-    } else {
-      other = pending;
-    }
-    Py_SET_REFCNT(cancellation_->exception_type_,
-                  Py_REFCNT(cancellation_->exception_type_) - cancellation_->banked_);
-    cancellation_->banked_ = 0;
+    absl::MutexLock lock(&cancellation_->mu_);  // no delivery after this
     cancellation_->running_ = nullptr;
   }
-  Py_XDECREF(other);  // outside the lock: it may run code
+  DropPendingInterrupt();
 }
 
 CancellationSet::Member::Member(CancellationSet& set, Cancellation& cancellation)
@@ -143,10 +189,39 @@ int CancellationSet::size() {
   return static_cast<int>(members_.size());
 }
 
-void RaiseInThread(PyThreadState* tstate, PyObject* exception_type) {
-  Py_INCREF(exception_type);
-  if (!pyhost_async_exc_offer(tstate, exception_type)) Py_DECREF(exception_type);
-  WakeSleeper(tstate);
+void StopThread(PyThreadState* tstate) {
+  TopUp(Stopped());
+  Deliver(tstate, Stopped());
+}
+
+namespace {
+
+// A trace and profile function that never returns: the thread gives up the GIL and
+// waits for the process to end.
+int Park(PyObject*, PyFrameObject*, int, PyObject*) {
+  PyEval_SaveThread();
+  for (;;) pause();
+}
+
+}  // namespace
+
+void ParkThread(PyThreadState* tstate) {
+  PYHOST_CHECK(tstate != PyThreadState_Get(), "parking the current thread");
+  // Both: a line traced catches Python loops, a call profiled catches a loop of
+  // one line that calls functions (sys.settrace(None) included).
+  if (_PyEval_SetTrace(tstate, Park, nullptr) != 0 ||
+      _PyEval_SetProfile(tstate, Park, nullptr) != 0) {
+    PyErr_Clear();
+  }
+}
+
+void DropPendingInterrupt() {
+  PyObject* pending = pyhost_async_exc_take_back(PyThreadState_Get());
+  if (pending == nullptr || IsBanked(pending)) return;
+  PyObject *type, *value, *traceback;  // releasing the code's own may run code
+  PyErr_Fetch(&type, &value, &traceback);
+  Py_DECREF(pending);
+  PyErr_Restore(type, value, traceback);
 }
 
 PyObject* InterruptibleSleep(PyObject* seconds) {
@@ -158,7 +233,12 @@ PyObject* InterruptibleSleep(PyObject* seconds) {
   }
   PyThreadState* tstate = PyThreadState_Get();
   SleepRegistration registered(tstate);
-  const int64_t deadline = MonotonicNs() + _PyTime_AsNanoseconds(timeout);
+  const int64_t now = MonotonicNs();
+  if (_PyTime_AsNanoseconds(timeout) > INT64_MAX - now) {
+    errno = EINVAL;  // as python3's clock_nanosleep answers a deadline past the clock's range
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  const int64_t deadline = now + _PyTime_AsNanoseconds(timeout);
   for (;;) {
     t_wake_word.store(0);
     if (tstate->async_exc != nullptr) return RaisePending(tstate);

@@ -1,19 +1,23 @@
 // Stopping Python code that runs on another thread, from a thread that does not hold
 // the GIL (a signal thread, the watchdog).
 //
-//   Cancellation cancellation;                          // one per execution
+//   Cancellation cancellation(Cancellation::kInterrupt);  // one per execution
 //   {
-//     Cancellation::UserCode running(&cancellation);    // GIL held, around the code
+//     Cancellation::UserCode running(&cancellation);      // GIL held, around the code
 //     PyEval_EvalCode(code, globals, globals);
 //   }
 //   cancellation.Cancel();  // any thread, no GIL: KeyboardInterrupt in the code
 //
 // Cancel() raises the exception at the code's next bytecode boundary, and wakes it
 // from pyhost's time.sleep (hardened into every interpreter): at once when code runs
-// under the cancellation, else as soon as some starts. Code may catch it; every later
-// Cancel() raises it again (up to kDeliveries times per UserCode). The exception never
-// lands in pyhost's own code around the user's: UserCode takes back what was not
-// raised before it ends.
+// under the cancellation, else as soon as some starts. Two kinds:
+//   kInterrupt  KeyboardInterrupt, as Ctrl-C in python3: code may catch it and go on;
+//               each later Cancel() raises it again.
+//   kStop       ExecutionStopped (a BaseException): when code catches it, it is raised
+//               again at the thread's next bytecode boundary, so no Python code can
+//               keep running (at most the handler's first instructions do).
+// The exception never lands in pyhost's own code around the user's: UserCode takes
+// back what was not raised before it ends.
 // What it cannot stop: code stuck in C (`sum(range(10**11))`) reaches no bytecode
 // boundary until it returns, and blocking calls other than time.sleep wake only when
 // they return (docs/security.md).
@@ -27,6 +31,7 @@
 #include <Python.h>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 
@@ -34,13 +39,9 @@ namespace pyhost {
 
 class Cancellation {
  public:
-  // How many times one UserCode can be interrupted (references are set aside with
-  // the GIL held, so that Cancel() needs none).
-  static constexpr int kDeliveries = 32;
+  enum Kind { kInterrupt, kStop };
 
-  // `exception_type`: a built-in exception type (static: it outlives everything);
-  // null means KeyboardInterrupt.
-  explicit Cancellation(PyObject* exception_type = nullptr);
+  explicit Cancellation(Kind kind);
   Cancellation(const Cancellation&) = delete;
   Cancellation& operator=(const Cancellation&) = delete;
 
@@ -49,7 +50,10 @@ class Cancellation {
 
   class UserCode {
    public:
-    explicit UserCode(Cancellation* cancellation);  // null: does nothing
+    // null: does nothing. `now`: a Cancel() that came before is delivered at once
+    // (false for code pyhost runs after the user's was stopped, e.g. describing the
+    // exception that stopped it: only a later Cancel() interrupts that).
+    explicit UserCode(Cancellation* cancellation, bool now = true);
     ~UserCode();
     UserCode(const UserCode&) = delete;
     UserCode& operator=(const UserCode&) = delete;
@@ -61,11 +65,10 @@ class Cancellation {
  private:
   void DeliverLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  PyObject* const exception_type_;
+  const Kind kind_;
   mutable absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   PyThreadState* running_ ABSL_GUARDED_BY(mu_) = nullptr;
-  int banked_ ABSL_GUARDED_BY(mu_) = 0;  // references to exception_type_ set aside
 };
 
 // The cancellations of the executions running now, so that all of them can be
@@ -97,10 +100,26 @@ class CancellationSet {
   absl::flat_hash_set<Cancellation*> members_ ABSL_GUARDED_BY(mu_);
 };
 
-// Raises `exception_type` in the thread running with `tstate` (a thread of the
-// current interpreter, e.g. one the code started) and wakes it from time.sleep.
+// Readies pyhost.ExecutionStopped (a static type, shared by every interpreter on 3.11)
+// and sets aside the references that let Cancel() run without the GIL. Once, at
+// start-up, GIL held in the main interpreter.
+absl::Status ReadyCancellation();
+
+// Stops the thread running with `tstate` (one of the current interpreter's, e.g. a
+// thread the code started; the current one too): ExecutionStopped at its next
+// bytecode boundary, again each time it is caught, and a wake-up from time.sleep.
 // GIL held.
-void RaiseInThread(PyThreadState* tstate, PyObject* exception_type);
+void StopThread(PyThreadState* tstate);
+
+// For a thread that will not stop (it catches ExecutionStopped in a loop): the next
+// line of Python it runs, or the next function it calls, releases the GIL and blocks
+// the thread for good. Its interpreter must then be leaked, never ended. Not for the
+// current thread. GIL held.
+void ParkThread(PyThreadState* tstate);
+
+// Takes back an asynchronous exception pending for the current thread state, so it
+// cannot land in what runs next (pyhost's own code). GIL held.
+void DropPendingInterrupt();
 
 // pyhost's time.sleep(seconds): python3's argument checks and errors, and woken early
 // when an asynchronous exception is pending for the sleeping thread (it is raised

@@ -54,3 +54,7 @@ PyObject* pyhost_async_exc_take_back(PyThreadState* tstate) {
 }
 
 void pyhost_clear_audit_hooks(PyInterpreterState* interp) { Py_CLEAR(interp->audit_hooks); }
+
+long pyhost_running_threads_hint(PyInterpreterState* interp) {
+  return *(volatile long*)&interp->threads.count;
+}

@@ -27,6 +27,10 @@ PyObject* pyhost_async_exc_take_back(PyThreadState* tstate);
  * process-wide and stays. GIL held in `interp`. */
 void pyhost_clear_audit_hooks(PyInterpreterState* interp);
 
+/* How many threads `_thread` started in `interp` are running now (its C count, which
+ * the code cannot change). Read without the GIL, so only a hint that may be stale. */
+long pyhost_running_threads_hint(PyInterpreterState* interp);
+
 #ifdef __cplusplus
 }
 #endif

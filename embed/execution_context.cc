@@ -16,7 +16,8 @@ namespace pyhost {
 namespace py = pybind11;
 
 absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
-    Interpreter& interp, const Policy& policy, const ExecutionSetup& setup) {
+    Interpreter& interp, const Policy& policy, const ExecutionSetup& setup,
+    Cancellation* cancellation) {
   std::unique_ptr<ExecutionContext> context(new ExecutionContext(interp, setup.dirs));
   if (policy.work_dir) {
     if (setup.dirs == nullptr) return absl::InternalError("no execution directories configured");
@@ -40,9 +41,19 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
       {&policy, context->work_dir_, context->output_dir_, setup.extra_network});
   absl::StatusOr<py::object> values = JsonToPython(environ);
   if (!values.ok()) return values.status();
-  auto set = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
-      PyDict_GetItemString(interp.support(), "set_environ"), values->ptr(), nullptr));
-  if (!set) return StatusFromPythonError("setting the execution's environment");
+  py::object set;
+  {
+    Cancellation::UserCode setting(cancellation);
+    set = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
+        PyDict_GetItemString(interp.support(), "set_environ"), values->ptr(), nullptr));
+  }
+  if (!set) {
+    if (cancellation != nullptr && cancellation->cancelled()) {
+      PyErr_Clear();
+      return absl::CancelledError("interrupted before the code started");
+    }
+    return StatusFromPythonError("setting the execution's environment");
+  }
   return context;
 }
 

@@ -38,10 +38,12 @@ struct ExecutionSetup {
 
 class ExecutionContext {
  public:
-  // `policy` must outlive the context.
-  static absl::StatusOr<std::unique_ptr<ExecutionContext>> Enter(Interpreter& interp,
-                                                                 const Policy& policy,
-                                                                 const ExecutionSetup& setup);
+  // `policy` must outlive the context. Setting os.environ may run the code's own
+  // methods in a resident interpreter: under `cancellation` (may be null); Cancelled
+  // when it interrupted them.
+  static absl::StatusOr<std::unique_ptr<ExecutionContext>> Enter(
+      Interpreter& interp, const Policy& policy, const ExecutionSetup& setup,
+      Cancellation* cancellation = nullptr);
   ~ExecutionContext();
   ExecutionContext(const ExecutionContext&) = delete;
   ExecutionContext& operator=(const ExecutionContext&) = delete;

@@ -63,8 +63,12 @@ std::string StringField(const json& object, const char* key) {
 
 // Fetches the pending Python error and describes it with pyhost_support.describe_error.
 // `args` and `ns` (may be null) feed the hints.
+// Describing runs the code's own methods (the exception's __str__, its audit hooks on
+// traceback access): as user code, under `cancellation`.
 ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
-                               absl::string_view source, PyObject* args, PyObject* ns) {
+                               absl::string_view source, PyObject* args, PyObject* ns,
+                               Cancellation* cancellation) {
+  Cancellation::UserCode describing(cancellation, /*now=*/false);
   PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
   PyErr_Fetch(&type, &value, &traceback);
   PyErr_NormalizeException(&type, &value, &traceback);
@@ -219,7 +223,7 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
   }
   if (!ran) {
     result.error = DescribePendingError(interp, kSnippetFilename, request.code, args->ptr(),
-                                        globals.ptr());
+                                        globals.ptr(), cancellation);
     return;
   }
   PyObject* value = PyDict_GetItemString(globals.ptr(), "result");  // borrowed
@@ -239,7 +243,7 @@ std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name
   out.filename = absl::StrCat("<tool:", name, ">");
   out.source = std::string(source);
   py::object code = Compile(source, out.filename);
-  if (!code) return DescribePendingError(interp, out.filename, source, nullptr, nullptr);
+  if (!code) return DescribePendingError(interp, out.filename, source, nullptr, nullptr, nullptr);
   auto bytes = py::reinterpret_steal<py::object>(
       PyMarshal_WriteObjectToString(code.ptr(), Py_MARSHAL_VERSION));
   if (!bytes) {
@@ -271,7 +275,8 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
         PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
   }
   if (!ran) {
-    return DescribePendingError(interp, tool.filename, tool.source, nullptr, globals.ptr());
+    return DescribePendingError(interp, tool.filename, tool.source, nullptr, globals.ptr(),
+                                cancellation);
   }
   PyObject* run = PyDict_GetItemString(globals.ptr(), "run");  // borrowed
   if (run == nullptr || !PyCallable_Check(run)) {
@@ -318,12 +323,16 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
   if (!returned) {
     result.envelope = ErrorEnvelope(DescribePendingError(
         interp, tool.filename, tool.source, py_args->ptr(),
-        globals ? globals.ptr() : module.globals));
+        globals ? globals.ptr() : module.globals, cancellation));
     return;
   }
   result.envelope = Envelope(returned.ptr());
-  // The copy's functions refer back to it; clear it so it is freed now, not by gc.
-  if (globals) PyDict_Clear(globals.ptr());
+  // The copy's functions refer back to it; clear it so it is freed now, not by gc
+  // (finalizers: the code's).
+  if (globals) {
+    Cancellation::UserCode finalizers(cancellation);
+    PyDict_Clear(globals.ptr());
+  }
 }
 
 }  // namespace pyhost

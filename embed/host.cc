@@ -54,7 +54,7 @@ absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
   const Policy& policy = request.policy ? *request.policy : options_.default_policy;
   if (absl::Status supported = CheckSupported(request, policy); !supported.ok()) return supported;
   InterpreterPool::Busy busy(*pool_);
-  Cancellation cancellation;
+  Cancellation cancellation(Cancellation::kInterrupt);
   CancellationSet::Member interruptible(running_, cancellation);
   ExecResult result;
   result.stats.isolation = request.isolation;
@@ -89,9 +89,10 @@ void Host::RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const
   setup.extra_network.insert(setup.extra_network.end(), request.allow_net.begin(),
                              request.allow_net.end());
   absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
-      ExecutionContext::Enter(interp, policy, setup);
+      ExecutionContext::Enter(interp, policy, setup, &cancellation);
   if (!context.ok()) {
-    result.error = ExecError{"HostError", std::string(context.status().message())};
+    result.error = ExecError{absl::IsCancelled(context.status()) ? "KeyboardInterrupt" : "HostError",
+                             std::string(context.status().message())};
     return;
   }
   RunSnippet(interp, request, request.max_output_bytes.value_or(options_.max_output_bytes),

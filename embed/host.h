@@ -85,6 +85,10 @@ class Host {
   PoolStats pool_stats() { return pool_->stats(); }
   // Where this host's execution directories are (canonical).
   const std::string& work_root() const { return dirs_.root(); }
+  // For a process that must exit now, with executions still running: removes their
+  // directories and everything else under work_root() but the outputs already
+  // reported. Thread-safe; the Host is unusable afterwards.
+  void RemoveUnreportedFiles() { dirs_.RemoveAllButKeptOutputs(); }
   const std::string& python_version() const { return python_version_; }
 
  private:

@@ -8,6 +8,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/python_error.h"
+#include "embed/cancellation.h"
 #include "embed/check.h"
 #include "embed/cpython_internals.h"
 #include "embed/gilstate_binding.h"
@@ -196,11 +197,17 @@ void Interpreter::StopThreads(PyThreadState* current, absl::Duration grace) {
   while (OtherThreads(current) > 0 && absl::Now() < give_up) {
     for (PyThreadState* t = PyInterpreterState_ThreadHead(state_); t != nullptr;
          t = PyThreadState_Next(t)) {
-      if (t != current && t != initial_tstate_) RaiseInThread(t, PyExc_SystemExit);
+      if (t != current && t != initial_tstate_) StopThread(t);
     }
     Py_BEGIN_ALLOW_THREADS
     absl::SleepFor(absl::Milliseconds(2));
     Py_END_ALLOW_THREADS
+  }
+  // A thread that catches the stop in a loop would otherwise keep the GIL for good
+  // (on 3.11 a drop request from another interpreter never reaches it).
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(state_); t != nullptr;
+       t = PyThreadState_Next(t)) {
+    if (t != current && t != initial_tstate_) ParkThread(t);
   }
 }
 
@@ -214,9 +221,12 @@ void Interpreter::UndoHooks() {
   if (PyDict_DelItemString(PyImport_GetModuleDict(), "threading") != 0) PyErr_Clear();
 }
 
-int Interpreter::Quiesce(Cancellation* stop, absl::Duration thread_grace) {
+bool Interpreter::MayRunThreads() const { return pyhost_running_threads_hint(state_) > 0; }
+
+int Interpreter::Quiesce(absl::Duration thread_grace) {
   sandbox_->Deactivate();
   ThreadStateScope scope(state_);
+  StopThread(scope.tstate());  // from here, no Python frame of this thread runs
   {
     absl::MutexLock lock(&mu_);  // the callers of a resident interpreter are gone
     for (auto& [thread, tstate] : thread_states_) {
@@ -225,29 +235,29 @@ int Interpreter::Quiesce(Cancellation* stop, absl::Duration thread_grace) {
     }
     thread_states_.clear();
   }
-  {
-    Cancellation::UserCode code(stop);
-    StopThreads(scope.tstate(), thread_grace);
-    UndoHooks();
-    adopted_.clear();
-    // Module globals in reverse import order (the code's last), then the entries
-    // that are not modules at all; their finalizers run here, interruptibly.
-    PyObject* modules = PyImport_GetModuleDict();
-    auto entries = py::reinterpret_steal<py::object>(PyDict_Items(modules));
-    for (Py_ssize_t i = entries ? PyList_GET_SIZE(entries.ptr()) - 1 : -1; i >= 0; --i) {
-      PyObject* pair = PyList_GET_ITEM(entries.ptr(), i);
-      PyObject* module = PyTuple_GET_ITEM(pair, 1);
-      if (!PyModule_Check(module)) {
-        PyDict_DelItem(modules, PyTuple_GET_ITEM(pair, 0));
-      } else if (PyModule_GetDict(module) != sys_dict_.ptr() &&
-                 PyModule_GetDict(module) != builtins_.ptr()) {
-        _PyModule_Clear(module);
-      }
+  StopThreads(scope.tstate(), thread_grace);
+  UndoHooks();
+  adopted_.clear();
+  // Module globals in reverse import order (the code's last), then the entries
+  // that are not modules at all, then pyhost's own helpers' globals (the code can
+  // reach them through the import gate's class).
+  PyObject* modules = PyImport_GetModuleDict();
+  auto entries = py::reinterpret_steal<py::object>(PyDict_Items(modules));
+  for (Py_ssize_t i = entries ? PyList_GET_SIZE(entries.ptr()) - 1 : -1; i >= 0; --i) {
+    PyObject* pair = PyList_GET_ITEM(entries.ptr(), i);
+    PyObject* module = PyTuple_GET_ITEM(pair, 1);
+    if (!PyModule_Check(module)) {
+      PyDict_DelItem(modules, PyTuple_GET_ITEM(pair, 0));
+    } else if (PyModule_GetDict(module) != sys_dict_.ptr() &&
+               PyModule_GetDict(module) != builtins_.ptr()) {
+      _PyModule_Clear(module);
     }
-    entries = py::object();
-    PyGC_Collect();
-    PyErr_Clear();
   }
+  entries = py::object();
+  PyDict_Clear(support_.ptr());
+  PyGC_Collect();
+  UndoHooks();  // anything a finalizer managed to put back
+  PyErr_Clear();
   return OtherThreads(scope.tstate());
 }
 
@@ -277,7 +287,9 @@ Interpreter::~Interpreter() {
     }
     thread_states_.clear();
   }
+  StopThread(initial_tstate_);  // no Python of the code's runs inside Py_EndInterpreter
   Py_EndInterpreter(initial_tstate_);
+  sandbox_->CloseBuried();  // nothing of the code's holds those numbers any more
   pyhost_gilstate_bind(saved_gilstate);
   PyThreadState_Swap(saved);
   sandbox_.reset();

@@ -5,16 +5,16 @@
 //   absl::StatusOr<std::unique_ptr<Interpreter>> interp = Interpreter::Create(config);
 //   ...
 //   // On the pool's reaper thread, no GIL held:
-//   int left = (*interp)->Quiesce(&stop, absl::Milliseconds(200));
+//   int left = (*interp)->Quiesce(absl::Milliseconds(200));
 //   if (left == 0) interp->reset();  // GIL held, another interpreter's thread state
 //
 // Creation and destruction cost milliseconds (DESIGN.md), so they belong to the pool
 // (pool.h), never to the request path. Requests enter an interpreter with a
 // ThreadStateScope (thread_state.h) on their own thread.
 //
-// Teardown runs what the code left behind (finalizers, threads, hooks): Quiesce does
-// that as user code, on a thread state of its own, so a Cancellation can interrupt
-// it; then Py_EndInterpreter finds almost nothing of the code's left to run.
+// Teardown must not run what the code left behind (finalizers, threads, hooks):
+// Quiesce stops every thread of the code's and undoes its hooks from C state, so
+// Py_EndInterpreter finds nothing of the code's left to run.
 //
 // Thread-safety: Create and the destructor run with the GIL held and a thread state
 // of ANOTHER interpreter current (checked), and return with that same thread state
@@ -40,7 +40,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "audit_hooks/sandbox.h"
-#include "embed/cancellation.h"
 
 namespace pyhost {
 
@@ -80,18 +79,25 @@ class Interpreter {
   PyObject* stderr_capture() const { return stderr_capture_.ptr(); }
   PyObject* describe_error() const { return describe_error_.ptr(); }
 
-  // Readies the interpreter for Py_EndInterpreter by running, as user code under
-  // `stop` and the lockdown policy (its Sandbox deactivated first), what the code
-  // left behind: its threads are asked to exit (SystemExit) and given
-  // `thread_grace`; atexit callbacks are dropped unrun; hooks the code installed
+  // Readies the interpreter for Py_EndInterpreter, with its Sandbox deactivated
+  // (lockdown) and none of the code's Python allowed to run: on a thread state of
+  // its own, every Python frame raises ExecutionStopped at once (embed/cancellation.h),
+  // so finalizers, atexit and weakref callbacks, hooks and generators' `finally`
+  // blocks the code left do not run. Its threads are stopped the same way and
+  // given `thread_grace`, and those that still run (they catch the stop in a loop)
+  // are parked for good (ParkThread); atexit callbacks are dropped; hooks the code installed
   // (sys.addaudithook, sys.*hook, sys.std*, meta_path, builtins and sys attributes)
-  // are undone; pyhost's references to its objects are released; module globals are
-  // cleared and garbage collected, so their finalizers run now, interruptibly.
-  // Returns the number of threads still running: such an interpreter must be
-  // leaked, never ended (Py_EndInterpreter aborts the process when threads remain).
-  // Decides from C state only (the thread list), never from the code's Python.
-  // No GIL held by the caller; at most once.
-  int Quiesce(Cancellation* stop, absl::Duration thread_grace);
+  // are undone; pyhost's references to its objects are released and module globals
+  // cleared. Returns the number of threads still running: such an interpreter must
+  // be leaked, never ended (Py_EndInterpreter aborts the process when threads
+  // remain). Decides from C state only (the thread list), never from the code's
+  // Python. No GIL held by the caller; at most once.
+  int Quiesce(absl::Duration thread_grace);
+
+  // Whether threads the code started may still run (a hint: read without the GIL).
+  // Such an interpreter is torn down at once rather than when requests are idle: on
+  // 3.11 its threads keep the GIL from every other interpreter. Any thread.
+  bool MayRunThreads() const;
 
  private:
   Interpreter() = default;

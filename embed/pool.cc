@@ -1,12 +1,14 @@
 #include "embed/pool.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <deque>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "embed/cancellation.h"
 #include "embed/check.h"
 #include "embed/runtime.h"
 #include "embed/thread_state.h"
@@ -38,6 +40,9 @@ struct InterpreterPool::State {
   absl::Status transient_error ABSL_GUARDED_BY(mu);  // the last attempt's, retried
   int waiters ABSL_GUARDED_BY(mu) = 0;
   int busy ABSL_GUARDED_BY(mu) = 0;  // requests running (see Busy)
+  // The first `urgent` of `retired` may run threads: torn down even while requests
+  // run (Interpreter::MayRunThreads).
+  int urgent ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
   bool closed ABSL_GUARDED_BY(mu) = false;  // the pool is gone: the reaper exits
   int64_t reaper_generation ABSL_GUARDED_BY(mu) = 0;  // the live reaper's
@@ -52,8 +57,32 @@ namespace {
 constexpr absl::Duration kCreationRetry = absl::Milliseconds(100);
 // How long a request waits for the factory's retries before it fails.
 constexpr absl::Duration kTransientWait = absl::Seconds(1);
-// How often a teardown past its budget is interrupted again.
-constexpr absl::Duration kInterruptPeriod = absl::Milliseconds(20);
+
+// Descriptors the factory keeps open (on /dev/null) and closes just before it creates
+// an interpreter: on 3.11 a Py_NewInterpreter that fails exits the process, and the
+// code of running executions can open descriptors while it reads stdlib files (it
+// releases the GIL then). Held between creations, so the code cannot take those
+// descriptors; no creation without it.
+class DescriptorReserve {
+ public:
+  static constexpr int kSize = 64;
+  ~DescriptorReserve() { Release(); }
+  bool Refill() {
+    while (count_ < kSize) {
+      int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return false;
+      fds_[count_++] = fd;
+    }
+    return true;
+  }
+  void Release() {
+    while (count_ > 0) close(fds_[--count_]);
+  }
+
+ private:
+  int fds_[kSize];
+  int count_ = 0;
+};
 
 // This thread's own main-interpreter thread state: creating and ending interpreters
 // needs the GIL held with some thread state current. Made and deleted on the thread.
@@ -174,8 +203,14 @@ InterpreterPool::Busy::~Busy() {
 }
 
 void InterpreterPool::Retire(std::unique_ptr<Interpreter> interpreter) {
+  const bool urgent = interpreter->MayRunThreads();
   absl::MutexLock lock(&state_->mu);
-  state_->retired.push_back(std::move(interpreter));
+  if (urgent) {
+    state_->retired.push_front(std::move(interpreter));
+    ++state_->urgent;
+  } else {
+    state_->retired.push_back(std::move(interpreter));
+  }
 }
 
 PoolStats InterpreterPool::stats() {
@@ -188,6 +223,8 @@ PoolStats InterpreterPool::stats() {
 
 void InterpreterPool::FactoryLoop(std::shared_ptr<State> state) {
   HomeThreadState home;
+  DescriptorReserve reserve;
+  reserve.Refill();
   const size_t target = static_cast<size_t>(state->options.size);
   absl::Time retry_at = absl::InfinitePast();
   for (;;) {
@@ -208,21 +245,29 @@ void InterpreterPool::FactoryLoop(std::shared_ptr<State> state) {
       state->mu.Await(absl::Condition(&has_work));
       if (state->stopping) return;
     }
-    home.Enter();
-    absl::StatusOr<std::unique_ptr<Interpreter>> created =
-        Interpreter::Create(state->options.interpreter);
+    absl::StatusOr<std::unique_ptr<Interpreter>> created = absl::ResourceExhaustedError(
+        "the process's descriptor table is full: no interpreter is created until "
+        "descriptors are closed");
+    if (reserve.Refill()) {
+      reserve.Release();
+      home.Enter();
+      created = Interpreter::Create(state->options.interpreter);
+      home.Leave();
+      reserve.Refill();  // held until the next creation
+    }
     absl::MutexLock lock(&state->mu);
     if (created.ok()) {
       state->ready.push_back(*std::move(created));
       ++state->stats.created;
       state->transient_error = absl::OkStatus();
-    } else if (absl::IsResourceExhausted(created.status())) {
+    } else if (state->stats.created > 0 || absl::IsResourceExhausted(created.status())) {
+      // A pool that once created interpreters can again: the cause (descriptors,
+      // memory) passes. Only a bad configuration (a prewarm module) is final.
       state->transient_error = created.status();
       retry_at = absl::Now() + kCreationRetry;
     } else {
       state->creation_error = created.status();
     }
-    home.Leave();
   }
 }
 
@@ -238,30 +283,20 @@ void InterpreterPool::ReaperLoop(std::shared_ptr<State> state, int64_t generatio
         if (generation != state->reaper_generation || state->closed) return true;
         if (state->retired.empty()) return false;
         // Used interpreters must not pile up (each holds its memory).
-        return state->busy == 0 || state->stopping || state->retired.size() > target;
+        return state->busy == 0 || state->stopping || state->retired.size() > target ||
+               state->urgent > 0;
       };
       state->mu.Await(absl::Condition(&has_work));
       if (generation != state->reaper_generation || state->closed) return;
       interpreter = std::move(state->retired.front());
       state->retired.pop_front();
+      if (state->urgent > 0) --state->urgent;
       ++state->in_flight;
     }
-    Cancellation stop(PyExc_SystemExit);
-    Watchdog::Watch interrupt = Watchdog::Global().Arm(
-        absl::Now() + options.teardown_budget, kInterruptPeriod,
-        [&stop, &state, first = true]() mutable {
-          if (first) {
-            first = false;
-            absl::MutexLock lock(&state->mu);
-            ++state->stats.interrupted;
-          }
-          stop.Cancel();
-        });
     Watchdog::Watch abandon = Watchdog::Global().Arm(
         absl::Now() + options.abandon_after, absl::ZeroDuration(),
         [&state, generation] { state->Abandon(state, generation); });
-    const int threads_left = interpreter->Quiesce(&stop, options.thread_grace);
-    interrupt.Drop();
+    const int threads_left = interpreter->Quiesce(options.thread_grace);
     home.Enter();
     if (threads_left > 0) {
       interpreter.release();  // Py_EndInterpreter would abort the process

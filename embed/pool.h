@@ -13,11 +13,11 @@
 //   // ~InterpreterLease hands the interpreter back, to be torn down off the path
 //
 // An interpreter is handed out once, never shared and never reused.
-// Why two threads: teardown runs what the code left behind (Interpreter::Quiesce).
-// It is interrupted when it passes its budget, but code can still block it (a C
-// call that never returns); the factory must never wait for that. A reaper that is
-// still busy past its hard budget is abandoned (it may finish later, or never; what
-// it holds is counted as leaked) and a new one takes over.
+// Why two threads: teardown (Interpreter::Quiesce) lets none of the code's Python
+// run, but C code can still block it (a thread that never returns from a C call
+// holds it back, a dealloc that waits); the factory must never wait for that. A
+// reaper still busy at `abandon_after` is given up on (it may finish later, or never)
+// and a new one takes over.
 //
 // Thread-safety: all methods are thread-safe. The factory and the reaper hold the GIL
 // while they create or tear down one interpreter (~5-20 ms). On 3.11 the GIL is shared
@@ -40,11 +40,9 @@ namespace pyhost {
 struct PoolOptions {
   int size = 4;  // interpreters kept ready (at least 1)
   InterpreterConfig interpreter;
-  // Teardown: threads the code left get this long to exit; past `teardown_budget` the
-  // teardown is interrupted (SystemExit in what it runs of the code's); past
-  // `abandon_after` the reaper is given up on.
+  // Teardown: threads the code left get this long to stop; a teardown still running
+  // at `abandon_after` is given up on.
   absl::Duration thread_grace = absl::Milliseconds(200);
-  absl::Duration teardown_budget = absl::Milliseconds(500);
   absl::Duration abandon_after = absl::Seconds(3);
 };
 
@@ -53,7 +51,6 @@ struct PoolStats {
   int64_t destroyed = 0;
   int64_t leaked = 0;     // threads still running at teardown: kept, never destroyed
   int64_t abandoned = 0;  // teardowns that never finished within abandon_after
-  int64_t interrupted = 0;  // teardowns interrupted at their budget
   int ready = 0;
   int retired = 0;  // waiting to be torn down
 };

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/sandbox.h"
+#include "embed/cancellation.h"
 #include "guards/hardening.h"
 #include "guards/shared_types.h"
 
@@ -78,6 +79,7 @@ absl::StatusOr<Runtime*> Initialize() {
   static Sandbox* main_sandbox = new Sandbox(PyInterpreterState_Main());  // never active
   if (absl::Status s = HardenInterpreter(*main_sandbox, nullptr); !s.ok()) return s;
   if (absl::Status s = GuardSharedTypes(); !s.ok()) return s;
+  if (absl::Status s = ReadyCancellation(); !s.ok()) return s;
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
   version.resize(version.find(' ') == std::string::npos ? version.size()

@@ -1,5 +1,6 @@
 #include "embed/thread_state.h"
 
+#include "embed/cancellation.h"
 #include "embed/check.h"
 #include "embed/gilstate_binding.h"
 
@@ -15,6 +16,31 @@ PyThreadState* CurrentThreadStateOrNull() {
 
 namespace {
 thread_local bool t_inside_scope = false;
+
+// What a thread state holds of the code's (async generator hooks, context
+// variables, thread-locals, trace and profile functions) is released with the
+// thread stopped: finalizers it triggers raise ExecutionStopped at their first
+// bytecode instead of running after the answer, outside any cancellation.
+void ReleaseCodesState(PyThreadState* tstate) {
+  if (tstate->async_gen_finalizer == nullptr && tstate->async_gen_firstiter == nullptr &&
+      tstate->dict == nullptr && tstate->context == nullptr && tstate->c_traceobj == nullptr &&
+      tstate->c_profileobj == nullptr) {
+    return;
+  }
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  StopThread(tstate);
+  PyEval_SetTrace(nullptr, nullptr);
+  PyEval_SetProfile(nullptr, nullptr);
+  Py_CLEAR(tstate->async_gen_finalizer);
+  Py_CLEAR(tstate->async_gen_firstiter);
+  Py_CLEAR(tstate->dict);
+  Py_CLEAR(tstate->context);
+  ++tstate->context_ver;
+  PyErr_Clear();
+  PyErr_Restore(type, value, traceback);
+}
+
 }  // namespace
 
 bool InsideThreadStateScope() { return t_inside_scope; }
@@ -42,6 +68,8 @@ void ThreadStateScope::Enter() {
 ThreadStateScope::~ThreadStateScope() {
   PYHOST_CHECK(CurrentThreadStateOrNull() == tstate_,
                "left an interpreter with another thread state current");
+  ReleaseCodesState(tstate_);
+  DropPendingInterrupt();  // what was not raised must not reach whatever runs next
   if (owned_) {
     PyThreadState_Clear(tstate_);
     PyThreadState_DeleteCurrent();  // releases the GIL

@@ -28,7 +28,7 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
     return absl::UnimplementedError("process isolation is not implemented yet");
   }
   InterpreterPool::Busy busy(pool_);
-  Cancellation cancellation;
+  Cancellation cancellation(Cancellation::kInterrupt);
   std::optional<CancellationSet::Member> interruptible;
   if (setup_.running != nullptr) interruptible.emplace(*setup_.running, cancellation);
   auto tool = std::make_shared<Tool>();
@@ -45,7 +45,7 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
     if (!error) {
       // The module body is the tool's code: it runs under the tool's policy.
       absl::StatusOr<std::unique_ptr<ExecutionContext>> entered =
-          ExecutionContext::Enter(lease->get(), tool->policy, setup_);
+          ExecutionContext::Enter(lease->get(), tool->policy, setup_, &cancellation);
       if (!entered.ok()) return entered.status();
       context = *std::move(entered);
       error = LoadToolModule(lease->get(), tool->compiled, context->Globals(), tool->module,
@@ -87,7 +87,7 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
   if (!found.ok()) return found.status();
   Tool& tool = **found;
   InterpreterPool::Busy busy(pool_);
-  Cancellation cancellation;
+  Cancellation cancellation(Cancellation::kInterrupt);
   std::optional<CancellationSet::Member> interruptible;
   if (setup_.running != nullptr) interruptible.emplace(*setup_.running, cancellation);
   ToolCallResult result;
@@ -106,7 +106,12 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
     result.stats.wait_us = watch.WallUs();
     ThreadStateScope scope((*lease)->state());
     absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
-        ExecutionContext::Enter(lease->get(), tool.policy, setup_);
+        ExecutionContext::Enter(lease->get(), tool.policy, setup_, &cancellation);
+    if (absl::IsCancelled(context.status())) {
+      result.envelope = ErrorEnvelope(
+          ExecError{"KeyboardInterrupt", std::string(context.status().message())});
+      return result;
+    }
     if (!context.ok()) return context.status();
     ToolModule module;
     if (std::optional<ExecError> error =

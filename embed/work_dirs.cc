@@ -171,7 +171,25 @@ absl::StatusOr<std::string> WorkDirStock::Take() {
 
 void WorkDirStock::Return(std::string dir, bool keep_outputs) {
   absl::MutexLock lock(&mu_);
+  if (keep_outputs) kept_.insert(dir);
   returned_.push_back({std::move(dir), keep_outputs});
+}
+
+void WorkDirStock::RemoveAllButKeptOutputs() {
+  absl::MutexLock lock(&mu_);
+  std::error_code error;
+  for (auto it = fs::directory_iterator(root_, error); !error && it != fs::directory_iterator();
+       it.increment(error)) {
+    const std::string dir = it->path().string();
+    if (it->path().filename() == kLockFile) continue;
+    if (kept_.contains(dir)) {
+      Tidy(dir, /*keep_outputs=*/true);
+    } else {
+      fs::remove_all(dir, error);
+    }
+  }
+  fs::remove(absl::StrCat(root_, "/", kLockFile), error);
+  rmdir(root_.c_str());
 }
 
 void WorkDirStock::Loop() {

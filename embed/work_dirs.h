@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
@@ -42,6 +43,9 @@ class WorkDirStock {
   // `keep_outputs`: the caller was told of files in output/ (they stay).
   void Return(std::string dir, bool keep_outputs) ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& root() const { return root_; }  // canonical
+  // Removes everything under the root except the outputs returned as the caller's:
+  // for a process that must exit now (executions may still hold their directories).
+  void RemoveAllButKeptOutputs() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Returned {
@@ -56,6 +60,7 @@ class WorkDirStock {
   absl::Mutex mu_;
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   std::vector<Returned> returned_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> kept_ ABSL_GUARDED_BY(mu_);  // returned with outputs
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool failing_ ABSL_GUARDED_BY(mu_) = false;  // making spares failed: stop trying
   std::thread thread_;

@@ -1,6 +1,9 @@
 #include "guards/hardening.h"
 
+#include <errno.h>
 #include <fcntl.h>
+
+#include <cstring>
 
 #include <deque>
 #include <memory>
@@ -46,6 +49,8 @@ enum class Kind {
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
   kSleep,           // time.sleep: woken early by a Cancellation (embed/cancellation.h)
+  kFcntl,           // fcntl.fcntl: F_DUPFD makes a descriptor (counted, the code's)
+  kFdStat,          // os.fstat: python3's EBADF for a number the code closed (Sandbox::Bury)
 };
 
 struct Guard {
@@ -136,9 +141,21 @@ bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_impor
   return false;
 }
 
+// The refusal for a descriptor the code does not own: python3's EBADF for one it
+// closed itself (see Sandbox::Bury), else the rule.
+PyObject* NotTheCodes(const Guard& guard, const Sandbox& sandbox, std::optional<int> fd) {
+  if (fd && sandbox.IsBuried(*fd)) {
+    errno = EBADF;
+    return PyErr_SetFromErrno(PyExc_OSError);
+  }
+  return SetPermissionError(guard, "only on file descriptors the code opened itself");
+}
+
 PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
   return PyObject_Call(guard.original.ptr(), args, kwargs);
 }
+
+bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name);
 
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   auto* guard = static_cast<Guard*>(PyCapsule_GetPointer(self, kCapsuleName));
@@ -161,20 +178,17 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       Py_RETURN_NONE;
     case Kind::kFdUse: {
       std::optional<int> fd = IntArg(args, 0);
-      if (active && !(fd && sandbox->OwnsFd(*fd))) {
-        return SetPermissionError(*guard, "only on file descriptors the code opened itself");
+      if (active && !(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
+      if (active && (guard->name == "os.close" || guard->name == "socket.close")) {
+        sandbox->Bury(*fd);
+        Py_RETURN_NONE;
       }
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && active && (guard->name == "os.close" || guard->name == "socket.close")) {
-        sandbox->ForgetFd(*fd);
-      }
-      return result;
+      return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kFdUseTwo: {
       std::optional<int> out = IntArg(args, 0), in = IntArg(args, 1);
-      if (active && !(out && in && sandbox->OwnsFd(*out) && sandbox->OwnsFd(*in))) {
-        return SetPermissionError(*guard, "only on file descriptors the code opened itself");
-      }
+      if (active && !(out && sandbox->OwnsFd(*out))) return NotTheCodes(*guard, *sandbox, out);
+      if (active && !(in && sandbox->OwnsFd(*in))) return NotTheCodes(*guard, *sandbox, in);
       return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kWaitChild: {
@@ -191,6 +205,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (active && !sandbox->CheckDescriptorCap()) return nullptr;
       std::optional<int> fd = IntArg(args, 0), fd2 = IntArg(args, 1);
       bool fd2_free = fd2 && fcntl(*fd2, F_GETFD) == -1;
+      fd2_free = fd2_free || (fd2 && active && sandbox->IsBuried(*fd2));  // closed by the code
       if (active && !(fd && fd2 && sandbox->OwnsFd(*fd) && (fd2_free || sandbox->OwnsFd(*fd2)))) {
         return SetPermissionError(*guard, "only between file descriptors the code opened itself");
       }
@@ -202,9 +217,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (active && !sandbox->CheckDescriptorCap()) return nullptr;
       if (active && (guard->name == "os.dup" || guard->name == "socket.dup")) {
         std::optional<int> fd = IntArg(args, 0);
-        if (!(fd && sandbox->OwnsFd(*fd))) {
-          return SetPermissionError(*guard, "only on file descriptors the code opened itself");
-        }
+        if (!(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
       }
       PyObject* result = CallOriginal(*guard, args, kwargs);
       if (result != nullptr && active) RecordFds(*sandbox, result);
@@ -273,7 +286,15 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (sandbox != nullptr && def != nullptr && sandbox->IsSealedDef(def)) {
         return SetPermissionError(*guard, "a hardened module cannot be executed again");
       }
-      return CallOriginal(*guard, args, kwargs);
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      // Modules hardened when first executed, not at creation: importing them ahead
+      // would put them in sys.modules, where imports the policy denies would find them.
+      if (result != nullptr && def != nullptr && sandbox != nullptr &&
+          !HardenOnExecution(*sandbox, module, def->m_name)) {
+        Py_DECREF(result);
+        return nullptr;
+      }
+      return result;
     }
     case Kind::kImport:
       if (active && !CheckImport(*sandbox, AbsoluteImportName(args, kwargs),
@@ -330,6 +351,20 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       py::object checked_args, checked_kwargs;
       if (!WrapOpener(args, kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
       return CallOriginal(*guard, checked_args.ptr(), checked_kwargs.ptr());
+    }
+    case Kind::kFdStat: {
+      std::optional<int> fd = IntArg(args, 0);
+      if (active && fd && sandbox->IsBuried(*fd)) return NotTheCodes(*guard, *sandbox, fd);
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kFcntl: {
+      std::optional<int> command = IntArg(args, 1);
+      const bool dups = command && (*command == F_DUPFD || *command == F_DUPFD_CLOEXEC);
+      if (!active || !dups) return CallOriginal(*guard, args, kwargs);
+      if (!sandbox->CheckDescriptorCap()) return nullptr;
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result != nullptr && PyLong_Check(result)) RecordFds(*sandbox, result);
+      return result;
     }
     case Kind::kSleep: {
       if (kwargs != nullptr && PyDict_GET_SIZE(kwargs) > 0) {
@@ -412,10 +447,15 @@ class Hardener {
     return Module(std::move(module), module_name);
   }
 
-  absl::Status Module(py::object module, const char* module_name) {
+  // `seal`: the module is never to be created again (hardened at interpreter
+  // creation); modules hardened as they are executed are not sealed.
+  absl::Status Module(py::object module, const char* module_name, bool seal = true) {
     module_ = std::move(module);
     module_name_ = module_name;
-    sandbox_.Seal(module_name, PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr()) : nullptr);
+    if (seal) {
+      sandbox_.Seal(module_name,
+                    PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr()) : nullptr);
+    }
     PyErr_Clear();
     return absl::OkStatus();
   }
@@ -476,11 +516,65 @@ class Hardener {
   absl::flat_hash_map<PyObject*, std::pair<py::object, py::object>> replaced_;
 };
 
+// select.epoll is a type of each interpreter's own select module (heap type): its
+// tp_new is wrapped there, so an epoll object counts against the descriptor cap.
+newfunc g_epoll_new = nullptr;  // the same C function in every interpreter
+
+PyObject* GuardedEpollNew(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  Sandbox* sandbox = Sandbox::Current();
+  const bool active = sandbox != nullptr && !sandbox->host_mode();
+  if (active && !sandbox->CheckDescriptorCap()) return nullptr;
+  PyObject* epoll = g_epoll_new(type, args, kwargs);
+  if (epoll != nullptr && active) {
+    // select.epoll's own fileno, never a subclass's (it could name a host descriptor).
+    PyTypeObject* base = type;
+    while (base->tp_base != nullptr && base->tp_base->tp_new == GuardedEpollNew) base = base->tp_base;
+    PyObject* fileno = PyDict_GetItemString(base->tp_dict, "fileno");  // borrowed
+    auto fd = py::reinterpret_steal<py::object>(
+        fileno != nullptr && Py_IS_TYPE(fileno, &PyMethodDescr_Type) ? PyObject_CallOneArg(fileno, epoll)
+                                                                      : nullptr);
+    if (fd) RecordFds(*sandbox, fd.ptr());
+    PyErr_Clear();
+  }
+  return epoll;
+}
+
+absl::Status GuardEpollIn(PyObject* select) {
+  auto epoll = py::reinterpret_steal<py::object>(PyObject_GetAttrString(select, "epoll"));
+  if (!epoll) {
+    PyErr_Clear();
+    return absl::OkStatus();  // no epoll on this platform
+  }
+  auto* type = reinterpret_cast<PyTypeObject*>(epoll.ptr());
+  if (!PyType_Check(epoll.ptr()) || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+    return absl::InternalError("select.epoll is not a heap type: revisit its guard");
+  }
+  if (type->tp_new != GuardedEpollNew) {
+    g_epoll_new = type->tp_new;
+    type->tp_new = GuardedEpollNew;
+  }
+  return absl::OkStatus();
+}
+
 #define PYHOST_RETURN_IF_ERROR(expr)        \
   do {                                      \
     if (absl::Status _s = (expr); !_s.ok()) \
       return _s;                            \
   } while (0)
+
+bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
+  absl::Status status;
+  if (strcmp(name, "select") == 0) {
+    status = GuardEpollIn(module);
+  } else if (strcmp(name, "fcntl") == 0) {
+    Hardener h(sandbox);
+    status = h.Module(py::reinterpret_borrow<py::object>(module), "fcntl", /*seal=*/false);
+    if (status.ok()) status = h.Replace("fcntl", Kind::kFcntl);
+  }
+  if (status.ok()) return true;
+  PyErr_SetString(PyExc_ImportError, std::string(status.message()).c_str());
+  return false;
+}
 
 }  // namespace
 
@@ -505,7 +599,9 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"wait", "wait3", "wait4", "waitpid", "waitid"},
                                       Kind::kWaitChild, "os"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"fstat", "fstatvfs", "isatty"}, Kind::kFdStat, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd",
+                                       "pidfd_open"},
                                       Kind::kFdCreate, "os"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
 

@@ -161,6 +161,16 @@ PyMethodDef kCheckedOpenerDef = {
     "opener", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(CheckedOpenerCall)),
     METH_VARARGS | METH_KEYWORDS, "The code's opener, checked by pyhost."};
 
+// A descriptor held by one file or socket object of the code is not wrapped in a
+// second (Sandbox::RecordHeld says why).
+int RefuseSecondHolder(const char* what) {
+  PyErr_Format(PyExc_PermissionError,
+               "%s(fd) is not available in pyhost for a descriptor a file or socket object of "
+               "the code already holds: use os.dup(fd), or close the first object",
+               what);
+  return -1;
+}
+
 initproc g_fileio_init = nullptr;
 PyObject* g_fileio_fileno = nullptr;  // _io.FileIO.fileno: C, never a subclass's
 
@@ -171,13 +181,19 @@ int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   constexpr Py_ssize_t kOpenerPosition = 3;  // FileIO(file, mode, closefd, opener)
   py::object plain = PlainKeywords(kwargs), checked_args, checked_kwargs;
   if (kwargs != nullptr && !plain) return -1;
+  PyObject* file = PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0)
+                   : plain ? PyDict_GetItemString(plain.ptr(), "file") : nullptr;
+  if (std::optional<int> fd = file != nullptr ? Descriptor(file) : std::nullopt;
+      fd && sandbox->IsHeld(*fd)) {
+    return RefuseSecondHolder("io.FileIO");
+  }
   if (!WrapOpener(args, plain.ptr(), kOpenerPosition, &checked_args, &checked_kwargs)) return -1;
   if (g_fileio_init(self, checked_args.ptr(), checked_kwargs.ptr()) != 0) return -1;
   // A file the policy let the code open is its own: os.fsync(f.fileno()) works, and
   // it counts against the descriptor cap. (A FileIO on a number it already owned
   // changes nothing.)
   auto fd = py::reinterpret_steal<py::object>(PyObject_CallOneArg(g_fileio_fileno, self));
-  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox->RecordFd(*n);
+  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox->RecordHeld(*n);
   PyErr_Clear();
   return 0;
 }
@@ -187,13 +203,14 @@ int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
 initproc g_socket_init = nullptr;
 PyCFunction g_socket_listen = nullptr;
 PyCFunction g_socket_accept = nullptr;
+PyCFunction g_socket_detach = nullptr;
 PyCFunction g_socketpair = nullptr;
 PyObject* g_socket_fileno = nullptr;  // _socket.socket.fileno: C, never a subclass's
 
 // A socket the code created is its own: its descriptor may be used by number.
 void RecordSocket(Sandbox& sandbox, PyObject* socket) {
   auto fd = py::reinterpret_steal<py::object>(PyObject_CallOneArg(g_socket_fileno, socket));
-  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox.RecordFd(*n);
+  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox.RecordHeld(*n);
   PyErr_Clear();
 }
 
@@ -214,6 +231,7 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!adopts && !sandbox->CheckDescriptorCap()) return -1;
   if (adopts) {
     std::optional<int> fd = Descriptor(fileno);
+    if (fd && sandbox->IsHeld(*fd)) return RefuseSecondHolder("socket.socket");
     if (!fd || !sandbox->OwnsFd(*fd)) {
       PyErr_SetString(PyExc_PermissionError, "socket.socket(fileno=...) is not available in "
                                              "pyhost: only on descriptors the code opened itself");
@@ -221,7 +239,7 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
   }
   if (g_socket_init(self, args, kwargs) != 0) return -1;
-  if (!adopts) RecordSocket(*sandbox, self);
+  RecordSocket(*sandbox, self);  // the socket holds its descriptor now, adopted or not
   return 0;
 }
 
@@ -238,6 +256,17 @@ PyObject* GuardedAccept(PyObject* self, PyObject* unused) {
   PyObject* result = g_socket_accept(self, unused);  // (fd, address)
   if (result != nullptr && Active(sandbox) && PyTuple_Check(result) && PyTuple_GET_SIZE(result) == 2) {
     if (std::optional<int> fd = Descriptor(PyTuple_GET_ITEM(result, 0))) sandbox->RecordFd(*fd);
+  }
+  return result;
+}
+
+// detach(): the socket lets go of its descriptor, which stays the code's: a new
+// object may hold it.
+PyObject* GuardedDetach(PyObject* self, PyObject* unused) {
+  PyObject* result = g_socket_detach(self, unused);  // the descriptor
+  Sandbox* sandbox = Sandbox::Current();
+  if (result != nullptr && Active(sandbox)) {
+    if (std::optional<int> fd = Descriptor(result)) sandbox->RecordFd(*fd);
   }
   return result;
 }
@@ -268,6 +297,7 @@ absl::Status GuardSockets() {
            SwapInit(socket_type, GuardedSocketInit, &g_socket_init),
            SwapMethod(methods, "listen", METH_VARARGS, GuardedListen, &g_socket_listen),
            SwapMethod(methods, "_accept", METH_NOARGS, GuardedAccept, &g_socket_accept),
+           SwapMethod(methods, "detach", METH_NOARGS, GuardedDetach, &g_socket_detach),
        }) {
     if (!s.ok()) return s;
   }

@@ -96,7 +96,11 @@ class ImportGate:
     """First on sys.meta_path: refuses what the policy refuses, saying why.
 
     `check` is pyhost's C function; it raises ImportError or returns None. Removing
-    this finder gains nothing: the audit hook and builtins.__import__ check too."""
+    this finder gains nothing: the audit hook and builtins.__import__ check too.
+    No __dict__: the code must not hang its objects on pyhost's (they would
+    outlive its execution)."""
+
+    __slots__ = ("_check",)
 
     def __init__(self, check):
         self._check = check

@@ -17,6 +17,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "embed/host.h"
 
 namespace pyhost {
@@ -174,6 +175,88 @@ def hook(event, args, sleep=time.sleep):
         sleep(60)
 sys.addaudithook(hook)
 )PY"},
+        // Found by adversarial testing: a finalizer that catches every interrupt,
+        // objects hung on pyhost's own import gate, finalizers that put threading or
+        // atexit back, async generator hooks, and threads that catch SystemExit.
+        LeftBehind{"FinalizerCatchesEveryInterrupt", "strict", R"PY(
+import sys
+class D:
+    def __del__(self):
+        while True:
+            try:
+                m = 0
+                while True:
+                    m += 1
+            except BaseException:
+                pass
+sys.keep = D()
+)PY"},
+        LeftBehind{"ObjectHungOnTheImportGate", "strict", R"PY(
+import sys
+class D:
+    def __del__(self):
+        while True:
+            pass
+d = D()
+try:
+    sys.meta_path[0].keep = d
+except AttributeError:  # pyhost's gate has no __dict__: its class, then
+    type(sys.meta_path[0]).keep = d
+)PY"},
+        LeftBehind{"FinalizerReinstallsThreading", "strict", R"PY(
+import sys, math
+class Fake:
+    def _shutdown(self):
+        while True:
+            pass
+class D:
+    def __del__(self, sys=sys, Fake=Fake):
+        sys.modules['threading'] = Fake()
+math._keep = D()
+)PY"},
+        LeftBehind{"FinalizerRegistersAtexit", "yolo", R"PY(
+import math, atexit
+def forever():
+    while True:
+        pass
+class D:
+    def __del__(self, register=atexit.register, f=forever):
+        register(f)
+math._keep = D()
+)PY"},
+        LeftBehind{"AsyncGeneratorFinalizerLoops", "strict", R"PY(
+import sys
+class F:
+    def __call__(self, *a):
+        pass
+    def __del__(self):
+        while True:
+            pass
+sys.set_asyncgen_hooks(finalizer=F())
+)PY"},
+        LeftBehind{"GeneratorFinallyLoops", "strict", R"PY(
+import sys
+def g():
+    try:
+        yield 1
+    finally:
+        while True:
+            pass
+sys.g = g()
+next(sys.g)
+)PY"},
+        LeftBehind{"ThreadCatchesEveryInterrupt", "yolo", R"PY(
+import threading
+def spin():
+    while True:
+        try:
+            m = 0
+            while True:
+                m += 1
+        except BaseException:
+            pass
+threading.Thread(target=spin, daemon=True).start()
+)PY"},
         LeftBehind{"BuiltinsHoldAFinalizer", "strict", R"PY(
 import builtins, time
 class X:
@@ -196,9 +279,10 @@ TEST(LifecycleTest, ReplacedAtexitDoesNotLeakTheInterpreter) {
   EXPECT_EQ(host->pool_stats().leaked, 0);
 }
 
-// A finalizer that keeps sleeping past every interrupt ends the reaper's budget: the
-// pool gives up on that teardown (counted) and goes on.
-TEST(LifecycleTest, TeardownPastItsBudgetIsInterruptedThenAbandoned) {
+// At teardown none of the code's Python runs (every frame raises ExecutionStopped),
+// so even a finalizer that would sleep and swallow every interrupt never holds the
+// reaper: nothing is abandoned, and the interpreter is destroyed.
+TEST(LifecycleTest, TeardownRunsNoneOfTheCodesPython) {
   auto host = MakeHost();
   Exec(*host, R"PY(
 import sys, time
@@ -211,10 +295,9 @@ class X:
                 pass
 sys.x = X()
 )PY");
-  EXPECT_TRUE(Eventually([&] { return host->pool_stats().abandoned == 1; }))
-      << host->pool_stats().abandoned;
-  EXPECT_GE(host->pool_stats().interrupted, 1);
   ExpectAnswers(*host, 2, 5.0);
+  EXPECT_TRUE(Eventually([&] { return host->pool_stats().destroyed >= 2; }));
+  EXPECT_EQ(host->pool_stats().abandoned, 0);
 }
 
 // --- interrupting a running execution (item 8) ---------------------------------------
@@ -274,7 +357,145 @@ TEST(LifecycleTest, LateInterruptDoesNotReachTheNextResidentCall) {
   }
 }
 
+// What pyhost runs of its own around the code, and that runs the code's methods
+// (describing its exception, its audit hooks on traceback access), is interrupted
+// like the code.
+TEST(LifecycleTest, InterruptAllStopsTheCodesMethodsInPyhostsOwnSteps) {
+  auto host = MakeHost();
+  for (const char* code : {
+           "class E(Exception):\n    def __str__(self):\n        while True:\n            pass\n"
+           "raise E()\n",
+           "import sys\ndef hook(event, args):\n"
+           "    if event == 'object.__getattr__' and args[1] == 'tb_frame':\n"
+           "        while True:\n            pass\n"
+           "sys.addaudithook(hook)\nraise ValueError('boom')\n"}) {
+    std::future<ExecResult> running =
+        std::async(std::launch::async, [&] { return Exec(*host, code); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    for (int i = 0; i < 50 && running.wait_for(std::chrono::milliseconds(100)) !=
+                                  std::future_status::ready;
+         ++i) {
+      host->InterruptAll();
+    }
+    ASSERT_EQ(running.wait_for(std::chrono::seconds(5)), std::future_status::ready) << code;
+    ExecResult r = running.get();
+    EXPECT_FALSE(r.ok);
+  }
+  ExpectAnswers(*host, 1, 5.0);
+}
+
+// A resident tool's interpreter is torn down (re-registered) with an async generator
+// finalizer the tool installed on a caller's thread state: nothing of it runs.
+TEST(LifecycleTest, ResidentTeardownRunsNothingOfTheTools) {
+  auto host = MakeHost();
+  ToolOptions resident;
+  resident.isolation = Isolation::kResident;
+  ASSERT_TRUE(host->RegisterTool("t", R"PY(
+import sys
+class F:
+    def __call__(self, *a):
+        pass
+    def __del__(self):
+        while True:
+            pass
+def run(args):
+    sys.set_asyncgen_hooks(finalizer=F())
+    return 1
+)PY", resident).ok());
+  ASSERT_TRUE(host->CallTool("t", json::object()).ok());
+  ASSERT_TRUE(host->RegisterTool("t", "def run(args):\n    return 2\n", resident).ok());
+  absl::StatusOr<ToolCallResult> second = host->CallTool("t", json::object());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->envelope, json({{"ok", true}, {"data", 2}}));
+  ExpectAnswers(*host, 2, 5.0);
+}
+
 // --- descriptors (item 4) --------------------------------------------------------------
+
+// Numbers the code closed with os.close stay taken (pointed at a placeholder): a file
+// object of one execution that kept such a number never reads what another execution
+// (or the host) opens next.
+TEST(LifecycleTest, ClosedDescriptorNumbersAreNotHandedToAnotherExecution) {
+  auto host = MakeHost(2);
+  std::future<ExecResult> stale = std::async(std::launch::async, [&] {
+    return Exec(*host, R"PY(
+import os, time
+files = []
+for i in range(20):
+    path = os.path.join(WORK_DIR, 'a%d' % i)
+    open(path, 'w').close()
+    f = open(path, 'rb', buffering=0)
+    os.close(f.fileno())
+    files.append(f)
+seen = []
+until = time.monotonic() + 1.5
+while time.monotonic() < until and not seen:
+    for f in files:
+        try:
+            f.seek(0)
+            data = f.read(100)
+            if data:
+                seen.append(data.decode(errors='replace'))
+        except OSError as e:
+            pass
+    time.sleep(0.01)
+try:
+    os.fstat(files[0].fileno())
+    after_close = 'open'
+except OSError as e:
+    after_close = e.errno
+result = {'seen': seen, 'after_close': after_close}
+)PY");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ExecResult secret = Exec(*host, R"PY(
+import os, time
+path = os.path.join(WORK_DIR, 'secret.txt')
+open(path, 'w').write('SECRET-OF-B')
+f = open(path, 'rb')
+time.sleep(1.0)
+result = f.read().decode()
+)PY");
+  EXPECT_EQ(secret.result, json("SECRET-OF-B")) << secret.ToJson().dump();
+  ExecResult r = stale.get();
+  ASSERT_TRUE(r.ok) << r.ToJson().dump();
+  EXPECT_EQ(r.result["seen"], json::array()) << r.result;
+  EXPECT_EQ(r.result["after_close"], 9) << "os.fstat of a closed number: EBADF, as python3";
+}
+
+// Routes to descriptors that are not the code's by number (os.scandir, epoll objects,
+// fcntl(F_DUPFD)) are bounded too: the cap, or the process's free floor.
+TEST(LifecycleTest, UncountedDescriptorRoutesAreBounded) {
+  auto host = MakeHost();
+  struct Route {
+    const char* policy;
+    const char* make;
+  } routes[] = {{"strict", "os.scandir(WORK_DIR)"},
+                {"yolo", "select.epoll()"},
+                {"yolo", "fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 0)"}};
+  for (const Route& route : routes) {
+    ExecResult r = Exec(*host, absl::StrCat(R"PY(
+import os, sys
+try:
+    import select, fcntl
+except ImportError:
+    pass
+r, w = os.pipe()
+held = []
+try:
+    for i in range(30000):
+        held.append()PY", route.make, R"PY()
+    result = 'unbounded'
+except OSError as e:
+    result = e.errno
+sys.held = held
+)PY"), route.policy);
+    EXPECT_EQ(r.result, json(24)) << route.make << ": " << r.ToJson().dump();
+    ExpectAnswers(*host, 2, 5.0);
+  }
+}
+
+
 
 // A loop of os.pipe()/open() filled the process's descriptor table, and the next
 // interpreter creation aborted the host. Now the code gets EMFILE at pyhost's cap,
@@ -360,7 +581,12 @@ TEST(LifecycleTest, OnlyReportedOutputsOutliveTheHost) {
   std::string root;
   std::string kept_dir;
   {
-    auto host = MakeHost();
+    HostOptions options;  // a root of its own: other tests' hosts share the default one
+    options.pool_size = 1;
+    options.prewarm_modules = {};
+    options.work_root = ::testing::TempDir() + "/lifecycle_outputs";
+    fs::remove_all(options.work_root);
+    auto host = *Host::Create(options);
     root = host->work_root();
     for (const char* code : {"import shutil\nshutil.rmtree(OUTPUT_DIR)\n",
                              "import os\nos.mkdir(OUTPUT_DIR + '/empty')\n",
@@ -390,11 +616,15 @@ os.symlink('/etc/passwd', OUTPUT_DIR + '/link')
 }
 
 // A stock whose process died without tidying leaves its root locked by nobody: the
-// next stock with a default root removes it. A root that ended normally (only
-// reported outputs left, no lock file) and a live one (locked) are left alone, and a
-// stock with a root of the caller's choosing sweeps nothing.
+// next stock whose root is named like a default one ("pyhost-<its pid>") removes it
+// from beside its own. A root that ended normally (only reported outputs left, no lock
+// file) and a live one (locked) are left alone, and a root named otherwise sweeps
+// nothing. In a directory of the test's own: every default-root host of the other test
+// processes running in parallel sweeps /dev/shm.
 TEST(LifecycleTest, AbandonedRootsAreSweptOthersAreNot) {
-  const fs::path base = fs::path(DefaultWorkRoot()).parent_path();
+  char base_template[] = "/tmp/pyhost-sweep-XXXXXX";
+  ASSERT_NE(mkdtemp(base_template), nullptr);
+  const fs::path base = base_template;
   const fs::path abandoned = base / "pyhost-999999901";
   const fs::path finished = base / "pyhost-999999902";
   const fs::path live = base / "pyhost-999999903";
@@ -405,22 +635,22 @@ TEST(LifecycleTest, AbandonedRootsAreSweptOthersAreNot) {
   fs::create_directories(live);
   int live_lock = open((live / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   ASSERT_EQ(flock(live_lock, LOCK_EX), 0);
-  {
+  auto host_at = [](const fs::path& root) {
     HostOptions options;
     options.pool_size = 1;
     options.prewarm_modules = {};
-    options.work_root = (base / "pyhost-999999904").string();
-    auto chosen = Host::Create(options);
-    ASSERT_TRUE(chosen.ok());
-  }
-  EXPECT_TRUE(fs::exists(abandoned)) << "a root of the caller's choosing swept";
-  auto host = MakeHost();  // the default root: pyhost-<our pid>
+    options.work_root = root.string();
+    auto host = Host::Create(options);
+    ASSERT_TRUE(host.ok()) << host.status();
+  };
+  host_at(base / "chosen");
+  EXPECT_TRUE(fs::exists(abandoned)) << "a root named otherwise swept";
+  host_at(base / absl::StrCat("pyhost-", getpid()));
   EXPECT_FALSE(fs::exists(abandoned));
   EXPECT_TRUE(fs::exists(finished / "exec-y/output/report.txt"));
   EXPECT_TRUE(fs::exists(live));
   close(live_lock);
-  fs::remove_all(finished);
-  fs::remove_all(live);
+  fs::remove_all(base);
 }
 
 }  // namespace

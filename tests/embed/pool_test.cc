@@ -120,16 +120,12 @@ TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
     absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
     ASSERT_TRUE(lease.ok());
     ThreadStateScope scope((*lease)->state());
-    // A daemon thread that outlives the execution and refuses to stop (teardown
-    // raises SystemExit in it): Py_EndInterpreter would abort.
-    ASSERT_EQ(PyRun_SimpleString("import threading, time\n"
-                                 "def stay():\n"
-                                 "    while True:\n"
-                                 "        try:\n"
-                                 "            time.sleep(30)\n"
-                                 "        except BaseException:\n"
-                                 "            pass\n"
-                                 "threading.Thread(target=stay, daemon=True).start()\n"),
+    // A daemon thread that outlives the execution and cannot be stopped (blocked in
+    // C, on a lock nobody releases): Py_EndInterpreter would abort.
+    ASSERT_EQ(PyRun_SimpleString("import threading, _thread\n"
+                                 "lock = _thread.allocate_lock()\n"
+                                 "lock.acquire()\n"
+                                 "threading.Thread(target=lock.acquire, daemon=True).start()\n"),
               0);
   }
   for (int i = 0; i < 400 && (*pool)->stats().leaked == 0; ++i) {
@@ -161,6 +157,39 @@ TEST(PoolTest, ThreadsLeftRunningAreStoppedBeforeTheInterpreterEnds) {
   }
   EXPECT_EQ((*pool)->stats().destroyed, 1);
   EXPECT_EQ((*pool)->stats().leaked, 0);
+}
+
+// A teardown still running at abandon_after (here: waiting out the grace of a thread
+// blocked in C) is given up on: a new reaper takes over, the pool goes on, and the
+// old one finishes that interpreter (leaked: its thread never stops) when it can.
+TEST(PoolTest, ATeardownPastItsHardBudgetIsAbandoned) {
+  PoolOptions options = Options(1);
+  options.thread_grace = absl::Seconds(1);
+  options.abandon_after = absl::Milliseconds(100);
+  absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
+  ASSERT_TRUE(pool.ok());
+  {
+    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
+    ASSERT_TRUE(lease.ok());
+    ThreadStateScope scope((*lease)->state());
+    ASSERT_EQ(PyRun_SimpleString("import threading, _thread\n"
+                                 "lock = _thread.allocate_lock()\n"
+                                 "lock.acquire()\n"
+                                 "threading.Thread(target=lock.acquire, daemon=True).start()\n"),
+              0);
+  }
+  for (int i = 0; i < 400 && (*pool)->stats().abandoned == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ((*pool)->stats().abandoned, 1);
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<InterpreterLease> next = (*pool)->Acquire();
+    EXPECT_TRUE(next.ok());  // the pool goes on, with the new reaper tearing down
+  }
+  for (int i = 0; i < 400 && (*pool)->stats().leaked == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ((*pool)->stats().leaked, 1);
 }
 
 }  // namespace
