@@ -7,7 +7,12 @@
 //
 // PythonToJson follows json.dumps: dict keys that are str/int/float/bool/None become
 // strings, tuples become arrays; anything else (sets, NaN, ints past 64 bits, objects,
-// cycles) is an error naming where in the value it sits, its type and its repr.
+// cycles) is an error naming where in the value it sits, its type and a bounded
+// description of it. Subclasses of str/int/float/list/tuple/dict convert by their
+// C-level content: no method the code defined (__str__, __repr__, __iter__, items(),
+// __hash__, ...) runs during a conversion, not even to describe a value in an error,
+// and what is walked is held by strong references (a finalizer the garbage collector
+// runs meanwhile cannot free it). The cost is linear in the size of the value.
 // Not for: pickling arbitrary objects; that is what the error is for.
 //
 // Thread-safety: both functions require the GIL. They call only the C API, never a
@@ -24,8 +29,9 @@
 
 namespace pyhost {
 
-// Deepest nesting either direction accepts; deeper values (or cycles) are errors,
-// never a stack overflow.
+// Most arrays/objects (lists, tuples, dicts) nested in one another that either
+// direction accepts; deeper values (or cycles) are errors, never a stack overflow.
+// JSON text is held to the same bound where it enters (bindings/json_text.h).
 inline constexpr int kMaxValueDepth = 256;
 
 // Returns a new reference. InvalidArgument for strings that are not UTF-8.
