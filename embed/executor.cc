@@ -158,9 +158,11 @@ py::object WithGlobals(PyObject* fn, PyObject* globals) {
 }
 
 json Envelope(PyObject* returned) {
-  bool passthrough = PyDict_Check(returned) && PyDict_GetItemString(returned, "ok") != nullptr;
   absl::StatusOr<json> value = PythonToJson(returned, "run() result");
   if (!value.ok()) return ErrorEnvelope(NotSerializable(value.status(), "run()'s return value"));
+  // Decided on what it converted to: a lookup of "ok" in the dict would run a key's
+  // __eq__, which may claim to be "ok".
+  bool passthrough = PyDict_Check(returned) && value->is_object() && value->contains("ok");
   if (passthrough) return *std::move(value);
   return json{{"ok", true}, {"data", *std::move(value)}};
 }

@@ -81,6 +81,24 @@ TEST_F(ConversionTest, ToolReturnValueIsReadByContent) {
   ASSERT_TRUE(host_->UnregisterTool("hostile_return").ok());
 }
 
+// Whether a returned dict is the envelope is decided on what it converted to: a key
+// whose __eq__ claims to be "ok" passed a dict without "ok" through as the envelope.
+TEST_F(ConversionTest, EnvelopeIsDecidedOnTheConvertedValue) {
+  ASSERT_TRUE(host_->RegisterTool("fake_ok", R"PY(
+class K(str):
+    def __hash__(self):
+        return hash('ok')
+    def __eq__(self, other):
+        return True
+def run(args):
+    return {K('zz'): 1}
+)PY").ok());
+  absl::StatusOr<ToolCallResult> call = host_->CallTool("fake_ok", json::object());
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->envelope, json::parse(R"({"ok": true, "data": {"zz": 1}})"));
+  ASSERT_TRUE(host_->UnregisterTool("fake_ok").ok());
+}
+
 TEST_F(ConversionTest, ErrorMessagesDescribeWithoutRunningCode) {
   ExecResult r = Run(std::string(kHostileValue) + "result = [value, {K(1)}]\n");
   ASSERT_TRUE(r.error.has_value());
