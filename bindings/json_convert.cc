@@ -273,6 +273,7 @@ class Converter {
 
   // `value` must be kept alive by the caller for the whole call.
   absl::StatusOr<json> ToJson(PyObject* value, int depth) {
+    if (absl::Status spent = Spend(kValueCost); !spent.ok()) return spent;
     if (value == Py_None) return json(nullptr);
     if (PyBool_Check(value)) return json(value == Py_True);
     if (PyLong_Check(value)) {
@@ -297,6 +298,7 @@ class Converter {
     if (PyUnicode_Check(value)) {
       std::optional<std::string> text = Utf8(value);
       if (!text) return NotRepresentable(value, "string is not encodable as UTF-8");
+      if (absl::Status spent = Spend(text->size()); !spent.ok()) return spent;
       return json(*std::move(text));
     }
     if (PyList_Check(value) || PyTuple_Check(value) || PyDict_Check(value)) {
@@ -326,7 +328,7 @@ class Converter {
       out.push_back(*std::move(item));
     }
     path_.Pop();
-    return out;
+    return std::move(out);  // into the StatusOr: a copy would repeat the whole subtree
   }
 
   absl::StatusOr<json> DictToJson(PyObject* value, int depth) {
@@ -339,13 +341,14 @@ class Converter {
       PyObject* pair = PyList_GET_ITEM(items.ptr(), i);
       absl::StatusOr<std::string> key = KeyText(PyTuple_GET_ITEM(pair, 0));
       if (!key.ok()) return key.status();
+      if (absl::Status spent = Spend(kKeyCost + key->size()); !spent.ok()) return spent;
       path_.PushKey(&*key);
       absl::StatusOr<json> item = ToJson(PyTuple_GET_ITEM(pair, 1), depth + 1);
       if (!item.ok()) return item.status();
       path_.Pop();
       out[*std::move(key)] = *std::move(item);
     }
-    return out;
+    return std::move(out);
   }
 
   // Dict keys the way json.dumps makes them (int and float keys by int.__repr__ and
@@ -375,6 +378,18 @@ class Converter {
     return NotRepresentable(key, "dict key is not str, int, float, bool or None");
   }
 
+  // What a converted value weighs, roughly in bytes: a part the value shares (the same
+  // list twice) counts each time, as it is copied each time. Without a bound, 40 lines
+  // of `a = [a, a]` make a value of 2^40 items from a few objects.
+  static constexpr size_t kValueCost = 16, kKeyCost = 64;
+  absl::Status Spend(size_t cost) {
+    weight_ += cost;
+    if (weight_ <= kMaxValueBytes) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        path_.ToString(), ": the value is larger than ", kMaxValueBytes >> 20,
+        " MiB once converted (a part it shares counts each time it appears)"));
+  }
+
   absl::Status NotRepresentable(PyObject* value, absl::string_view why) const {
     return absl::InvalidArgumentError(absl::StrCat(path_.ToString(), ": ", why, " (type '",
                                                    Py_TYPE(value)->tp_name, "', value ",
@@ -382,6 +397,7 @@ class Converter {
   }
 
   Path path_;
+  size_t weight_ = 0;
 };
 
 }  // namespace

@@ -97,13 +97,9 @@ py::object ModuleName(PyObject* spec_or_name) {
   return name;
 }
 
-// The part of a dotted module name after its last dot (a new str), null on error.
-py::object LastPart(PyObject* name, Py_ssize_t* dot = nullptr) {
-  Py_ssize_t at = PyUnicode_FindChar(name, '.', 0, PyUnicode_GET_LENGTH(name), -1);
-  if (at == -2) return py::object();
-  if (dot != nullptr) *dot = at;
-  return py::reinterpret_steal<py::object>(
-      PyUnicode_Substring(name, at + 1, PyUnicode_GET_LENGTH(name)));
+// Where the last '.' of str `name` is: -1 if it has none, -2 with a Python error set.
+Py_ssize_t LastDot(PyObject* name) {
+  return PyUnicode_FindChar(name, '.', 0, PyUnicode_GET_LENGTH(name), -1);
 }
 
 // The absolute module name of an __import__(name, globals, locals, fromlist, level),
@@ -129,8 +125,8 @@ py::object AbsoluteImportName(PyObject* args, PyObject* kwargs) {
     if (value != nullptr && PyUnicode_Check(value)) package = py::reinterpret_borrow<py::object>(value);
   }
   for (int i = 1; i < level && package && PyUnicode_GET_LENGTH(package.ptr()) > 0; ++i) {
-    Py_ssize_t dot = -1;
-    if (!LastPart(package.ptr(), &dot)) return py::object();
+    Py_ssize_t dot = LastDot(package.ptr());
+    if (dot == -2) return py::object();
     package = py::reinterpret_steal<py::object>(PyUnicode_Substring(package.ptr(), 0, dot < 0 ? 0 : dot));
     if (!package) return package;
   }
@@ -262,7 +258,9 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
                           (*path)[dynload.size()] != '.' &&
                           path->find('/', dynload.size()) == std::string::npos &&
                           path->find('\0') == std::string::npos;
-        py::object last = LastPart(name);
+        Py_ssize_t dot = LastDot(name);
+        auto last = py::reinterpret_steal<py::object>(
+            dot == -2 ? nullptr : PyUnicode_Substring(name, dot + 1, PyUnicode_GET_LENGTH(name)));
         std::optional<std::string> last_text = last ? Utf8(last.ptr()) : std::nullopt;
         if (!in_dynload || !last || (last_text && sandbox->IsSealed(*last_text))) {
           PyErr_Clear();

@@ -313,6 +313,23 @@ TEST_F(JsonConvertTest, CostStaysLinearWithLongKeys) {
   EXPECT_THAT(std::string(deep.status().message()), HasSubstr("...']...['kkkk"));
 }
 
+// Found by tests/fuzz/json_python_fuzzer (a timeout): a value sharing its parts is
+// copied out once per appearance, 2^40 items from 40 lines of `a = [a, a]`.
+TEST_F(JsonConvertTest, SharedPartsCannotMakeAnUnboundedValue) {
+  ASSERT_TRUE(Exec("a = []\nfor i in range(40): a = [a, a]\n"
+                   "s = 'x' * 10**6\nstrings = [s] * 100\n"));
+  auto start = std::chrono::steady_clock::now();
+  for (const char* name : {"a", "strings"}) {
+    absl::StatusOr<json> converted = PythonToJson(Global(name), "result");
+    ASSERT_FALSE(converted.ok()) << name;
+    EXPECT_THAT(std::string(converted.status().message()),
+                HasSubstr("the value is larger than 64 MiB once converted"));
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
+  ASSERT_TRUE(Exec("strings = [s] * 60\n"));  // 60 MB: converts
+  EXPECT_TRUE(PythonToJson(Global("strings"), "result").ok());
+}
+
 TEST_F(JsonConvertTest, NestingLimitIsTheSameBothWays) {
   for (int levels : {kMaxValueDepth, kMaxValueDepth + 1}) {
     json deep = json::array();
