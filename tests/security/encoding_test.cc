@@ -36,9 +36,12 @@ class EncodingTest : public ::testing::Test {
   }
 
   static ExecResult Run(const std::string& code, const std::string& policy = "strict") {
+    return Run(code, *LoadPolicy(policy));
+  }
+  static ExecResult Run(const std::string& code, const Policy& policy) {
     ExecRequest request;
     request.code = code;
-    request.policy = *LoadPolicy(policy);
+    request.policy = policy;
     absl::StatusOr<ExecResult> result = host_->Execute(request);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *std::move(result) : ExecResult{};
@@ -258,6 +261,19 @@ result = open(up + '/etc/passwd').read()
 )PY");
   ExpectError(read, "PermissionError", "outside the readable paths");
   EXPECT_EQ(read.ToJson().dump().find("root:"), std::string::npos);
+
+  // sqlite3.connect took a name it could not read as ":memory:" (under a policy that
+  // allows sqlite3: files still only in the execution's directories).
+  char db_pattern[] = "/tmp/encoding-test-db-XXXXXX";
+  ASSERT_NE(mkdtemp(db_pattern), nullptr);
+  std::string db_dir = db_pattern;
+  ExecResult db = Run(absl::StrCat("import sqlite3\nsqlite3.connect('", db_dir,
+                                   "/\\udcff.db').execute('create table t (x)')\n"),
+                      *PolicyFromJson(json::parse(R"({"name": "sqlite", "imports": {"allow": ["sqlite3"]}})")));
+  ExpectError(db, "PermissionError", "outside the writable paths");
+  EXPECT_NE(stat((db_dir + "/\xff.db").c_str(), &st), 0) << "a database was made outside the roots";
+  unlink((db_dir + "/\xff.db").c_str());
+  rmdir(db_dir.c_str());
 
   // Inside the roots, such names work as in python3.
   ExpectResult(Run(R"PY(
