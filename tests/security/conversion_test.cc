@@ -8,7 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "embed/host.h"
+#include "tests/security/shared_host.h"
 
 namespace pyhost {
 namespace {
@@ -16,33 +16,7 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 
-class ConversionTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    HostOptions options;
-    options.pool_size = 2;
-    absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = host->release();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    host_ = nullptr;
-  }
-
-  static ExecResult Run(const std::string& code, const std::string& policy = "strict") {
-    ExecRequest request;
-    request.code = code;
-    request.policy = *LoadPolicy(policy);
-    absl::StatusOr<ExecResult> result = host_->Execute(request);
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *std::move(result) : ExecResult{};
-  }
-
-  static Host* host_;
-};
-
-Host* ConversionTest::host_ = nullptr;
+class ConversionTest : public SharedHostTest {};
 
 // The reproducer of issue 7, class 1.
 TEST_F(ConversionTest, KeyWhoseStrEmptiesTheResult) {

@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "embed/host.h"
+#include "tests/security/shared_host.h"
 
 namespace pyhost {
 namespace {
@@ -21,32 +21,8 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 
-class EncodingTest : public ::testing::Test {
+class EncodingTest : public SharedHostTest {
  protected:
-  static void SetUpTestSuite() {
-    HostOptions options;
-    options.pool_size = 2;
-    absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = host->release();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    host_ = nullptr;
-  }
-
-  static ExecResult Run(const std::string& code, const std::string& policy = "strict") {
-    return Run(code, *LoadPolicy(policy));
-  }
-  static ExecResult Run(const std::string& code, const Policy& policy) {
-    ExecRequest request;
-    request.code = code;
-    request.policy = policy;
-    absl::StatusOr<ExecResult> result = host_->Execute(request);
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *std::move(result) : ExecResult{};
-  }
-
   // The execution failed with `type` and a message containing `message`.
   static void ExpectError(const ExecResult& r, const std::string& type, const std::string& message) {
     ASSERT_TRUE(r.error.has_value()) << r.ToJson().dump();
@@ -58,11 +34,7 @@ class EncodingTest : public ::testing::Test {
     ASSERT_FALSE(r.error.has_value()) << r.ToJson().dump();
     EXPECT_EQ(r.result, expected) << r.ToJson().dump();
   }
-
-  static Host* host_;
 };
-
-Host* EncodingTest::host_ = nullptr;
 
 constexpr char kUnencodableRule[] = "not valid UTF-8 text";
 
