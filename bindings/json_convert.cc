@@ -269,7 +269,7 @@ class Path {
 // every object walked is held by a strong reference, lists by a copy.
 class Converter {
  public:
-  explicit Converter(absl::string_view where) : path_(where) {}
+  Converter(absl::string_view where, size_t max_bytes) : path_(where), max_bytes_(max_bytes) {}
 
   // `value` must be kept alive by the caller for the whole call.
   absl::StatusOr<json> ToJson(PyObject* value, int depth) {
@@ -328,7 +328,8 @@ class Converter {
       out.push_back(*std::move(item));
     }
     path_.Pop();
-    return std::move(out);  // into the StatusOr: a copy would repeat the whole subtree
+    // Moved into the StatusOr explicitly: clang copied it (the whole subtree, per level).
+    return absl::StatusOr<json>(std::move(out));
   }
 
   absl::StatusOr<json> DictToJson(PyObject* value, int depth) {
@@ -348,7 +349,7 @@ class Converter {
       path_.Pop();
       out[*std::move(key)] = *std::move(item);
     }
-    return std::move(out);
+    return absl::StatusOr<json>(std::move(out));
   }
 
   // Dict keys the way json.dumps makes them (int and float keys by int.__repr__ and
@@ -384,10 +385,11 @@ class Converter {
   static constexpr size_t kValueCost = 16, kKeyCost = 64;
   absl::Status Spend(size_t cost) {
     weight_ += cost;
-    if (weight_ <= kMaxValueBytes) return absl::OkStatus();
+    if (weight_ <= max_bytes_) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(
-        path_.ToString(), ": the value is larger than ", kMaxValueBytes >> 20,
-        " MiB once converted (a part it shares counts each time it appears)"));
+        path_.ToString(), ": the value is larger than ",
+        max_bytes_ >= (1 << 20) ? absl::StrCat(max_bytes_ >> 20, " MiB") : absl::StrCat(max_bytes_, " bytes"),
+        " once converted (a part it shares counts each time it appears)"));
   }
 
   absl::Status NotRepresentable(PyObject* value, absl::string_view why) const {
@@ -397,6 +399,7 @@ class Converter {
   }
 
   Path path_;
+  const size_t max_bytes_;
   size_t weight_ = 0;
 };
 
@@ -404,11 +407,11 @@ class Converter {
 
 absl::StatusOr<py::object> JsonToPython(const json& value) { return ToPython(value, 0); }
 
-absl::StatusOr<json> PythonToJson(PyObject* value, absl::string_view where) {
+absl::StatusOr<json> PythonToJson(PyObject* value, absl::string_view where, size_t max_bytes) {
   // The caller's reference may be borrowed (a dict's item): a finalizer run by an
   // allocation during the walk could drop it.
   py::object hold = py::reinterpret_borrow<py::object>(value);
-  return Converter(where).ToJson(hold.ptr(), 0);
+  return Converter(where, max_bytes).ToJson(hold.ptr(), 0);
 }
 
 }  // namespace pyhost

@@ -34,18 +34,20 @@ namespace pyhost {
 // JSON text is held to the same bound where it enters (bindings/json_text.h).
 inline constexpr int kMaxValueDepth = 256;
 
-// The most a value converted from Python may weigh, roughly in bytes of JSON (16 per
-// value, strings and keys by their length; a part the value shares counts each time it
-// appears). Bigger values are errors, never an unbounded allocation.
+// The most a value converted from Python may weigh by default, roughly in bytes of
+// JSON (16 per value, strings and keys by their length; a part the value shares counts
+// each time it appears). Bigger values are errors, never an unbounded allocation.
 inline constexpr size_t kMaxValueBytes = size_t{64} << 20;
 
 // Returns a new reference. InvalidArgument for strings that are not UTF-8.
 absl::StatusOr<pybind11::object> JsonToPython(const nlohmann::json& value);
 
 // `where` names the value in messages, e.g. "result" gives "result['a'][2]: ...".
-// InvalidArgument when the value is not JSON-representable. Leaves no Python error set.
+// InvalidArgument when the value is not JSON-representable or weighs more than
+// `max_bytes`. Leaves no Python error set.
 absl::StatusOr<nlohmann::json> PythonToJson(PyObject* value,
-                                            absl::string_view where = "value");
+                                            absl::string_view where = "value",
+                                            size_t max_bytes = kMaxValueBytes);
 
 }  // namespace pyhost
 

@@ -27,11 +27,9 @@ for target in serve_line json_python; do
   scratch="$build/fuzz-corpus/$target"
   mkdir -p "$scratch"
   echo "== fuzzing $target for ${seconds}s"
-  # Leaks are CPython's own at exit, not findings. The timeout is per input: the
-  # largest value a conversion accepts (json_convert.h, kMaxValueBytes) takes ~40 s
-  # under AddressSanitizer.
+  # Leaks are CPython's own at exit, not findings.
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
-    "$build/tests/fuzz/${target}_fuzzer" -max_total_time="$seconds" -timeout=90 \
+    "$build/tests/fuzz/${target}_fuzzer" -max_total_time="$seconds" -timeout=30 \
     -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
     -artifact_prefix="$build/fuzz-artifacts/$target-" "$scratch" "tests/fuzz/corpus/$target"
 done

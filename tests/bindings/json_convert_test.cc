@@ -328,6 +328,10 @@ TEST_F(JsonConvertTest, SharedPartsCannotMakeAnUnboundedValue) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
   ASSERT_TRUE(Exec("strings = [s] * 60\n"));  // 60 MB: converts
   EXPECT_TRUE(PythonToJson(Global("strings"), "result").ok());
+  absl::StatusOr<json> small_bound = PythonToJson(Global("strings"), "result", 1000);
+  ASSERT_FALSE(small_bound.ok());
+  EXPECT_THAT(std::string(small_bound.status().message()),
+              HasSubstr("result[0]: the value is larger than 1000 bytes"));
 }
 
 TEST_F(JsonConvertTest, NestingLimitIsTheSameBothWays) {
