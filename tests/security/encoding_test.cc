@@ -296,6 +296,19 @@ TEST_F(EncodingTest, ExceptionMessageWithSurrogatesKeepsItsDetails) {
   EXPECT_THAT(r.error->traceback, HasSubstr("ValueError: bad \\ud800 value"));
 }
 
+TEST_F(EncodingTest, OutputAndHostNamesWithSurrogates) {
+  ExecResult printed = Run("print('a\\ud800b')\nresult = 1\n");
+  ExpectResult(printed, 1);
+  EXPECT_THAT(printed.stdout_stream.text, ::testing::StartsWith("a"));
+  EXPECT_THAT(printed.stdout_stream.text, HasSubstr("b\n"));
+  // A host name that is not text: python3's error (the name is encoded before the
+  // audit event), no crash, nothing resolved.
+  Policy net = *LoadPolicy("strict");
+  net.network = {"*.example.com"};
+  ExpectError(Run("import socket\nsocket.getaddrinfo('\\udcff.example.com', 80)\n", net),
+              "UnicodeError", "encoding with 'idna' codec failed");
+}
+
 TEST_F(EncodingTest, UnencodableResultIsNamedNotDropped) {
   ExecResult r = Run("result = {'k': ['\\ud800']}\n");
   ExpectError(r, "ResultNotSerializable", "result['k'][0]: string is not encodable as UTF-8");
