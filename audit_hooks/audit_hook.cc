@@ -18,6 +18,7 @@
 #include "absl/strings/str_replace.h"
 #include "audit_hooks/sandbox.h"
 #include "audit_hooks/stdlib_bytecode.h"
+#include "bindings/py_string.h"
 
 namespace pyhost {
 namespace {
@@ -30,38 +31,32 @@ PyObject* Arg(PyObject* args, Py_ssize_t i) {
   return PyTuple_Check(args) && i < PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, i) : nullptr;
 }
 
-// A path argument as text: str, bytes or os.PathLike. nullopt for anything else
-// (None, an int file descriptor).
-std::optional<std::string> PathText(PyObject* value) {
-  if (value == nullptr || value == Py_None || PyLong_Check(value)) return std::nullopt;
+// A path argument as the bytes the OS gets: a str in the filesystem encoding (as os
+// and io encode it: with surrogateescape, "\udcff" is the byte 0xff), bytes, or an
+// os.PathLike giving either.
+struct PathArg {
+  enum Kind { kNotAPath, kPath, kUnencodable } kind = kNotAPath;
+  std::string text;  // kPath: the bytes; kUnencodable: the str, escaped, for messages
+};
+
+PathArg PathText(PyObject* value) {
+  if (value == nullptr || value == Py_None || PyLong_Check(value)) return {};  // an fd, or none
   auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(value));
   if (!fspath) {
     PyErr_Clear();
-    return std::nullopt;
+    return {};
   }
-  if (PyBytes_Check(fspath.ptr())) {
-    return std::string(PyBytes_AS_STRING(fspath.ptr()),
-                       static_cast<size_t>(PyBytes_GET_SIZE(fspath.ptr())));
-  }
-  Py_ssize_t size = 0;
-  const char* text = PyUnicode_AsUTF8AndSize(fspath.ptr(), &size);
-  if (text == nullptr) {
-    PyErr_Clear();
-    return std::nullopt;
-  }
-  return std::string(text, static_cast<size_t>(size));
+  if (std::optional<std::string> bytes = FsEncoded(fspath.ptr())) return {PathArg::kPath, *bytes};
+  return {PathArg::kUnencodable, DisplayText(fspath.ptr())};
 }
 
+// A str argument's UTF-8 text, or a path's bytes; "" for anything else, and for a str
+// UTF-8 cannot encode: every rule must read "" as naming nothing it allows.
 std::string Text(PyObject* value) {
   if (value == nullptr) return "";
-  if (PyUnicode_Check(value)) {
-    const char* text = PyUnicode_AsUTF8(value);
-    if (text != nullptr) return text;
-    PyErr_Clear();
-    return "";
-  }
-  if (std::optional<std::string> path = PathText(value)) return *path;
-  return "";
+  if (PyUnicode_Check(value)) return Utf8(value).value_or("");
+  PathArg path = PathText(value);
+  return path.kind == PathArg::kPath ? path.text : "";
 }
 
 std::optional<int> Fd(PyObject* value) {
@@ -83,7 +78,9 @@ bool IsIpLiteral(const std::string& host) {
 int Deny(const Sandbox& sandbox, absl::string_view operation, absl::string_view rule) {
   std::string message = absl::StrCat(operation, " denied by pyhost policy '",
                                      sandbox.policy().name, "': ", rule);
-  PyErr_SetString(PyExc_PermissionError, message.c_str());
+  // The operation may name a path's bytes, which need not be UTF-8.
+  auto text = py::reinterpret_steal<py::object>(DisplayStr(message));
+  if (text) PyErr_SetObject(PyExc_PermissionError, text.ptr());
   return -1;
 }
 
@@ -108,13 +105,19 @@ int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access 
     return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
                 "file descriptors the code did not open belong to the host");
   }
-  std::optional<std::string> text = PathText(path);
-  if (!text) {
-    if (path != nullptr && path != Py_None) return 0;  // not a path at all
-    text = ".";  // os.listdir() / os.scandir(): the host's current directory
+  PathArg arg = PathText(path);
+  if (arg.kind == PathArg::kUnencodable) {
+    // The OS call would fail too; under rules, say so rather than guess what it meant.
+    if (!sandbox.policy().enforce) return 0;
+    return Deny(sandbox, absl::StrCat(event, "('", arg.text, "')"),
+                "the path cannot be encoded for the filesystem");
   }
-  if (access == Access::kRead ? sandbox.CanRead(*text) : sandbox.CanWrite(*text)) return 0;
-  return Deny(sandbox, absl::StrCat(event, "('", *text, "')"),
+  if (arg.kind == PathArg::kNotAPath) {
+    if (path != nullptr && path != Py_None) return 0;  // not a path at all
+    arg.text = ".";  // os.listdir() / os.scandir(): the host's current directory
+  }
+  if (access == Access::kRead ? sandbox.CanRead(arg.text) : sandbox.CanWrite(arg.text)) return 0;
+  return Deny(sandbox, absl::StrCat(event, "('", arg.text, "')"),
               access == Access::kRead
                   ? "outside the readable paths"
                   : "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
@@ -143,10 +146,10 @@ int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {
                                                      : CheckRead(sandbox, event, path);
 }
 
-int CheckImportOf(Sandbox& sandbox, const std::string& module) {
+int CheckImportOf(Sandbox& sandbox, const std::string& module, bool through_importlib = true) {
   if (module.empty()) return 0;
   std::string why;
-  if (sandbox.ImportAllowed(module, ImportIsUserInitiated(), &why)) return 0;
+  if (sandbox.ImportAllowed(module, ImportIsUserInitiated(through_importlib), &why)) return 0;
   return DenyImport(module, why);
 }
 
@@ -259,8 +262,8 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"tempfile.mkstemp", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"tempfile.mkdtemp", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"sqlite3.connect", [](Sandbox& s, const char* e, PyObject* a) {
-         std::string db = Text(Arg(a, 0));
-         if (db.empty() || db == ":memory:") return 0;
+         PathArg db = PathText(Arg(a, 0));
+         if (db.kind == PathArg::kPath && (db.text.empty() || db.text == ":memory:")) return 0;
          return CheckWrite(s, e, Arg(a, 0)); }},
       {"sqlite3.enable_load_extension", [](Sandbox& s, const char* e, PyObject*) {
          return Enforced(s, e, "native extensions cannot be loaded"); }},
@@ -356,7 +359,9 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          if (Text(Arg(a, 1)) != "__code__") return 0;
          return Enforced(s, "setting __code__", "code objects cannot be swapped"); }},
       {"compile", [](Sandbox& s, const char* e, PyObject* a) {
-         std::string filename = Text(Arg(a, 1));
+         // By what the name claims: escapes replace only what is not text, never '<'.
+         PyObject* name = Arg(a, 1);
+         std::string filename = name != nullptr && PyUnicode_Check(name) ? DisplayText(name) : Text(name);
          if (filename.empty() || (filename[0] == '<' && !absl::StartsWith(filename, "<frozen") &&
                                   !absl::StartsWith(filename, "<pyhost"))) {
            return 0;
@@ -366,7 +371,7 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       // Imports, by every route: import statements and __import__ ("import"),
       // extension modules loaded by any loader ("import" from the dynamic loader),
       // and source modules run by importlib however it was reached ("exec").
-      {"import", [](Sandbox& s, const char*, PyObject* a) { return CheckImportOf(s, Text(Arg(a, 0))); }},
+      {"import", [](Sandbox& s, const char*, PyObject* a) { return CheckImportName(s, Arg(a, 0)) ? 0 : -1; }},
       {"exec", [](Sandbox& s, const char*, PyObject* a) {
          PyObject* code = Arg(a, 0);
          if (code == nullptr || !PyCode_Check(code)) return 0;
@@ -441,6 +446,18 @@ bool ImportIsUserInitiated(bool through_importlib) {
     return false;
   });
   return user;
+}
+
+bool CheckImportName(Sandbox& sandbox, PyObject* name, bool through_importlib) {
+  if (name == nullptr || !PyUnicode_Check(name)) return true;
+  if (std::optional<std::string> module = Utf8(name)) {
+    return CheckImportOf(sandbox, *module, through_importlib) == 0;
+  }
+  std::string why;
+  if (sandbox.UnencodableImportAllowed(DisplayText(name), &why)) return true;
+  auto message = py::reinterpret_steal<py::object>(PyUnicode_FromString(why.c_str()));
+  if (message) PyErr_SetImportError(message.ptr(), name, nullptr);
+  return false;
 }
 
 std::string ModuleNameForStdlibPath(absl::string_view path) {

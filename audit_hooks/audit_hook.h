@@ -33,6 +33,14 @@ bool ImportIsUserInitiated(bool through_importlib = true);
 // pyhost's C calls). GIL held.
 bool CallerIsImportMachinery();
 
+class Sandbox;
+
+// Raises ImportError naming the rule and returns false when `sandbox`'s policy refuses
+// importing `name` (a str; anything else, or "", has nothing to judge). A name that is
+// not valid UTF-8 text is judged by Sandbox::UnencodableImportAllowed, never by an
+// approximation of it. `through_importlib` as for ImportIsUserInitiated. GIL held.
+bool CheckImportName(Sandbox& sandbox, PyObject* name, bool through_importlib = true);
+
 // "a/b.py" under the stdlib -> "a.b"; "" for paths outside it.
 std::string ModuleNameForStdlibPath(absl::string_view path);
 

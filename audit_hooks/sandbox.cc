@@ -329,4 +329,12 @@ bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
   return false;
 }
 
+bool Sandbox::UnencodableImportAllowed(absl::string_view shown, std::string* why) const {
+  const Policy& policy = *activation_.policy;
+  if (!policy.enforce) return true;
+  *why = absl::StrCat("import of '", shown, "' is not allowed by policy '", policy.name,
+                      "' (a module name that is not valid UTF-8 text matches no rule)");
+  return false;
+}
+
 }  // namespace pyhost

@@ -110,6 +110,11 @@ class Sandbox {
   // frame is the code's own (not an allowed stdlib module importing what it needs).
   // On denial returns false and fills `why`.
   bool ImportAllowed(absl::string_view module, bool user_initiated, std::string* why) const;
+  // The same for a module name that is not valid UTF-8 text (lone surrogates, which
+  // surrogateescape may map to real bytes on the filesystem): no rule can name it, so
+  // only a policy without rules lets it through (python3 then answers, usually
+  // ModuleNotFoundError). `shown`: the name for the message.
+  bool UnencodableImportAllowed(absl::string_view shown, std::string* why) const;
 
   // Builtin modules hardened at creation must never be created or executed again
   // (that would hand out their original functions).

@@ -3,6 +3,7 @@
 #include <pybind11/pytypes.h>
 
 #include "absl/strings/str_cat.h"
+#include "bindings/py_string.h"
 
 namespace pyhost {
 
@@ -15,12 +16,7 @@ std::string DescribeException(PyObject* exception) {
     PyErr_Clear();
     return type;
   }
-  const char* utf8 = PyUnicode_AsUTF8(text.ptr());
-  if (utf8 == nullptr) {
-    PyErr_Clear();
-    return type;
-  }
-  return absl::StrCat(type, ": ", utf8);
+  return absl::StrCat(type, ": ", DisplayText(text.ptr()));
 }
 
 absl::Status StatusFromPythonError(absl::string_view context) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "bindings/json_text.h"
 
 namespace pyhost::cli {
 
@@ -27,6 +28,10 @@ absl::StatusOr<std::optional<int64_t>> OptionalPositive(const json& request,
                                                         const char* field) {
   auto it = request.find(field);
   if (it == request.end() || it->is_null()) return std::optional<int64_t>();
+  if (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX) {
+    return FieldError(field, absl::StrCat("a positive integer up to ", INT64_MAX, ", not ",
+                                          it->get<uint64_t>()));
+  }
   if (!it->is_number_integer() || it->get<int64_t>() <= 0) {
     return FieldError(field, "a positive integer");
   }
@@ -105,12 +110,50 @@ absl::StatusOr<std::optional<Policy>> PolicyField(const json& request) {
   return std::optional<Policy>(*std::move(policy));
 }
 
-absl::StatusOr<json> ParseJsonArgument(absl::string_view what, absl::string_view text) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON: ", e.what()));
+ServeLine ParseServeLine(absl::string_view text, int64_t number) {
+  ServeLine out;
+  // The request object, then what values may nest inside it.
+  JsonText read = ReadJsonText(text, kMaxValueDepth + 1);
+  if (read.problem == JsonText::kSyntax || (read.problem == JsonText::kNone && !read.value.is_object())) {
+    out.status = absl::InvalidArgumentError(absl::StrCat("line ", number, " is not a JSON object"));
+    return out;
   }
+  if (read.problem == JsonText::kTooDeep) {
+    out.status = absl::InvalidArgumentError(
+        absl::StrCat("line ", number, " is ", read.status.message(), "; a request's values may nest ",
+                     kMaxValueDepth, " levels"));
+    return out;
+  }
+  if (read.value.is_object() && read.unfit_top_keys.count("id") == 0) {
+    if (auto id = read.value.find("id"); id != read.value.end()) out.id = *id;
+  }
+  if (read.problem == JsonText::kUnfitInteger) {
+    auto id = read.unfit_top_keys.find("id");
+    out.status = absl::InvalidArgumentError(
+        id != read.unfit_top_keys.end()
+            // The answer cannot carry this id exactly: it says so, quoting it.
+            ? absl::StrCat("line ", number, ": field 'id' holds the integer ", id->second,
+                           ", which does not fit in 64 bits, so this answer's id is null (ids "
+                           "must be strings or integers in [-2^63, 2^64))")
+            : absl::StrCat("line ", number, ": ", read.status.message(),
+                           read.value.is_discarded()
+                               ? " (the line cannot be read past it, so this answer's id is null)"
+                               : ""));
+    return out;
+  }
+  out.request = std::move(read.value);
+  return out;
+}
+
+absl::StatusOr<json> ParseJsonArgument(absl::string_view what, absl::string_view text) {
+  JsonText read = ReadJsonText(text);
+  if (read.problem == JsonText::kSyntax) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is ", read.status.message()));
+  }
+  if (read.problem != JsonText::kNone) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", read.status.message()));
+  }
+  return std::move(read.value);
 }
 
 absl::StatusOr<int64_t> ParsePositive(absl::string_view what, absl::string_view text) {

@@ -13,6 +13,18 @@
 
 namespace pyhost::cli {
 
+// One line of `pyhost serve`, read without a Host: the request object with its id and
+// op, or what was wrong with the line. The answer to a line always carries `id`: the
+// request's own, or null when the line has none that can be kept exactly (it is not a
+// JSON object, nests deeper than values may, or its id is an integer past 64 bits;
+// the message then quotes the id as written).
+struct ServeLine {
+  absl::Status status;    // not OK: answer {"ok": false} with this message, and `id`
+  nlohmann::json id;      // null unless the request has one
+  nlohmann::json request;  // the object, when `status` is OK
+};
+ServeLine ParseServeLine(absl::string_view text, int64_t number);
+
 // {"code", "args"?, "policy"?, "isolation"?, "timeout_ms"?, "cpu_ms"?, "memory_mb"?,
 //  "network_allowlist"? (array or comma-separated string), "max_output_bytes"?}
 absl::StatusOr<ExecRequest> ExecRequestFromJson(const nlohmann::json& request);
@@ -21,7 +33,8 @@ absl::StatusOr<ExecRequest> ExecRequestFromJson(const nlohmann::json& request);
 // (guards/policy.h). nullopt when absent.
 absl::StatusOr<std::optional<Policy>> PolicyField(const nlohmann::json& request);
 
-// Parses JSON text given for `what` (e.g. "--args"); the error quotes the parser.
+// Parses JSON text given for `what` (e.g. "--args"), with bindings/json_text.h's bounds;
+// the error quotes the parser.
 absl::StatusOr<nlohmann::json> ParseJsonArgument(absl::string_view what, absl::string_view text);
 
 // A positive integer flag or field value.

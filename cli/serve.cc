@@ -172,13 +172,13 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (request.is_discarded() || !request.is_object()) {
-      answer(ErrorAnswer(nullptr, "BadRequest",
-                         absl::StrCat("line ", number, " is not a JSON object")));
+    ServeLine parsed = ParseServeLine(line, number);
+    if (!parsed.status.ok()) {
+      answer(ErrorAnswer(parsed.id, "BadRequest", parsed.status.message()));
       continue;
     }
-    json id = request.contains("id") ? request["id"] : json(nullptr);
+    json request = std::move(parsed.request);
+    json id = std::move(parsed.id);
     auto op = request.find("op");
     std::string op_name = op != request.end() && op->is_string() ? op->get<std::string>() : "";
     if (op_name == "register") {

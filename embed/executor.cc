@@ -5,6 +5,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/json_convert.h"
+#include "bindings/py_string.h"
 #include "bindings/python_error.h"
 #include "embed/check.h"
 #include "embed/thread_state.h"
@@ -47,18 +48,14 @@ void TakeCapture(PyObject* capture, CapturedStream& out) {
     PyErr_Clear();
     return;
   }
-  const char* text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(taken.ptr(), 0));
-  if (text == nullptr) {
-    PyErr_Clear();
-    return;
-  }
-  out.text = text;
+  out.text = DisplayText(PyTuple_GET_ITEM(taken.ptr(), 0));
   out.truncated = PyTuple_GET_ITEM(taken.ptr(), 1) == Py_True;
 }
 
-std::string StringField(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+// A str item of describe_error's dict, shown with what UTF-8 cannot encode escaped
+// (an exception message may hold lone surrogates); "" when absent or not a str.
+std::string TextItem(PyObject* dict, const char* key) {
+  return DisplayText(PyDict_GetItemString(dict, key));
 }
 
 // Fetches the pending Python error and describes it with pyhost_support.describe_error.
@@ -92,19 +89,19 @@ ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
   auto described = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
       interp.describe_error(), owned_value.ptr(), sources.ptr(),
       args != nullptr ? args : Py_None, ns != nullptr ? ns : Py_None, nullptr));
-  absl::StatusOr<json> fields =
-      described ? PythonToJson(described.ptr(), "error") : absl::InternalError("");
-  if (!fields.ok()) {
+  if (!described || !PyDict_Check(described.ptr())) {
     PyErr_Clear();
     return error;
   }
-  error.type = StringField(*fields, "type");
-  error.message = StringField(*fields, "message");
-  error.traceback = StringField(*fields, "traceback");
-  error.hint = StringField(*fields, "hint");
-  if (auto line = fields->find("line"); line != fields->end() && line->is_number_integer()) {
-    error.line = line->get<int>();
-  }
+  error.type = TextItem(described.ptr(), "type");
+  error.message = TextItem(described.ptr(), "message");
+  error.traceback = TextItem(described.ptr(), "traceback");
+  error.hint = TextItem(described.ptr(), "hint");
+  PyObject* line = PyDict_GetItemString(described.ptr(), "line");
+  int overflow = 0;
+  long number = line != nullptr && PyLong_Check(line) ? PyLong_AsLongAndOverflow(line, &overflow) : 0;
+  if (overflow == 0 && number > 0 && number <= INT_MAX) error.line = static_cast<int>(number);
+  PyErr_Clear();
   return error;
 }
 
@@ -165,9 +162,11 @@ py::object WithGlobals(PyObject* fn, PyObject* globals) {
 }
 
 json Envelope(PyObject* returned) {
-  bool passthrough = PyDict_Check(returned) && PyDict_GetItemString(returned, "ok") != nullptr;
   absl::StatusOr<json> value = PythonToJson(returned, "run() result");
   if (!value.ok()) return ErrorEnvelope(NotSerializable(value.status(), "run()'s return value"));
+  // Decided on what it converted to: a lookup of "ok" in the dict would run a key's
+  // __eq__, which may claim to be "ok".
+  bool passthrough = PyDict_Check(returned) && value->is_object() && value->contains("ok");
   if (passthrough) return *std::move(value);
   return json{{"ok", true}, {"data", *std::move(value)}};
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/sandbox.h"
+#include "bindings/py_string.h"
 #include "embed/cancellation.h"
 #include "guards/hardening.h"
 #include "guards/shared_types.h"
@@ -28,6 +29,16 @@ absl::StatusOr<Runtime*> Initialize() {
   if (Py_IsInitialized()) {
     return absl::FailedPreconditionError(
         "Python is already initialized in this process by someone other than pyhost");
+  }
+  // UTF-8 mode (PEP 540), as python3 runs on these machines (LANG=C.UTF-8): paths,
+  // open() and the streams default to UTF-8. The isolated configuration would read the
+  // process's own "C" locale instead: ASCII, where every non-ASCII file name or text
+  // file fails. It changes no locale of the host process.
+  PyPreConfig preconfig;
+  PyPreConfig_InitIsolatedConfig(&preconfig);
+  preconfig.utf8_mode = 1;
+  if (absl::Status s = CheckStatus(Py_PreInitialize(&preconfig), "pre-initialization"); !s.ok()) {
+    return s;
   }
   PyConfig config;
   PyConfig_InitIsolatedConfig(&config);
@@ -60,15 +71,15 @@ absl::StatusOr<Runtime*> Initialize() {
   // Where the stdlib is: always readable, and "the stdlib" when judging imports.
   PyObject* os = PyImport_ImportModule("os");
   PyObject* file = os != nullptr ? PyObject_GetAttrString(os, "__file__") : nullptr;
-  const char* path = file != nullptr ? PyUnicode_AsUTF8(file) : nullptr;
-  if (path == nullptr) {
-    PyErr_Clear();
+  std::optional<std::string> path = FsEncoded(file);
+  PyErr_Clear();
+  if (!path) {
     Py_XDECREF(file);
     Py_XDECREF(os);
     return absl::InternalError("cannot find the stdlib directory (os.__file__)");
   }
   char resolved[PATH_MAX];
-  std::string dir = realpath(path, resolved) != nullptr ? resolved : path;
+  std::string dir = realpath(path->c_str(), resolved) != nullptr ? resolved : *path;
   SetStdlibDir(dir.substr(0, dir.rfind('/')));
   Py_DECREF(file);
   Py_DECREF(os);

@@ -10,6 +10,10 @@
 #include <string>
 
 #include <pybind11/pytypes.h>
+// types.SimpleNamespace, a static type (its attributes cannot be changed by the code).
+#define Py_BUILD_CORE 1
+#include <internal/pycore_namespace.h>
+#undef Py_BUILD_CORE
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -18,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/stdlib_bytecode.h"
+#include "bindings/py_string.h"
 #include "bindings/python_error.h"
 #include "embed/cancellation.h"
 #include "guards/shared_types.h"
@@ -89,20 +94,26 @@ void RecordFds(Sandbox& sandbox, PyObject* result) {
   PyErr_Clear();
 }
 
-std::string ModuleName(PyObject* spec_or_name) {
+// A module name the import gate's check is given: the name (a str), or a spec's
+// `name`. Null for anything else (nothing to judge).
+py::object ModuleName(PyObject* spec_or_name) {
   auto name = py::reinterpret_steal<py::object>(
       PyUnicode_Check(spec_or_name) ? Py_NewRef(spec_or_name)
                                     : PyObject_GetAttrString(spec_or_name, "name"));
-  const char* text = name ? PyUnicode_AsUTF8(name.ptr()) : nullptr;
-  if (text == nullptr) {
-    PyErr_Clear();
-    return "";
-  }
-  return text;
+  PyErr_Clear();
+  return name;
 }
 
-// The absolute module name of an __import__(name, globals, locals, fromlist, level).
-std::string AbsoluteImportName(PyObject* args, PyObject* kwargs) {
+// Where the last '.' of str `name` is: -1 if it has none, -2 with a Python error set.
+Py_ssize_t LastDot(PyObject* name) {
+  return PyUnicode_FindChar(name, '.', 0, PyUnicode_GET_LENGTH(name), -1);
+}
+
+// The absolute module name of an __import__(name, globals, locals, fromlist, level),
+// built as a str (a name or package that is not UTF-8 text stays what it is, for the
+// check to judge). An empty str when the arguments are not __import__'s (the original
+// then raises python3's error); null with a Python error set when memory runs out.
+py::object AbsoluteImportName(PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {"name", "globals", "locals", "fromlist", "level", nullptr};
   PyObject *name = nullptr, *globals = nullptr, *locals = nullptr, *fromlist = nullptr;
   int level = 0;
@@ -110,35 +121,25 @@ std::string AbsoluteImportName(PyObject* args, PyObject* kwargs) {
                                    const_cast<char**>(keywords), &name, &globals, &locals,
                                    &fromlist, &level)) {
     PyErr_Clear();
-    return "";
+    return py::reinterpret_steal<py::object>(PyUnicode_New(0, 0));
   }
-  std::string module = PyUnicode_AsUTF8(name);
+  auto module = py::reinterpret_borrow<py::object>(name);
   if (level <= 0) return module;
-  std::string package;
+  py::object package;
   if (globals != nullptr && PyDict_Check(globals)) {
     PyObject* value = PyDict_GetItemString(globals, "__package__");
     if (value == nullptr || !PyUnicode_Check(value)) value = PyDict_GetItemString(globals, "__name__");
-    if (value != nullptr && PyUnicode_Check(value)) package = PyUnicode_AsUTF8(value);
+    if (value != nullptr && PyUnicode_Check(value)) package = py::reinterpret_borrow<py::object>(value);
   }
-  for (int i = 1; i < level && !package.empty(); ++i) {
-    size_t dot = package.rfind('.');
-    package = dot == std::string::npos ? "" : package.substr(0, dot);
+  for (int i = 1; i < level && package && PyUnicode_GET_LENGTH(package.ptr()) > 0; ++i) {
+    Py_ssize_t dot = LastDot(package.ptr());
+    if (dot == -2) return py::object();
+    package = py::reinterpret_steal<py::object>(PyUnicode_Substring(package.ptr(), 0, dot < 0 ? 0 : dot));
+    if (!package) return package;
   }
-  if (package.empty()) return module;
-  return module.empty() ? package : absl::StrCat(package, ".", module);
-}
-
-// Raises ImportError when the sandbox's policy refuses `module`.
-bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_importlib) {
-  std::string why;
-  if (module.empty() ||
-      sandbox.ImportAllowed(module, ImportIsUserInitiated(through_importlib), &why)) {
-    return true;
-  }
-  auto name = py::reinterpret_steal<py::object>(PyUnicode_FromString(module.c_str()));
-  auto message = py::reinterpret_steal<py::object>(PyUnicode_FromString(why.c_str()));
-  if (name && message) PyErr_SetImportError(message.ptr(), name.ptr(), nullptr);
-  return false;
+  if (!package || PyUnicode_GET_LENGTH(package.ptr()) == 0) return module;
+  if (PyUnicode_GET_LENGTH(name) == 0) return package;
+  return py::reinterpret_steal<py::object>(PyUnicode_FromFormat("%U.%U", package.ptr(), name));
 }
 
 // The refusal for a descriptor the code does not own: python3's EBADF for one it
@@ -260,23 +261,44 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         }
         return CallOriginal(*guard, args, kwargs);
       }
-      std::string module = PyUnicode_AsUTF8(name);
+      std::optional<std::string> module = Utf8(name);  // nullopt: sealed names are ASCII
+      PyObject* origin = PyDict_GetItemString(spec_dict, "origin");
       if (guard->kind == Kind::kCreateDynamic && sandbox != nullptr) {
         // The init function is found by the name's last part, in the file at origin:
-        // only the stdlib's extension directory, and never a hardened module's init.
-        PyObject* origin = PyDict_GetItemString(spec_dict, "origin");
-        std::string last = module.substr(module.rfind('.') + 1);
-        bool in_dynload = origin != nullptr && PyUnicode_CheckExact(origin) &&
-                          absl::StartsWith(PyUnicode_AsUTF8(origin), StdlibDir() + "/lib-dynload/");
-        if (!in_dynload || sandbox->IsSealed(last)) {
+        // only a file directly in the stdlib's extension directory (no "..", no
+        // subdirectory: nothing the code could have written or linked), and never a
+        // hardened module's init.
+        std::optional<std::string> path =
+            origin != nullptr && PyUnicode_CheckExact(origin) ? FsEncoded(origin) : std::nullopt;
+        const std::string dynload = StdlibDir() + "/lib-dynload/";
+        bool in_dynload = path && absl::StartsWith(*path, dynload) && path->size() > dynload.size() &&
+                          (*path)[dynload.size()] != '.' &&
+                          path->find('/', dynload.size()) == std::string::npos &&
+                          path->find('\0') == std::string::npos;
+        Py_ssize_t dot = LastDot(name);
+        auto last = py::reinterpret_steal<py::object>(
+            dot == -2 ? nullptr : PyUnicode_Substring(name, dot + 1, PyUnicode_GET_LENGTH(name)));
+        std::optional<std::string> last_text = last ? Utf8(last.ptr()) : std::nullopt;
+        if (!in_dynload || !last || (last_text && sandbox->IsSealed(*last_text))) {
+          PyErr_Clear();
           return SetPermissionError(*guard, "only the stdlib's own extension modules");
         }
       }
-      if (sandbox != nullptr && sandbox->IsSealed(module)) {
-        return SetPermissionError(*guard, absl::StrCat("module '", module, "' cannot be created again"));
+      if (sandbox != nullptr && module && sandbox->IsSealed(*module)) {
+        return SetPermissionError(*guard, absl::StrCat("module '", *module, "' cannot be created again"));
       }
-      if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
-      return CallOriginal(*guard, args, kwargs);
+      if (active && !CheckImportName(*sandbox, name)) return nullptr;
+      // The call reads the spec's attributes again, through its class, which the code
+      // can change (a property `origin` would name another file): it gets a namespace
+      // holding exactly what was checked.
+      auto checked = py::reinterpret_steal<py::object>(PyDict_New());
+      if (!checked || PyDict_SetItemString(checked.ptr(), "name", name) != 0 ||
+          PyDict_SetItemString(checked.ptr(), "origin", origin != nullptr ? origin : Py_None) != 0) {
+        return nullptr;
+      }
+      auto frozen_spec = py::reinterpret_steal<py::object>(_PyNamespace_New(checked.ptr()));
+      if (!frozen_spec) return nullptr;
+      return PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr());
     }
     case Kind::kExecBuiltin: {
       PyObject* module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
@@ -296,16 +318,18 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       }
       return result;
     }
-    case Kind::kImport:
-      if (active && !CheckImport(*sandbox, AbsoluteImportName(args, kwargs),
-                                 /*through_importlib=*/false)) {
+    case Kind::kImport: {
+      if (!active) return CallOriginal(*guard, args, kwargs);
+      py::object module = AbsoluteImportName(args, kwargs);
+      if (!module || !CheckImportName(*sandbox, module.ptr(), /*through_importlib=*/false)) {
         return nullptr;
       }
       return CallOriginal(*guard, args, kwargs);
+    }
     case Kind::kImportCheck: {
-      std::string module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
-                               ? ModuleName(PyTuple_GET_ITEM(args, 0)) : "";
-      if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
+      py::object module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+                              ? ModuleName(PyTuple_GET_ITEM(args, 0)) : py::object();
+      if (active && !CheckImportName(*sandbox, module.ptr())) return nullptr;
       Py_RETURN_NONE;
     }
     case Kind::kImportlibOnly:
@@ -326,9 +350,10 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (active && sandbox->policy().enforce && code != nullptr && PyCode_Check(code) &&
           PyUnicode_Check(path)) {
         PyObject* current = reinterpret_cast<PyCodeObject*>(code)->co_filename;
-        const char* target = PyUnicode_AsUTF8(path);
-        if (target == nullptr) return nullptr;
-        if (IsTrustedFilename(target, StdlibDir()) && PyUnicode_Compare(current, path) != 0) {
+        // A name that is not UTF-8 text is never trusted (audit_hook.cc reads it as ""),
+        // so renaming to one claims nothing.
+        std::optional<std::string> target = Utf8(path);
+        if (target && IsTrustedFilename(*target, StdlibDir()) && PyUnicode_Compare(current, path) != 0) {
           return SetPermissionError(*guard, "code may not be renamed into the stdlib");
         }
       }
@@ -384,21 +409,17 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       // Only the answers for an allowed *name* are remembered (getaddrinfo(None, ...)
       // answers the local addresses, which no allowlist named).
       PyObject* host = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
-      const char* host_text = host != nullptr && PyUnicode_Check(host) ? PyUnicode_AsUTF8(host) : nullptr;
-      if (host_text == nullptr || !sandbox->HostAllowed(host_text)) {
-        PyErr_Clear();
-        return result;
-      }
+      std::optional<std::string> host_text = Utf8(host);
+      if (!host_text || !sandbox->HostAllowed(*host_text)) return result;
       for (Py_ssize_t i = 0; i < PyList_GET_SIZE(result); ++i) {
         PyObject* entry = PyList_GET_ITEM(result, i);  // (family, type, proto, name, sockaddr)
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 5) continue;
         PyObject* sockaddr = PyTuple_GET_ITEM(entry, 4);
         if (!PyTuple_Check(sockaddr) || PyTuple_GET_SIZE(sockaddr) < 1) continue;
-        const char* ip = PyUnicode_Check(PyTuple_GET_ITEM(sockaddr, 0))
-                             ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(sockaddr, 0)) : nullptr;
-        if (ip != nullptr) sandbox->RecordResolved(ip);
+        if (std::optional<std::string> ip = Utf8(PyTuple_GET_ITEM(sockaddr, 0))) {
+          sandbox->RecordResolved(*ip);
+        }
       }
-      PyErr_Clear();
       return result;
     }
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "bindings/json_text.h"
 
 namespace pyhost {
 namespace {
@@ -230,8 +231,10 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
                                std::pair{"cpu_ms", &policy.limits.cpu_ms},
                                std::pair{"memory_mb", &policy.limits.memory_mb}}) {
       if (!v.contains(key)) continue;
-      if (!v[key].is_number_integer() || v[key].get<int64_t>() <= 0) {
-        return FieldError(absl::StrCat("limits.", key), "a positive integer");
+      if (!v[key].is_number_integer() || v[key].get<int64_t>() <= 0 ||
+          (v[key].is_number_unsigned() && v[key].get<uint64_t>() > INT64_MAX)) {
+        return FieldError(absl::StrCat("limits.", key),
+                          absl::StrCat("a positive integer up to ", INT64_MAX));
       }
       *target = v[key].get<int64_t>();
     }
@@ -249,11 +252,13 @@ absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path) {
   if (!file) return absl::NotFoundError(absl::StrCat("cannot read policy file '", name_or_path, "'"));
   std::stringstream text;
   text << file.rdbuf();
-  json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) {
-    return absl::InvalidArgumentError(absl::StrCat("policy file '", name_or_path, "' is not valid JSON"));
+  JsonText doc = ReadJsonText(text.str());
+  if (doc.problem != JsonText::kNone) {
+    return absl::InvalidArgumentError(absl::StrCat("policy file '", name_or_path, "'",
+                                                   doc.problem == JsonText::kSyntax ? " is " : ": ",
+                                                   doc.status.message()));
   }
-  absl::StatusOr<Policy> policy = PolicyFromJson(doc);
+  absl::StatusOr<Policy> policy = PolicyFromJson(doc.value);
   if (!policy.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("policy file '", name_or_path, "': ", policy.status().message()));

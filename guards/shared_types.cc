@@ -5,6 +5,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/sandbox.h"
+#include "bindings/py_string.h"
 #include "bindings/python_error.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
@@ -87,7 +88,10 @@ bool BelongsHere(PyObject* type) {
   PyObject* module = PyDict_GetItem(PyImport_GetModuleDict(), module_name.ptr());  // borrowed
   if (module == nullptr) return false;
   py::object current = py::reinterpret_borrow<py::object>(module);
-  std::string path = PyUnicode_AsUTF8(qualname.ptr());
+  // A __qualname__ that is not UTF-8 text names no attribute path to follow.
+  std::optional<std::string> qualified = Utf8(qualname.ptr());
+  if (!qualified) return false;
+  const std::string& path = *qualified;
   size_t start = 0;
   while (current && start <= path.size()) {
     size_t dot = path.find('.', start);

@@ -928,6 +928,84 @@ TEST_F(ServeTest, RequestWithoutIdIsAnsweredWithNullId) {
   EXPECT_EQ(answer["result"], 5);
 }
 
+// A line of 70,000 nested arrays (140 KB) overflowed the stack while it was parsed,
+// copied, dumped or converted: depth is bounded where the text enters.
+TEST_F(ServeTest, DeeplyNestedLinesAreRefusedAndTheServerGoesOn) {
+  std::string deep = std::string(70000, '[') + std::string(70000, ']');
+  std::string limit = std::string(256, '[') + std::string(256, ']');  // values may nest 256
+  std::string input = "{\"id\": " + deep + ", \"op\": \"exec\", \"code\": \"1\"}\n" +
+                      "{\"id\": 2, \"op\": \"exec\", \"code\": \"1\", \"args\": {\"x\": " + deep + "}}\n" +
+                      "{\"id\": 3, \"op\": \"exec\", \"code\": \"result = args\", \"args\": " + limit + "}\n" +
+                      R"({"id": 4, "op": "exec", "code": "result = 'alive'"})" "\n";
+  Outcome run = RunPyhost({"serve"}, input);
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  ASSERT_EQ(CountLines(run.out), 4u) << run.Describe();
+  std::istringstream lines(run.out);
+  std::string line;
+  int refused = 0;
+  std::map<std::string, json> answers;
+  while (std::getline(lines, line)) {
+    json answer = json::parse(line);
+    if (!answer["id"].is_null()) {
+      answers[answer["id"].dump()] = answer;
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(answer["error"]["type"], "BadRequest");
+    EXPECT_THAT(answer["error"]["message"].get<std::string>(),
+                HasSubstr("is nested deeper than 257 levels of arrays and objects"));
+  }
+  EXPECT_EQ(refused, 2);
+  EXPECT_EQ(answers["3"]["result"], json::parse(limit)) << answers["3"].dump().substr(0, 500);
+  EXPECT_EQ(answers["4"]["result"], "alive");
+}
+
+// nlohmann::json keeps an integer literal past 64 bits as a double: ids stopped
+// matching and args lost precision. Exact, or refused with a clear error; the answer's
+// id is the request's own or, if that cannot be kept, null (and the message says so).
+TEST_F(ServeTest, IntegersPast64BitsAreKeptExactOrRefusedNeverRounded) {
+  std::string input =
+      R"({"id": 123456789012345678901234567890, "op": "exec", "code": "result = 1"})" "\n"
+      R"({"id": 18446744073709551615, "op": "exec", "code": "result = args", "args": {"n": 18446744073709551615}})" "\n"
+      R"({"id": -9223372036854775808, "op": "exec", "code": "result = args['n'] - 1", "args": {"n": -9223372036854775807}})" "\n"
+      R"({"id": 4, "op": "exec", "code": "result = 1", "args": {"n": 18446744073709551616}})" "\n"
+      R"({"id": 5, "op": "call", "name": "x", "args": [99999999999999999999999]})" "\n"
+      R"({"id": 6, "op": "exec", "code": "result = 1", "max_output_bytes": 18446744073709551616})" "\n"
+      R"({"id": 7, "op": "exec", "code": "result = 1", "policy": {"extends": "strict", "limits": {"timeout_ms": 99999999999999999999}}})" "\n"
+      R"({"id": 8, "op": "exec", "code": "result = [2**64 - 1, -2**63, 2**64]"})" "\n";
+  Outcome run = RunPyhost({"serve"}, input);
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 8u) << run.Describe();
+  EXPECT_THAT(answers["null"]["error"]["message"].get<std::string>(),
+              HasSubstr("field 'id' holds the integer 123456789012345678901234567890"));
+  EXPECT_THAT(answers["null"]["error"]["message"].get<std::string>(), HasSubstr("id is null"));
+  EXPECT_EQ(answers["18446744073709551615"]["result"].dump(), R"({"n":18446744073709551615})");
+  EXPECT_EQ(answers["-9223372036854775808"]["result"].dump(), "-9223372036854775808");
+  for (const auto& [id, field] : std::map<std::string, std::string>{
+           {"4", "args.n: integer 18446744073709551616"},
+           {"5", "args[0]: integer 99999999999999999999999"},
+           {"6", "max_output_bytes: integer 18446744073709551616"},
+           {"7", "policy.limits.timeout_ms: integer 99999999999999999999"}}) {
+    EXPECT_EQ(answers[id]["error"]["type"], "BadRequest") << answers[id].dump();
+    EXPECT_THAT(answers[id]["error"]["message"].get<std::string>(),
+                HasSubstr(field + " does not fit in 64 bits"));
+  }
+  EXPECT_EQ(answers["8"]["error"]["type"], "ResultNotSerializable") << answers["8"].dump();
+  EXPECT_THAT(answers["8"]["error"]["message"].get<std::string>(),
+              HasSubstr("result[2]: int does not fit in 64 bits"));
+}
+
+TEST_F(ExecTest, ArgsTooDeepOrPast64BitsAreUsageErrors) {
+  std::string deep = std::string(60000, '[') + std::string(60000, ']');  // one argument: < 128 KB
+  Outcome too_deep = RunPyhost({"exec", "--args", deep, "-c", "result = 1"});
+  ASSERT_TRUE(too_deep.exited && too_deep.exit_code == 2) << too_deep.Describe();
+  EXPECT_THAT(too_deep.err, HasSubstr("--args: nested deeper than 256 levels"));
+  Outcome past = RunPyhost({"exec", "--args", R"({"n": 99999999999999999999})", "-c", "result = args"});
+  ASSERT_TRUE(past.exited && past.exit_code == 2) << past.Describe();
+  EXPECT_THAT(past.err, HasSubstr("--args: n: integer 99999999999999999999 does not fit in 64 bits"));
+}
+
 TEST_F(ServeTest, NotImplementedFieldsAreRefused) {
   std::vector<json> requests = {
       {{"id", 1}, {"op", "exec"}, {"code", "print('ran')"}, {"timeout_ms", 100}},

@@ -112,6 +112,21 @@ TEST(PolicyTest, LoadPolicyReadsNamesAndFiles) {
   EXPECT_TRUE(absl::IsNotFound(LoadPolicy("/nonexistent/policy.json").status()));
 }
 
+// Policy files are JSON text from outside: bounded nesting, exact integers.
+TEST(PolicyTest, PolicyFileTooDeepOrWithIntegersPast64BitsIsAClearError) {
+  std::string path = ::testing::TempDir() + "/pyhost_policy_bounds_test.json";
+  std::ofstream(path) << "{\"name\": " << std::string(70000, '[') << std::string(70000, ']') << "}";
+  EXPECT_THAT(std::string(LoadPolicy(path).status().message()),
+              HasSubstr("nested deeper than 256 levels of arrays and objects (at name[0]"));
+  std::ofstream(path) << R"({"extends": "strict", "limits": {"timeout_ms": 18446744073709551616}})";
+  EXPECT_THAT(std::string(LoadPolicy(path).status().message()),
+              HasSubstr("limits.timeout_ms: integer 18446744073709551616 does not fit in 64 bits"));
+  std::ofstream(path) << R"({"extends": "strict", "limits": {"timeout_ms": 18446744073709551615}})";
+  EXPECT_THAT(std::string(LoadPolicy(path).status().message()),
+              HasSubstr("'limits.timeout_ms' must be a positive integer up to 9223372036854775807"));
+  std::remove(path.c_str());
+}
+
 TEST(HostPatternTest, Seed000Semantics) {
   EXPECT_TRUE(HostMatches("api.openai.com", "api.openai.com"));
   EXPECT_TRUE(HostMatches("api.openai.com", "API.OpenAI.com."));

@@ -1,0 +1,321 @@
+// Strings the host cannot encode as UTF-8: lone surrogates ("\ud800"), and the
+// "\udcXX" that surrogateescape makes of bytes that are not UTF-8 (which map back to
+// real bytes on the filesystem). Every place that reads a Python str in C++ must
+// handle them: never crash the host, never let such a name past a policy check, never
+// match it as a name it is not; and where the policy allows, behave as python3 does.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/security/shared_host.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+
+class EncodingTest : public SharedHostTest {
+ protected:
+  // The execution failed with `type` and a message containing `message`.
+  static void ExpectError(const ExecResult& r, const std::string& type, const std::string& message) {
+    ASSERT_TRUE(r.error.has_value()) << r.ToJson().dump();
+    EXPECT_EQ(r.error->type, type) << r.ToJson().dump();
+    EXPECT_THAT(r.error->message, HasSubstr(message)) << r.ToJson().dump();
+  }
+
+  static void ExpectResult(const ExecResult& r, const json& expected) {
+    ASSERT_FALSE(r.error.has_value()) << r.ToJson().dump();
+    EXPECT_EQ(r.result, expected) << r.ToJson().dump();
+  }
+};
+
+constexpr char kUnencodableRule[] = "not valid UTF-8 text";
+
+// --- imports --------------------------------------------------------------------------
+
+TEST_F(EncodingTest, ImportOfAnUnencodableNameIsRefusedByAPolicy) {
+  for (const char* code : {
+           "__import__('\\ud800')",
+           "__import__('os\\udcff')",
+           "import os\n__import__('x', {'__package__': '\\ud800', '__name__': 'm'}, None, ['y'], 1)",
+           "__package__ = '\\ud800'\nfrom . import x\n",
+           // the import gate's own check, as importlib's finders call it
+           "import sys\nsys.meta_path[0].find_spec('\\udcff')",
+       }) {
+    SCOPED_TRACE(code);
+    ExpectError(Run(code), "ImportError", kUnencodableRule);
+    ExpectError(Run(code, "balanced"), "ImportError", kUnencodableRule);
+  }
+}
+
+TEST_F(EncodingTest, ImportOfAnUnencodableNameWithoutRulesIsPython3s) {
+  // python3: ModuleNotFoundError: No module named '\ud800'
+  ExpectError(Run("__import__('\\ud800')", "yolo"), "ModuleNotFoundError", "No module named '\\ud800'");
+  ExpectError(Run("__package__ = '\\ud800'\nfrom . import x\n", "yolo"), "ModuleNotFoundError",
+              "No module named '\\ud800'");
+}
+
+// "\udcff" is the byte 0xff on the filesystem: a module file the code wrote.
+constexpr char kWriteByteNamedModule[] = R"PY(
+import os, sys
+with open(os.fsencode(WORK_DIR) + b'/\xff.py', 'w') as f:
+    f.write('x = 42\n')
+sys.path.insert(0, WORK_DIR)
+)PY";
+
+TEST_F(EncodingTest, SurrogateEscapedModuleNameImportsOnlyWithoutRules) {
+  std::string by_import = std::string(kWriteByteNamedModule) + "result = __import__('\\udcff').x\n";
+  std::string by_importlib = std::string(kWriteByteNamedModule) +
+                             "import importlib\nresult = importlib.import_module('\\udcff').x\n";
+  ExpectResult(Run(by_import, "yolo"), 42);  // as python3 does
+  ExpectResult(Run(by_importlib, "yolo"), 42);
+  ExpectError(Run(by_import), "ImportError", kUnencodableRule);
+  ExpectError(Run(by_importlib, "balanced"), "ImportError", kUnencodableRule);
+}
+
+TEST_F(EncodingTest, CreateBuiltinWithAnUnencodableSpecName) {
+  const char* code = R"PY(
+import sys, json
+spec = type(json.__spec__)('\ud800', None)
+result = sys.modules['_imp'].create_builtin(spec)
+)PY";
+  ExpectResult(Run(code, "yolo"), nullptr);  // python3: None, no such built-in module
+  ExpectError(Run(code), "ImportError", kUnencodableRule);
+}
+
+TEST_F(EncodingTest, CreateDynamicOnlyFromTheStdlibExtensionDirectory) {
+  // The init function is looked up in the file at `origin`: a path that merely starts
+  // with lib-dynload/ could lead anywhere (a shared object the code wrote).
+  for (const char* origin : {"'\\ud800'", "dynload + '/\\ud800.so'",
+                             "dynload + '/../../../../' + WORK_DIR + '/x.so'",
+                             "dynload + '/./_json.cpython-311-x86_64-linux-gnu.so'"}) {
+    SCOPED_TRACE(origin);
+    std::string code = absl::StrCat(R"PY(
+import sys, json, decimal
+dynload = sys.modules['_decimal'].__file__.rsplit('/', 1)[0]
+spec = type(json.__spec__)('json', None, origin=)PY", origin, R"PY()
+sys.modules['_imp'].create_dynamic(spec)
+)PY");
+    for (const char* policy : {"strict", "yolo"}) {
+      ExpectError(Run(code, policy), "PermissionError", "only the stdlib's own extension modules");
+    }
+  }
+  // A name in that directory goes on to the loader ("\udcff" is the byte 0xff there).
+  ExpectError(Run(R"PY(
+import sys, json, decimal
+dynload = sys.modules['_decimal'].__file__.rsplit('/', 1)[0]
+sys.modules['_imp'].create_dynamic(type(json.__spec__)('json', None, origin=dynload + '/\udcff.so'))
+)PY"),
+              "ImportError", "lib-dynload/\\udcff.so: cannot open shared object file");
+}
+
+// The call reads the spec's name and origin again, through its class: a property
+// there must not name another file (one the code wrote) or another module.
+TEST_F(EncodingTest, CreateDynamicUsesTheSpecAsChecked) {
+  const char* code = R"PY(
+import sys, json, decimal
+spec_type = type(json.__spec__)
+spec = spec_type('json', None, origin=sys.modules['_decimal'].__file__)
+spec_type.origin = property(lambda self: WORK_DIR + '/x.so')
+spec_type.name = property(lambda self: 'posix')
+sys.modules['_imp'].create_dynamic(spec)
+)PY";
+  ExecResult r = Run(code);
+  ASSERT_TRUE(r.error.has_value()) << r.ToJson().dump();
+  EXPECT_THAT(r.error->message, ::testing::Not(HasSubstr("x.so"))) << r.ToJson().dump();
+  EXPECT_THAT(r.error->message, ::testing::Not(HasSubstr("posix"))) << r.ToJson().dump();
+  // create_builtin likewise: the checked name, never a property's "posix" (hardened).
+  ExecResult builtin = Run(R"PY(
+import sys, json
+spec_type = type(json.__spec__)
+spec = spec_type('json', None)
+spec_type.name = property(lambda self: 'posix')
+result = sys.modules['_imp'].create_builtin(spec)
+)PY");
+  ExpectResult(builtin, nullptr);
+}
+
+// importlib renames code loaded from a .pyc to the source's path with
+// _imp._fix_co_filename: a path with surrogates must work as in python3.
+TEST_F(EncodingTest, BytecodeForAnUnencodableSourcePathLoads) {
+  const char* code = R"PY(
+import os, sys, json, types
+marshal = sys.modules['marshal']
+source = WORK_DIR + '/\udcff.py'
+with open(source, 'w') as f:
+    f.write('x = 1\n')
+st = os.stat(source)
+os.mkdir(WORK_DIR + '/__pycache__')
+header = sys.modules['_frozen_importlib_external'].MAGIC_NUMBER + bytes(4)
+header += (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, 'little') + (st.st_size & 0xFFFFFFFF).to_bytes(4, 'little')
+with open(WORK_DIR + '/__pycache__/\udcff.' + sys.implementation.cache_tag + '.pyc', 'wb') as f:
+    f.write(header + marshal.dumps(compile('x = 42\n', '<cached>', 'exec')))
+module = types.ModuleType('json')
+type(json.__loader__)('json', source).exec_module(module)
+result = [module.x, module.__spec__ is None]
+)PY";
+  ExpectResult(Run(code), json::array({42, true}));
+}
+
+// --- classes, frames, compile() --------------------------------------------------------
+
+TEST_F(EncodingTest, SubclassesWithAnUnencodableQualnameInTheSameInterpreter) {
+  ExecResult r = Run(R"PY(
+class Odd:
+    pass
+Odd.__qualname__ = '\ud800'
+result = len(object.__subclasses__()) > 0
+)PY");
+  ExpectResult(r, true);
+}
+
+// A class in a resident tool's interpreter, the walk in a fresh execution's.
+TEST_F(EncodingTest, SubclassesWithAnUnencodableQualnameInAnotherInterpreter) {
+  ToolOptions resident;
+  resident.isolation = Isolation::kResident;
+  ASSERT_TRUE(host_
+                  ->RegisterTool("odd_qualname", R"PY(
+class OddTool:
+    pass
+OddTool.__qualname__ = '\ud800'
+OddTool.__module__ = '__main__'
+def run(args):
+    return OddTool.__name__
+)PY",
+                                 resident)
+                  .ok());
+  absl::StatusOr<ToolCallResult> call = host_->CallTool("odd_qualname", json::object());
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->envelope, json({{"ok", true}, {"data", "OddTool"}}));
+  ExecResult r = Run("result = [c.__name__ for c in object.__subclasses__() if c.__name__ == 'OddTool']\n");
+  ExpectResult(r, json::array());  // another interpreter's class is never reached
+  ASSERT_TRUE(host_->UnregisterTool("odd_qualname").ok());
+}
+
+TEST_F(EncodingTest, CompileJudgesAnUnencodableFilenameByWhatItClaims) {
+  ExpectError(Run("compile('1', '<frozen importlib._bootstrap>\\udcff', 'exec')"), "PermissionError",
+              "may not claim");
+  ExpectError(Run("compile('1', '/usr/lib/python3.11/os.py\\udcff', 'exec')"), "PermissionError",
+              "may not claim");
+  // A frame whose filename has surrogates is the code's own: its imports are the code's.
+  ExpectResult(Run("exec(compile('import json\\nresult = json.dumps(1)', '<gen\\udcff>', 'exec'))"), "1");
+  ExpectError(Run("exec(compile('import ctypes', '<gen\\udcff>', 'exec'))"), "ImportError",
+              "not allowed by policy 'strict'");
+}
+
+// --- paths ---------------------------------------------------------------------------
+
+// "\udcff" is the byte 0xff to the OS: the audit hook must judge the bytes the OS gets.
+TEST_F(EncodingTest, PathsAreJudgedByTheBytesTheOsGets) {
+  char pattern[] = "/tmp/encoding-test-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  std::string outside = pattern;
+  ExecResult created = Run(absl::StrCat("import os\nos.mkdir('", outside, "/\\udcff')\n"));
+  ExpectError(created, "PermissionError", "outside the writable paths");
+  struct stat st;
+  EXPECT_NE(stat((outside + "/\xff").c_str(), &st), 0) << "a directory was made outside the roots";
+  rmdir((outside + "/\xff").c_str());
+  rmdir(outside.c_str());
+
+  // A directory of its own named with the byte 0xff, then out through "..".
+  ExecResult read = Run(R"PY(
+import os
+os.mkdir(WORK_DIR + '/\udcff')
+up = WORK_DIR + '/\udcff' + '/..' * 12
+result = open(up + '/etc/passwd').read()
+)PY");
+  ExpectError(read, "PermissionError", "outside the readable paths");
+  EXPECT_EQ(read.ToJson().dump().find("root:"), std::string::npos);
+
+  // sqlite3.connect took a name it could not read as ":memory:" (under a policy that
+  // allows sqlite3: files still only in the execution's directories).
+  char db_pattern[] = "/tmp/encoding-test-db-XXXXXX";
+  ASSERT_NE(mkdtemp(db_pattern), nullptr);
+  std::string db_dir = db_pattern;
+  ExecResult db = Run(absl::StrCat("import sqlite3\nsqlite3.connect('", db_dir,
+                                   "/\\udcff.db').execute('create table t (x)')\n"),
+                      *PolicyFromJson(json::parse(R"({"name": "sqlite", "imports": {"allow": ["sqlite3"]}})")));
+  ExpectError(db, "PermissionError", "outside the writable paths");
+  EXPECT_NE(stat((db_dir + "/\xff.db").c_str(), &st), 0) << "a database was made outside the roots";
+  unlink((db_dir + "/\xff.db").c_str());
+  rmdir(db_dir.c_str());
+
+  // Inside the roots, such names work as in python3.
+  ExpectResult(Run(R"PY(
+import os
+with open(WORK_DIR + '/\udcff', 'w') as f:
+    f.write('ok')
+result = [open(WORK_DIR + '/\udcff').read(), os.fsencode('\udcff') in os.listdir(os.fsencode(WORK_DIR))]
+)PY"),
+               json::array({"ok", true}));
+}
+
+TEST_F(EncodingTest, PathTheFilesystemCannotEncode) {
+  // python3: UnicodeEncodeError: 'utf-8' codec can't encode character '\ud800' (open
+  // and os encode the path before their audit event).
+  for (const char* policy : {"strict", "yolo"}) {
+    ExpectError(Run("open(WORK_DIR + '/\\ud800', 'w')", policy), "UnicodeEncodeError",
+                "surrogates not allowed");
+  }
+  // An event raised before any encoding (shutil's) is refused under rules.
+  const char* copy = "import shutil\nopen(WORK_DIR + '/a', 'w').close()\n"
+                     "shutil.copyfile(WORK_DIR + '/a', WORK_DIR + '/\\ud800')\n";
+  ExpectError(Run(copy), "PermissionError", "cannot be encoded for the filesystem");
+  ExpectError(Run(copy, "yolo"), "UnicodeEncodeError", "surrogates not allowed");
+}
+
+// The filesystem encoding is UTF-8, as python3's here: without UTF-8 mode the isolated
+// configuration read the host's "C" locale, ASCII, and every non-ASCII path or text
+// file failed with UnicodeEncodeError.
+TEST_F(EncodingTest, NonAsciiPathsAndTextWorkAsInPython3) {
+  ExpectResult(Run(R"PY(
+import os, sys
+with open(WORK_DIR + '/données ✓.txt', 'w') as f:
+    f.write('é ✓')
+result = [sys.getfilesystemencoding(), open(WORK_DIR + '/données ✓.txt').read(),
+          'données ✓.txt' in os.listdir(WORK_DIR)]
+)PY"),
+               json::array({"utf-8", "é ✓", true}));
+}
+
+// --- values and messages ---------------------------------------------------------------
+
+TEST_F(EncodingTest, ExceptionMessageWithSurrogatesKeepsItsDetails) {
+  ExecResult r = Run("x = 1\nraise ValueError('bad \\ud800 value')\n");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "ValueError");
+  EXPECT_EQ(r.error->message, "bad \\ud800 value");
+  EXPECT_EQ(r.error->line, 2);
+  EXPECT_THAT(r.error->traceback, HasSubstr("ValueError: bad \\ud800 value"));
+}
+
+TEST_F(EncodingTest, OutputAndHostNamesWithSurrogates) {
+  ExecResult printed = Run("print('a\\ud800b')\nresult = 1\n");
+  ExpectResult(printed, 1);
+  EXPECT_THAT(printed.stdout_stream.text, ::testing::StartsWith("a"));
+  EXPECT_THAT(printed.stdout_stream.text, HasSubstr("b\n"));
+  // A host name that is not text: python3's error (the name is encoded before the
+  // audit event), no crash, nothing resolved.
+  Policy net = *LoadPolicy("strict");
+  net.network = {"*.example.com"};
+  ExpectError(Run("import socket\nsocket.getaddrinfo('\\udcff.example.com', 80)\n", net),
+              "UnicodeError", "encoding with 'idna' codec failed");
+}
+
+TEST_F(EncodingTest, UnencodableResultIsNamedNotDropped) {
+  ExecResult r = Run("result = {'k': ['\\ud800']}\n");
+  ExpectError(r, "ResultNotSerializable", "result['k'][0]: string is not encodable as UTF-8");
+  EXPECT_THAT(r.error->message, HasSubstr("value '\\ud800'"));
+  ExecResult key = Run("result = {'\\udcff': 1}\n");
+  ExpectError(key, "ResultNotSerializable", "dict key is not encodable as UTF-8");
+}
+
+}  // namespace
+}  // namespace pyhost
