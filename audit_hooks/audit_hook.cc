@@ -381,7 +381,16 @@ int AuditHook(const char* event, PyObject* args, void*) {
   rule = rules.find(event);
   if (rule == rules.end()) return 0;
   Sandbox* sandbox = Sandbox::Current();
-  if (sandbox == nullptr || sandbox->host_mode()) return 0;
+  if (sandbox == nullptr) return 0;
+  if (sandbox->host_mode()) {
+    // Prewarming too: once in an interpreter, such a module's shared objects are
+    // the code's (the main interpreter's own imports never reach a sandbox).
+    const bool shared = strcmp(event, "import") == 0 &&
+                        SharesProcessState(Text(Arg(args, 0))) &&
+                        PyThreadState_Get()->interp != PyInterpreterState_Main();
+    return shared ? DenyImport(Text(Arg(args, 0)), "its state is shared by every interpreter of "
+                                                   "the process on Python 3.11") : 0;
+  }
   return rule->second(*sandbox, event, args);
 }
 

@@ -92,6 +92,10 @@ bool NeverImportable(absl::string_view module) {
   return false;
 }
 
+bool SharesProcessState(absl::string_view module) {
+  return module == "_decimal" || module == "_asyncio" || module == "_zoneinfo";
+}
+
 Sandbox::Sandbox(PyInterpreterState* interp) : interp_(interp) {
   absl::MutexLock lock(&registry_mu);
   Registry()[interp_] = this;
@@ -123,6 +127,7 @@ void Sandbox::Activate(Activation activation) {
   read_roots_.push_back(StdlibDir());
   read_roots_.insert(read_roots_.end(), write_roots_.begin(), write_roots_.end());
   resolved_.clear();
+  environ_tz_.reset();
   output_written_ = false;
   active_ = true;
 }
@@ -190,6 +195,12 @@ bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
   if (NeverImportable(module)) {
     *why = absl::StrCat("import of '", module, "' is never allowed in pyhost (it can run code "
                         "outside this interpreter or crash the host)");
+    return false;
+  }
+  if (SharesProcessState(module)) {
+    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost: its state is "
+                        "shared by every interpreter of the process on Python 3.11 (the "
+                        "stdlib uses its pure-Python version instead)");
     return false;
   }
   const Policy& policy = *activation_.policy;

@@ -46,6 +46,7 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
   auto set = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
       PyDict_GetItemString(interp.support(), "set_environ"), values->ptr(), nullptr));
   if (!set) return StatusFromPythonError("setting the execution's environment");
+  interp.sandbox().ForgetEnvironChanges();  // installing it is not the code's change
   return context;
 }
 

@@ -44,12 +44,17 @@ enum class Kind {
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
+  kTimeZone,        // time.tzset/mktime: they read the process's TZ, not os.environ's
+  kGettextQuery,    // locale.textdomain & co.: queries only (the domain is process-wide)
+  kSetDefaultTimeout,  // socket.setdefaulttimeout: this interpreter's own default
+  kGetDefaultTimeout,  // socket.getdefaulttimeout: this interpreter's own default
 };
 
 struct Guard {
   Kind kind;
   std::string name;  // "os.close"
   py::object original;
+  py::object partner;  // kSetDefaultTimeout: the original getdefaulttimeout
 };
 
 constexpr char kCapsuleName[] = "pyhost.guard";
@@ -68,6 +73,22 @@ std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
   long v = PyLong_AsLongAndOverflow(value, &overflow);
   if (overflow != 0 || v < INT_MIN || v > INT_MAX) return std::nullopt;
   return static_cast<int>(v);
+}
+
+// Argument i as text (str, or bytes as os.environ passes them), or nullopt.
+std::optional<std::string> TextArg(PyObject* args, Py_ssize_t i) {
+  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
+  PyObject* value = PyTuple_GET_ITEM(args, i);
+  if (PyBytes_Check(value)) {
+    return std::string(PyBytes_AS_STRING(value), static_cast<size_t>(PyBytes_GET_SIZE(value)));
+  }
+  Py_ssize_t size = 0;
+  const char* text = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &size) : nullptr;
+  if (text == nullptr) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  return std::string(text, static_cast<size_t>(size));
 }
 
 void RecordFds(Sandbox& sandbox, PyObject* result) {
@@ -155,8 +176,14 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
     case Kind::kHostOnly:
       return SetPermissionError(*guard, "it acts on the host process or machine, outside the execution");
-    case Kind::kEnvironNoop:
+    case Kind::kEnvironNoop: {
+      // putenv(key, value) / unsetenv(key): TZ is remembered, time.tzset() needs it.
+      std::optional<std::string> key = TextArg(args, 0);
+      if (active && key && *key == "TZ") {
+        sandbox->RecordEnvironTz(guard->name == "os.putenv" ? TextArg(args, 1) : std::nullopt);
+      }
       Py_RETURN_NONE;
+    }
     case Kind::kFdUse: {
       std::optional<int> fd = IntArg(args, 0);
       if (active && !(fd && sandbox->OwnsFd(*fd))) {
@@ -318,6 +345,54 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       }
       return CallOriginal(*guard, args, kwargs);
     }
+    case Kind::kTimeZone: {
+      // The C library's time zone is the process's, read from the process's TZ: with
+      // the execution's TZ changed, python3 would switch zones and pyhost would not.
+      const auto& tz = active ? sandbox->environ_tz() : std::nullopt;
+      const char* process_tz = getenv("TZ");
+      if (tz && (*tz ? process_tz == nullptr || **tz != process_tz : process_tz != nullptr)) {
+        return SetPermissionError(*guard, absl::StrCat(
+            "os.environ['TZ'] is ", *tz ? absl::StrCat("'", **tz, "'") : "unset",
+            " but the time zone belongs to the whole host process (TZ ",
+            process_tz ? absl::StrCat("'", process_tz, "'") : "unset",
+            "): local time cannot change for one execution; use zoneinfo.ZoneInfo(...) "
+            "with datetime instead"));
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kGettextQuery: {
+      // textdomain(domain), bindtextdomain(domain, dir), bind_textdomain_codeset(domain,
+      // codeset): None asks for the current value.
+      const Py_ssize_t position = guard->name == "locale.textdomain" ? 0 : 1;
+      PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > position
+                            ? PyTuple_GET_ITEM(args, position) : Py_None;
+      if (active && value != Py_None) {
+        return SetPermissionError(*guard, "the message catalogs belong to the whole host "
+                                          "process (None as the value may query them)");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kSetDefaultTimeout: {
+      if (sandbox == nullptr) return CallOriginal(*guard, args, kwargs);
+      // The original parses and normalizes; the process's default is put back at once
+      // (nothing runs in between) and the value kept for this interpreter's sockets.
+      auto previous = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(guard->partner.ptr()));
+      if (!previous) return nullptr;
+      auto set = py::reinterpret_steal<py::object>(CallOriginal(*guard, args, kwargs));
+      if (!set) return nullptr;
+      auto value = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(guard->partner.ptr()));
+      auto restored = py::reinterpret_steal<py::object>(
+          PyObject_CallOneArg(guard->original.ptr(), previous.ptr()));
+      if (!value || !restored) return nullptr;
+      sandbox->set_socket_default_timeout(value.ptr() == Py_None ? -1.0 : PyFloat_AsDouble(value.ptr()));
+      Py_RETURN_NONE;
+    }
+    case Kind::kGetDefaultTimeout: {
+      std::optional<double> own = sandbox != nullptr ? sandbox->socket_default_timeout() : std::nullopt;
+      if (!own) return CallOriginal(*guard, args, kwargs);
+      if (*own < 0) Py_RETURN_NONE;
+      return PyFloat_FromDouble(*own);
+    }
     case Kind::kOpen: {
       // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
       // audit event names `file`, but an opener may hand back any descriptor.
@@ -373,8 +448,9 @@ PyMethodDef* MethodDefFor(const std::string& name) {
 
 // A C function running GuardedCall for `kind`; its __self__ is a capsule, the only
 // place the original lives. Null with a Python error on failure.
-py::object MakeGuard(Kind kind, const std::string& name, py::object original) {
-  auto* guard = new Guard{kind, name, std::move(original)};
+py::object MakeGuard(Kind kind, const std::string& name, py::object original,
+                     py::object partner = py::object()) {
+  auto* guard = new Guard{kind, name, std::move(original), std::move(partner)};
   auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(guard, kCapsuleName, [](PyObject* c) {
     delete static_cast<Guard*>(PyCapsule_GetPointer(c, kCapsuleName));
   }));
@@ -404,15 +480,22 @@ class Hardener {
     return absl::OkStatus();
   }
 
-  // Replaces module.attr (if the platform has it) with a guard of `kind`.
-  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr) {
+  // Replaces module.attr (if the platform has it) with a guard of `kind`; `partner`
+  // names another original of the module the guard needs.
+  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr,
+                       const char* partner = nullptr) {
     auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), attr));
     if (!original) {
       PyErr_Clear();
       return absl::OkStatus();
     }
     std::string name = absl::StrCat(public_module ? public_module : module_name_, ".", attr);
-    py::object wrapper = MakeGuard(kind, name, original);
+    py::object other;
+    if (partner != nullptr) {
+      other = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), partner));
+      if (!other) return StatusFromPythonError(absl::StrCat("hardening: ", name, "'s partner"));
+    }
+    py::object wrapper = MakeGuard(kind, name, original, std::move(other));
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
@@ -495,6 +578,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("time"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"tzset", "mktime"}, Kind::kTimeZone));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_thread"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start_new_thread", "start_new"}, Kind::kThreadStart));
@@ -514,6 +598,11 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.Replace("getaddrinfo", Kind::kGetAddrInfo, "socket"));
   PYHOST_RETURN_IF_ERROR(h.Replace("close", Kind::kFdUse, "socket"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup", Kind::kFdCreate, "socket"));
+  // The process has one default timeout; each interpreter gets its own (the setter
+  // first: its guard keeps the original getter).
+  PYHOST_RETURN_IF_ERROR(h.Replace("setdefaulttimeout", Kind::kSetDefaultTimeout, "socket",
+                                   "getdefaulttimeout"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("getdefaulttimeout", Kind::kGetDefaultTimeout, "socket"));
 
   // Tracing allocations is process-wide on 3.11 (runtime state, every interpreter).
   PYHOST_RETURN_IF_ERROR(h.Module("_tracemalloc"));
@@ -522,6 +611,12 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("_locale"));
   PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"textdomain", "bindtextdomain", "bind_textdomain_codeset"},
+                                      Kind::kGettextQuery, "locale"));
+
+  // The system log's identity, options and mask are the process's (C library state).
+  PYHOST_RETURN_IF_ERROR(h.Module("syslog"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"openlog", "closelog", "setlogmask"}, Kind::kHostOnly));
 
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
