@@ -58,6 +58,22 @@ std::string Resolve(absl::string_view path, int depth = 0) {
   return absl::StrCat(resolved, absl::string_view(resolved) == "/" ? "" : "/", name);
 }
 
+// `path` made absolute with its parent directory resolved and its last component
+// kept as is (a symlink there is the entry acted on, not followed).
+std::string ResolveEntry(absl::string_view path) {
+  std::string absolute(path);
+  if (absolute.empty() || absolute[0] != '/') {
+    char cwd[PATH_MAX];
+    absolute = absl::StrCat(getcwd(cwd, sizeof(cwd)) ? cwd : "/", "/", path);
+  }
+  while (absolute.size() > 1 && absolute.back() == '/') absolute.pop_back();
+  size_t slash = absolute.find_last_of('/');
+  std::string name = absolute.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") return Resolve(absolute);
+  std::string parent = Resolve(slash == 0 ? "/" : absolute.substr(0, slash));
+  return absl::StrCat(parent, parent == "/" ? "" : "/", name);
+}
+
 bool UnderAny(const std::vector<std::string>& roots, const std::string& path) {
   for (const std::string& root : roots) {
     if (path == root) return true;
@@ -158,8 +174,14 @@ bool Sandbox::CanRead(absl::string_view path) const {
 }
 
 bool Sandbox::CanWrite(absl::string_view path) {
-  if (!activation_.policy->enforce) return true;
-  std::string resolved = Resolve(path);
+  return !activation_.policy->enforce || CanWriteResolved(Resolve(path));
+}
+
+bool Sandbox::CanWriteEntry(absl::string_view path) {
+  return !activation_.policy->enforce || CanWriteResolved(ResolveEntry(path));
+}
+
+bool Sandbox::CanWriteResolved(const std::string& resolved) {
   if (!UnderAny(write_roots_, resolved)) return false;
   if (!activation_.output_dir.empty() && UnderAny({activation_.output_dir}, resolved)) {
     output_written_ = true;

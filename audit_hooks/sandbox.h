@@ -62,6 +62,9 @@ class Sandbox {
   // (symlinks, ..) before they are compared with the roots.
   bool CanRead(absl::string_view path) const;
   bool CanWrite(absl::string_view path);
+  // For calls on the directory entry itself (remove, rmdir, rename, the new name of a
+  // link): a final symlink is not followed (removing a link to outside is allowed).
+  bool CanWriteEntry(absl::string_view path);
   // Whether a write under OUTPUT_DIR was allowed since Activate() (so the host lists
   // OUTPUT_DIR only when something may be there). Only a hint under yolo, which
   // checks nothing.
@@ -114,6 +117,8 @@ class Sandbox {
   bool IsSealedDef(const PyModuleDef* def) const { return sealed_defs_.contains(def); }
 
  private:
+  bool CanWriteResolved(const std::string& resolved);
+
   PyInterpreterState* const interp_;
   bool active_ = false;
   Activation activation_;

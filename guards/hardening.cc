@@ -44,6 +44,8 @@ enum class Kind {
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
+  kOpenAt,          // os.open: its descriptor is the code's; dir_fd is judged (see below)
+  kAuditHook,       // sys.addaudithook: not under an enforcing policy
   kTimeZone,        // time.tzset/mktime: they read the process's TZ, not os.environ's
   kGettextQuery,    // locale.textdomain & co.: queries only (the domain is process-wide)
   kSetDefaultTimeout,  // socket.setdefaulttimeout: this interpreter's own default
@@ -89,6 +91,71 @@ std::optional<std::string> TextArg(PyObject* args, Py_ssize_t i) {
     return std::nullopt;
   }
   return std::string(text, static_cast<size_t>(size));
+}
+
+// For os.open(path, flags, mode=0o777, *, dir_fd=None): when dir_fd names a
+// descriptor and path is relative, copies of the arguments that open
+// "/proc/self/fd/<dir_fd>/<path>" (the same file, also for O_CREAT) without dir_fd,
+// and the path as given in `*original_path`. Otherwise the arguments themselves.
+// False with a Python error (a path or dir_fd of the wrong type).
+bool PathRelativeToDirFd(PyObject* args, PyObject* kwargs, py::object* new_args,
+                         py::object* new_kwargs, py::object* original_path) {
+  PyObject* dir_fd = kwargs != nullptr ? PyDict_GetItemString(kwargs, "dir_fd") : nullptr;
+  if (dir_fd == nullptr || dir_fd == Py_None) return true;
+  auto number = py::reinterpret_steal<py::object>(PyNumber_Index(dir_fd));
+  if (!number) return false;
+  int overflow = 0;
+  long fd = PyLong_AsLongAndOverflow(number.ptr(), &overflow);
+  // AT_FDCWD and other negatives: the working directory, or the original's error.
+  if (overflow != 0 || fd < 0 || fd > INT_MAX || fcntl(static_cast<int>(fd), F_GETFD) == -1) return true;
+  const bool positional = PyTuple_GET_SIZE(args) > 0;
+  PyObject* given = positional ? PyTuple_GET_ITEM(args, 0) : PyDict_GetItemString(kwargs, "path");
+  if (given == nullptr) return true;  // the original reports the missing argument
+  auto path = py::reinterpret_steal<py::object>(PyOS_FSPath(given));
+  if (!path) return false;
+  // The prefix in the path's own type: str paths may hold any (surrogate-escaped) text.
+  const bool bytes = PyBytes_Check(path.ptr());
+  const Py_ssize_t size = bytes ? PyBytes_GET_SIZE(path.ptr()) : PyUnicode_GetLength(path.ptr());
+  const int first = size == 0 ? 0 : bytes ? static_cast<unsigned char>(PyBytes_AS_STRING(path.ptr())[0])
+                                          : static_cast<int>(PyUnicode_ReadChar(path.ptr(), 0));
+  if (size == 0 || first == '/') return true;
+  std::string prefix = absl::StrCat("/proc/self/fd/", fd, "/");
+  auto head = py::reinterpret_steal<py::object>(
+      bytes ? PyBytes_FromStringAndSize(prefix.data(), static_cast<Py_ssize_t>(prefix.size()))
+            : PyUnicode_FromStringAndSize(prefix.data(), static_cast<Py_ssize_t>(prefix.size())));
+  auto rewritten = py::reinterpret_steal<py::object>(head ? PyNumber_Add(head.ptr(), path.ptr()) : nullptr);
+  auto copy = py::reinterpret_steal<py::object>(PyDict_Copy(kwargs));
+  if (!rewritten || !copy || PyDict_DelItemString(copy.ptr(), "dir_fd") != 0) return false;
+  if (positional) {
+    const Py_ssize_t n = PyTuple_GET_SIZE(args);
+    auto tuple = py::reinterpret_steal<py::object>(PyTuple_New(n));
+    if (!tuple) return false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyTuple_SET_ITEM(tuple.ptr(), i, Py_NewRef(i == 0 ? rewritten.ptr() : PyTuple_GET_ITEM(args, i)));
+    }
+    *new_args = std::move(tuple);
+  } else if (PyDict_SetItemString(copy.ptr(), "path", rewritten.ptr()) != 0) {
+    return false;
+  }
+  *new_kwargs = std::move(copy);
+  *original_path = py::reinterpret_borrow<py::object>(given);
+  return true;
+}
+
+// An OSError from the rewritten call names the path the code gave, as python3's does.
+void RestoreFilename(PyObject* path) {
+  if (!PyErr_ExceptionMatches(PyExc_OSError)) return;
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  // Only the system call's errors name a file (a policy's denial names no filename).
+  auto named = py::reinterpret_steal<py::object>(
+      value != nullptr ? PyObject_GetAttrString(value, "filename") : nullptr);
+  if (named && named.ptr() != Py_None && PyObject_SetAttrString(value, "filename", path) != 0) {
+    PyErr_Clear();
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, traceback);
 }
 
 void RecordFds(Sandbox& sandbox, PyObject* result) {
@@ -233,6 +300,28 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (result != nullptr && active) RecordFds(*sandbox, result);
       return result;
     }
+    case Kind::kOpenAt: {
+      // The "open" event of os.open(path, flags, mode, *, dir_fd) names the path but
+      // not dir_fd, so the audit hook would judge a relative path against the working
+      // directory. The same file is /proc/self/fd/<dir_fd>/<path>: that is opened and
+      // judged instead.
+      py::object call_args = py::reinterpret_borrow<py::object>(args);
+      py::object call_kwargs = py::reinterpret_borrow<py::object>(kwargs);
+      py::object path;
+      if (active && !PathRelativeToDirFd(args, kwargs, &call_args, &call_kwargs, &path)) return nullptr;
+      PyObject* result = PyObject_Call(guard->original.ptr(), call_args.ptr(), call_kwargs.ptr());
+      if (result == nullptr && path) RestoreFilename(path.ptr());
+      if (result != nullptr && active) RecordFds(*sandbox, result);
+      return result;
+    }
+    case Kind::kAuditHook:
+      // A hook of the code's runs between pyhost's checks and what they allow (it
+      // could swap a checked symlink before the open that follows it).
+      if (active && sandbox->policy().enforce) {
+        return SetPermissionError(*guard, absl::StrCat("under policy '", sandbox->policy().name,
+                                                       "' the code cannot hook pyhost's checks"));
+      }
+      return CallOriginal(*guard, args, kwargs);
     case Kind::kThreadStart:
       if (active && !sandbox->policy().threads) {
         std::string message = absl::StrCat("starting threads denied by pyhost policy '",
@@ -526,9 +615,12 @@ class Hardener {
       if (!items) return StatusFromPythonError("hardening: module dict");
       for (Py_ssize_t j = 0; j < PyList_GET_SIZE(items.ptr()); ++j) {
         PyObject* pair = PyList_GET_ITEM(items.ptr(), j);
-        auto found = replaced_.find(PyTuple_GET_ITEM(pair, 1));
+        PyObject* value = PyTuple_GET_ITEM(pair, 1);
+        auto found = replaced_.find(value);
         if (found != replaced_.end()) {
           PyDict_SetItem(dict, PyTuple_GET_ITEM(pair, 0), found->second.second.ptr());
+        } else if (PySet_CheckExact(value)) {
+          SwapMembers(value);  // os.supports_dir_fd & co.: `os.open in ...` must hold
         }
       }
     }
@@ -536,6 +628,13 @@ class Hardener {
   }
 
  private:
+  void SwapMembers(PyObject* set) {
+    for (const auto& [original, pair] : replaced_) {
+      if (PySet_Discard(set, original) == 1) PySet_Add(set, pair.second.ptr());
+    }
+    PyErr_Clear();
+  }
+
   Sandbox& sandbox_;
   py::object module_;
   std::string module_name_;
@@ -572,7 +671,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"wait", "wait3", "wait4", "waitpid", "waitid"},
                                       Kind::kWaitChild, "os"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
+  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpenAt, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
                                       Kind::kFdCreate, "os"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
 
@@ -592,6 +692,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("sys"));
   PYHOST_RETURN_IF_ERROR(h.Replace("setrecursionlimit", Kind::kRecursionLimit));
+  PYHOST_RETURN_IF_ERROR(h.Replace("addaudithook", Kind::kAuditHook));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"setswitchinterval", "setdlopenflags"}, Kind::kHostOnly));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_socket"));
