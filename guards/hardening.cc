@@ -16,6 +16,7 @@
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/python_error.h"
+#include "guards/c_stack.h"
 #include "guards/shared_types.h"
 
 namespace pyhost {
@@ -715,10 +716,6 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"textdomain", "bindtextdomain", "bind_textdomain_codeset"},
                                       Kind::kGettextQuery, "locale"));
 
-  // The system log's identity, options and mask are the process's (C library state).
-  PYHOST_RETURN_IF_ERROR(h.Module("syslog"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"openlog", "closelog", "setlogmask"}, Kind::kHostOnly));
-
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
 
@@ -759,6 +756,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpen));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
+  PYHOST_RETURN_IF_ERROR(GuardCRecursionInInterpreter());
 
   if (support == nullptr) return absl::OkStatus();
   py::object check = MakeGuard(Kind::kImportCheck, "pyhost.import_check", py::none());

@@ -1,6 +1,8 @@
 #include "guards/shared_types.h"
 
 #include <climits>
+#include <functional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -8,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/sandbox.h"
 #include "bindings/python_error.h"
+#include "guards/c_stack.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
 #error "3.12 gives each interpreter its own static types' dicts: revisit these guards"
@@ -29,19 +32,6 @@ std::optional<int> Descriptor(PyObject* value) {
 }
 
 // --- helpers that swap what a shared type runs -------------------------------------
-
-// Points the slot wrapper `type.__dict__[name]` (which calls `original`) at
-// `replacement`, so that calling the descriptor directly is guarded like the slot.
-absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement) {
-  PyObject* descr = PyDict_GetItemString(type->tp_dict, name);  // borrowed
-  auto* wrapper = descr != nullptr && Py_IS_TYPE(descr, &PyWrapperDescr_Type)
-                      ? reinterpret_cast<PyWrapperDescrObject*>(descr) : nullptr;
-  if (wrapper == nullptr || wrapper->d_wrapped != original) {
-    return absl::InternalError(absl::StrCat("cannot guard ", type->tp_name, ".", name));
-  }
-  wrapper->d_wrapped = replacement;
-  return absl::OkStatus();
-}
 
 // Replaces `type`'s tp_init and the C function its __init__ descriptor calls.
 absl::Status SwapInit(PyTypeObject* type, initproc replacement, initproc* original) {
@@ -155,28 +145,6 @@ int GuardedTypeSetattro(PyObject* type, PyObject* name, PyObject* value) {
     }
   }
   return g_type_setattro(type, name, value);
-}
-
-// Every existing subclass of `root` (itself included), main interpreter, GIL held.
-template <typename Visit>
-void ForEachSubclass(PyTypeObject* root, Visit visit) {
-  std::vector<py::object> stack = {py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(root))};
-  absl::flat_hash_map<PyObject*, bool> seen;
-  while (!stack.empty()) {
-    py::object type = std::move(stack.back());
-    stack.pop_back();
-    if (!seen.try_emplace(type.ptr(), true).second) continue;
-    visit(reinterpret_cast<PyTypeObject*>(type.ptr()));
-    auto subclasses = py::reinterpret_steal<py::object>(
-        PyObject_CallOneArg(g_original_subclasses, type.ptr()));
-    if (!subclasses || !PyList_Check(subclasses.ptr())) {
-      PyErr_Clear();
-      continue;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subclasses.ptr()); ++i) {
-      stack.push_back(py::reinterpret_borrow<py::object>(PyList_GET_ITEM(subclasses.ptr(), i)));
-    }
-  }
 }
 
 // Once, in the main interpreter: the heap types that exist are its own; from here on
@@ -482,6 +450,40 @@ std::optional<int64_t> HeapTypeCreator(const void* type) {
   return it->second;
 }
 
+absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement) {
+  PyObject* descr = PyDict_GetItemString(type->tp_dict, name);  // borrowed
+  auto* wrapper = descr != nullptr && Py_IS_TYPE(descr, &PyWrapperDescr_Type)
+                      ? reinterpret_cast<PyWrapperDescrObject*>(descr) : nullptr;
+  if (wrapper == nullptr || wrapper->d_wrapped != original) {
+    return absl::InternalError(absl::StrCat("cannot guard ", type->tp_name, ".", name));
+  }
+  wrapper->d_wrapped = replacement;
+  return absl::OkStatus();
+}
+
+void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)>& visit) {
+  std::vector<py::object> stack = {py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(root))};
+  absl::flat_hash_map<PyObject*, bool> seen;
+  while (!stack.empty()) {
+    py::object type = std::move(stack.back());
+    stack.pop_back();
+    if (!seen.try_emplace(type.ptr(), true).second) continue;
+    visit(reinterpret_cast<PyTypeObject*>(type.ptr()));
+    // Before isolation the type's own __subclasses__ is still the original.
+    PyObject* list_them = g_original_subclasses != nullptr
+                              ? g_original_subclasses
+                              : PyDict_GetItemString(PyType_Type.tp_dict, "__subclasses__");
+    auto subclasses = py::reinterpret_steal<py::object>(PyObject_CallOneArg(list_them, type.ptr()));
+    if (!subclasses || !PyList_Check(subclasses.ptr())) {
+      PyErr_Clear();
+      continue;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subclasses.ptr()); ++i) {
+      stack.push_back(py::reinterpret_borrow<py::object>(PyList_GET_ITEM(subclasses.ptr(), i)));
+    }
+  }
+}
+
 absl::Status GuardSharedTypes() {
   static const absl::Status guarded = []() -> absl::Status {
     if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
@@ -492,7 +494,8 @@ absl::Status GuardSharedTypes() {
         !s.ok()) {
       return s;
     }
-    return GuardSockets();
+    if (absl::Status s = GuardSockets(); !s.ok()) return s;
+    return GuardCRecursion();
   }();
   return guarded;
 }

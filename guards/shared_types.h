@@ -26,6 +26,7 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include <pybind11/pytypes.h>
@@ -40,6 +41,16 @@ absl::Status GuardSharedTypes();
 // (made by C code, or not a live heap type). Reads a table only: `type` may be any
 // address. Thread-safe.
 std::optional<int64_t> HeapTypeCreator(const void* type);
+
+// Points the slot wrapper `type.__dict__[name]` (which calls `original`) at
+// `replacement`, so that calling the descriptor directly is guarded like the slot.
+// GIL held.
+absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement);
+
+// Calls `visit` on `root` and each of its subclasses, at any depth, as
+// type.__subclasses__ lists them unfiltered (so: of every interpreter). For guards
+// installed at start-up and at interpreter creation. GIL held.
+void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)>& visit);
 
 // For open()/FileIO(): copies of a call's arguments whose opener (keyword "opener",
 // or positional argument `position`) is wrapped so that the descriptor it returns
