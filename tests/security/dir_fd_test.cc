@@ -13,9 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
-#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -33,30 +34,7 @@ using ::testing::HasSubstr;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
-void RemoveTree(const std::string& path) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    if (DIR* d = opendir(path.c_str())) {
-      while (dirent* e = readdir(d)) {
-        std::string name = e->d_name;
-        if (name != "." && name != "..") RemoveTree(path + "/" + name);
-      }
-      closedir(d);
-    }
-    rmdir(path.c_str());
-  } else {
-    unlink(path.c_str());
-  }
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // Name -> (mode, uid, gid, mtime, size, content) of everything in `dir`.
@@ -99,7 +77,7 @@ class DirFdTest : public ::testing::Test {
     ASSERT_EQ(mkdir(outside_->c_str(), 0755), 0);
     ASSERT_EQ(mkdir(work.c_str(), 0755), 0);
     ASSERT_EQ(mkdir((*outside_ + "/emptydir").c_str(), 0755), 0);
-    WriteFile(*outside_ + "/secret.txt", "dirfd-secret-5b1e\n");
+    std::ofstream(*outside_ + "/secret.txt") << "dirfd-secret-5b1e\n";
     char cwd[4096];
     original_cwd_ = new std::string(getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/");
     ASSERT_EQ(chdir("/"), 0);
@@ -116,7 +94,7 @@ class DirFdTest : public ::testing::Test {
     delete host_;
     host_ = nullptr;
     if (original_cwd_ != nullptr && chdir(original_cwd_->c_str()) != 0) perror("chdir");
-    if (root_ != nullptr) RemoveTree(*root_);
+    if (root_ != nullptr) std::filesystem::remove_all(*root_);
   }
 
   static ExecResult Exec(const std::string& code) {
@@ -140,7 +118,7 @@ class DirFdTest : public ::testing::Test {
     EXPECT_EQ(r.ToJson().dump().find("dirfd-secret"), std::string::npos) << "the secret came back";
     EXPECT_EQ(List(*outside_), *before_) << "a file outside WORK_DIR changed: " << code;
     for (const auto& [name, entry] : List(*outside_)) {
-      if (!before_->count(name)) RemoveTree(*outside_ + "/" + name);
+      if (!before_->count(name)) std::filesystem::remove_all(*outside_ + "/" + name);
     }
   }
 

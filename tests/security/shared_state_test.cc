@@ -147,34 +147,28 @@ result = [issubclass(Registered, Plugin), isinstance(Registered(), Plugin)]
 // The property the filter exists for: classes a resident tool created (in functions,
 // by type()) stay out of every other interpreter's walks, and the other way round.
 TEST_F(SharedStateTest, SubclassesNeverShowAnotherInterpretersClasses) {
-  RegisterResident("keeps_classes", R"PY(
+  // The names of every class a walk from object reaches.
+  const std::string names = R"PY(
+def _names():
+    seen, stack, names = set(), [object], set()
+    while stack:
+        for c in type.__subclasses__(stack.pop()):
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+                names.add(c.__name__)
+    return names
+)PY";
+  RegisterResident("keeps_classes", names + R"PY(
 class ToolSecretBase(Exception): pass
 def _make():
     class ToolSecretInFunction(ToolSecretBase): pass
     return ToolSecretInFunction, type('ToolSecretByType', (Exception,), {})
 KEPT = _make()
-def _names():
-    seen, stack, names = set(), [object], set()
-    while stack:
-        for c in type.__subclasses__(stack.pop()):
-            if c not in seen:
-                seen.add(c)
-                stack.append(c)
-                names.add(c.__name__)
-    return names
 def run(args):
     return sorted(n for n in _names() if n.startswith(('ToolSecret', 'SnippetSecret')))
 )PY");
-  const std::string walk = R"PY(
-def _names():
-    seen, stack, names = set(), [object], set()
-    while stack:
-        for c in type.__subclasses__(stack.pop()):
-            if c not in seen:
-                seen.add(c)
-                stack.append(c)
-                names.add(c.__name__)
-    return names
+  const std::string walk = names + R"PY(
 class SnippetSecret(Exception): pass
 result = sorted(n for n in _names() if n.startswith(('ToolSecret', 'SnippetSecret')))
 )PY";
@@ -394,8 +388,6 @@ TEST_F(SharedStateTest, GettextDomainIsQueriedNotChanged) {
   ExpectDenied("import locale\nlocale.bindtextdomain('messages', '/tmp')\n", "PermissionError",
                "locale.bindtextdomain", "yolo");
   EXPECT_EQ(Result("import locale\nresult = locale.textdomain(None)\n", "yolo"), json("messages"));
-  ExpectDenied("import syslog\nsyslog.openlog('planted')\n", "PermissionError", "syslog.openlog",
-               "yolo");
 }
 
 // --- time zones --------------------------------------------------------------------------
