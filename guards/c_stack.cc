@@ -26,31 +26,41 @@ namespace py = pybind11;
 
 // --- the running thread's stack ---------------------------------------------------------
 
-constexpr uintptr_t kUnknown = 1;
-
 // The lowest address recursion may reach on this thread: its stack's bottom plus a
 // reserve for what runs below the last guarded call (Python code recursing up to the
-// recursion limit through C slots needs up to ~2 MB on these machines). 0: unknown.
-uintptr_t StackFloor() {
-  thread_local uintptr_t floor = kUnknown;
-  if (floor == kUnknown) {
-    floor = 0;
+// recursion limit through C slots needs up to ~2 MB on these machines). UINTPTR_MAX
+// until computed (every address is below it, which sends the first check to
+// ComputeStackFloor); 0 if unknown.
+thread_local uintptr_t t_stack_floor = UINTPTR_MAX;
+
+[[gnu::noinline]] bool StackLowSlow(uintptr_t here) {
+  if (t_stack_floor == UINTPTR_MAX) {
+    t_stack_floor = 0;
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
       void* low = nullptr;
       size_t size = 0;
       if (pthread_attr_getstack(&attr, &low, &size) == 0 && size > 0) {
         size_t reserve = std::min(size / 2, size / 4 + (size_t{1} << 20));
-        floor = reinterpret_cast<uintptr_t>(low) + reserve;
+        t_stack_floor = reinterpret_cast<uintptr_t>(low) + reserve;
       }
       pthread_attr_destroy(&attr);
     }
   }
-  return floor;
+  return here < t_stack_floor;
 }
 
-bool StackLow() {
-  return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) < StackFloor();
+// On every guarded call: one thread-local load and a comparison.
+inline bool StackLow() {
+  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  return __builtin_expect(here < t_stack_floor, 0) && StackLowSlow(here);
+}
+
+[[gnu::noinline]] void RaiseNested(const char* what) {
+  PyErr_Format(PyExc_RecursionError,
+               "C stack nearly exhausted %s: pyhost stops this C-level recursion, which "
+               "Python 3.11's recursion limit does not count, before it crashes the process",
+               what);
 }
 
 // --- slots that raise RecursionError near the bottom of the stack ----------------------
@@ -83,7 +93,10 @@ struct Guarded<R(A...)> {
 
   template <size_t I>
   static R Call(A... args) {
-    if (CStackExhausted(entries[I].what)) return Failure<R>();
+    if (StackLow()) {
+      RaiseNested(entries[I].what);
+      return Failure<R>();
+    }
     return entries[I].original(args...);
   }
 
@@ -134,8 +147,8 @@ size_t g_deallocs_used = 0;
 
 // Runs deferred deallocations until none is left (each may defer more: the chain is
 // walked kUnwindDepth levels at a time, never deeper).
-void DrainDeferred() {
-  while (t_deferred != nullptr && !t_deferred->empty()) {
+[[gnu::noinline]] void DrainDeferred() {
+  while (!t_deferred->empty()) {
     Deferred next = t_deferred->back();
     t_deferred->pop_back();
     if (next.tracked) PyObject_GC_Track(next.object);
@@ -168,8 +181,7 @@ void GuardedDealloc(PyObject* object) {
   }
   ++t_dealloc_depth;
   g_deallocs[I](object);
-  --t_dealloc_depth;
-  if (t_dealloc_depth == 0) DrainDeferred();
+  if (--t_dealloc_depth == 0 && t_deferred != nullptr && !t_deferred->empty()) DrainDeferred();
 }
 
 // What every class made by Python code is freed with (subtype_dealloc, which has a
@@ -282,10 +294,7 @@ void GuardStaticDeallocs() {
 
 bool CStackExhausted(const char* what) {
   if (!StackLow()) return false;
-  PyErr_Format(PyExc_RecursionError,
-               "C stack nearly exhausted %s: pyhost stops this C-level recursion, which "
-               "Python 3.11's recursion limit does not count, before it crashes the process",
-               what);
+  RaiseNested(what);
   return true;
 }
 
