@@ -92,16 +92,27 @@ int DenyImport(absl::string_view module, const std::string& why) {
   return -1;
 }
 
-enum class Access { kRead, kWrite };
+enum class Access {
+  kRead,
+  kWrite,
+  kWriteEntry,  // the directory entry itself: a final symlink is not followed
+};
 
-int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access) {
+// python3's answer for a descriptor the code closed (its number stays buried).
+int ClosedDescriptor() {
+  errno = EBADF;
+  PyErr_SetFromErrno(PyExc_OSError);
+  return -1;
+}
+
+// `dir_fd` (an event's argument, -1 or None when absent): a relative path names a
+// file in that descriptor's directory, not in the process's working directory, and
+// is judged as /proc/self/fd/<dir_fd>/<path>, which resolves to that file.
+int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access,
+              PyObject* dir_fd = nullptr) {
   if (std::optional<int> fd = Fd(path)) {
     if (sandbox.OwnsFd(*fd)) return 0;
-    if (sandbox.IsBuried(*fd)) {  // python3's answer for a descriptor it closed
-      errno = EBADF;
-      PyErr_SetFromErrno(PyExc_OSError);
-      return -1;
-    }
+    if (sandbox.IsBuried(*fd)) return ClosedDescriptor();
     return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
                 "file descriptors the code did not open belong to the host");
   }
@@ -116,19 +127,34 @@ int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access 
     if (path != nullptr && path != Py_None) return 0;  // not a path at all
     arg.text = ".";  // os.listdir() / os.scandir(): the host's current directory
   }
-  if (access == Access::kRead ? sandbox.CanRead(arg.text) : sandbox.CanWrite(arg.text)) return 0;
-  return Deny(sandbox, absl::StrCat(event, "('", arg.text, "')"),
+  std::string judged = arg.text;
+  std::string shown = absl::StrCat("'", arg.text, "'");
+  std::optional<int> base = Fd(dir_fd);
+  if (base && *base >= 0 && !absl::StartsWith(arg.text, "/")) {
+    if (sandbox.IsBuried(*base)) return ClosedDescriptor();
+    judged = absl::StrCat("/proc/self/fd/", *base, "/", arg.text);
+    absl::StrAppend(&shown, ", dir_fd=", *base);
+  }
+  const bool allowed = access == Access::kRead    ? sandbox.CanRead(judged)
+                      : access == Access::kWrite ? sandbox.CanWrite(judged)
+                                                 : sandbox.CanWriteEntry(judged);
+  if (allowed) return 0;
+  return Deny(sandbox, absl::StrCat(event, "(", shown, ")"),
               access == Access::kRead
                   ? "outside the readable paths"
                   : "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
 }
 
-int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path) {
-  return CheckPath(sandbox, event, path, Access::kRead);
+int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path, PyObject* dir_fd = nullptr) {
+  return CheckPath(sandbox, event, path, Access::kRead, dir_fd);
 }
 
-int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path) {
-  return CheckPath(sandbox, event, path, Access::kWrite);
+int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path, PyObject* dir_fd = nullptr) {
+  return CheckPath(sandbox, event, path, Access::kWrite, dir_fd);
+}
+
+int CheckWriteEntry(Sandbox& sandbox, absl::string_view event, PyObject* path, PyObject* dir_fd) {
+  return CheckPath(sandbox, event, path, Access::kWriteEntry, dir_fd);
 }
 
 bool OpensForWriting(PyObject* mode, PyObject* flags) {
@@ -229,21 +255,22 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"os.scandir", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
       {"os.getxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
       {"os.listxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
-      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      // Events of calls that take dir_fd carry it (os.open's does not: guards/hardening.h).
+      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 2)); }},
+      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 1)); }},
+      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 1)); }},
+      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), Arg(a, 2)); }},
+      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), Arg(a, 3)); }},
       {"os.chflags", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.truncate", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), Arg(a, 3)); }},
       {"os.setxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.removexattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.rename", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckWrite(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
+      {"os.rename", [](Sandbox& s, const char* e, PyObject* a) {  // also os.replace
+         return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
       {"os.link", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 1)); }},
+         return CheckRead(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
+      {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 2)); }},
       {"shutil.copyfile", [](Sandbox& s, const char* e, PyObject* a) {
          return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
       {"shutil.copymode", [](Sandbox& s, const char* e, PyObject* a) {
@@ -408,7 +435,16 @@ int AuditHook(const char* event, PyObject* args, void*) {
   rule = rules.find(event);
   if (rule == rules.end()) return 0;
   Sandbox* sandbox = Sandbox::Current();
-  if (sandbox == nullptr || sandbox->host_mode()) return 0;
+  if (sandbox == nullptr) return 0;
+  if (sandbox->host_mode()) {
+    // Prewarming too: once in an interpreter, such a module's shared objects are
+    // the code's (the main interpreter's own imports never reach a sandbox).
+    const bool shared = strcmp(event, "import") == 0 &&
+                        SharesProcessState(Text(Arg(args, 0))) &&
+                        PyThreadState_Get()->interp != PyInterpreterState_Main();
+    return shared ? DenyImport(Text(Arg(args, 0)), "its state is shared by every interpreter of "
+                                                   "the process on Python 3.11") : 0;
+  }
   return rule->second(*sandbox, event, args);
 }
 

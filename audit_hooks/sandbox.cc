@@ -64,6 +64,22 @@ std::string Resolve(absl::string_view path, int depth = 0) {
   return absl::StrCat(resolved, absl::string_view(resolved) == "/" ? "" : "/", name);
 }
 
+// `path` made absolute with its parent directory resolved and its last component
+// kept as is (a symlink there is the entry acted on, not followed).
+std::string ResolveEntry(absl::string_view path) {
+  std::string absolute(path);
+  if (absolute.empty() || absolute[0] != '/') {
+    char cwd[PATH_MAX];
+    absolute = absl::StrCat(getcwd(cwd, sizeof(cwd)) ? cwd : "/", "/", path);
+  }
+  while (absolute.size() > 1 && absolute.back() == '/') absolute.pop_back();
+  size_t slash = absolute.find_last_of('/');
+  std::string name = absolute.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") return Resolve(absolute);
+  std::string parent = Resolve(slash == 0 ? "/" : absolute.substr(0, slash));
+  return absl::StrCat(parent, parent == "/" ? "" : "/", name);
+}
+
 bool UnderAny(const std::vector<std::string>& roots, const std::string& path) {
   for (const std::string& root : roots) {
     if (path == root) return true;
@@ -98,6 +114,10 @@ bool NeverImportable(absl::string_view module) {
   return false;
 }
 
+bool SharesProcessState(absl::string_view module) {
+  return module == "_decimal" || module == "_asyncio" || module == "_zoneinfo";
+}
+
 Sandbox::Sandbox(PyInterpreterState* interp) : interp_(interp) {
   absl::MutexLock lock(&registry_mu);
   Registry()[interp_] = this;
@@ -129,6 +149,7 @@ void Sandbox::Activate(Activation activation) {
   read_roots_.push_back(StdlibDir());
   read_roots_.insert(read_roots_.end(), write_roots_.begin(), write_roots_.end());
   resolved_.clear();
+  environ_tz_.reset();
   output_written_ = false;
   active_ = true;
 }
@@ -159,8 +180,14 @@ bool Sandbox::CanRead(absl::string_view path) const {
 }
 
 bool Sandbox::CanWrite(absl::string_view path) {
-  if (!activation_.policy->enforce) return true;
-  std::string resolved = Resolve(path);
+  return !activation_.policy->enforce || CanWriteResolved(Resolve(path));
+}
+
+bool Sandbox::CanWriteEntry(absl::string_view path) {
+  return !activation_.policy->enforce || CanWriteResolved(ResolveEntry(path));
+}
+
+bool Sandbox::CanWriteResolved(const std::string& resolved) {
   if (!UnderAny(write_roots_, resolved)) return false;
   if (!activation_.output_dir.empty() && UnderAny({activation_.output_dir}, resolved)) {
     output_written_ = true;
@@ -293,6 +320,12 @@ bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
   if (NeverImportable(module)) {
     *why = absl::StrCat("import of '", module, "' is never allowed in pyhost (it can run code "
                         "outside this interpreter or crash the host)");
+    return false;
+  }
+  if (SharesProcessState(module)) {
+    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost: its state is "
+                        "shared by every interpreter of the process on Python 3.11 (the "
+                        "stdlib uses its pure-Python version instead)");
     return false;
   }
   const Policy& policy = *activation_.policy;

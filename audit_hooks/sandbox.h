@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +64,9 @@ class Sandbox {
   // (symlinks, ..) before they are compared with the roots.
   bool CanRead(absl::string_view path) const;
   bool CanWrite(absl::string_view path);
+  // For calls on the directory entry itself (remove, rmdir, rename, the new name of a
+  // link): a final symlink is not followed (removing a link to outside is allowed).
+  bool CanWriteEntry(absl::string_view path);
   // Whether a write under OUTPUT_DIR was allowed since Activate() (so the host lists
   // OUTPUT_DIR only when something may be there). Only a hint under yolo, which
   // checks nothing.
@@ -106,6 +110,21 @@ class Sandbox {
   bool IsBuried(int fd) const;
   void CloseBuried();
 
+  // TZ as the code set it in os.environ (os.putenv/unsetenv, which change only the
+  // execution's copy) since the execution's environment was installed: nullopt if
+  // untouched, an empty optional inside if unset. time.tzset()/mktime() read the
+  // process's TZ, so they are refused while this differs from it (guards/hardening).
+  void RecordEnvironTz(std::optional<std::string> value) { environ_tz_ = std::move(value); }
+  const std::optional<std::optional<std::string>>& environ_tz() const { return environ_tz_; }
+  // Called once the execution's own os.environ is in place (installing it sets TZ).
+  void ForgetEnvironChanges() { environ_tz_.reset(); }
+
+  // socket.setdefaulttimeout() of this interpreter (the C module keeps one for the
+  // whole process on 3.11): nullopt until the code sets one; negative for None. Kept
+  // across activations, like module state.
+  std::optional<double> socket_default_timeout() const { return socket_default_timeout_; }
+  void set_socket_default_timeout(double seconds) { socket_default_timeout_ = seconds; }
+
   // Whether an import of `module` is allowed now. `user_initiated`: the importing
   // frame is the code's own (not an allowed stdlib module importing what it needs).
   // On denial returns false and fills `why`.
@@ -131,6 +150,8 @@ class Sandbox {
   bool IsSealedDef(const PyModuleDef* def) const { return sealed_defs_.contains(def); }
 
  private:
+  bool CanWriteResolved(const std::string& resolved);
+
   PyInterpreterState* const interp_;
   bool active_ = false;
   Activation activation_;
@@ -138,6 +159,8 @@ class Sandbox {
   std::vector<std::string> write_roots_;
   bool output_written_ = false;
   absl::flat_hash_set<std::string> resolved_;
+  std::optional<std::optional<std::string>> environ_tz_;
+  std::optional<double> socket_default_timeout_;
   struct OwnedFd {
     dev_t dev;
     ino_t ino;
@@ -155,6 +178,14 @@ class Sandbox {
 // Modules no policy lets code import or create: they run code in other
 // interpreters or crash the process on purpose.
 bool NeverImportable(absl::string_view module);
+
+// C accelerators whose objects are shared by every interpreter on 3.11 (single-phase
+// modules whose classes and state were made by the first interpreter to import them,
+// with that interpreter's Python objects inside): never in a sandbox. The stdlib
+// module using each falls back on its pure-Python twin (decimal -> _pydecimal,
+// asyncio's pure-Python futures and tasks, zoneinfo._zoneinfo). docs/security.md,
+// "State shared by every interpreter".
+bool SharesProcessState(absl::string_view module);
 
 // The directory of the stdlib this process runs (always readable; code under it is
 // "the stdlib" when deciding who imports what).

@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
     }
     return StatusFromPythonError("setting the execution's environment");
   }
+  interp.sandbox().ForgetEnvironChanges();  // installing it is not the code's change
   return context;
 }
 

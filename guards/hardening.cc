@@ -25,6 +25,7 @@
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
 #include "embed/cancellation.h"
+#include "guards/c_stack.h"
 #include "guards/shared_types.h"
 
 namespace pyhost {
@@ -56,12 +57,19 @@ enum class Kind {
   kSleep,           // time.sleep: woken early by a Cancellation (embed/cancellation.h)
   kFcntl,           // fcntl.fcntl: F_DUPFD makes a descriptor (counted, the code's)
   kFdStat,          // os.fstat: python3's EBADF for a number the code closed (Sandbox::Bury)
+  kOpenAt,          // os.open: its descriptor is the code's; dir_fd is judged (see below)
+  kAuditHook,       // sys.addaudithook: not under an enforcing policy
+  kTimeZone,        // time.tzset/mktime: they read the process's TZ, not os.environ's
+  kGettextQuery,    // locale.textdomain & co.: queries only (the domain is process-wide)
+  kSetDefaultTimeout,  // socket.setdefaulttimeout: this interpreter's own default
+  kGetDefaultTimeout,  // socket.getdefaulttimeout: this interpreter's own default
 };
 
 struct Guard {
   Kind kind;
   std::string name;  // "os.close"
   py::object original;
+  py::object partner;  // kSetDefaultTimeout: the original getdefaulttimeout
 };
 
 constexpr char kCapsuleName[] = "pyhost.guard";
@@ -80,6 +88,87 @@ std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
   long v = PyLong_AsLongAndOverflow(value, &overflow);
   if (overflow != 0 || v < INT_MIN || v > INT_MAX) return std::nullopt;
   return static_cast<int>(v);
+}
+
+// Argument i as text (str, or bytes as os.environ passes them), or nullopt.
+std::optional<std::string> TextArg(PyObject* args, Py_ssize_t i) {
+  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
+  PyObject* value = PyTuple_GET_ITEM(args, i);
+  if (PyBytes_Check(value)) {
+    return std::string(PyBytes_AS_STRING(value), static_cast<size_t>(PyBytes_GET_SIZE(value)));
+  }
+  Py_ssize_t size = 0;
+  const char* text = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &size) : nullptr;
+  if (text == nullptr) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  return std::string(text, static_cast<size_t>(size));
+}
+
+// For os.open(path, flags, mode=0o777, *, dir_fd=None): when dir_fd names a
+// descriptor and path is relative, copies of the arguments that open
+// "/proc/self/fd/<dir_fd>/<path>" (the same file, also for O_CREAT) without dir_fd,
+// and the path as given in `*original_path`. Otherwise the arguments themselves.
+// False with a Python error (a path or dir_fd of the wrong type).
+bool PathRelativeToDirFd(PyObject* args, PyObject* kwargs, py::object* new_args,
+                         py::object* new_kwargs, py::object* original_path) {
+  PyObject* dir_fd = kwargs != nullptr ? PyDict_GetItemString(kwargs, "dir_fd") : nullptr;
+  if (dir_fd == nullptr || dir_fd == Py_None) return true;
+  auto number = py::reinterpret_steal<py::object>(PyNumber_Index(dir_fd));
+  if (!number) return false;
+  int overflow = 0;
+  long fd = PyLong_AsLongAndOverflow(number.ptr(), &overflow);
+  // AT_FDCWD and other negatives: the working directory, or the original's error.
+  if (overflow != 0 || fd < 0 || fd > INT_MAX || fcntl(static_cast<int>(fd), F_GETFD) == -1) return true;
+  const bool positional = PyTuple_GET_SIZE(args) > 0;
+  PyObject* given = positional ? PyTuple_GET_ITEM(args, 0) : PyDict_GetItemString(kwargs, "path");
+  if (given == nullptr) return true;  // the original reports the missing argument
+  auto path = py::reinterpret_steal<py::object>(PyOS_FSPath(given));
+  if (!path) return false;
+  // The prefix in the path's own type: str paths may hold any (surrogate-escaped) text.
+  const bool bytes = PyBytes_Check(path.ptr());
+  const Py_ssize_t size = bytes ? PyBytes_GET_SIZE(path.ptr()) : PyUnicode_GetLength(path.ptr());
+  const int first = size == 0 ? 0 : bytes ? static_cast<unsigned char>(PyBytes_AS_STRING(path.ptr())[0])
+                                          : static_cast<int>(PyUnicode_ReadChar(path.ptr(), 0));
+  if (size == 0 || first == '/') return true;
+  std::string prefix = absl::StrCat("/proc/self/fd/", fd, "/");
+  auto head = py::reinterpret_steal<py::object>(
+      bytes ? PyBytes_FromStringAndSize(prefix.data(), static_cast<Py_ssize_t>(prefix.size()))
+            : PyUnicode_FromStringAndSize(prefix.data(), static_cast<Py_ssize_t>(prefix.size())));
+  auto rewritten = py::reinterpret_steal<py::object>(head ? PyNumber_Add(head.ptr(), path.ptr()) : nullptr);
+  auto copy = py::reinterpret_steal<py::object>(PyDict_Copy(kwargs));
+  if (!rewritten || !copy || PyDict_DelItemString(copy.ptr(), "dir_fd") != 0) return false;
+  if (positional) {
+    const Py_ssize_t n = PyTuple_GET_SIZE(args);
+    auto tuple = py::reinterpret_steal<py::object>(PyTuple_New(n));
+    if (!tuple) return false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyTuple_SET_ITEM(tuple.ptr(), i, Py_NewRef(i == 0 ? rewritten.ptr() : PyTuple_GET_ITEM(args, i)));
+    }
+    *new_args = std::move(tuple);
+  } else if (PyDict_SetItemString(copy.ptr(), "path", rewritten.ptr()) != 0) {
+    return false;
+  }
+  *new_kwargs = std::move(copy);
+  *original_path = py::reinterpret_borrow<py::object>(given);
+  return true;
+}
+
+// An OSError from the rewritten call names the path the code gave, as python3's does.
+void RestoreFilename(PyObject* path) {
+  if (!PyErr_ExceptionMatches(PyExc_OSError)) return;
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  // Only the system call's errors name a file (a policy's denial names no filename).
+  auto named = py::reinterpret_steal<py::object>(
+      value != nullptr ? PyObject_GetAttrString(value, "filename") : nullptr);
+  if (named && named.ptr() != Py_None && PyObject_SetAttrString(value, "filename", path) != 0) {
+    PyErr_Clear();
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, traceback);
 }
 
 void RecordFds(Sandbox& sandbox, PyObject* result) {
@@ -175,8 +264,14 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
     case Kind::kHostOnly:
       return SetPermissionError(*guard, "it acts on the host process or machine, outside the execution");
-    case Kind::kEnvironNoop:
+    case Kind::kEnvironNoop: {
+      // putenv(key, value) / unsetenv(key): TZ is remembered, time.tzset() needs it.
+      std::optional<std::string> key = TextArg(args, 0);
+      if (active && key && *key == "TZ") {
+        sandbox->RecordEnvironTz(guard->name == "os.putenv" ? TextArg(args, 1) : std::nullopt);
+      }
       Py_RETURN_NONE;
+    }
     case Kind::kFdUse: {
       std::optional<int> fd = IntArg(args, 0);
       if (active && !(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
@@ -224,6 +319,29 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (result != nullptr && active) RecordFds(*sandbox, result);
       return result;
     }
+    case Kind::kOpenAt: {
+      // The "open" event of os.open(path, flags, mode, *, dir_fd) names the path but
+      // not dir_fd, so the audit hook would judge a relative path against the working
+      // directory. The same file is /proc/self/fd/<dir_fd>/<path>: that is opened and
+      // judged instead.
+      py::object call_args = py::reinterpret_borrow<py::object>(args);
+      py::object call_kwargs = py::reinterpret_borrow<py::object>(kwargs);
+      py::object path;
+      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
+      if (active && !PathRelativeToDirFd(args, kwargs, &call_args, &call_kwargs, &path)) return nullptr;
+      PyObject* result = PyObject_Call(guard->original.ptr(), call_args.ptr(), call_kwargs.ptr());
+      if (result == nullptr && path) RestoreFilename(path.ptr());
+      if (result != nullptr && active) RecordFds(*sandbox, result);
+      return result;
+    }
+    case Kind::kAuditHook:
+      // A hook of the code's runs between pyhost's checks and what they allow (it
+      // could swap a checked symlink before the open that follows it).
+      if (active && sandbox->policy().enforce) {
+        return SetPermissionError(*guard, absl::StrCat("under policy '", sandbox->policy().name,
+                                                       "' the code cannot hook pyhost's checks"));
+      }
+      return CallOriginal(*guard, args, kwargs);
     case Kind::kThreadStart:
       if (active && !sandbox->policy().threads) {
         std::string message = absl::StrCat("starting threads denied by pyhost policy '",
@@ -368,6 +486,54 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       }
       return CallOriginal(*guard, args, kwargs);
     }
+    case Kind::kTimeZone: {
+      // The C library's time zone is the process's, read from the process's TZ: with
+      // the execution's TZ changed, python3 would switch zones and pyhost would not.
+      const auto& tz = active ? sandbox->environ_tz() : std::nullopt;
+      const char* process_tz = getenv("TZ");
+      if (tz && (*tz ? process_tz == nullptr || **tz != process_tz : process_tz != nullptr)) {
+        return SetPermissionError(*guard, absl::StrCat(
+            "os.environ['TZ'] is ", *tz ? absl::StrCat("'", **tz, "'") : "unset",
+            " but the time zone belongs to the whole host process (TZ ",
+            process_tz ? absl::StrCat("'", process_tz, "'") : "unset",
+            "): local time cannot change for one execution; use zoneinfo.ZoneInfo(...) "
+            "with datetime instead"));
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kGettextQuery: {
+      // textdomain(domain), bindtextdomain(domain, dir), bind_textdomain_codeset(domain,
+      // codeset): None asks for the current value.
+      const Py_ssize_t position = guard->name == "locale.textdomain" ? 0 : 1;
+      PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > position
+                            ? PyTuple_GET_ITEM(args, position) : Py_None;
+      if (active && value != Py_None) {
+        return SetPermissionError(*guard, "the message catalogs belong to the whole host "
+                                          "process (None as the value may query them)");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kSetDefaultTimeout: {
+      if (sandbox == nullptr) return CallOriginal(*guard, args, kwargs);
+      // The original parses and normalizes; the process's default is put back at once
+      // (nothing runs in between) and the value kept for this interpreter's sockets.
+      auto previous = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(guard->partner.ptr()));
+      if (!previous) return nullptr;
+      auto set = py::reinterpret_steal<py::object>(CallOriginal(*guard, args, kwargs));
+      if (!set) return nullptr;
+      auto value = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(guard->partner.ptr()));
+      auto restored = py::reinterpret_steal<py::object>(
+          PyObject_CallOneArg(guard->original.ptr(), previous.ptr()));
+      if (!value || !restored) return nullptr;
+      sandbox->set_socket_default_timeout(value.ptr() == Py_None ? -1.0 : PyFloat_AsDouble(value.ptr()));
+      Py_RETURN_NONE;
+    }
+    case Kind::kGetDefaultTimeout: {
+      std::optional<double> own = sandbox != nullptr ? sandbox->socket_default_timeout() : std::nullopt;
+      if (!own) return CallOriginal(*guard, args, kwargs);
+      if (*own < 0) Py_RETURN_NONE;
+      return PyFloat_FromDouble(*own);
+    }
     case Kind::kOpen: {
       // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
       // audit event names `file`, but an opener may hand back any descriptor.
@@ -445,8 +611,9 @@ PyMethodDef* MethodDefFor(const std::string& name) {
 
 // A C function running GuardedCall for `kind`; its __self__ is a capsule, the only
 // place the original lives. Null with a Python error on failure.
-py::object MakeGuard(Kind kind, const std::string& name, py::object original) {
-  auto* guard = new Guard{kind, name, std::move(original)};
+py::object MakeGuard(Kind kind, const std::string& name, py::object original,
+                     py::object partner = py::object()) {
+  auto* guard = new Guard{kind, name, std::move(original), std::move(partner)};
   auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(guard, kCapsuleName, [](PyObject* c) {
     delete static_cast<Guard*>(PyCapsule_GetPointer(c, kCapsuleName));
   }));
@@ -481,15 +648,22 @@ class Hardener {
     return absl::OkStatus();
   }
 
-  // Replaces module.attr (if the platform has it) with a guard of `kind`.
-  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr) {
+  // Replaces module.attr (if the platform has it) with a guard of `kind`; `partner`
+  // names another original of the module the guard needs.
+  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr,
+                       const char* partner = nullptr) {
     auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), attr));
     if (!original) {
       PyErr_Clear();
       return absl::OkStatus();
     }
     std::string name = absl::StrCat(public_module ? public_module : module_name_, ".", attr);
-    py::object wrapper = MakeGuard(kind, name, original);
+    py::object other;
+    if (partner != nullptr) {
+      other = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), partner));
+      if (!other) return StatusFromPythonError(absl::StrCat("hardening: ", name, "'s partner"));
+    }
+    py::object wrapper = MakeGuard(kind, name, original, std::move(other));
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
@@ -520,9 +694,12 @@ class Hardener {
       if (!items) return StatusFromPythonError("hardening: module dict");
       for (Py_ssize_t j = 0; j < PyList_GET_SIZE(items.ptr()); ++j) {
         PyObject* pair = PyList_GET_ITEM(items.ptr(), j);
-        auto found = replaced_.find(PyTuple_GET_ITEM(pair, 1));
+        PyObject* value = PyTuple_GET_ITEM(pair, 1);
+        auto found = replaced_.find(value);
         if (found != replaced_.end()) {
           PyDict_SetItem(dict, PyTuple_GET_ITEM(pair, 0), found->second.second.ptr());
+        } else if (PySet_CheckExact(value)) {
+          SwapMembers(value);  // os.supports_dir_fd & co.: `os.open in ...` must hold
         }
       }
     }
@@ -530,6 +707,13 @@ class Hardener {
   }
 
  private:
+  void SwapMembers(PyObject* set) {
+    for (const auto& [original, pair] : replaced_) {
+      if (PySet_Discard(set, original) == 1) PySet_Add(set, pair.second.ptr());
+    }
+    PyErr_Clear();
+  }
+
   Sandbox& sandbox_;
   py::object module_;
   std::string module_name_;
@@ -621,7 +805,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
                                       Kind::kWaitChild, "os"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"fstat", "fstatvfs", "isatty"}, Kind::kFdStat, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd",
+  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpenAt, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd",
                                        "pidfd_open"},
                                       Kind::kFdCreate, "os"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
@@ -629,6 +814,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.Module("time"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));
   PYHOST_RETURN_IF_ERROR(h.Replace("sleep", Kind::kSleep));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"tzset", "mktime"}, Kind::kTimeZone));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_thread"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start_new_thread", "start_new"}, Kind::kThreadStart));
@@ -642,12 +828,18 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("sys"));
   PYHOST_RETURN_IF_ERROR(h.Replace("setrecursionlimit", Kind::kRecursionLimit));
+  PYHOST_RETURN_IF_ERROR(h.Replace("addaudithook", Kind::kAuditHook));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"setswitchinterval", "setdlopenflags"}, Kind::kHostOnly));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_socket"));
   PYHOST_RETURN_IF_ERROR(h.Replace("getaddrinfo", Kind::kGetAddrInfo, "socket"));
   PYHOST_RETURN_IF_ERROR(h.Replace("close", Kind::kFdUse, "socket"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup", Kind::kFdCreate, "socket"));
+  // The process has one default timeout; each interpreter gets its own (the setter
+  // first: its guard keeps the original getter).
+  PYHOST_RETURN_IF_ERROR(h.Replace("setdefaulttimeout", Kind::kSetDefaultTimeout, "socket",
+                                   "getdefaulttimeout"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("getdefaulttimeout", Kind::kGetDefaultTimeout, "socket"));
 
   // Tracing allocations is process-wide on 3.11 (runtime state, every interpreter).
   PYHOST_RETURN_IF_ERROR(h.Module("_tracemalloc"));
@@ -656,6 +848,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   PYHOST_RETURN_IF_ERROR(h.Module("_locale"));
   PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"textdomain", "bindtextdomain", "bind_textdomain_codeset"},
+                                      Kind::kGettextQuery, "locale"));
 
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
@@ -697,6 +891,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpen));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
+  PYHOST_RETURN_IF_ERROR(GuardCRecursionInInterpreter());
 
   if (support == nullptr) return absl::OkStatus();
   py::object check = MakeGuard(Kind::kImportCheck, "pyhost.import_check", py::none());

@@ -1,12 +1,17 @@
 #include "guards/shared_types.h"
 
 #include <climits>
+#include <functional>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/sandbox.h"
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
+#include "guards/c_stack.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
 #error "3.12 gives each interpreter its own static types' dicts: revisit these guards"
@@ -31,15 +36,13 @@ std::optional<int> Descriptor(PyObject* value) {
 
 // Replaces `type`'s tp_init and the C function its __init__ descriptor calls.
 absl::Status SwapInit(PyTypeObject* type, initproc replacement, initproc* original) {
-  PyObject* descr = PyDict_GetItemString(type->tp_dict, "__init__");  // borrowed
-  auto* wrapper = descr != nullptr && Py_IS_TYPE(descr, &PyWrapperDescr_Type)
-                      ? reinterpret_cast<PyWrapperDescrObject*>(descr) : nullptr;
-  if (wrapper == nullptr || wrapper->d_wrapped != reinterpret_cast<void*>(type->tp_init)) {
-    return absl::InternalError(absl::StrCat("cannot guard ", type->tp_name, ".__init__"));
+  if (absl::Status s = SwapSlotWrapper(type, "__init__", reinterpret_cast<void*>(type->tp_init),
+                                       reinterpret_cast<void*>(replacement));
+      !s.ok()) {
+    return s;
   }
   *original = type->tp_init;
   type->tp_init = replacement;
-  wrapper->d_wrapped = reinterpret_cast<void*>(replacement);
   return absl::OkStatus();
 }
 
@@ -71,13 +74,114 @@ absl::StatusOr<py::object> Attribute(const char* module_name, const char* name) 
   return value;
 }
 
-// --- type.__subclasses__ -------------------------------------------------------------
+// --- which interpreter created each heap type -----------------------------------------
 
 PyObject* g_original_subclasses = nullptr;  // type.__dict__['__subclasses__'], kept
 
+int64_t RunningInterpreterId() { return PyInterpreterState_GetID(PyThreadState_Get()->interp); }
+
+// Heap type -> id of the interpreter that created it (ids are never reused; type
+// addresses are, so an entry goes when its type is freed). Types made by C code
+// (PyType_FromSpec) are not in it.
+absl::Mutex g_creators_mu(absl::kConstInit);
+absl::flat_hash_map<const void*, int64_t>& Creators() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_creators_mu) {
+  static auto* creators = new absl::flat_hash_map<const void*, int64_t>();
+  return *creators;
+}
+
+newfunc g_type_new = nullptr;
+destructor g_type_dealloc = nullptr;
+setattrofunc g_type_setattro = nullptr;
+
+// type.__new__, shared by every interpreter on 3.11 (class statements, type(name,
+// bases, dict), metaclasses, namedtuple, enum): records who made the class.
+PyObject* RecordingTypeNew(PyTypeObject* metatype, PyObject* args, PyObject* kwargs) {
+  PyObject* type = g_type_new(metatype, args, kwargs);
+  // type.__new__(type, obj) hands back obj's existing type: that is not a creation.
+  const bool created = PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 3;
+  if (type != nullptr && created && PyType_Check(type)) {
+    absl::MutexLock lock(&g_creators_mu);
+    Creators().try_emplace(type, RunningInterpreterId());
+  }
+  return type;
+}
+
+void ForgettingTypeDealloc(PyObject* type) {
+  {
+    absl::MutexLock lock(&g_creators_mu);
+    Creators().erase(type);
+  }
+  g_type_dealloc(type);
+}
+
+// "module.qualname" of a class, for messages (never fails: "?" parts).
+py::object QualifiedName(PyObject* type) {
+  auto part = [type](const char* attr) {
+    auto value = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, attr));
+    if (!value || !PyUnicode_Check(value.ptr())) {
+      PyErr_Clear();
+      return py::reinterpret_steal<py::object>(PyUnicode_FromString("?"));
+    }
+    return value;
+  };
+  return py::reinterpret_steal<py::object>(
+      PyUnicode_FromFormat("%S.%S", part("__module__").ptr(), part("__qualname__").ptr()));
+}
+
+// Classes of another interpreter reachable through objects all interpreters share
+// (the exception classes of single-phase modules: socket.herror) must not be changed
+// from a sandbox: every other execution would see the change.
+int GuardedTypeSetattro(PyObject* type, PyObject* name, PyObject* value) {
+  if (Active(Sandbox::Current()) && PyType_Check(type) &&
+      (reinterpret_cast<PyTypeObject*>(type)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+    std::optional<int64_t> creator = HeapTypeCreator(type);
+    if (creator && *creator != RunningInterpreterId()) {
+      py::object name = QualifiedName(type);
+      PyErr_Format(PyExc_PermissionError,
+                   "class %S is not the execution's own to change in pyhost: it is shared by "
+                   "every interpreter of the process (Python 3.11 shares the classes of "
+                   "single-phase extension modules), so the change would reach other executions",
+                   name ? name.ptr() : Py_None);
+      return -1;
+    }
+  }
+  return g_type_setattro(type, name, value);
+}
+
+// Once, in the main interpreter: the heap types that exist are its own; from here on
+// type.__new__ records each class's creator and type's deallocation forgets it.
+absl::Status RecordTypeCreators() {
+  ForEachSubclass(&PyBaseObject_Type, [](PyTypeObject* type) {
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) return;
+    absl::MutexLock lock(&g_creators_mu);
+    Creators().try_emplace(type, RunningInterpreterId());
+  });
+  g_type_new = PyType_Type.tp_new;
+  g_type_dealloc = PyType_Type.tp_dealloc;
+  g_type_setattro = PyType_Type.tp_setattro;
+  for (absl::Status s : {
+           SwapSlotWrapper(&PyType_Type, "__setattr__", reinterpret_cast<void*>(g_type_setattro),
+                           reinterpret_cast<void*>(GuardedTypeSetattro)),
+           SwapSlotWrapper(&PyType_Type, "__delattr__", reinterpret_cast<void*>(g_type_setattro),
+                           reinterpret_cast<void*>(GuardedTypeSetattro)),
+       }) {
+    if (!s.ok()) return s;
+  }
+  // Metaclasses made already inherited the originals (tp_new_wrapper insists that a
+  // metaclass's tp_new be type's own).
+  ForEachSubclass(&PyType_Type, [](PyTypeObject* type) {
+    if (type->tp_new == g_type_new) type->tp_new = RecordingTypeNew;
+    if (type->tp_dealloc == g_type_dealloc) type->tp_dealloc = ForgettingTypeDealloc;
+    if (type->tp_setattro == g_type_setattro) type->tp_setattro = GuardedTypeSetattro;
+  });
+  return absl::OkStatus();
+}
+
+// --- type.__subclasses__ -------------------------------------------------------------
+
 // Whether heap type `type` is reachable in the running interpreter's sys.modules as
-// module.qualname (so it belongs to this interpreter).
-bool BelongsHere(PyObject* type) {
+// module.qualname (so showing it reveals nothing the code cannot name already).
+bool ReachableByName(PyObject* type) {
   auto module_name = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, "__module__"));
   auto qualname = py::reinterpret_steal<py::object>(PyObject_GetAttrString(type, "__qualname__"));
   if (!module_name || !qualname || !PyUnicode_Check(module_name.ptr()) ||
@@ -119,7 +223,10 @@ PyObject* FilteredSubclasses(PyObject* self, PyObject*) {
     PyObject* type = PyList_GET_ITEM(all, i);
     bool heap = PyType_Check(type) &&
                 (reinterpret_cast<PyTypeObject*>(type)->tp_flags & Py_TPFLAGS_HEAPTYPE);
-    if ((!heap || BelongsHere(type)) && PyList_Append(kept.ptr(), type) != 0) return nullptr;
+    // Its own classes; another interpreter's only if this one's modules name it
+    // already (socket.herror, shared by a single-phase module).
+    if (heap && HeapTypeCreator(type) != RunningInterpreterId() && !ReachableByName(type)) continue;
+    if (PyList_Append(kept.ptr(), type) != 0) return nullptr;
   }
   return kept.release().ptr();
 }
@@ -139,6 +246,7 @@ absl::Status IsolateTypeSubclasses() {
       PyDescr_NewMethod(&PyType_Type, &kFilteredSubclassesDef));
   if (!replacement) return StatusFromPythonError("isolating __subclasses__");
   g_original_subclasses = Py_NewRef(original);
+  if (absl::Status s = RecordTypeCreators(); !s.ok()) return s;
   if (PyDict_SetItemString(dict, "__subclasses__", replacement.ptr()) != 0) {
     return StatusFromPythonError("isolating __subclasses__");
   }
@@ -211,11 +319,25 @@ PyCFunction g_socket_detach = nullptr;
 PyCFunction g_socketpair = nullptr;
 PyObject* g_socket_fileno = nullptr;  // _socket.socket.fileno: C, never a subclass's
 
+PyObject* g_socket_settimeout = nullptr;  // _socket.socket.settimeout
+
 // A socket the code created is its own: its descriptor may be used by number.
 void RecordSocket(Sandbox& sandbox, PyObject* socket) {
   auto fd = py::reinterpret_steal<py::object>(PyObject_CallOneArg(g_socket_fileno, socket));
   if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox.RecordHeld(*n);
   PyErr_Clear();
+}
+
+// A new socket starts with the interpreter's own default timeout (guards/hardening.h
+// keeps socket.setdefaulttimeout per interpreter; the C default stays the process's).
+bool ApplyDefaultTimeout(const Sandbox& sandbox, PyObject* socket) {
+  std::optional<double> timeout = sandbox.socket_default_timeout();
+  if (!timeout) return true;
+  auto value = py::reinterpret_steal<py::object>(*timeout < 0 ? Py_NewRef(Py_None)
+                                                              : PyFloat_FromDouble(*timeout));
+  auto set = py::reinterpret_steal<py::object>(
+      value ? PyObject_CallFunctionObjArgs(g_socket_settimeout, socket, value.ptr(), nullptr) : nullptr);
+  return static_cast<bool>(set);
 }
 
 // socket(family=-1, type=-1, proto=-1, fileno=None): the "socket.__new__" event does
@@ -244,7 +366,7 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   }
   if (g_socket_init(self, args, kwargs) != 0) return -1;
   RecordSocket(*sandbox, self);  // the socket holds its descriptor now, adopted or not
-  return 0;
+  return ApplyDefaultTimeout(*sandbox, self) ? 0 : -1;
 }
 
 // 3.11 raises no event for listen(), and on an unbound socket it binds an ephemeral
@@ -282,6 +404,10 @@ PyObject* GuardedSocketpair(PyObject* module, PyObject* args) {
   if (result != nullptr && Active(sandbox) && PyTuple_Check(result)) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(result); ++i) {
       RecordSocket(*sandbox, PyTuple_GET_ITEM(result, i));
+      if (!ApplyDefaultTimeout(*sandbox, PyTuple_GET_ITEM(result, i))) {
+        Py_DECREF(result);
+        return nullptr;
+      }
     }
   }
   return result;
@@ -296,6 +422,9 @@ absl::Status GuardSockets() {
   g_socket_fileno = PyDict_GetItemString(socket_type->tp_dict, "fileno");
   if (g_socket_fileno == nullptr) return absl::InternalError("_socket.socket has no fileno");
   Py_INCREF(g_socket_fileno);
+  g_socket_settimeout = PyDict_GetItemString(socket_type->tp_dict, "settimeout");
+  if (g_socket_settimeout == nullptr) return absl::InternalError("_socket.socket has no settimeout");
+  Py_INCREF(g_socket_settimeout);
   PyObject* methods = socket_type->tp_dict;
   for (absl::Status s : {
            SwapInit(socket_type, GuardedSocketInit, &g_socket_init),
@@ -361,6 +490,47 @@ bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position, py::objec
   return true;
 }
 
+std::optional<int64_t> HeapTypeCreator(const void* type) {
+  absl::MutexLock lock(&g_creators_mu);
+  auto it = Creators().find(type);
+  if (it == Creators().end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement) {
+  PyObject* descr = PyDict_GetItemString(type->tp_dict, name);  // borrowed
+  auto* wrapper = descr != nullptr && Py_IS_TYPE(descr, &PyWrapperDescr_Type)
+                      ? reinterpret_cast<PyWrapperDescrObject*>(descr) : nullptr;
+  if (wrapper == nullptr || wrapper->d_wrapped != original) {
+    return absl::InternalError(absl::StrCat("cannot guard ", type->tp_name, ".", name));
+  }
+  wrapper->d_wrapped = replacement;
+  return absl::OkStatus();
+}
+
+void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)>& visit) {
+  std::vector<py::object> stack = {py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(root))};
+  absl::flat_hash_map<PyObject*, bool> seen;
+  while (!stack.empty()) {
+    py::object type = std::move(stack.back());
+    stack.pop_back();
+    if (!seen.try_emplace(type.ptr(), true).second) continue;
+    visit(reinterpret_cast<PyTypeObject*>(type.ptr()));
+    // Before isolation the type's own __subclasses__ is still the original.
+    PyObject* list_them = g_original_subclasses != nullptr
+                              ? g_original_subclasses
+                              : PyDict_GetItemString(PyType_Type.tp_dict, "__subclasses__");
+    auto subclasses = py::reinterpret_steal<py::object>(PyObject_CallOneArg(list_them, type.ptr()));
+    if (!subclasses || !PyList_Check(subclasses.ptr())) {
+      PyErr_Clear();
+      continue;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subclasses.ptr()); ++i) {
+      stack.push_back(py::reinterpret_borrow<py::object>(PyList_GET_ITEM(subclasses.ptr(), i)));
+    }
+  }
+}
+
 absl::Status GuardSharedTypes() {
   static const absl::Status guarded = []() -> absl::Status {
     if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
@@ -375,7 +545,8 @@ absl::Status GuardSharedTypes() {
         !s.ok()) {
       return s;
     }
-    return GuardSockets();
+    if (absl::Status s = GuardSockets(); !s.ok()) return s;
+    return GuardCRecursion();
   }();
   return guarded;
 }

@@ -8,7 +8,11 @@
 //   absl::Status guarded = GuardSharedTypes();
 //
 // What they cover (none of it raises an audit event of its own on 3.11):
-//   type.__subclasses__()      in a sandbox, only heap types of its own sys.modules
+//   type.__subclasses__()      in a sandbox, only the heap types its own interpreter
+//                              created (recorded by type.__new__; a type made by C code
+//                              counts if its own sys.modules names it)
+//   setting a class attribute  refused on a class another interpreter created (shared
+//                              through a single-phase extension module: socket.herror)
 //   io.FileIO(opener=f)        f must return a descriptor the code opened itself
 //   socket.socket(fileno=n)    n must be a descriptor the code opened itself; a socket
 //                              the code creates (also by accept, socketpair) is its own
@@ -21,6 +25,10 @@
 
 #include <Python.h>
 
+#include <cstdint>
+#include <functional>
+#include <optional>
+
 #include <pybind11/pytypes.h>
 
 #include "absl/status/status.h"
@@ -28,6 +36,21 @@
 namespace pyhost {
 
 absl::Status GuardSharedTypes();
+
+// The id of the interpreter whose type.__new__ created heap type `type`, or nullopt
+// (made by C code, or not a live heap type). Reads a table only: `type` may be any
+// address. Thread-safe.
+std::optional<int64_t> HeapTypeCreator(const void* type);
+
+// Points the slot wrapper `type.__dict__[name]` (which calls `original`) at
+// `replacement`, so that calling the descriptor directly is guarded like the slot.
+// GIL held.
+absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement);
+
+// Calls `visit` on `root` and each of its subclasses, at any depth, as
+// type.__subclasses__ lists them unfiltered (so: of every interpreter). For guards
+// installed at start-up and at interpreter creation. GIL held.
+void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)>& visit);
 
 // For open()/FileIO(): copies of a call's arguments whose opener (keyword "opener",
 // or positional argument `position`) is wrapped so that the descriptor it returns

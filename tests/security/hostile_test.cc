@@ -1048,7 +1048,7 @@ os.fchdir(os.open(WORK_DIR, os.O_RDONLY))
 import os
 chdir = [f for f in os.supports_fd if f.__name__ == 'chdir'][0]
 chdir(WORK_DIR)
-)PY", {"os.chdir denied by pyhost policy"}),
+)PY", {"os.chdir is not available in pyhost"}),  // the set holds the guard, not the original
       Perm("OsUmask", "import os\nos.umask(0o777)\n", {"os.umask is not available in pyhost"}),
       Perm("OsSetuid", "import os\nos.setuid(65534)\n", {"os.setuid is not available in pyhost"}),
       Perm("OsSetsid", "import os\nos.setsid()\n", {"os.setsid is not available in pyhost"}),
