@@ -1,5 +1,6 @@
 #include "guards/policy.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -70,14 +71,27 @@ absl::Status FieldError(absl::string_view field, absl::string_view expected) {
   return absl::InvalidArgumentError(absl::StrCat("policy field '", field, "' must be ", expected));
 }
 
+// The policy fields that hold lists, by their JSON names (what "replace" names).
+struct ListField {
+  const char* name;
+  std::vector<std::string> Policy::*list;
+};
+constexpr ListField kListFields[] = {
+    {"imports.allow", &Policy::import_allow}, {"imports.deny", &Policy::import_deny},
+    {"files.read", &Policy::read_paths},      {"files.write", &Policy::write_paths},
+    {"network", &Policy::network},            {"env", &Policy::env}};
+
+// Appends an array of non-empty strings to `out`, skipping those it holds already.
 absl::Status ReadStrings(const json& value, absl::string_view field, std::vector<std::string>& out) {
   if (!value.is_array()) return FieldError(field, "an array of strings");
-  std::vector<std::string> items;
+  std::vector<std::string> items = out;
   for (const json& item : value) {
     if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
       return FieldError(field, "an array of non-empty strings");
     }
-    items.push_back(item.get<std::string>());
+    if (std::find(items.begin(), items.end(), item.get_ref<const std::string&>()) == items.end()) {
+      items.push_back(item.get<std::string>());
+    }
   }
   out = std::move(items);
   return absl::OkStatus();
@@ -176,11 +190,27 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
 
 absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
   if (!doc.is_object()) return absl::InvalidArgumentError("a policy must be a JSON object");
-  if (absl::Status s = OnlyKnownFields(doc, "", {"name", "extends", "enforce", "imports", "files",
-                                                 "processes", "threads", "network", "env",
+  if (absl::Status s = OnlyKnownFields(doc, "", {"name", "extends", "replace", "enforce", "imports",
+                                                 "files", "processes", "threads", "network", "env",
                                                  "limits"});
       !s.ok()) {
     return s;
+  }
+  // A list field adds to the profile's list; one named in "replace" is the given list
+  // alone (empty if the field is absent).
+  std::vector<std::string> replaced;
+  if (auto replace = doc.find("replace"); replace != doc.end()) {
+    if (absl::Status s = ReadStrings(*replace, "replace", replaced); !s.ok()) return s;
+    for (const std::string& field : replaced) {
+      if (std::none_of(std::begin(kListFields), std::end(kListFields),
+                       [&](const ListField& known) { return field == known.name; })) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "policy field 'replace' names '", field, "', which is not a list field (",
+            absl::StrJoin(kListFields, ", ",
+                          [](std::string* out, const ListField& f) { out->append(f.name); }),
+            ")"));
+      }
+    }
   }
   Policy policy;
   if (auto extends = doc.find("extends"); extends != doc.end()) {
@@ -189,6 +219,15 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
     if (!base.ok()) return absl::InvalidArgumentError(absl::StrCat("policy field 'extends': ", base.status().message()));
     policy = *std::move(base);
   }
+  auto is_replaced = [&](const char* field) {
+    return std::find(replaced.begin(), replaced.end(), field) != replaced.end();
+  };
+  for (const ListField& field : kListFields) {
+    if (is_replaced(field.name)) (policy.*field.list).clear();
+  }
+  // An extended profile without an allow list allows every module not denied: adding
+  // names to it must not narrow it to those names.
+  const bool allows_all = doc.contains("extends") && policy.import_allow.empty();
   policy.name = "custom";
   if (auto name = doc.find("name"); name != doc.end()) {
     if (!name->is_string() || name->get_ref<const std::string&>().empty()) {
@@ -211,6 +250,7 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
     if (absl::Status s = OnlyKnownFields(v, "imports", {"allow", "deny"}); !s.ok()) return s;
     absl::Status s;
     if (v.contains("allow")) s = ReadStrings(v["allow"], "imports.allow", policy.import_allow);
+    if (allows_all && !is_replaced("imports.allow")) policy.import_allow.clear();
     if (s.ok() && v.contains("deny")) s = ReadStrings(v["deny"], "imports.deny", policy.import_deny);
     return s;
   });
