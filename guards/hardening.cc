@@ -1,6 +1,8 @@
 #include "guards/hardening.h"
 
 #include <fcntl.h>
+#include <locale.h>
+#include <stdlib.h>
 
 #include <deque>
 #include <memory>
@@ -17,6 +19,7 @@
 #include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/python_error.h"
 #include "guards/shared_types.h"
+#include "guards/sqlite.h"
 
 namespace pyhost {
 namespace {
@@ -37,10 +40,12 @@ enum class Kind {
   kCreateBuiltin,   // _imp.create_builtin(spec)
   kCreateDynamic,   // _imp.create_dynamic(spec, file=None): an extension module
   kExecBuiltin,     // _imp.exec_builtin(module)
+  kExecDynamic,     // _imp.exec_dynamic(module): an extension module's body
   kImport,          // builtins.__import__
   kImportCheck,     // the meta-path finder's check(name)
   kGetAddrInfo,     // remembers the addresses an allowed name resolved to
-  kSetlocale,       // locale.setlocale: queries only (the locale is process-wide)
+  kSetlocale,       // locale.setlocale: queries and no-ops only (the locale is process-wide)
+  kProcessStart,    // starts a process without an audit event: by Policy::processes
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
@@ -50,14 +55,66 @@ struct Guard {
   Kind kind;
   std::string name;  // "os.close"
   py::object original;
+  py::object error_type;  // what a refusal raises, if not PermissionError itself
 };
 
 constexpr char kCapsuleName[] = "pyhost.guard";
 
 PyObject* SetPermissionError(const Guard& guard, absl::string_view why) {
   std::string message = absl::StrCat(guard.name, " is not available in pyhost: ", why);
-  PyErr_SetString(PyExc_PermissionError, message.c_str());
+  PyErr_SetString(guard.error_type ? guard.error_type.ptr() : PyExc_PermissionError, message.c_str());
   return nullptr;
+}
+
+// An exception type that is both PermissionError (pyhost's refusals) and `base`, what
+// callers of the refused function already handle (code that falls back on
+// locale.Error keeps working): "<module>.PermissionError". Null with a Python error.
+py::object RefusalType(const char* module, PyObject* base) {
+  std::string name = absl::StrCat(module, ".PermissionError");
+  auto bases = py::reinterpret_steal<py::object>(PyTuple_Pack(2, PyExc_PermissionError, base));
+  if (!bases) return py::object();
+  return py::reinterpret_steal<py::object>(PyErr_NewException(name.c_str(), bases.ptr(), nullptr));
+}
+
+// glibc's locale categories, with the environment variable that names each.
+constexpr std::pair<int, const char*> kLocaleCategories[] = {
+    {LC_CTYPE, "LC_CTYPE"},       {LC_NUMERIC, "LC_NUMERIC"},
+    {LC_TIME, "LC_TIME"},         {LC_COLLATE, "LC_COLLATE"},
+    {LC_MONETARY, "LC_MONETARY"}, {LC_MESSAGES, "LC_MESSAGES"},
+#ifdef LC_PAPER
+    {LC_PAPER, "LC_PAPER"},       {LC_NAME, "LC_NAME"},
+    {LC_ADDRESS, "LC_ADDRESS"},   {LC_TELEPHONE, "LC_TELEPHONE"},
+    {LC_MEASUREMENT, "LC_MEASUREMENT"}, {LC_IDENTIFICATION, "LC_IDENTIFICATION"},
+#endif
+};
+
+std::string CanonicalLocale(std::string name) { return name == "POSIX" ? "C" : name; }
+
+// What setlocale(category, "") would pick for a single category: the process's
+// environment, as the C library reads it.
+std::string LocaleFromEnvironment(int category) {
+  for (const auto& [known, variable] : kLocaleCategories) {
+    if (known != category) continue;
+    for (const char* name : {"LC_ALL", variable, "LANG"}) {
+      const char* value = getenv(name);
+      if (value != nullptr && value[0] != '\0') return CanonicalLocale(value);
+    }
+  }
+  return "C";
+}
+
+// Whether setlocale(category, value) would leave the locale as it is: the value names
+// the current locale, or is "" and the environment names it. Reads only.
+bool LocaleUnchanged(int category, const std::string& value) {
+  const char* current = setlocale(category, nullptr);
+  if (current == nullptr) return false;
+  if (!value.empty()) return CanonicalLocale(value) == CanonicalLocale(current);
+  if (category != LC_ALL) return LocaleFromEnvironment(category) == CanonicalLocale(current);
+  for (const auto& [each, variable] : kLocaleCategories) {
+    const char* now = setlocale(each, nullptr);
+    if (now == nullptr || LocaleFromEnvironment(each) != CanonicalLocale(now)) return false;
+  }
+  return true;
 }
 
 std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
@@ -125,7 +182,7 @@ std::string AbsoluteImportName(PyObject* args, PyObject* kwargs) {
 bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_importlib) {
   std::string why;
   if (module.empty() ||
-      sandbox.ImportAllowed(module, ImportIsUserInitiated(through_importlib), &why)) {
+      sandbox.ImportAllowed(module, ImportIsUserInitiated(module, through_importlib), &why)) {
     return true;
   }
   auto name = py::reinterpret_steal<py::object>(PyUnicode_FromString(module.c_str()));
@@ -137,6 +194,8 @@ bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_impor
 PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
   return PyObject_Call(guard.original.ptr(), args, kwargs);
 }
+
+bool GuardCreatedBuiltin(const std::string& name, PyObject* module);
 
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   auto* guard = static_cast<Guard*>(PyCapsule_GetPointer(self, kCapsuleName));
@@ -259,9 +318,18 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         return SetPermissionError(*guard, absl::StrCat("module '", module, "' cannot be created again"));
       }
       if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
-      return CallOriginal(*guard, args, kwargs);
+      PyObject* created = CallOriginal(*guard, args, kwargs);
+      if (created != nullptr && guard->kind == Kind::kCreateBuiltin &&
+          !GuardCreatedBuiltin(module, created)) {
+        Py_DECREF(created);
+        return nullptr;
+      }
+      return created;
     }
-    case Kind::kExecBuiltin: {
+    case Kind::kExecBuiltin:
+    case Kind::kExecDynamic: {
+      // Both run any module's body (exec_builtin a dynamic one's too); a body whose
+      // objects pyhost guards is guarded as soon as it ran, before the code has them.
       PyObject* module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
                              ? PyTuple_GET_ITEM(args, 0) : nullptr;
       PyModuleDef* def = module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
@@ -269,7 +337,16 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (sandbox != nullptr && def != nullptr && sandbox->IsSealedDef(def)) {
         return SetPermissionError(*guard, "a hardened module cannot be executed again");
       }
-      return CallOriginal(*guard, args, kwargs);
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result == nullptr || def == nullptr || def->m_name == nullptr ||
+          std::string(def->m_name) != "_sqlite3") {
+        return result;
+      }
+      if (absl::Status guarded = GuardSqliteModule(module); !guarded.ok()) {
+        Py_DECREF(result);
+        return SetPermissionError(*guard, guarded.message());
+      }
+      return result;
     }
     case Kind::kImport:
       if (active && !CheckImport(*sandbox, AbsoluteImportName(args, kwargs),
@@ -310,14 +387,31 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kSetlocale: {
+      // setlocale(category, locale=None): a str changes the process's locale, unless
+      // it is the one in force (then its name is the answer, as setlocale gives it).
+      // Other values are the original's TypeError to raise.
       PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1)
                         : kwargs != nullptr ? PyDict_GetItemString(kwargs, "locale") : nullptr;
-      if (active && value != nullptr && value != Py_None) {
+      std::optional<int> category = IntArg(args, 0);
+      if (active && value != nullptr && PyUnicode_Check(value)) {
+        const char* text = PyUnicode_AsUTF8(value);
+        if (text == nullptr) return nullptr;
+        if (category && LocaleUnchanged(*category, text)) {
+          return PyUnicode_DecodeLocale(setlocale(*category, nullptr), nullptr);
+        }
         return SetPermissionError(*guard, "the locale belongs to the whole host process "
                                           "(setlocale(category) without a value may query it)");
       }
       return CallOriginal(*guard, args, kwargs);
     }
+    case Kind::kProcessStart:
+      if (active && !sandbox->policy().processes) {
+        std::string message = absl::StrCat(guard->name, " denied by pyhost policy '",
+                                           sandbox->policy().name, "': processes are not allowed");
+        PyErr_SetString(PyExc_PermissionError, message.c_str());
+        return nullptr;
+      }
+      return CallOriginal(*guard, args, kwargs);
     case Kind::kOpen: {
       // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
       // audit event names `file`, but an opener may hand back any descriptor.
@@ -373,8 +467,9 @@ PyMethodDef* MethodDefFor(const std::string& name) {
 
 // A C function running GuardedCall for `kind`; its __self__ is a capsule, the only
 // place the original lives. Null with a Python error on failure.
-py::object MakeGuard(Kind kind, const std::string& name, py::object original) {
-  auto* guard = new Guard{kind, name, std::move(original)};
+py::object MakeGuard(Kind kind, const std::string& name, py::object original,
+                     py::object error_type = py::object()) {
+  auto* guard = new Guard{kind, name, std::move(original), std::move(error_type)};
   auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(guard, kCapsuleName, [](PyObject* c) {
     delete static_cast<Guard*>(PyCapsule_GetPointer(c, kCapsuleName));
   }));
@@ -384,6 +479,21 @@ py::object MakeGuard(Kind kind, const std::string& name, py::object original) {
   }
   return py::reinterpret_steal<py::object>(
       PyCFunction_NewEx(MethodDefFor(name), capsule.ptr(), nullptr));
+}
+
+// Builtin modules guarded whenever one is made, rather than preloaded and sealed, so
+// that importing them stays the import gate's to decide: _posixsubprocess.fork_exec
+// starts programs (subprocess calls it after its own "subprocess.Popen" event; called
+// directly it raises none). False with a Python error on failure.
+bool GuardCreatedBuiltin(const std::string& name, PyObject* module) {
+  if (name != "_posixsubprocess") return true;
+  auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module, "fork_exec"));
+  if (!original) {
+    PyErr_Clear();
+    return true;
+  }
+  py::object guard = MakeGuard(Kind::kProcessStart, "_posixsubprocess.fork_exec", original);
+  return guard && PyObject_SetAttrString(module, "fork_exec", guard.ptr()) == 0;
 }
 
 class Hardener {
@@ -404,15 +514,17 @@ class Hardener {
     return absl::OkStatus();
   }
 
-  // Replaces module.attr (if the platform has it) with a guard of `kind`.
-  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr) {
+  // Replaces module.attr (if the platform has it) with a guard of `kind`, whose
+  // refusals raise `error_type` (PermissionError if none).
+  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr,
+                       py::object error_type = py::object()) {
     auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), attr));
     if (!original) {
       PyErr_Clear();
       return absl::OkStatus();
     }
     std::string name = absl::StrCat(public_module ? public_module : module_name_, ".", attr);
-    py::object wrapper = MakeGuard(kind, name, original);
+    py::object wrapper = MakeGuard(kind, name, original, std::move(error_type));
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
@@ -521,7 +633,21 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
                                       Kind::kHostOnly, "tracemalloc"));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_locale"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale"));
+  auto locale_error = py::reinterpret_steal<py::object>(
+      PyObject_GetAttrString(PyImport_AddModule("_locale"), "Error"));
+  py::object locale_refusal = locale_error ? RefusalType("locale", locale_error.ptr()) : py::object();
+  if (!locale_refusal) return StatusFromPythonError("hardening: locale's refusal type");
+  PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale", locale_refusal));
+
+  // os.fork()'s refusal (audit_hooks/audit_hook.cc): a RuntimeError as 3.12 raises,
+  // and a PermissionError naming the rule. Kept alive by the support module.
+  if (support != nullptr) {
+    py::object fork_refusal = RefusalType("builtins", PyExc_RuntimeError);
+    if (!fork_refusal || PyDict_SetItemString(support, "_fork_refusal", fork_refusal.ptr()) != 0) {
+      return StatusFromPythonError("hardening: fork's refusal type");
+    }
+    sandbox.set_fork_error_type(fork_refusal.ptr());
+  }
 
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
@@ -555,6 +681,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
     PYHOST_RETURN_IF_ERROR(h.Module(module, "_imp"));
     PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
     PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
+    PYHOST_RETURN_IF_ERROR(h.Replace("exec_dynamic", Kind::kExecDynamic));
     PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kFixCoFilename));
     // The import lock is the whole process's on 3.11: held, every import hangs.
     PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"acquire_lock", "release_lock"}, Kind::kImportlibOnly));

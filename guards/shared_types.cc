@@ -26,6 +26,8 @@ std::optional<int> Descriptor(PyObject* value) {
   return static_cast<int>(fd);
 }
 
+}  // namespace
+
 // --- helpers that swap what a shared type runs -------------------------------------
 
 // Replaces `type`'s tp_init and the C function its __init__ descriptor calls.
@@ -61,6 +63,8 @@ absl::Status SwapMethod(PyObject* dict, const char* name, int flags, PyCFunction
   def->ml_meth = replacement;
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::StatusOr<py::object> Attribute(const char* module_name, const char* name) {
   auto module = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
@@ -142,6 +146,37 @@ absl::Status IsolateTypeSubclasses() {
   return absl::OkStatus();
 }
 
+// --- code.replace --------------------------------------------------------------------
+
+_PyCFunctionFastWithKeywords g_code_replace = nullptr;
+
+// types.coroutine turns a generator function into a coroutine with
+// code.replace(co_flags=flags | CO_ITERABLE_COROUTINE), and asyncio does that to its
+// own generators when it is imported. That change (this flag only, added to a
+// generator's code, nothing else) is the one the audit hook lets code claiming a
+// trusted filename undergo: the bytecode, constants and names stay the stdlib's.
+PyObject* GuardedCodeReplace(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                             PyObject* kwnames) {
+  Sandbox* sandbox = Sandbox::Current();
+  bool vetted = Active(sandbox) && PyCode_Check(self) && nargs == 0 && kwnames != nullptr &&
+                PyTuple_GET_SIZE(kwnames) == 1 &&
+                PyUnicode_CheckExact(PyTuple_GET_ITEM(kwnames, 0)) &&
+                PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "co_flags") == 0 &&
+                PyLong_CheckExact(args[0]);  // no __index__ of the code's to run
+  if (vetted) {
+    long flags = PyLong_AsLong(args[0]);
+    long old = reinterpret_cast<PyCodeObject*>(self)->co_flags;
+    vetted = !PyErr_Occurred() && (old & CO_GENERATOR) != 0 &&
+             (flags ^ old) == CO_ITERABLE_COROUTINE && (flags & CO_ITERABLE_COROUTINE) != 0;
+    PyErr_Clear();
+  }
+  if (!vetted) return g_code_replace(self, args, nargs, kwnames);
+  sandbox->set_code_replace_vetted(true);
+  PyObject* result = g_code_replace(self, args, nargs, kwnames);
+  sandbox->set_code_replace_vetted(false);
+  return result;
+}
+
 // --- openers -------------------------------------------------------------------------
 
 // The opener wrapper: its self is the code's own opener (nothing to hide there).
@@ -181,10 +216,13 @@ PyCFunction g_socketpair = nullptr;
 PyObject* g_socket_fileno = nullptr;  // _socket.socket.fileno: C, never a subclass's
 
 // A socket the code created is its own: its descriptor may be used by number.
-void RecordSocket(Sandbox& sandbox, PyObject* socket) {
+// Returns the descriptor.
+std::optional<int> RecordSocket(Sandbox& sandbox, PyObject* socket) {
   auto fd = py::reinterpret_steal<py::object>(PyObject_CallOneArg(g_socket_fileno, socket));
-  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox.RecordFd(*n);
+  std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt;
+  if (n) sandbox.RecordFd(*n);
   PyErr_Clear();
+  return n;
 }
 
 // socket(family=-1, type=-1, proto=-1, fileno=None): the "socket.__new__" event does
@@ -201,6 +239,7 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
     fileno = PyTuple_GET_ITEM(args, kFilenoPosition);
   }
   const bool adopts = fileno != nullptr && fileno != Py_None;
+  bool local = false;
   if (adopts) {
     std::optional<int> fd = Descriptor(fileno);
     if (!fd || !sandbox->OwnsFd(*fd)) {
@@ -208,8 +247,12 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
                                              "pyhost: only on descriptors the code opened itself");
       return -1;
     }
+    local = sandbox->IsLocalSocket(*fd);
   }
-  if (g_socket_init(self, args, kwargs) != 0) return -1;
+  if (local) sandbox->set_adopting_local_socket(self);
+  int initialized = g_socket_init(self, args, kwargs);
+  sandbox->set_adopting_local_socket(nullptr);
+  if (initialized != 0) return -1;
   if (!adopts) RecordSocket(*sandbox, self);
   return 0;
 }
@@ -235,7 +278,9 @@ PyObject* GuardedSocketpair(PyObject* module, PyObject* args) {
   Sandbox* sandbox = Sandbox::Current();
   if (result != nullptr && Active(sandbox) && PyTuple_Check(result)) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(result); ++i) {
-      RecordSocket(*sandbox, PyTuple_GET_ITEM(result, i));
+      if (std::optional<int> fd = RecordSocket(*sandbox, PyTuple_GET_ITEM(result, i))) {
+        sandbox->RecordLocalSocket(*fd);
+      }
     }
   }
   return result;
@@ -317,6 +362,15 @@ bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position, py::objec
 absl::Status GuardSharedTypes() {
   static const absl::Status guarded = []() -> absl::Status {
     if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
+    PyCFunction original_replace = nullptr;
+    if (absl::Status s = SwapMethod(PyCode_Type.tp_dict, "replace", METH_FASTCALL | METH_KEYWORDS,
+                                    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCodeReplace)),
+                                    &original_replace);
+        !s.ok()) {
+      return s;
+    }
+    g_code_replace = reinterpret_cast<_PyCFunctionFastWithKeywords>(
+        reinterpret_cast<void (*)()>(original_replace));
     absl::StatusOr<py::object> fileio = Attribute("_io", "FileIO");
     if (!fileio.ok()) return fileio.status();
     if (absl::Status s = SwapInit(reinterpret_cast<PyTypeObject*>(fileio->ptr()), GuardedFileIOInit,
