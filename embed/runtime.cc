@@ -28,6 +28,15 @@ absl::StatusOr<Runtime*> Initialize() {
     return absl::FailedPreconditionError(
         "Python is already initialized in this process by someone other than pyhost");
   }
+  // UTF-8 mode: text files, pipes and paths default to UTF-8, as python3 has them in
+  // the UTF-8 locales it runs under (and in the C locale, PEP 540), without setting
+  // the host process's locale (the isolated default would make open() ASCII there).
+  PyPreConfig preconfig;
+  PyPreConfig_InitIsolatedConfig(&preconfig);
+  preconfig.utf8_mode = 1;
+  if (absl::Status pre = CheckStatus(Py_PreInitialize(&preconfig), "preinitialization"); !pre.ok()) {
+    return pre;
+  }
   PyConfig config;
   PyConfig_InitIsolatedConfig(&config);
   config.site_import = 0;

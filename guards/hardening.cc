@@ -58,7 +58,32 @@ struct Guard {
   py::object error_type;  // what a refusal raises, if not PermissionError itself
 };
 
-constexpr char kCapsuleName[] = "pyhost.guard";
+// A guard's state lives in a module object of its own, its __self__ (the only place
+// the original is kept; Python code sees an empty module). Bound to a module, the
+// guard pickles, prints and introspects as the module function it replaces does:
+// builtins.open pickles as builtins.open, its repr is "<built-in function open>".
+void FreeGuardState(void* module);
+PyModuleDef kGuardStateDef = {
+    PyModuleDef_HEAD_INIT, "pyhost.guard", "The state of a function pyhost replaced.",
+    sizeof(Guard*), nullptr, nullptr, nullptr, nullptr, FreeGuardState};
+
+void FreeGuardState(void* module) {
+  auto** slot = static_cast<Guard**>(PyModule_GetState(static_cast<PyObject*>(module)));
+  if (slot == nullptr) return;
+  delete *slot;
+  *slot = nullptr;
+}
+
+// The guard a GuardedCall's self holds; null with a Python error if self is none.
+Guard* GuardOf(PyObject* self) {
+  auto** slot = self != nullptr && PyModule_Check(self) && PyModule_GetDef(self) == &kGuardStateDef
+                    ? static_cast<Guard**>(PyModule_GetState(self)) : nullptr;
+  if (slot == nullptr || *slot == nullptr) {
+    PyErr_SetString(PyExc_SystemError, "a pyhost guard without its state");
+    return nullptr;
+  }
+  return *slot;
+}
 
 PyObject* SetPermissionError(const Guard& guard, absl::string_view why) {
   std::string message = absl::StrCat(guard.name, " is not available in pyhost: ", why);
@@ -198,7 +223,7 @@ PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
 bool GuardCreatedBuiltin(const std::string& name, PyObject* module);
 
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
-  auto* guard = static_cast<Guard*>(PyCapsule_GetPointer(self, kCapsuleName));
+  Guard* guard = GuardOf(self);
   if (guard == nullptr) return nullptr;
   Sandbox* sandbox = Sandbox::Current();
   const bool active = sandbox != nullptr && !sandbox->host_mode();
@@ -449,8 +474,9 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
 }
 
 // PyMethodDefs must outlive every function made from them: one per name, for the
-// life of the process (shared by all interpreters).
-PyMethodDef* MethodDefFor(const std::string& name) {
+// life of the process (shared by all interpreters). Its doc is the original's (the
+// same C function in every interpreter), so __doc__ and inspect.signature() stay.
+PyMethodDef* MethodDefFor(const std::string& name, PyObject* original) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* names = new std::deque<std::string>();
   static auto* defs = new absl::flat_hash_map<std::string, PyMethodDef*>();
@@ -458,27 +484,32 @@ PyMethodDef* MethodDefFor(const std::string& name) {
   PyMethodDef*& def = (*defs)[name];
   if (def == nullptr) {
     names->push_back(name.substr(name.rfind('.') + 1));
+    const char* doc = original != nullptr && PyCFunction_Check(original)
+                          ? reinterpret_cast<PyCFunctionObject*>(original)->m_ml->ml_doc
+                          : "Replaced by pyhost: see pyhost's docs/security.md.";
     def = new PyMethodDef{names->back().c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCall)),
-                          METH_VARARGS | METH_KEYWORDS,
-                          "Replaced by pyhost: see pyhost's docs/security.md."};
+                          METH_VARARGS | METH_KEYWORDS, doc};
   }
   return def;
 }
 
-// A C function running GuardedCall for `kind`; its __self__ is a capsule, the only
-// place the original lives. Null with a Python error on failure.
+// A C function running GuardedCall for `kind`, with the original's name, doc and
+// __module__; its __self__ holds the guard (kGuardStateDef). Null with a Python error
+// on failure.
 py::object MakeGuard(Kind kind, const std::string& name, py::object original,
                      py::object error_type = py::object()) {
-  auto* guard = new Guard{kind, name, std::move(original), std::move(error_type)};
-  auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(guard, kCapsuleName, [](PyObject* c) {
-    delete static_cast<Guard*>(PyCapsule_GetPointer(c, kCapsuleName));
-  }));
-  if (!capsule) {
-    delete guard;
-    return py::object();
+  auto state = py::reinterpret_steal<py::object>(PyModule_Create(&kGuardStateDef));
+  auto** slot = state ? static_cast<Guard**>(PyModule_GetState(state.ptr())) : nullptr;
+  if (slot == nullptr) return py::object();
+  auto module_name = py::reinterpret_steal<py::object>(
+      original ? PyObject_GetAttrString(original.ptr(), "__module__") : nullptr);
+  if (!module_name || !PyUnicode_Check(module_name.ptr())) {
+    PyErr_Clear();
+    module_name = py::object();
   }
-  return py::reinterpret_steal<py::object>(
-      PyCFunction_NewEx(MethodDefFor(name), capsule.ptr(), nullptr));
+  PyMethodDef* def = MethodDefFor(name, original.ptr());
+  *slot = new Guard{kind, name, std::move(original), std::move(error_type)};
+  return py::reinterpret_steal<py::object>(PyCFunction_NewEx(def, state.ptr(), module_name.ptr()));
 }
 
 // Builtin modules guarded whenever one is made, rather than preloaded and sealed, so

@@ -15,8 +15,9 @@
 //   never re-create a hardened module (that would hand back the originals).
 // By policy: thread starts (Policy::threads); builtins.__import__ checks every import
 //   statement, also of modules already loaded; a finder first on sys.meta_path.
-// The replacements are C functions whose only reachable state is a capsule, so
-// Python code cannot pull the original back out of them.
+// The replacements are C functions whose __self__ is an empty module holding their
+// state in C, so Python code cannot pull the original back out of them; they keep
+// the original's name, doc and __module__ (they pickle and print as it does).
 #ifndef PYHOST_GUARDS_HARDENING_H_
 #define PYHOST_GUARDS_HARDENING_H_
 

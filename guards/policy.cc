@@ -32,7 +32,7 @@ bool AnyModuleMatches(const std::vector<std::string>& patterns, absl::string_vie
 // Modules that are dangerous in-process whatever the policy says they are for, so
 // refused even when the stdlib asks for them: native code and memory, process
 // creation without an audit event, the host process's own state (crash handlers,
-// rlimits, heap walks, allocation tracing), code loading from bytes, terminals, the
+// rlimits, allocation tracing), code loading from bytes, terminals, the
 // host's accounts and logs, files opened in C without an audit event (dbm's C
 // backends). docs/security.md has the table with each reason.
 // subprocess, signal, pickle, sqlite3, pkgutil, pdb are not here: the stdlib imports
@@ -42,7 +42,7 @@ const std::vector<std::string>& DangerousModules() {
   static const auto* modules = new std::vector<std::string>{
       "ctypes", "_ctypes", "multiprocessing", "_multiprocessing", "_posixshmem", "pty",
       "faulthandler", "mmap", "resource", "fcntl", "termios", "tty", "marshal",
-      "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi", "gc",
+      "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
       "sys.monitoring", "zipimport", "runpy", "webbrowser", "tkinter", "_tkinter", "readline",
       "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog", "tracemalloc",
       "_tracemalloc", "_dbm", "_gdbm"};
@@ -55,11 +55,12 @@ const std::vector<std::string>& DangerousModules() {
 const std::vector<std::string>& CuratedStdlib() {
   static const auto* modules = new std::vector<std::string>{
       // the language and the interpreter
-      "__future__", "builtins", "sys", "os", "os.path", "posixpath", "errno", "stat", "abc",
+      "__future__", "builtins", "sys", "os", "os.path", "posix", "posixpath", "errno", "stat", "abc",
       "types", "typing", "dataclasses", "enum", "functools", "operator", "itertools",
       "contextlib", "contextvars", "copy", "copyreg", "weakref", "warnings", "traceback",
       "linecache", "inspect", "dis", "ast", "tokenize", "token", "keyword", "symtable",
       "sysconfig", "platform", "threading", "queue", "_strptime",
+      "gc",  // collect(), thresholds (per interpreter); heap walks are refused (audit hook)
       // numbers
       "math", "cmath", "decimal", "fractions", "numbers", "random", "statistics", "secrets",
       // data structures and formats

@@ -492,7 +492,9 @@ sys.modules['posix'].write(args['pipe_fd'], PWN.encode())
 )PY", {"os.write is not available in pyhost"}),
 
       // ---- gc heap walks ----------------------------------------------------------------
-      Imp("GcImportDenied", "import gc\ngc.get_objects()\n"),
+      // gc may be imported (collect() is the interpreter's own); walking the heap may not.
+      Perm("GcGetObjectsDenied", "import gc\ngc.collect()\ngc.get_objects()\n",
+           {"gc.get_objects denied by pyhost policy 'strict': heap walks reach the host's objects"}),
       Via("GcGetObjectsViaStdlib", R"PY(
 gc = _reach('gc')
 mods = [o for o in gc.get_objects() if type(o).__name__ == 'module' and o.__name__ == 'posix']
@@ -1045,6 +1047,18 @@ sys.addaudithook(hook)
 socket.socketpair()
 made[0].connect(('127.0.0.1', args['port']))
 )PY", {"no network access"}),
+
+      // ---- a replaced function's __self__ is an empty module: no way to the original ----
+      Perm("GuardSelfGivesNoOriginal", R"PY(
+import os
+state = os.write.__self__
+found = [getattr(state, n) for n in dir(state) if callable(getattr(state, n, None))
+         and not n.startswith('__')]
+for f in found:
+    f(args['pipe_fd'], PWN.encode())
+state.__dict__.clear()
+os.write(args['pipe_fd'], PWN.encode())
+)PY", {"only on file descriptors the code opened itself"}),
 
       // ---- os.fork() in a subinterpreter: refused under every policy ---------------------
       Denied("YoloForkRefusedInSubinterpreter", R"PY(
@@ -1926,7 +1940,7 @@ result = [os, open('x')]
   for (int i = 0; i < 3; ++i) {  // more than the pool holds: every interpreter is fresh
     ExecResult next = Run(*host_, R"PY(
 import builtins, json
-out = {'json': json.__name__, 'import_self': type(builtins.__import__.__self__).__name__}
+out = {'json': json.__name__, 'import_self': builtins.__import__.__self__.__name__}  # pyhost's guard
 try:
     open(args['secret_path'])
     out['open'] = 'opened'
@@ -1941,7 +1955,7 @@ print('printed')
 result = out
 )PY");
     ASSERT_TRUE(next.ok) << next.ToJson().dump();
-    EXPECT_EQ(next.result, json({{"json", "json"}, {"import_self", "PyCapsule"},
+    EXPECT_EQ(next.result, json({{"json", "json"}, {"import_self", "pyhost.guard"},
                                  {"open", "denied"}, {"socket", "denied"}}));
     EXPECT_EQ(next.stdout_stream.text, "printed\n");
     std::vector<std::string> problems;

@@ -379,7 +379,7 @@ result = out
 
 TEST_F(StrictProgramsTest, GeneratedCodeStdinAndCommandLineTools) {
   json r = RunLikePython3(R"PY(
-import argparse, ast, logging, os, sys, types
+import argparse, ast, codecs, locale, logging, os, sys, types
 source = 'def area(w, h):\n    return w * h\n'
 namespace = {}
 exec(compile(source, 'generated.py', 'exec'), namespace)
@@ -406,13 +406,19 @@ handler = logging.FileHandler(os.path.join(WORK_DIR, 'tool.log'))
 log.addHandler(handler)
 log.warning('to the file')
 handler.close()
+with open(os.path.join(WORK_DIR, 'text.txt'), 'w') as f:
+    f.write('naïve café ✓\n')
+with open(os.path.join(WORK_DIR, 'text.txt')) as f:
+    text = [f.read(), codecs.lookup(f.encoding).name]
 result = {
+    'text_file': text, 'preferred': codecs.lookup(locale.getpreferredencoding(False)).name,
     'generated': namespace['area'](3, 4), 'from_ast': namespace['area2'](2, 5), 'function': fn(),
     'renamed': gen.__code__.co_name, 'input': got, 'stdin': sys.stdin.read(),
     'stdin_readline': sys.stdin.readline(), 'args': [options.count, options.names],
     'log_file': open(os.path.join(WORK_DIR, 'tool.log')).read(),
 }
 )PY");
+  EXPECT_EQ(r["text_file"], json({"naïve café ✓\n", "utf-8"}));
   EXPECT_EQ(r["generated"], 12);
   EXPECT_EQ(r["input"], "EOFError");
   EXPECT_EQ(r["stdin"], "");
@@ -435,6 +441,27 @@ with contextlib.redirect_stdout(io.StringIO()):
 result = [outcome.attempted, outcome.failed]
 )PY");
   EXPECT_EQ(r, json({2, 1}));
+}
+
+// The functions pyhost replaced print, pickle and introspect as the originals do.
+TEST_F(StrictProgramsTest, ReplacedFunctionsLookLikeTheOriginals) {
+  json r = RunLikePython3(R"PY(
+import builtins, inspect, os, pickle, sys, time
+functions = [open, __import__, os.close, os.write, os.chdir, os.umask, sys.setrecursionlimit,
+             time.clock_settime]
+result = {
+    'repr': [repr(f) for f in functions],
+    'module': [f.__module__ for f in functions],
+    'pickle': [pickle.loads(pickle.dumps(f)) is f for f in functions],
+    'signature': [str(inspect.signature(f)) for f in (open, os.close, os.write)],
+    'doc': os.close.__doc__,
+    'builtins': sorted(n for n, f in vars(builtins).items()
+                       if callable(f) and type(f).__name__ == 'builtin_function_or_method'
+                       and pickle.loads(pickle.dumps(f)) is not f),
+}
+)PY");
+  EXPECT_EQ(r["repr"][0], "<built-in function open>");
+  EXPECT_EQ(r["builtins"], json::array());
 }
 
 // What stays refused is refused loudly, with the type the code already handles.
