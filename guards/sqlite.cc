@@ -10,6 +10,10 @@
 #include "absl/strings/str_split.h"
 #include "guards/shared_types.h"
 
+#if PY_VERSION_HEX >= 0x030C0000
+#error "3.12 gives each interpreter its own GIL: the process-wide guard state here needs a lock"
+#endif
+
 namespace pyhost {
 namespace {
 
