@@ -124,11 +124,11 @@ PyMethodDef kAuthorizeDef = {
 PyCMethod g_set_authorizer = nullptr;
 PyMethodDef* g_set_authorizer_def = nullptr;
 
-// In an enforcing sandbox, installs pyhost's authorizer with the code's behind it
-// (None: pyhost's alone). Elsewhere the original, untouched.
+// In pyhost's interpreters, installs pyhost's authorizer with the code's behind it
+// (None: pyhost's alone). Elsewhere (no Sandbox: another embedder's) the original.
 PyObject* GuardedSetAuthorizer(PyObject* self, PyTypeObject* cls, PyObject* const* args,
                                Py_ssize_t nargs, PyObject* kwnames) {
-  if (!Enforcing(Sandbox::Current())) return g_set_authorizer(self, cls, args, nargs, kwnames);
+  if (Sandbox::Current() == nullptr) return g_set_authorizer(self, cls, args, nargs, kwnames);
   Py_ssize_t keywords = kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0;
   bool one = nargs + keywords == 1 &&
              (keywords == 0 || (PyUnicode_CheckExact(PyTuple_GET_ITEM(kwnames, 0)) &&
@@ -163,11 +163,14 @@ PyTypeObject* SetAuthorizerClass(PyTypeObject* type) {
 
 initproc g_connection_init = nullptr;
 
-// Connection.__init__: a connection opened in an enforcing sandbox gets pyhost's
-// authorizer before the code can run a statement; if that fails, it is closed.
+// Connection.__init__: every connection opened in one of pyhost's interpreters gets
+// pyhost's authorizer before the code can run a statement (if that fails, it is
+// closed), whatever the policy in force: the authorizer asks the policy of the moment
+// (a resident interpreter keeps a connection a yolo execution made for the next,
+// strict one).
 int GuardedConnectionInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (g_connection_init(self, args, kwargs) != 0) return -1;
-  if (!Enforcing(Sandbox::Current())) return 0;
+  if (Sandbox::Current() == nullptr) return 0;
   PyTypeObject* cls = SetAuthorizerClass(Py_TYPE(self));
   PyObject* none[] = {Py_None};
   auto installed = py::reinterpret_steal<py::object>(

@@ -2,8 +2,8 @@
 // event: sqlite3.connect() raises one for the database it opens, but ATTACH DATABASE,
 // VACUUM INTO and URI filenames (Debian builds SQLite with SQLITE_USE_URI: "file:..."
 // is a URI everywhere) name files inside SQL. pyhost puts an authorizer on every
-// connection made under an enforcing policy, which SQLite asks while it prepares each
-// statement:
+// connection made in its interpreters, which SQLite asks while it prepares each
+// statement, and which refuses, under the enforcing policy in force at that moment:
 //   - ATTACH (also the one VACUUM INTO runs) only of a database the policy lets the
 //     code write, or an in-memory/temporary one; an ATTACH whose file name is an
 //     expression or a bound parameter (SQLite shows the authorizer no name) is denied;
@@ -34,8 +34,9 @@
 namespace pyhost {
 
 // Guards a freshly executed _sqlite3 module: every Connection it makes gets pyhost's
-// authorizer when its __init__ succeeds in an enforcing sandbox, and the process-wide
-// Connection.set_authorizer is replaced once. GIL held in the module's interpreter.
+// authorizer when its __init__ succeeds in one of pyhost's interpreters, and the
+// process-wide Connection.set_authorizer is replaced once. GIL held in the module's
+// interpreter.
 absl::Status GuardSqliteModule(PyObject* module);
 
 // Whether SQLite may open database `name` (a path, ":memory:", "" for a temporary

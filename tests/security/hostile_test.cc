@@ -2276,6 +2276,36 @@ result = {h: decide(h) for h in args['hosts']}
   Repair();
 }
 
+// The resident interpreter keeps module state across executions whatever their policy:
+// a connection a yolo execution left behind must be as guarded under strict as one
+// strict opens (the authorizer is on every connection, and asks the policy in force).
+TEST_F(HostileTest, SqliteConnectionLeftByYoloIsGuardedUnderStrict) {
+  ExecRequest opened;
+  opened.code = "import sqlite3, sys\nsys.kept_connection = sqlite3.connect(':memory:')\n";
+  opened.isolation = Isolation::kResident;
+  opened.policy = *NamedPolicy("yolo");
+  absl::StatusOr<ExecResult> first = host_->Execute(opened);
+  ASSERT_TRUE(first.ok() && first->ok) << (first.ok() ? first->ToJson().dump() : first.status().ToString());
+  ExecRequest used;
+  used.code = R"PY(
+import sys
+db = sys.kept_connection
+db.execute("ATTACH DATABASE '%s' AS x" % args['canary'])
+db.execute('CREATE TABLE x.t(a)')
+)PY";
+  used.args = Args();
+  used.isolation = Isolation::kResident;
+  absl::StatusOr<ExecResult> second = host_->Execute(used);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->error.has_value()) << second->ToJson().dump();
+  EXPECT_EQ(second->error->type, "DatabaseError") << second->ToJson().dump();
+  EXPECT_THAT(second->stderr_stream.text, ::testing::HasSubstr("denied by pyhost policy 'strict'"));
+  std::vector<std::string> problems;
+  CheckNoSideEffects(*second, problems);
+  for (const std::string& p : problems) ADD_FAILURE() << p;
+  Repair();
+}
+
 // --- allowed work ------------------------------------------------------------------------
 
 TEST_F(HostileTest, BroadStdlibWorkloadSucceedsUnderStrict) {
@@ -2376,9 +2406,8 @@ result = out
   Repair();
 }
 
-// sqlite3 is off strict (ATTACH and VACUUM INTO open files no audit event reports);
-// under a policy that allows it, user functions (called back through PyGILState)
-// work inside a sandbox.
+// User functions (called back through PyGILState) work inside a sandbox, also with
+// pyhost's authorizer on the connection (it is on every connection, yolo's too).
 TEST_F(HostileTest, SqliteInMemoryWithUserFunctionUnderYolo) {
   ExecResult r = Run(*host_, R"PY(
 import sqlite3
