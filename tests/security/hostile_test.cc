@@ -948,11 +948,13 @@ import os
 os.makedirs(WORK_DIR + '/a/b')
 os.symlink('../../x', WORK_DIR + '/a/b/l')
 )PY", {"a relative link target may not contain '..'"}),
-      Perm("HardLinkStdlibFileIntoWorkDir", R"PY(
-import os, json
-os.link(json.__file__, WORK_DIR + '/json.py')
-open(WORK_DIR + '/json.py', 'a').write('# ' + PWN)
-)PY", {"outside the writable paths"}),
+      // A file the policy lets the code read (the stdlib, say) must not become writable
+      // through a hard link in WORK_DIR (before the fix this wrote the file itself).
+      Perm("HardLinkReadableFileIntoWorkDirThenWrite", R"PY(
+import os
+os.link(args['secret_path'], WORK_DIR + '/s')
+open(WORK_DIR + '/s', 'a').write(PWN)
+)PY", {"outside the writable paths"}).WithPolicy("read-outside"),
 
       // ---- code objects under strict: the code's own may be built, not the stdlib's -------
       Perm("CodeReplaceStdlibGeneratorBeyondTheFlag", R"PY(
@@ -1609,6 +1611,12 @@ class HostileTest : public ::testing::Test {
                           p.import_deny.end());
       return p;
     }
+    if (name == "read-outside") {  // strict, and the outside directory is readable
+      Policy p = *NamedPolicy("strict");
+      p.name = "strict";
+      p.read_paths.push_back(*outside_);
+      return p;
+    }
     if (name == "threads") {  // strict, but the code may start threads
       Policy p = *NamedPolicy("strict");
       p.name = "strict";
@@ -1651,6 +1659,9 @@ class HostileTest : public ::testing::Test {
     HostState now = Snapshot();
     const HostState& was = *baseline_;
     if (PathExists(*outside_ + "/canary")) problems.push_back("the canary file exists");
+    if (ReadFile(*outside_ + "/secret.txt") != *secret_ + "\n") {
+      problems.push_back("the secret file outside the sandbox was changed");
+    }
     for (const std::string& name : now.outside) {
       if (!was.outside.count(name)) problems.push_back("new file outside the sandbox: " + name);
     }
