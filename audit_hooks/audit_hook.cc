@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include <functional>
+#include <utility>
+#include <vector>
 
 #include <opcode.h>
 #include <pybind11/pytypes.h>
@@ -16,9 +18,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "audit_hooks/sandbox.h"
 #include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/py_string.h"
+#include "guards/sqlite.h"
 
 namespace pyhost {
 namespace {
@@ -175,20 +179,67 @@ int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {
 int CheckImportOf(Sandbox& sandbox, const std::string& module, bool through_importlib = true) {
   if (module.empty()) return 0;
   std::string why;
-  if (sandbox.ImportAllowed(module, ImportIsUserInitiated(through_importlib), &why)) return 0;
+  if (sandbox.ImportAllowed(module, ImportIsUserInitiated(module, through_importlib), &why)) return 0;
   return DenyImport(module, why);
 }
 
+// The module a stdlib file is ("json.decoder" for .../json/decoder.py, "os" for
+// "<frozen os>"), and whether it is a package; empty for other filenames.
+std::pair<std::string, bool> StdlibModuleOf(const std::string& filename) {
+  if (absl::StartsWith(filename, "<frozen ") && absl::EndsWith(filename, ">")) {
+    return {filename.substr(8, filename.size() - 9), false};
+  }
+  return {ModuleNameForStdlibPath(filename), absl::EndsWith(filename, "/__init__.py")};
+}
+
+std::string ParentOf(absl::string_view module) {
+  size_t dot = module.rfind('.');
+  return dot == absl::string_view::npos ? "" : std::string(module.substr(0, dot));
+}
+
 // Whether `frame` is executing an import statement (IMPORT_NAME) right now, as
-// opposed to calling __import__ or importlib with a name it was handed.
-bool AtImportStatement(PyFrameObject* frame, PyCodeObject* code) {
+// opposed to calling __import__ or importlib with a name it was handed, and the
+// statement itself names `module`: its target (the name in the frame's own code,
+// absolute, or relative to the package of the stdlib file the code is), one of the
+// target's parent packages, or a submodule a from-import asks for. A relative import
+// resolves against the frame's globals, and those can be forged
+// (exec(stdlib_code, {"__package__": ...}), a module object handed to a loader): an
+// import the file itself would not make is not the stdlib's own.
+bool AtImportStatementOf(PyFrameObject* frame, PyCodeObject* code, const std::string& filename,
+                         absl::string_view module) {
   int lasti = PyFrame_GetLasti(frame);
   auto bytes = py::reinterpret_steal<py::object>(PyCode_GetCode(code));
-  if (!bytes || lasti < 0 || lasti >= PyBytes_GET_SIZE(bytes.ptr())) {
+  if (!bytes || lasti < 0 || lasti + 1 >= PyBytes_GET_SIZE(bytes.ptr())) {
     PyErr_Clear();
     return false;
   }
-  return static_cast<unsigned char>(PyBytes_AS_STRING(bytes.ptr())[lasti]) == IMPORT_NAME;
+  const auto* units = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(bytes.ptr()));
+  if (units[lasti] != IMPORT_NAME) return false;
+  size_t oparg = units[lasti + 1];
+  for (int i = lasti - 2, shift = 8; i >= 0 && units[i] == EXTENDED_ARG; i -= 2, shift += 8) {
+    oparg |= static_cast<size_t>(units[i + 1]) << shift;
+  }
+  PyObject* names = code->co_names;
+  if (!PyTuple_Check(names) || oparg >= static_cast<size_t>(PyTuple_GET_SIZE(names))) return false;
+  const std::string name = Text(PyTuple_GET_ITEM(names, static_cast<Py_ssize_t>(oparg)));
+  auto [own, is_package] = StdlibModuleOf(filename);
+  std::vector<std::string> targets;
+  if (!name.empty()) targets.push_back(name);  // absolute
+  // Relative: level 1 is the file's package (a frozen module's may be itself).
+  for (std::string base = is_package ? own : ParentOf(own); !base.empty(); base = ParentOf(base)) {
+    targets.push_back(name.empty() ? base : absl::StrCat(base, ".", name));
+  }
+  if (absl::StartsWith(filename, "<frozen ") && !own.empty()) {
+    targets.push_back(name.empty() ? own : absl::StrCat(own, ".", name));
+  }
+  for (const std::string& target : targets) {
+    if (module == target || absl::StartsWith(target, absl::StrCat(module, "."))) return true;
+    if (absl::StartsWith(module, absl::StrCat(target, ".")) &&
+        module.find('.', target.size() + 1) == absl::string_view::npos) {
+      return true;  // from target import submodule
+    }
+  }
+  return false;
 }
 
 // The filename of each Python frame, innermost first.
@@ -216,6 +267,80 @@ bool IsImportMachinery(const std::string& filename) {
 }
 
 
+// Whether a filename (str, bytes or path; a code object's co_filename) is one the
+// import gate trusts: a stdlib file, "<frozen ...>", pyhost's own.
+// A str is read as displayed (escapes replace only what is not text, never a prefix),
+// so a name that is not text still claims what it starts with.
+std::string ClaimedFilename(PyObject* filename) {
+  return filename != nullptr && PyUnicode_Check(filename) ? DisplayText(filename) : Text(filename);
+}
+
+bool ClaimsTrustedFilename(PyObject* filename) {
+  return IsTrustedFilename(ClaimedFilename(filename), StdlibDir());
+}
+
+// Whether `replacement` is `code` with other flags only (what code.replace(co_flags=)
+// makes: the same bytecode, the same constant, name and table objects, equal local
+// variable tables; these hold only str and bytes, so comparing runs no code).
+bool SameCodeButFlags(PyObject* code, PyObject* replacement) {
+  if (!PyCode_Check(code) || !PyCode_Check(replacement)) return false;
+  auto* a = reinterpret_cast<PyCodeObject*>(code);
+  auto* b = reinterpret_cast<PyCodeObject*>(replacement);
+  auto equal = [](PyObject* x, PyObject* y) {
+    int same = PyObject_RichCompareBool(x, y, Py_EQ);
+    if (same < 0) PyErr_Clear();
+    return same == 1;
+  };
+  if (a->co_consts != b->co_consts || a->co_names != b->co_names ||
+      !equal(a->co_localsplusnames, b->co_localsplusnames) ||
+      !equal(a->co_localspluskinds, b->co_localspluskinds) ||
+      a->co_filename != b->co_filename || a->co_name != b->co_name || a->co_qualname != b->co_qualname ||
+      a->co_linetable != b->co_linetable || a->co_exceptiontable != b->co_exceptiontable ||
+      a->co_argcount != b->co_argcount || a->co_posonlyargcount != b->co_posonlyargcount ||
+      a->co_kwonlyargcount != b->co_kwonlyargcount || a->co_stacksize != b->co_stacksize ||
+      a->co_firstlineno != b->co_firstlineno) {
+    return false;
+  }
+  auto bytes_a = py::reinterpret_steal<py::object>(PyCode_GetCode(a));
+  auto bytes_b = py::reinterpret_steal<py::object>(PyCode_GetCode(b));
+  if (!bytes_a || !bytes_b) PyErr_Clear();
+  return bytes_a && bytes_b && equal(bytes_a.ptr(), bytes_b.ptr());
+}
+
+// A symbolic link in a writable directory must lead to a writable path: C code that
+// opens paths without an audit event (SQLite's journal and WAL files next to a
+// database) follows it. A relative target may not climb (".."), so that moving the
+// link (os.rename checks names, not what links point to) keeps it inside.
+int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject* link,
+                 PyObject* dir_fd) {
+  if (CheckWriteEntry(sandbox, event, link, dir_fd) != 0) return -1;
+  if (!sandbox.policy().enforce) return 0;
+  PathArg text = PathText(target);
+  PathArg where = PathText(link);
+  if (text.kind != PathArg::kPath || where.kind != PathArg::kPath) {
+    return text.kind == PathArg::kUnencodable ? CheckWrite(sandbox, event, target) : 0;
+  }
+  std::string resolved = text.text;
+  if (text.text.empty() || text.text[0] != '/') {
+    for (absl::string_view part : absl::StrSplit(text.text, '/')) {
+      if (part == "..") {
+        return Deny(sandbox, absl::StrCat(event, "('", text.text, "')"),
+                    "a relative link target may not contain '..'");
+      }
+    }
+    size_t slash = where.text.rfind('/');
+    resolved = slash == std::string::npos ? text.text
+                                          : absl::StrCat(where.text.substr(0, slash + 1), text.text);
+    std::optional<int> base = Fd(dir_fd);
+    if (base && *base >= 0 && where.text[0] != '/') {
+      resolved = absl::StrCat("/proc/self/fd/", *base, "/", resolved);
+    }
+  }
+  if (sandbox.CanWrite(resolved)) return 0;
+  return Deny(sandbox, absl::StrCat(event, "('", text.text, "')"),
+              "the link's target is outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
+}
+
 // --- the rules ----------------------------------------------------------------------
 
 using Rule = std::function<int(Sandbox&, const char* event, PyObject* args)>;
@@ -223,6 +348,24 @@ using Rule = std::function<int(Sandbox&, const char* event, PyObject* args)>;
 int NoProcesses(Sandbox& sandbox, const char* event, PyObject*) {
   if (sandbox.policy().processes) return 0;
   return Deny(sandbox, event, "processes are not allowed");
+}
+
+// fork() in a subinterpreter copies the whole host process (its other threads gone,
+// its locks held) into a child that cannot run on: refused whatever the policy, as
+// 3.12 refuses it, with an error that is both a RuntimeError (3.12's) and a
+// PermissionError naming the rule. subprocess, which execs at once, is governed by
+// Policy::processes.
+int NoFork(Sandbox& sandbox, const char* event, PyObject*) {
+  std::string message = absl::StrCat(
+      event, " denied by pyhost policy '", sandbox.policy().name, "': ",
+      sandbox.policy().processes
+          ? "fork() is not supported in a subinterpreter (the child would be a copy of the "
+            "whole host process); start programs with subprocess"
+          : "processes are not allowed");
+  PyObject* type = sandbox.fork_error_type() != nullptr ? sandbox.fork_error_type()
+                                                        : PyExc_PermissionError;
+  PyErr_SetString(type, message.c_str());
+  return -1;
 }
 
 // Process-wide state belongs to the host, whatever the policy.
@@ -268,9 +411,11 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"os.removexattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.rename", [](Sandbox& s, const char* e, PyObject* a) {  // also os.replace
          return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
+      // A hard link writes its source: both must be writable.
       {"os.link", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
-      {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 2)); }},
+         return CheckWrite(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
+      {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) {
+         return CheckSymlink(s, e, Arg(a, 0), Arg(a, 1), Arg(a, 2)); }},
       {"shutil.copyfile", [](Sandbox& s, const char* e, PyObject* a) {
          return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
       {"shutil.copymode", [](Sandbox& s, const char* e, PyObject* a) {
@@ -288,18 +433,21 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
       {"tempfile.mkstemp", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"tempfile.mkdtemp", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      // What SQLite opens inside SQL is its authorizer's (guards/sqlite.h).
       {"sqlite3.connect", [](Sandbox& s, const char* e, PyObject* a) {
          PathArg db = PathText(Arg(a, 0));
-         if (db.kind == PathArg::kPath && (db.text.empty() || db.text == ":memory:")) return 0;
-         return CheckWrite(s, e, Arg(a, 0)); }},
+         if (db.kind == PathArg::kUnencodable) return CheckWrite(s, e, Arg(a, 0));
+         std::string why;
+         if (SqliteDatabaseAllowed(s, db.text, &why)) return 0;
+         return Deny(s, absl::StrCat(e, "('", db.text, "')"), why); }},
       {"sqlite3.enable_load_extension", [](Sandbox& s, const char* e, PyObject*) {
          return Enforced(s, e, "native extensions cannot be loaded"); }},
       {"sqlite3.load_extension", [](Sandbox& s, const char* e, PyObject*) {
          return Enforced(s, e, "native extensions cannot be loaded"); }},
       // Processes.
       {"subprocess.Popen", NoProcesses}, {"os.system", NoProcesses}, {"os.exec", NoProcesses},
-      {"os.posix_spawn", NoProcesses}, {"os.spawn", NoProcesses}, {"os.fork", NoProcesses},
-      {"os.forkpty", NoProcesses}, {"pty.spawn", NoProcesses}, {"os.startfile", NoProcesses},
+      {"os.posix_spawn", NoProcesses}, {"os.spawn", NoProcesses}, {"os.fork", NoFork},
+      {"os.forkpty", NoFork}, {"pty.spawn", NoProcesses}, {"os.startfile", NoProcesses},
       {"os.kill", [](Sandbox& s, const char* e, PyObject* a) {
          std::optional<int> pid = Fd(Arg(a, 0));
          if (!pid || *pid <= 0 || *pid == getpid()) return HostState(s, e, a);  // the host itself
@@ -321,6 +469,9 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       // Network.
       {"socket.__new__", [](Sandbox& s, const char* e, PyObject* a) {
          if (!s.policy().enforce) return 0;
+         // The socket object around a socketpair() descriptor (asyncio's self-pipe):
+         // a connected pair inside the process, reaching nothing outside.
+         if (s.TakeAdoptingLocalSocket(Arg(a, 0))) return 0;
          if (s.policy().network.empty() && s.activation().extra_network.empty()) {
            return Deny(s, e, "no network access (the network allowlist is empty)");
          }
@@ -361,8 +512,22 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"gc.get_objects", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
       {"gc.get_referrers", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
       {"gc.get_referents", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
-      {"code.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "code objects cannot be built or altered"); }},
-      {"function.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "functions cannot be built from code objects"); }},
+      // Code is trusted by its filename (the import gate, CallerIsImportMachinery): code
+      // objects the code builds, renames, binds to other globals or swaps in may not
+      // claim a trusted one. Others are the code's own, as compile() makes them.
+      // (types.coroutine's flag change on a stdlib generator is vetted by
+      // guards/shared_types.h.)
+      {"code.__new__", [](Sandbox& s, const char* e, PyObject* a) {
+         if (s.TakeCodeReplaceVetted() || !ClaimsTrustedFilename(Arg(a, 1))) return 0;
+         return Enforced(s, absl::StrCat(e, "(filename='", Text(Arg(a, 1)), "')").c_str(),
+                         "code objects cannot be built or altered to claim a stdlib, frozen or pyhost filename"); }},
+      {"function.__new__", [](Sandbox& s, const char* e, PyObject* a) {
+         PyObject* code = Arg(a, 0);
+         if (code == nullptr || !PyCode_Check(code) ||
+             !ClaimsTrustedFilename(reinterpret_cast<PyCodeObject*>(code)->co_filename)) {
+           return 0;
+         }
+         return Enforced(s, e, "functions cannot be built from code objects of the stdlib, frozen modules or pyhost"); }},
       // importlib loads every .pyc with marshal.loads; the code may call importlib's
       // helpers with bytes of its own, which must not pass for the stdlib's.
       {"marshal.loads", [](Sandbox& s, const char* e, PyObject* a) {
@@ -384,17 +549,23 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          return Enforced(s, absl::StrCat(e, "('", name, "')").c_str(), "suspended frames are not reachable"); }},
       {"object.__setattr__", [](Sandbox& s, const char*, PyObject* a) {
          if (Text(Arg(a, 1)) != "__code__") return 0;
-         return Enforced(s, "setting __code__", "code objects cannot be swapped"); }},
+         // Between the code's own functions only (and types.coroutine's flag).
+         PyObject* function = Arg(a, 0);
+         PyObject* code = Arg(a, 2);
+         PyObject* current = function != nullptr && PyFunction_Check(function)
+                                 ? PyFunction_GET_CODE(function) : nullptr;
+         auto trusted = [](PyObject* c) {
+           return c != nullptr && PyCode_Check(c) &&
+                  ClaimsTrustedFilename(reinterpret_cast<PyCodeObject*>(c)->co_filename);
+         };
+         if (!trusted(code) && !trusted(current)) return 0;
+         if (current != nullptr && code != nullptr && SameCodeButFlags(current, code)) return 0;
+         return Enforced(s, "setting __code__",
+                         "code objects cannot be swapped in or out of the stdlib's, frozen or pyhost functions"); }},
       {"compile", [](Sandbox& s, const char* e, PyObject* a) {
-         // By what the name claims: escapes replace only what is not text, never '<'.
-         PyObject* name = Arg(a, 1);
-         std::string filename = name != nullptr && PyUnicode_Check(name) ? DisplayText(name) : Text(name);
-         if (filename.empty() || (filename[0] == '<' && !absl::StartsWith(filename, "<frozen") &&
-                                  !absl::StartsWith(filename, "<pyhost"))) {
-           return 0;
-         }
-         return Enforced(s, absl::StrCat(e, "(filename='", filename, "')").c_str(),
-                         "a compiled string may not claim to be a real, frozen or pyhost module"); }},
+         if (!ClaimsTrustedFilename(Arg(a, 1))) return 0;
+         return Enforced(s, absl::StrCat(e, "(filename='", ClaimedFilename(Arg(a, 1)), "')").c_str(),
+                         "a compiled string may not claim to be a stdlib, frozen or pyhost module"); }},
       // Imports, by every route: import statements and __import__ ("import"),
       // extension modules loaded by any loader ("import" from the dynamic loader),
       // and source modules run by importlib however it was reached ("exec").
@@ -467,18 +638,24 @@ bool CallerIsImportMachinery() {
   return machinery;
 }
 
-bool ImportIsUserInitiated(bool through_importlib) {
+bool ImportIsUserInitiated(absl::string_view module, bool through_importlib) {
   const std::string& stdlib = StdlibDir();
   bool user = false;  // no Python frame: pyhost itself, or C code
   WalkFrames([&](const std::string& filename, PyFrameObject* frame, PyCodeObject* code) {
-    if (through_importlib && IsImportMachinery(filename)) return true;  // look further out
+    if (through_importlib && IsImportMachinery(filename)) {
+      // importlib's own modules import for themselves too (importlib.util's body).
+      if (!AtImportStatementOf(frame, code, filename, module)) return true;  // look further out
+      user = false;
+      return false;
+    }
     bool stdlib_frame = absl::StartsWith(filename, "<frozen ") ||
                         (!stdlib.empty() && absl::StartsWith(filename, stdlib + "/"));
     // A stdlib module imports for itself with an import statement; one that calls
     // __import__ or importlib with a name it was handed (a callback, pickle, a parser
     // list) imports on behalf of its caller: that is the code's import.
     bool machinery = IsImportMachinery(filename);  // importlib, and pyhost's own Python
-    user = !(stdlib_frame || machinery) || !(machinery || AtImportStatement(frame, code));
+    user = !(stdlib_frame || machinery) ||
+           !(machinery || AtImportStatementOf(frame, code, filename, module));
     return false;
   });
   return user;

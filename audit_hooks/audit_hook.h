@@ -23,11 +23,12 @@ namespace pyhost {
 // Registers the hook; idempotent. Must run before Py_Initialize.
 void InstallAuditHook();
 
-// Whether the import running now was asked for by the sandboxed code itself rather
-// than by a stdlib module it uses. With `through_importlib`, importlib's frames are
-// looked through (events raised deep inside importlib on behalf of its caller);
-// without, the innermost frame is the importer (an import statement). GIL held.
-bool ImportIsUserInitiated(bool through_importlib = true);
+// Whether the import of `module` running now was asked for by the sandboxed code
+// itself rather than by a stdlib module it uses (an import statement of a stdlib
+// file that names `module`). With `through_importlib`, importlib's frames are looked
+// through (events raised deep inside importlib on behalf of its caller); without,
+// the innermost frame is the importer (an import statement). GIL held.
+bool ImportIsUserInitiated(absl::string_view module, bool through_importlib = true);
 
 // Whether the innermost Python frame is importlib's own code (or there is none:
 // pyhost's C calls). GIL held.

@@ -33,6 +33,11 @@ std::string& StdlibDirStorage() {
   return *dir;
 }
 
+std::string& SysconfigDataStorage() {
+  static auto* module = new std::string();
+  return *module;
+}
+
 // An absolute, resolved form of `path` for comparison with roots. A path that does
 // not exist yet (a file about to be created) is its resolved parent + its name; a
 // symlink that realpath cannot follow (dangling, or into /proc/self/fd) is judged by
@@ -103,6 +108,8 @@ std::vector<std::string> ResolveAll(const std::vector<std::string>& paths) {
 
 const std::string& StdlibDir() { return StdlibDirStorage(); }
 void SetStdlibDir(std::string dir) { StdlibDirStorage() = std::move(dir); }
+const std::string& SysconfigDataModule() { return SysconfigDataStorage(); }
+void SetSysconfigDataModule(std::string module) { SysconfigDataStorage() = std::move(module); }
 
 bool NeverImportable(absl::string_view module) {
   for (absl::string_view never :
@@ -330,6 +337,8 @@ bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
   }
   const Policy& policy = *activation_.policy;
   if (!policy.enforce) return true;
+  if (!SysconfigDataModule().empty() && module == SysconfigDataModule()) module = "sysconfig";
+  if (module == "__main__") return true;  // the code's own module (pickle imports it)
   auto denied = [&](absl::string_view module_or_parent) {
     for (const std::string& pattern : policy.import_deny) {
       if (pattern == "*" || module_or_parent == pattern ||

@@ -149,6 +149,28 @@ class Sandbox {
   PyObject* module_spec_type() const { return module_spec_type_; }
   bool IsSealedDef(const PyModuleDef* def) const { return sealed_defs_.contains(def); }
 
+  // What the audit hook lets through once while one of pyhost's guards runs the
+  // original it vetted (guards/shared_types.h): the code object code.replace() makes,
+  // the socket object that wraps a socketpair() descriptor. Set just before that
+  // call, cleared after it; the first matching event takes it (an audit hook the code
+  // added runs after pyhost's, inside the same event, and finds nothing left).
+  void set_code_replace_vetted(bool vetted) { code_replace_vetted_ = vetted; }
+  bool TakeCodeReplaceVetted() { return std::exchange(code_replace_vetted_, false); }
+  void set_adopting_local_socket(PyObject* socket) { adopting_local_socket_ = socket; }
+  bool TakeAdoptingLocalSocket(PyObject* socket) {
+    if (socket == nullptr || socket != adopting_local_socket_) return false;
+    adopting_local_socket_ = nullptr;
+    return true;
+  }
+  // Descriptors of socketpair()s the code made: a connected pair inside the process.
+  void RecordLocalSocket(int fd) { local_sockets_.insert(fd); }
+  bool IsLocalSocket(int fd) const { return local_sockets_.contains(fd) && OwnsFd(fd); }
+
+  // The exception type os.fork() raises here: a PermissionError that is also a
+  // RuntimeError (borrowed; made when the interpreter is hardened, lives as long).
+  void set_fork_error_type(PyObject* type) { fork_error_type_ = type; }
+  PyObject* fork_error_type() const { return fork_error_type_; }
+
  private:
   bool CanWriteResolved(const std::string& resolved);
 
@@ -173,6 +195,10 @@ class Sandbox {
   absl::flat_hash_set<std::string> sealed_;
   absl::flat_hash_set<const PyModuleDef*> sealed_defs_;
   PyObject* module_spec_type_ = nullptr;
+  bool code_replace_vetted_ = false;
+  PyObject* adopting_local_socket_ = nullptr;
+  absl::flat_hash_set<int> local_sockets_;
+  PyObject* fork_error_type_ = nullptr;
 };
 
 // Modules no policy lets code import or create: they run code in other
@@ -186,6 +212,11 @@ bool NeverImportable(absl::string_view module);
 // asyncio's pure-Python futures and tasks, zoneinfo._zoneinfo). docs/security.md,
 // "State shared by every interpreter".
 bool SharesProcessState(absl::string_view module);
+// The module sysconfig imports its build-time data from (by a computed name:
+// "_sysconfigdata__x86_64-linux-gnu" on Debian). Part of sysconfig for the import
+// rules: allowed exactly where sysconfig is.
+const std::string& SysconfigDataModule();
+void SetSysconfigDataModule(std::string module);
 
 // The directory of the stdlib this process runs (always readable; code under it is
 // "the stdlib" when deciding who imports what).

@@ -196,8 +196,16 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
     result.error = ExecError{"ArgsError", absl::StrCat("args: ", args.status().message())};
     return;
   }
-  py::object globals = NewGlobals(interp, "__main__", extra_globals, args->ptr());
-  if (!globals) {
+  // The snippet runs as the __main__ module, as a script does under python3: pickle,
+  // typing.get_type_hints, dataclasses and unittest.main() look its names up there.
+  auto main_module = py::reinterpret_steal<py::object>(PyModule_New("__main__"));
+  py::object fields = NewGlobals(interp, "__main__", extra_globals, args->ptr());
+  py::object globals =
+      main_module ? py::reinterpret_borrow<py::object>(PyModule_GetDict(main_module.ptr())) : py::object();
+  PyObject* modules = PyImport_GetModuleDict();
+  auto previous_main = py::reinterpret_borrow<py::object>(PyDict_GetItemString(modules, "__main__"));
+  if (!fields || !globals || PyDict_Update(globals.ptr(), fields.ptr()) != 0 ||
+      PyDict_SetItemString(modules, "__main__", main_module.ptr()) != 0) {
     result.error = ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
     return;
   }
@@ -206,6 +214,9 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
   absl::Cleanup clear_globals = [&] {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
+    if (previous_main && PyDict_SetItemString(modules, "__main__", previous_main.ptr()) != 0) {
+      PyErr_Clear();
+    }
     {
       Cancellation::UserCode finalizers(cancellation);
       PyDict_Clear(globals.ptr());

@@ -84,6 +84,17 @@ absl::StatusOr<Runtime*> Initialize() {
   Py_DECREF(file);
   Py_DECREF(os);
 
+  // The data module sysconfig imports by a computed name (zoneinfo needs it); without
+  // it, such imports stay refused under allow lists (loudly: ImportError).
+  PyObject* sysconfig = PyImport_ImportModule("sysconfig");
+  PyObject* data_name =
+      sysconfig != nullptr ? PyObject_CallMethod(sysconfig, "_get_sysconfigdata_name", nullptr) : nullptr;
+  const char* data_text = data_name != nullptr ? PyUnicode_AsUTF8(data_name) : nullptr;
+  if (data_text != nullptr) SetSysconfigDataModule(data_text);
+  PyErr_Clear();
+  Py_XDECREF(data_name);
+  Py_XDECREF(sysconfig);
+
   // Sandboxes can reach the main interpreter's objects (through shared static types),
   // so its modules get the same hardening; and the shared types themselves are
   // guarded (guards/shared_types.h).

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
+#include <stdlib.h>
 
 #include <cstring>
 
@@ -27,6 +29,7 @@
 #include "embed/cancellation.h"
 #include "guards/c_stack.h"
 #include "guards/shared_types.h"
+#include "guards/sqlite.h"
 
 namespace pyhost {
 namespace {
@@ -47,10 +50,12 @@ enum class Kind {
   kCreateBuiltin,   // _imp.create_builtin(spec)
   kCreateDynamic,   // _imp.create_dynamic(spec, file=None): an extension module
   kExecBuiltin,     // _imp.exec_builtin(module)
+  kExecDynamic,     // _imp.exec_dynamic(module): an extension module's body
   kImport,          // builtins.__import__
   kImportCheck,     // the meta-path finder's check(name)
   kGetAddrInfo,     // remembers the addresses an allowed name resolved to
-  kSetlocale,       // locale.setlocale: queries only (the locale is process-wide)
+  kSetlocale,       // locale.setlocale: queries and no-ops only (the locale is process-wide)
+  kProcessStart,    // starts a process without an audit event: by Policy::processes
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
@@ -69,15 +74,92 @@ struct Guard {
   Kind kind;
   std::string name;  // "os.close"
   py::object original;
-  py::object partner;  // kSetDefaultTimeout: the original getdefaulttimeout
+  py::object error_type;  // what a refusal raises, if not PermissionError itself
+  py::object partner;     // kSetDefaultTimeout: the original getdefaulttimeout
 };
 
-constexpr char kCapsuleName[] = "pyhost.guard";
+// A guard's state lives in a module object of its own, its __self__ (the only place
+// the original is kept; Python code sees an empty module). Bound to a module, the
+// guard pickles, prints and introspects as the module function it replaces does:
+// builtins.open pickles as builtins.open, its repr is "<built-in function open>".
+void FreeGuardState(void* module);
+PyModuleDef kGuardStateDef = {
+    PyModuleDef_HEAD_INIT, "pyhost.guard", "The state of a function pyhost replaced.",
+    sizeof(Guard*), nullptr, nullptr, nullptr, nullptr, FreeGuardState};
+
+void FreeGuardState(void* module) {
+  auto** slot = static_cast<Guard**>(PyModule_GetState(static_cast<PyObject*>(module)));
+  if (slot == nullptr) return;
+  delete *slot;
+  *slot = nullptr;
+}
+
+// The guard a GuardedCall's self holds; null with a Python error if self is none.
+Guard* GuardOf(PyObject* self) {
+  auto** slot = self != nullptr && PyModule_Check(self) && PyModule_GetDef(self) == &kGuardStateDef
+                    ? static_cast<Guard**>(PyModule_GetState(self)) : nullptr;
+  if (slot == nullptr || *slot == nullptr) {
+    PyErr_SetString(PyExc_SystemError, "a pyhost guard without its state");
+    return nullptr;
+  }
+  return *slot;
+}
 
 PyObject* SetPermissionError(const Guard& guard, absl::string_view why) {
   std::string message = absl::StrCat(guard.name, " is not available in pyhost: ", why);
-  PyErr_SetString(PyExc_PermissionError, message.c_str());
+  PyErr_SetString(guard.error_type ? guard.error_type.ptr() : PyExc_PermissionError, message.c_str());
   return nullptr;
+}
+
+// An exception type that is both PermissionError (pyhost's refusals) and `base`, what
+// callers of the refused function already handle (code that falls back on
+// locale.Error keeps working): "<module>.PermissionError". Null with a Python error.
+py::object RefusalType(const char* module, PyObject* base) {
+  std::string name = absl::StrCat(module, ".PermissionError");
+  auto bases = py::reinterpret_steal<py::object>(PyTuple_Pack(2, PyExc_PermissionError, base));
+  if (!bases) return py::object();
+  return py::reinterpret_steal<py::object>(PyErr_NewException(name.c_str(), bases.ptr(), nullptr));
+}
+
+// glibc's locale categories, with the environment variable that names each.
+constexpr std::pair<int, const char*> kLocaleCategories[] = {
+    {LC_CTYPE, "LC_CTYPE"},       {LC_NUMERIC, "LC_NUMERIC"},
+    {LC_TIME, "LC_TIME"},         {LC_COLLATE, "LC_COLLATE"},
+    {LC_MONETARY, "LC_MONETARY"}, {LC_MESSAGES, "LC_MESSAGES"},
+#ifdef LC_PAPER
+    {LC_PAPER, "LC_PAPER"},       {LC_NAME, "LC_NAME"},
+    {LC_ADDRESS, "LC_ADDRESS"},   {LC_TELEPHONE, "LC_TELEPHONE"},
+    {LC_MEASUREMENT, "LC_MEASUREMENT"}, {LC_IDENTIFICATION, "LC_IDENTIFICATION"},
+#endif
+};
+
+std::string CanonicalLocale(std::string name) { return name == "POSIX" ? "C" : name; }
+
+// What setlocale(category, "") would pick for a single category: the process's
+// environment, as the C library reads it.
+std::string LocaleFromEnvironment(int category) {
+  for (const auto& [known, variable] : kLocaleCategories) {
+    if (known != category) continue;
+    for (const char* name : {"LC_ALL", variable, "LANG"}) {
+      const char* value = getenv(name);
+      if (value != nullptr && value[0] != '\0') return CanonicalLocale(value);
+    }
+  }
+  return "C";
+}
+
+// Whether setlocale(category, value) would leave the locale as it is: the value names
+// the current locale, or is "" and the environment names it. Reads only.
+bool LocaleUnchanged(int category, const std::string& value) {
+  const char* current = setlocale(category, nullptr);
+  if (current == nullptr) return false;
+  if (!value.empty()) return CanonicalLocale(value) == CanonicalLocale(current);
+  if (category != LC_ALL) return LocaleFromEnvironment(category) == CanonicalLocale(current);
+  for (const auto& [each, variable] : kLocaleCategories) {
+    const char* now = setlocale(each, nullptr);
+    if (now == nullptr || LocaleFromEnvironment(each) != CanonicalLocale(now)) return false;
+  }
+  return true;
 }
 
 std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
@@ -246,9 +328,10 @@ PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
 }
 
 bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name);
+bool GuardCreatedBuiltin(const std::string& name, PyObject* module);
 
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
-  auto* guard = static_cast<Guard*>(PyCapsule_GetPointer(self, kCapsuleName));
+  Guard* guard = GuardOf(self);
   if (guard == nullptr) return nullptr;
   Sandbox* sandbox = Sandbox::Current();
   const bool active = sandbox != nullptr && !sandbox->host_mode();
@@ -416,9 +499,18 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       }
       auto frozen_spec = py::reinterpret_steal<py::object>(_PyNamespace_New(checked.ptr()));
       if (!frozen_spec) return nullptr;
-      return PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr());
+      PyObject* created = PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr());
+      if (created != nullptr && guard->kind == Kind::kCreateBuiltin && module &&
+          !GuardCreatedBuiltin(*module, created)) {
+        Py_DECREF(created);
+        return nullptr;
+      }
+      return created;
     }
-    case Kind::kExecBuiltin: {
+    case Kind::kExecBuiltin:
+    case Kind::kExecDynamic: {
+      // Both run any module's body (exec_builtin a dynamic one's too); a body whose
+      // objects pyhost guards is guarded as soon as it ran, before the code has them.
       PyObject* module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
                              ? PyTuple_GET_ITEM(args, 0) : nullptr;
       PyModuleDef* def = module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
@@ -478,9 +570,18 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       return CallOriginal(*guard, args, kwargs);
     }
     case Kind::kSetlocale: {
+      // setlocale(category, locale=None): a str changes the process's locale, unless
+      // it is the one in force (then its name is the answer, as setlocale gives it).
+      // Other values are the original's TypeError to raise.
       PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1)
                         : kwargs != nullptr ? PyDict_GetItemString(kwargs, "locale") : nullptr;
-      if (active && value != nullptr && value != Py_None) {
+      std::optional<int> category = IntArg(args, 0);
+      if (active && value != nullptr && PyUnicode_Check(value)) {
+        const char* text = PyUnicode_AsUTF8(value);
+        if (text == nullptr) return nullptr;
+        if (category && LocaleUnchanged(*category, text)) {
+          return PyUnicode_DecodeLocale(setlocale(*category, nullptr), nullptr);
+        }
         return SetPermissionError(*guard, "the locale belongs to the whole host process "
                                           "(setlocale(category) without a value may query it)");
       }
@@ -534,6 +635,14 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (*own < 0) Py_RETURN_NONE;
       return PyFloat_FromDouble(*own);
     }
+    case Kind::kProcessStart:
+      if (active && !sandbox->policy().processes) {
+        std::string message = absl::StrCat(guard->name, " denied by pyhost policy '",
+                                           sandbox->policy().name, "': processes are not allowed");
+        PyErr_SetString(PyExc_PermissionError, message.c_str());
+        return nullptr;
+      }
+      return CallOriginal(*guard, args, kwargs);
     case Kind::kOpen: {
       // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
       // audit event names `file`, but an opener may hand back any descriptor.
@@ -593,8 +702,9 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
 }
 
 // PyMethodDefs must outlive every function made from them: one per name, for the
-// life of the process (shared by all interpreters).
-PyMethodDef* MethodDefFor(const std::string& name) {
+// life of the process (shared by all interpreters). Its doc is the original's (the
+// same C function in every interpreter), so __doc__ and inspect.signature() stay.
+PyMethodDef* MethodDefFor(const std::string& name, PyObject* original) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* names = new std::deque<std::string>();
   static auto* defs = new absl::flat_hash_map<std::string, PyMethodDef*>();
@@ -602,27 +712,47 @@ PyMethodDef* MethodDefFor(const std::string& name) {
   PyMethodDef*& def = (*defs)[name];
   if (def == nullptr) {
     names->push_back(name.substr(name.rfind('.') + 1));
+    const char* doc = original != nullptr && PyCFunction_Check(original)
+                          ? reinterpret_cast<PyCFunctionObject*>(original)->m_ml->ml_doc
+                          : "Replaced by pyhost: see pyhost's docs/security.md.";
     def = new PyMethodDef{names->back().c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCall)),
-                          METH_VARARGS | METH_KEYWORDS,
-                          "Replaced by pyhost: see pyhost's docs/security.md."};
+                          METH_VARARGS | METH_KEYWORDS, doc};
   }
   return def;
 }
 
-// A C function running GuardedCall for `kind`; its __self__ is a capsule, the only
-// place the original lives. Null with a Python error on failure.
+// A C function running GuardedCall for `kind`, with the original's name, doc and
+// __module__; its __self__ holds the guard (kGuardStateDef). Null with a Python error
+// on failure.
 py::object MakeGuard(Kind kind, const std::string& name, py::object original,
-                     py::object partner = py::object()) {
-  auto* guard = new Guard{kind, name, std::move(original), std::move(partner)};
-  auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(guard, kCapsuleName, [](PyObject* c) {
-    delete static_cast<Guard*>(PyCapsule_GetPointer(c, kCapsuleName));
-  }));
-  if (!capsule) {
-    delete guard;
-    return py::object();
+                     py::object error_type = py::object(), py::object partner = py::object()) {
+  auto state = py::reinterpret_steal<py::object>(PyModule_Create(&kGuardStateDef));
+  auto** slot = state ? static_cast<Guard**>(PyModule_GetState(state.ptr())) : nullptr;
+  if (slot == nullptr) return py::object();
+  auto module_name = py::reinterpret_steal<py::object>(
+      original ? PyObject_GetAttrString(original.ptr(), "__module__") : nullptr);
+  if (!module_name || !PyUnicode_Check(module_name.ptr())) {
+    PyErr_Clear();
+    module_name = py::object();
   }
-  return py::reinterpret_steal<py::object>(
-      PyCFunction_NewEx(MethodDefFor(name), capsule.ptr(), nullptr));
+  PyMethodDef* def = MethodDefFor(name, original.ptr());
+  *slot = new Guard{kind, name, std::move(original), std::move(error_type), std::move(partner)};
+  return py::reinterpret_steal<py::object>(PyCFunction_NewEx(def, state.ptr(), module_name.ptr()));
+}
+
+// Builtin modules guarded whenever one is made, rather than preloaded and sealed, so
+// that importing them stays the import gate's to decide: _posixsubprocess.fork_exec
+// starts programs (subprocess calls it after its own "subprocess.Popen" event; called
+// directly it raises none). False with a Python error on failure.
+bool GuardCreatedBuiltin(const std::string& name, PyObject* module) {
+  if (name != "_posixsubprocess") return true;
+  auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module, "fork_exec"));
+  if (!original) {
+    PyErr_Clear();
+    return true;
+  }
+  py::object guard = MakeGuard(Kind::kProcessStart, "_posixsubprocess.fork_exec", original);
+  return guard && PyObject_SetAttrString(module, "fork_exec", guard.ptr()) == 0;
 }
 
 class Hardener {
@@ -648,10 +778,11 @@ class Hardener {
     return absl::OkStatus();
   }
 
-  // Replaces module.attr (if the platform has it) with a guard of `kind`; `partner`
-  // names another original of the module the guard needs.
+  // Replaces module.attr (if the platform has it) with a guard of `kind`, whose
+  // refusals raise `error_type` (PermissionError if none); `partner` names another
+  // original of the module the guard needs.
   absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr,
-                       const char* partner = nullptr) {
+                       py::object error_type = py::object(), const char* partner = nullptr) {
     auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), attr));
     if (!original) {
       PyErr_Clear();
@@ -663,7 +794,7 @@ class Hardener {
       other = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), partner));
       if (!other) return StatusFromPythonError(absl::StrCat("hardening: ", name, "'s partner"));
     }
-    py::object wrapper = MakeGuard(kind, name, original, std::move(other));
+    py::object wrapper = MakeGuard(kind, name, original, std::move(error_type), std::move(other));
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
@@ -771,6 +902,8 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
   absl::Status status;
   if (strcmp(name, "select") == 0) {
     status = GuardEpollIn(module);
+  } else if (strcmp(name, "_sqlite3") == 0) {
+    status = GuardSqliteModule(module);
   } else if (strcmp(name, "fcntl") == 0) {
     Hardener h(sandbox);
     status = h.Module(py::reinterpret_borrow<py::object>(module), "fcntl", /*seal=*/false);
@@ -838,7 +971,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   // The process has one default timeout; each interpreter gets its own (the setter
   // first: its guard keeps the original getter).
   PYHOST_RETURN_IF_ERROR(h.Replace("setdefaulttimeout", Kind::kSetDefaultTimeout, "socket",
-                                   "getdefaulttimeout"));
+                                   py::object(), "getdefaulttimeout"));
   PYHOST_RETURN_IF_ERROR(h.Replace("getdefaulttimeout", Kind::kGetDefaultTimeout, "socket"));
 
   // Tracing allocations is process-wide on 3.11 (runtime state, every interpreter).
@@ -847,9 +980,23 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
                                       Kind::kHostOnly, "tracemalloc"));
 
   PYHOST_RETURN_IF_ERROR(h.Module("_locale"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale"));
+  auto locale_error = py::reinterpret_steal<py::object>(
+      PyObject_GetAttrString(PyImport_AddModule("_locale"), "Error"));
+  py::object locale_refusal = locale_error ? RefusalType("locale", locale_error.ptr()) : py::object();
+  if (!locale_refusal) return StatusFromPythonError("hardening: locale's refusal type");
+  PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale", locale_refusal));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"textdomain", "bindtextdomain", "bind_textdomain_codeset"},
                                       Kind::kGettextQuery, "locale"));
+
+  // os.fork()'s refusal (audit_hooks/audit_hook.cc): a RuntimeError as 3.12 raises,
+  // and a PermissionError naming the rule. Kept alive by the support module.
+  if (support != nullptr) {
+    py::object fork_refusal = RefusalType("builtins", PyExc_RuntimeError);
+    if (!fork_refusal || PyDict_SetItemString(support, "_fork_refusal", fork_refusal.ptr()) != 0) {
+      return StatusFromPythonError("hardening: fork's refusal type");
+    }
+    sandbox.set_fork_error_type(fork_refusal.ptr());
+  }
 
   PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
   PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
@@ -883,6 +1030,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
     PYHOST_RETURN_IF_ERROR(h.Module(module, "_imp"));
     PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
     PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
+    PYHOST_RETURN_IF_ERROR(h.Replace("exec_dynamic", Kind::kExecDynamic));
     PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kFixCoFilename));
     // The import lock is the whole process's on 3.11: held, every import hangs.
     PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"acquire_lock", "release_lock"}, Kind::kImportlibOnly));

@@ -13,10 +13,14 @@
 //   raw descriptor calls (os.close, dup2, write, read, lseek, ...) only on descriptors
 //   the code opened; sys.setrecursionlimit capped; _imp.create_builtin/exec_builtin
 //   never re-create a hardened module (that would hand back the originals).
-// By policy: thread starts (Policy::threads); builtins.__import__ checks every import
-//   statement, also of modules already loaded; a finder first on sys.meta_path.
-// The replacements are C functions whose only reachable state is a capsule, so
-// Python code cannot pull the original back out of them.
+// By policy: thread starts (Policy::threads), _posixsubprocess.fork_exec
+//   (Policy::processes); builtins.__import__ checks every import statement, also of
+//   modules already loaded; a finder first on sys.meta_path.
+// locale.setlocale answers queries and no-ops; a change is refused with a locale.Error
+// that is also a PermissionError (code that falls back on locale.Error still works).
+// The replacements are C functions whose __self__ is an empty module holding their
+// state in C, so Python code cannot pull the original back out of them; they keep
+// the original's name, doc and __module__ (they pickle and print as it does).
 #ifndef PYHOST_GUARDS_HARDENING_H_
 #define PYHOST_GUARDS_HARDENING_H_
 

@@ -1,5 +1,6 @@
 #include "guards/policy.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -29,37 +30,71 @@ bool AnyModuleMatches(const std::vector<std::string>& patterns, absl::string_vie
   return false;
 }
 
-// Modules that are dangerous in-process whatever the policy says they are for:
-// native code, process creation, interpreter creation, crash handlers.
+// Modules that are dangerous in-process whatever the policy says they are for, so
+// refused even when the stdlib asks for them: native code and memory, process
+// creation without an audit event, the host process's own state (crash handlers,
+// rlimits, allocation tracing), code loading from bytes, terminals, the
+// host's accounts and logs, files opened in C without an audit event (dbm's C
+// backends). docs/security.md has the table with each reason.
+// subprocess, signal, pickle, sqlite3, pkgutil, pdb are not here: the stdlib imports
+// them (asyncio, unittest, doctest) and what they reach is checked (audit hook,
+// hardened functions, SQLite's authorizer).
 const std::vector<std::string>& DangerousModules() {
   static const auto* modules = new std::vector<std::string>{
-      "ctypes", "_ctypes", "subprocess", "_posixsubprocess", "multiprocessing",
-      "_multiprocessing", "_posixshmem", "pty", "faulthandler", "signal", "_signal",
-      "mmap", "resource", "fcntl", "termios", "tty", "pickle", "_pickle", "shelve",
-      "marshal", "code", "codeop", "pdb", "bdb", "webbrowser", "tkinter", "_tkinter",
+      "ctypes", "_ctypes", "multiprocessing", "_multiprocessing", "_posixshmem", "pty",
+      "faulthandler", "mmap", "resource", "fcntl", "termios", "tty", "marshal",
       "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
-      "gc", "sys.monitoring", "pkgutil", "runpy", "zipimport", "sqlite3", "_sqlite3",
-      "readline", "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog",
-      "tracemalloc", "_tracemalloc", "dbm", "_dbm", "_gdbm"};
+      "sys.monitoring", "zipimport", "runpy", "webbrowser", "tkinter", "_tkinter", "readline",
+      "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog", "tracemalloc",
+      "_tracemalloc", "_dbm", "_gdbm"};
   return *modules;
 }
 
-// The stdlib modules that do computation, text and data without reaching outside.
+// The stdlib modules for computation, data and text handling, time, async code and
+// testing: what they can reach outside the execution is checked like the code's own
+// calls (docs/security.md, "The strict profile", says what is left out and why).
 const std::vector<std::string>& CuratedStdlib() {
   static const auto* modules = new std::vector<std::string>{
-      "os", "sys", "builtins", "errno", "stat", "threading", "_strptime", "abc", "array",
-      "base64", "binascii", "bisect", "calendar", "cmath", "collections",
-      "colorsys", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
-      "difflib", "enum", "fractions", "functools", "hashlib", "heapq", "hmac", "html",
-      "io", "ipaddress", "itertools", "json", "keyword", "math", "numbers", "operator",
-      "pprint", "random", "re", "reprlib", "secrets", "statistics", "string",
-      "struct", "textwrap", "time", "types", "typing", "unicodedata", "uuid", "warnings",
-      "zlib", "gzip", "bz2", "lzma", "zipfile", "tarfile", "os.path", "posixpath",
-      "pathlib", "fnmatch", "glob", "tempfile", "shutil", "email", "urllib.parse",
-      "xml.etree", "graphlib", "locale", "weakref", "queue",
-      "traceback", "linecache", "tokenize", "token", "shlex", "codecs", "encodings",
-      "quopri", "uu", "mimetypes", "zoneinfo", "contextvars", "dis", "inspect", "ast"};
+      // the language and the interpreter
+      "__future__", "builtins", "sys", "os", "os.path", "posix", "posixpath", "errno", "stat", "abc",
+      "types", "typing", "dataclasses", "enum", "functools", "operator", "itertools",
+      "contextlib", "contextvars", "copy", "copyreg", "weakref", "warnings", "traceback",
+      "linecache", "inspect", "dis", "ast", "tokenize", "token", "keyword", "symtable",
+      "sysconfig", "platform", "threading", "queue", "_strptime",
+      "gc",  // collect(), thresholds (per interpreter); heap walks are refused (audit hook)
+      // numbers
+      "math", "cmath", "decimal", "fractions", "numbers", "random", "statistics", "secrets",
+      // data structures and formats
+      "array", "bisect", "heapq", "collections", "graphlib", "struct", "json", "csv",
+      "pickle", "pickletools", "sqlite3", "configparser", "tomllib",
+      "plistlib", "xml", "html", "email", "mailbox", "netrc", "xdrlib", "uu", "quopri",
+      "base64", "binascii", "hashlib", "hmac", "uuid", "ipaddress", "urllib.parse",
+      "mimetypes", "colorsys", "wave", "chunk", "aifc", "sunau", "audioop", "imghdr",
+      "sndhdr", "pyexpat",
+      // text
+      "re", "string", "stringprep", "textwrap", "difflib", "unicodedata", "codecs", "_codecs",
+      "encodings", "locale", "gettext", "shlex", "pprint", "reprlib",
+      // time
+      "time", "datetime", "calendar", "zoneinfo", "sched", "timeit",
+      // files in the execution's own directories, and archives
+      "io", "pathlib", "fnmatch", "glob", "tempfile", "shutil", "filecmp", "fileinput",
+      "zlib", "gzip", "bz2", "lzma", "zipfile", "tarfile",
+      // programs: async code, command lines, logging, tests, profiling
+      "asyncio", "concurrent.futures", "argparse", "getopt", "optparse", "logging",
+      "unittest", "doctest", "cProfile", "profile", "pstats"};
   return *modules;
+}
+
+// Public data files that allowed modules read: the time zone database (zoneinfo's
+// TZPATH), the MIME type tables (mimetypes.knownfiles).
+const std::vector<std::string>& PublicDataPaths() {
+  static const auto* paths = new std::vector<std::string>{
+      "/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo", "/etc/zoneinfo",
+      "/etc/mime.types", "/etc/httpd/mime.types", "/etc/httpd/conf/mime.types",
+      "/etc/apache/mime.types", "/etc/apache2/mime.types",
+      "/usr/local/etc/httpd/conf/mime.types", "/usr/local/lib/netscape/mime.types",
+      "/usr/local/etc/mime.types"};
+  return *paths;
 }
 
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -71,14 +106,27 @@ absl::Status FieldError(absl::string_view field, absl::string_view expected) {
   return absl::InvalidArgumentError(absl::StrCat("policy field '", field, "' must be ", expected));
 }
 
+// The policy fields that hold lists, by their JSON names (what "replace" names).
+struct ListField {
+  const char* name;
+  std::vector<std::string> Policy::*list;
+};
+constexpr ListField kListFields[] = {
+    {"imports.allow", &Policy::import_allow}, {"imports.deny", &Policy::import_deny},
+    {"files.read", &Policy::read_paths},      {"files.write", &Policy::write_paths},
+    {"network", &Policy::network},            {"env", &Policy::env}};
+
+// Appends an array of non-empty strings to `out`, skipping those it holds already.
 absl::Status ReadStrings(const json& value, absl::string_view field, std::vector<std::string>& out) {
   if (!value.is_array()) return FieldError(field, "an array of strings");
-  std::vector<std::string> items;
+  std::vector<std::string> items = out;
   for (const json& item : value) {
     if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
       return FieldError(field, "an array of non-empty strings");
     }
-    items.push_back(item.get<std::string>());
+    if (std::find(items.begin(), items.end(), item.get_ref<const std::string&>()) == items.end()) {
+      items.push_back(item.get<std::string>());
+    }
   }
   out = std::move(items);
   return absl::OkStatus();
@@ -156,18 +204,20 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
   }
   if (name == "balanced") {
     policy.import_deny = DangerousModules();
-    policy.read_paths = {"/usr/share", "/usr/lib", "/etc/ssl/certs"};
+    policy.read_paths = Concat({"/usr/share", "/usr/lib", "/etc/ssl/certs"}, PublicDataPaths());
     return policy;
   }
   if (name == "data_science") {
     policy.import_allow = Concat(CuratedStdlib(), {"numpy", "pandas", "scipy", "sklearn",
                                                    "matplotlib", "PIL", "statsmodels"});
     policy.import_deny = DangerousModules();
+    policy.read_paths = PublicDataPaths();
     return policy;
   }
   if (name == "strict" || name == "enterprise") {
     policy.import_allow = CuratedStdlib();
     policy.import_deny = DangerousModules();
+    policy.read_paths = PublicDataPaths();
     return policy;
   }
   return absl::NotFoundError(absl::StrCat(
@@ -177,11 +227,27 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
 
 absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
   if (!doc.is_object()) return absl::InvalidArgumentError("a policy must be a JSON object");
-  if (absl::Status s = OnlyKnownFields(doc, "", {"name", "extends", "enforce", "imports", "files",
-                                                 "processes", "threads", "network", "env",
+  if (absl::Status s = OnlyKnownFields(doc, "", {"name", "extends", "replace", "enforce", "imports",
+                                                 "files", "processes", "threads", "network", "env",
                                                  "limits"});
       !s.ok()) {
     return s;
+  }
+  // A list field adds to the profile's list; one named in "replace" is the given list
+  // alone (empty if the field is absent).
+  std::vector<std::string> replaced;
+  if (auto replace = doc.find("replace"); replace != doc.end()) {
+    if (absl::Status s = ReadStrings(*replace, "replace", replaced); !s.ok()) return s;
+    for (const std::string& field : replaced) {
+      if (std::none_of(std::begin(kListFields), std::end(kListFields),
+                       [&](const ListField& known) { return field == known.name; })) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "policy field 'replace' names '", field, "', which is not a list field (",
+            absl::StrJoin(kListFields, ", ",
+                          [](std::string* out, const ListField& f) { out->append(f.name); }),
+            ")"));
+      }
+    }
   }
   Policy policy;
   if (auto extends = doc.find("extends"); extends != doc.end()) {
@@ -190,6 +256,15 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
     if (!base.ok()) return absl::InvalidArgumentError(absl::StrCat("policy field 'extends': ", base.status().message()));
     policy = *std::move(base);
   }
+  auto is_replaced = [&](const char* field) {
+    return std::find(replaced.begin(), replaced.end(), field) != replaced.end();
+  };
+  for (const ListField& field : kListFields) {
+    if (is_replaced(field.name)) (policy.*field.list).clear();
+  }
+  // An extended profile without an allow list allows every module not denied: adding
+  // names to it must not narrow it to those names.
+  const bool allows_all = doc.contains("extends") && policy.import_allow.empty();
   policy.name = "custom";
   if (auto name = doc.find("name"); name != doc.end()) {
     if (!name->is_string() || name->get_ref<const std::string&>().empty()) {
@@ -212,6 +287,7 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
     if (absl::Status s = OnlyKnownFields(v, "imports", {"allow", "deny"}); !s.ok()) return s;
     absl::Status s;
     if (v.contains("allow")) s = ReadStrings(v["allow"], "imports.allow", policy.import_allow);
+    if (allows_all && !is_replaced("imports.allow")) policy.import_allow.clear();
     if (s.ok() && v.contains("deny")) s = ReadStrings(v["deny"], "imports.deny", policy.import_deny);
     return s;
   });

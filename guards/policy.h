@@ -57,11 +57,15 @@ struct Policy {
 // "yolo", "balanced", "data_science", "strict" or "enterprise"; NotFound otherwise.
 absl::StatusOr<Policy> NamedPolicy(absl::string_view name);
 
-// {"name"?, "extends"?: profile, "enforce"?, "imports"?: {"allow"?, "deny"?},
-//  "files"?: {"read"?, "write"?, "work_dir"?}, "processes"?, "threads"?,
-//  "network"?: [...], "env"?: [...], "limits"?: {"timeout_ms", "cpu_ms", "memory_mb"}}
-// Lists given replace the profile's. Errors name the field at fault; unknown fields
-// are errors (a typo must not loosen a policy).
+// {"name"?, "extends"?: profile, "replace"?: [list field, ...], "enforce"?,
+//  "imports"?: {"allow"?, "deny"?}, "files"?: {"read"?, "write"?, "work_dir"?},
+//  "processes"?, "threads"?, "network"?: [...], "env"?: [...],
+//  "limits"?: {"timeout_ms", "cpu_ms", "memory_mb"}}
+// A list given adds to the extended profile's list (an empty imports.allow, "every
+// module not denied", stays so); a list field named in "replace" ("imports.allow",
+// "imports.deny", "files.read", "files.write", "network", "env") is exactly the list
+// given, or empty. Errors name the field at fault; unknown fields are errors (a typo
+// must not loosen a policy).
 absl::StatusOr<Policy> PolicyFromJson(const nlohmann::json& json);
 
 // A profile name, or a path to a JSON policy file (anything containing '/' or ending

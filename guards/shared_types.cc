@@ -32,6 +32,8 @@ std::optional<int> Descriptor(PyObject* value) {
   return static_cast<int>(fd);
 }
 
+}  // namespace
+
 // --- helpers that swap what a shared type runs -------------------------------------
 
 // Replaces `type`'s tp_init and the C function its __init__ descriptor calls.
@@ -65,6 +67,8 @@ absl::Status SwapMethod(PyObject* dict, const char* name, int flags, PyCFunction
   def->ml_meth = replacement;
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::StatusOr<py::object> Attribute(const char* module_name, const char* name) {
   auto module = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
@@ -254,6 +258,37 @@ absl::Status IsolateTypeSubclasses() {
   return absl::OkStatus();
 }
 
+// --- code.replace --------------------------------------------------------------------
+
+_PyCFunctionFastWithKeywords g_code_replace = nullptr;
+
+// types.coroutine turns a generator function into a coroutine with
+// code.replace(co_flags=flags | CO_ITERABLE_COROUTINE), and asyncio does that to its
+// own generators when it is imported. That change (this flag only, added to a
+// generator's code, nothing else) is the one the audit hook lets code claiming a
+// trusted filename undergo: the bytecode, constants and names stay the stdlib's.
+PyObject* GuardedCodeReplace(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                             PyObject* kwnames) {
+  Sandbox* sandbox = Sandbox::Current();
+  bool vetted = Active(sandbox) && PyCode_Check(self) && nargs == 0 && kwnames != nullptr &&
+                PyTuple_GET_SIZE(kwnames) == 1 &&
+                PyUnicode_CheckExact(PyTuple_GET_ITEM(kwnames, 0)) &&
+                PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "co_flags") == 0 &&
+                PyLong_CheckExact(args[0]);  // no __index__ of the code's to run
+  if (vetted) {
+    long flags = PyLong_AsLong(args[0]);
+    long old = reinterpret_cast<PyCodeObject*>(self)->co_flags;
+    vetted = !PyErr_Occurred() && (old & CO_GENERATOR) != 0 &&
+             (flags ^ old) == CO_ITERABLE_COROUTINE && (flags & CO_ITERABLE_COROUTINE) != 0;
+    PyErr_Clear();
+  }
+  if (!vetted) return g_code_replace(self, args, nargs, kwnames);
+  sandbox->set_code_replace_vetted(true);
+  PyObject* result = g_code_replace(self, args, nargs, kwnames);
+  sandbox->set_code_replace_vetted(false);
+  return result;
+}
+
 // --- openers -------------------------------------------------------------------------
 
 // The opener wrapper: its self is the code's own opener (nothing to hide there).
@@ -322,10 +357,13 @@ PyObject* g_socket_fileno = nullptr;  // _socket.socket.fileno: C, never a subcl
 PyObject* g_socket_settimeout = nullptr;  // _socket.socket.settimeout
 
 // A socket the code created is its own: its descriptor may be used by number.
-void RecordSocket(Sandbox& sandbox, PyObject* socket) {
+// Returns the descriptor.
+std::optional<int> RecordSocket(Sandbox& sandbox, PyObject* socket) {
   auto fd = py::reinterpret_steal<py::object>(PyObject_CallOneArg(g_socket_fileno, socket));
-  if (std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt) sandbox.RecordHeld(*n);
+  std::optional<int> n = fd ? Descriptor(fd.ptr()) : std::nullopt;
+  if (n) sandbox.RecordHeld(*n);
   PyErr_Clear();
+  return n;
 }
 
 // A new socket starts with the interpreter's own default timeout (guards/hardening.h
@@ -355,6 +393,7 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   }
   const bool adopts = fileno != nullptr && fileno != Py_None;
   if (!adopts && !sandbox->CheckDescriptorCap()) return -1;
+  bool local = false;
   if (adopts) {
     std::optional<int> fd = Descriptor(fileno);
     if (fd && sandbox->IsHeld(*fd)) return RefuseSecondHolder("socket.socket");
@@ -363,8 +402,12 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
                                              "pyhost: only on descriptors the code opened itself");
       return -1;
     }
+    local = sandbox->IsLocalSocket(*fd);
   }
-  if (g_socket_init(self, args, kwargs) != 0) return -1;
+  if (local) sandbox->set_adopting_local_socket(self);
+  int initialized = g_socket_init(self, args, kwargs);
+  sandbox->set_adopting_local_socket(nullptr);
+  if (initialized != 0) return -1;
   RecordSocket(*sandbox, self);  // the socket holds its descriptor now, adopted or not
   return ApplyDefaultTimeout(*sandbox, self) ? 0 : -1;
 }
@@ -403,8 +446,9 @@ PyObject* GuardedSocketpair(PyObject* module, PyObject* args) {
   PyObject* result = g_socketpair(module, args);  // (socket, socket)
   if (result != nullptr && Active(sandbox) && PyTuple_Check(result)) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(result); ++i) {
-      RecordSocket(*sandbox, PyTuple_GET_ITEM(result, i));
-      if (!ApplyDefaultTimeout(*sandbox, PyTuple_GET_ITEM(result, i))) {
+      PyObject* socket = PyTuple_GET_ITEM(result, i);
+      if (std::optional<int> fd = RecordSocket(*sandbox, socket)) sandbox->RecordLocalSocket(*fd);
+      if (!ApplyDefaultTimeout(*sandbox, socket)) {
         Py_DECREF(result);
         return nullptr;
       }
@@ -534,6 +578,15 @@ void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)
 absl::Status GuardSharedTypes() {
   static const absl::Status guarded = []() -> absl::Status {
     if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
+    PyCFunction original_replace = nullptr;
+    if (absl::Status s = SwapMethod(PyCode_Type.tp_dict, "replace", METH_FASTCALL | METH_KEYWORDS,
+                                    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCodeReplace)),
+                                    &original_replace);
+        !s.ok()) {
+      return s;
+    }
+    g_code_replace = reinterpret_cast<_PyCFunctionFastWithKeywords>(
+        reinterpret_cast<void (*)()>(original_replace));
     absl::StatusOr<py::object> fileio = Attribute("_io", "FileIO");
     if (!fileio.ok()) return fileio.status();
     g_fileio_fileno = PyDict_GetItemString(

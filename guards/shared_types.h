@@ -17,6 +17,10 @@
 //   socket.socket(fileno=n)    n must be a descriptor the code opened itself; a socket
 //                              the code creates (also by accept, socketpair) is its own
 //   socket.listen()            raises a "socket.listen" audit event (the policy's rule)
+//   socket(fileno=n) of a      lets the "socket.__new__" event through once: a
+//     socketpair() descriptor  connected pair inside the process (asyncio's self-pipe)
+//   code.replace(co_flags=)    adding CO_ITERABLE_COROUTINE to a generator's code (what
+//                              types.coroutine does) may keep a trusted filename
 // Each replaces both the type's slot and the descriptor in its __dict__ (or the C
 // function behind a method), so calling the descriptor directly
 // (`FileIO.__init__(f, ..., opener)`) is guarded too.
@@ -51,6 +55,15 @@ absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* origina
 // type.__subclasses__ lists them unfiltered (so: of every interpreter). For guards
 // installed at start-up and at interpreter creation. GIL held.
 void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)>& visit);
+// Replaces `type`'s tp_init and the C function its __init__ descriptor calls; the
+// original in `*original`. GIL held.
+absl::Status SwapInit(PyTypeObject* type, initproc replacement, initproc* original);
+
+// Replaces the C function behind `dict[name]`, a type's method or a module's function
+// (one PyMethodDef, shared by every interpreter and every bound copy), after checking
+// its calling convention is `flags`; the original in `*original`. GIL held.
+absl::Status SwapMethod(PyObject* dict, const char* name, int flags, PyCFunction replacement,
+                        PyCFunction* original);
 
 // For open()/FileIO(): copies of a call's arguments whose opener (keyword "opener",
 // or positional argument `position`) is wrapped so that the descriptor it returns

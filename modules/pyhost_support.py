@@ -85,8 +85,16 @@ def install_capture(stdout_limit, stderr_limit):
     out, err = Capture(stdout_limit), Capture(stderr_limit)
     sys.stdout = sys.__stdout__ = out
     sys.stderr = sys.__stderr__ = err
-    sys.stdin = sys.__stdin__ = None
+    sys.stdin = sys.__stdin__ = eof_stdin()
     return out, err
+
+
+def eof_stdin():
+    """A standard input at its end, as python3's with nothing to read: input() raises
+    EOFError, read() returns "". Never the host's descriptor 0."""
+    stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(b"")), encoding="utf-8")
+    stdin.mode = "r"
+    return stdin
 
 
 # ---------------------------------------------------------------------------

@@ -1211,7 +1211,8 @@ TEST_F(ServeTest, UserStdoutNeverCorruptsTheProtocol) {
 }
 
 TEST_F(ServeTest, SnippetCannotReadRequestLines) {
-  // The snippet's sys.stdin is not the request stream: it cannot swallow line 2.
+  // The snippet's sys.stdin is not the request stream: it cannot swallow line 2. It is
+  // at its end, as python3's with nothing to read: readline() gives "".
   std::vector<json> requests = {
       {{"id", 1}, {"op", "exec"}, {"code", "import sys\nresult = sys.stdin.readline()"}},
       {{"id", 2}, {"op", "exec"}, {"code", "result = 2"}},
@@ -1220,7 +1221,8 @@ TEST_F(ServeTest, SnippetCannotReadRequestLines) {
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
   ASSERT_EQ(answers.size(), 2u) << run.Describe();
-  EXPECT_EQ(answers["1"]["ok"], false);
+  EXPECT_EQ(answers["1"]["ok"], true) << run.Describe();
+  EXPECT_EQ(answers["1"]["result"], "");
   EXPECT_EQ(answers["2"]["result"], 2);
 }
 

@@ -29,10 +29,20 @@ TEST(PolicyTest, StrictAllowsCuratedStdlibOnly) {
                               "xml", "email.mime.text", "urllib.parse", "urllib"}) {
     EXPECT_TRUE(strict.ImportAllowed(allowed)) << allowed;
   }
+  // What LLM-written programs use for computation, data, async code and tests
+  // (issue 7, item 20); what they reach outside is checked, not the import.
+  for (const char* allowed : {"__future__", "asyncio", "unittest.mock", "pickle", "sqlite3",
+                              "logging", "argparse", "zoneinfo", "mimetypes", "doctest",
+                              "concurrent.futures", "sysconfig", "gc"}) {
+    EXPECT_TRUE(strict.ImportAllowed(allowed)) << allowed;
+  }
   for (const char* denied : {"socket", "subprocess", "ctypes", "urllib.request", "http.client",
-                             "pickle", "importlib", "multiprocessing.pool", "asyncio"}) {
+                             "importlib", "multiprocessing.pool", "signal", "atexit", "pdb",
+                             "_dbm", "_gdbm", "mmap", "shelve", "dbm"}) {
     EXPECT_FALSE(strict.ImportAllowed(denied)) << denied;
   }
+  EXPECT_THAT(strict.read_paths, ::testing::Contains("/usr/share/zoneinfo"));
+  EXPECT_THAT(strict.read_paths, ::testing::Contains("/etc/mime.types"));
   EXPECT_FALSE(strict.processes);
   EXPECT_FALSE(strict.threads);
   EXPECT_TRUE(strict.network.empty());
@@ -53,26 +63,70 @@ TEST(PolicyTest, DenyWinsAndYoloAllowsAll) {
   EXPECT_TRUE(both.ImportAllowed("jsonschema"));  // patterns match whole names
 }
 
-TEST(PolicyTest, FromJsonExtendsAndReplacesLists) {
+TEST(PolicyTest, FromJsonExtendsTheProfilesLists) {
   absl::StatusOr<Policy> policy = PolicyFromJson(json::parse(R"({
     "name": "team", "extends": "strict",
-    "imports": {"allow": ["json"]},
-    "files": {"read": ["/srv/data"], "work_dir": false},
+    "imports": {"allow": ["mylib", "json"], "deny": ["csv"]},
+    "files": {"read": ["/srv/data"], "write": ["/srv/out"], "work_dir": false},
     "network": ["api.example.com", "*.corp.example"], "env": ["LANG"], "threads": true
   })"));
   ASSERT_TRUE(policy.ok()) << policy.status();
+  Policy strict = *NamedPolicy("strict");
   EXPECT_EQ(policy->name, "team");
-  EXPECT_TRUE(policy->ImportAllowed("json"));
-  EXPECT_FALSE(policy->ImportAllowed("re"));             // the list was replaced
-  EXPECT_FALSE(policy->ImportAllowed("subprocess"));     // the deny list came from strict
-  EXPECT_EQ(policy->read_paths, std::vector<std::string>{"/srv/data"});
+  EXPECT_TRUE(policy->ImportAllowed("mylib"));
+  EXPECT_TRUE(policy->ImportAllowed("json"));           // strict's list is kept
+  EXPECT_TRUE(policy->ImportAllowed("re"));
+  EXPECT_FALSE(policy->ImportAllowed("csv"));           // added to strict's deny list
+  EXPECT_FALSE(policy->ImportAllowed("ctypes"));        // strict's deny list is kept
+  EXPECT_EQ(policy->import_allow.size(), strict.import_allow.size() + 1);  // json once
+  for (const std::string& path : strict.read_paths) {
+    EXPECT_THAT(policy->read_paths, ::testing::Contains(path));
+  }
+  EXPECT_THAT(policy->read_paths, ::testing::Contains("/srv/data"));
+  EXPECT_EQ(policy->write_paths.back(), "/srv/out");
   EXPECT_FALSE(policy->work_dir);
   EXPECT_TRUE(policy->threads);
+  EXPECT_EQ(policy->network, (std::vector<std::string>{"api.example.com", "*.corp.example"}));
   EXPECT_EQ(policy->env, std::vector<std::string>{"LANG"});
   // And back through its JSON form.
   absl::StatusOr<Policy> again = PolicyFromJson(policy->ToJson());
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->ToJson(), policy->ToJson());
+}
+
+// The issue's reproducer: allowing one more module must not take strict's away.
+TEST(PolicyTest, ExtendingStrictWithOneModuleKeepsJson) {
+  absl::StatusOr<Policy> policy =
+      PolicyFromJson(json::parse(R"({"extends": "strict", "imports": {"allow": ["unittest"]}})"));
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_TRUE(policy->ImportAllowed("json"));
+  EXPECT_TRUE(policy->ImportAllowed("unittest"));
+}
+
+TEST(PolicyTest, ExtendingAnAllowEverythingProfileDoesNotNarrowIt) {
+  absl::StatusOr<Policy> policy =
+      PolicyFromJson(json::parse(R"({"extends": "balanced", "imports": {"allow": ["json"]}})"));
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_TRUE(policy->import_allow.empty());
+  EXPECT_TRUE(policy->ImportAllowed("csv"));
+  EXPECT_FALSE(policy->ImportAllowed("ctypes"));  // balanced's deny list
+  // Without a profile to extend, the list is the one given.
+  EXPECT_FALSE(PolicyFromJson(json::parse(R"({"imports": {"allow": ["json"]}})"))->ImportAllowed("csv"));
+}
+
+TEST(PolicyTest, ReplaceNamesTheListsGivenExactly) {
+  absl::StatusOr<Policy> policy = PolicyFromJson(json::parse(R"({
+    "extends": "strict", "replace": ["imports.allow", "imports.deny", "files.read", "env"],
+    "imports": {"allow": ["json"]}, "files": {"read": ["/srv/data"]}, "network": ["a.example"]
+  })"));
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->import_allow, std::vector<std::string>{"json"});
+  EXPECT_FALSE(policy->ImportAllowed("re"));
+  EXPECT_TRUE(policy->import_deny.empty());   // named in replace, not given: empty
+  EXPECT_EQ(policy->read_paths, std::vector<std::string>{"/srv/data"});
+  EXPECT_EQ(policy->write_paths, NamedPolicy("strict")->write_paths);  // not named: strict's
+  EXPECT_EQ(policy->network, std::vector<std::string>{"a.example"});
+  EXPECT_TRUE(policy->env.empty());
 }
 
 TEST(PolicyTest, InvalidPoliciesNameTheField) {
@@ -90,6 +144,8 @@ TEST(PolicyTest, InvalidPoliciesNameTheField) {
       {R"({"limits": {"timeout_ms": -5}})", "'limits.timeout_ms' must be a positive integer"},
       {R"({"env": [""]})", "'env' must be an array of non-empty strings"},
       {R"({"name": ""})", "'name' must be a non-empty string"},
+      {R"({"replace": "imports.allow"})", "'replace' must be an array"},
+      {R"({"replace": ["imports"]})", "'replace' names 'imports', which is not a list field"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Policy> policy = PolicyFromJson(json::parse(c.text));

@@ -326,6 +326,7 @@ struct Case {
   std::vector<std::string> allow_net;
   bool isolate = false;       // run in a child process (a failure could kill the host)
   std::string known_gap;      // non-empty: an escape pyhost does not stop yet (docs/security.md)
+  std::string stderr_contains;  // non-empty: the denial's reason, which stderr must show
   int settle_ms = 0;          // isolated: time for a pending signal to arrive
 
   Case Net(std::vector<std::string> hosts) const {
@@ -384,6 +385,15 @@ Case Via(std::string name, std::string code, std::vector<std::string> messages) 
   return Denied(std::move(name), std::move(code),
                 {"PermissionError", "ImportError", "ModuleNotFoundError"}, std::move(messages));
 }
+// SQLite refuses a statement its authorizer denies as it refuses any: with
+// sqlite3.DatabaseError ("not authorized"), which code using SQLite handles; the
+// reason, naming the policy, is on stderr.
+Case SqliteDenied(std::string name, std::string code) {
+  Case c = Denied(std::move(name), std::move(code), {"DatabaseError", "OperationalError"},
+                  {"not authorized", "authorization denied"});
+  c.stderr_contains = "SQLite statement denied by pyhost policy 'strict'";
+  return c;
+}
 // Real escapes: what the right answer is (a denial naming the policy).
 Case Bug(std::string name, std::string code) {
   return Denied(std::move(name), std::move(code),
@@ -410,11 +420,12 @@ g['open'](args['canary'], g['O_WRONLY'] | g['O_CREAT'])
 g = _cls('_wrap_close').__init__.__globals__
 g['_exit'](7)
 )PY", {"SystemExit"}, {"7"}).Isolated(),
-      Imp("CatchWarningsSysModulesOsPopen", R"PY(
+      // subprocess is the stdlib's to import (asyncio does); starting the process is refused.
+      Perm("CatchWarningsSysModulesOsPopen", R"PY(
 import warnings
 sys = _cls('catch_warnings').__init__.__globals__['sys']
 sys.modules['os'].popen('touch ' + args['canary']).read()
-)PY", {"_posixsubprocess", "policy 'strict'"}),
+)PY", {"subprocess.Popen denied by pyhost policy 'strict'"}),
       Bug("BUG_BuiltinImporterLoadModuleForkExec", R"PY(
 import os
 m = _cls('BuiltinImporter').load_module('_posixsubprocess')
@@ -481,7 +492,9 @@ sys.modules['posix'].write(args['pipe_fd'], PWN.encode())
 )PY", {"os.write is not available in pyhost"}),
 
       // ---- gc heap walks ----------------------------------------------------------------
-      Imp("GcImportDenied", "import gc\ngc.get_objects()\n"),
+      // gc may be imported (collect() is the interpreter's own); walking the heap may not.
+      Perm("GcGetObjectsDenied", "import gc\ngc.collect()\ngc.get_objects()\n",
+           {"gc.get_objects denied by pyhost policy 'strict': heap walks reach the host's objects"}),
       Via("GcGetObjectsViaStdlib", R"PY(
 gc = _reach('gc')
 mods = [o for o in gc.get_objects() if type(o).__name__ == 'module' and o.__name__ == 'posix']
@@ -555,16 +568,16 @@ eval("__import__('subprocess')").run(['touch', args['canary']])
 code = compile("import socket\nsocket.socket().connect(('127.0.0.1', %d))" % args['port'],
                '/usr/lib/python3.11/os.py', 'exec')
 exec(code)
-)PY", {"may not claim to be a real, frozen or pyhost module"}),
+)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
       Perm("CompileForgedFrozenFilename", R"PY(
 exec(compile("import ctypes", '<frozen os>', 'exec'))
-)PY", {"may not claim to be a real, frozen or pyhost module"}),
+)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
       Perm("CompileForgedSupportFilename", R"PY(
 exec(compile("import _posixsubprocess", '<pyhost_support>', 'exec'))
-)PY", {"may not claim to be a real, frozen or pyhost module"}),
+)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
       Perm("CompileForgedBytesFilename", R"PY(
 exec(compile("import mmap", b'/usr/lib/python3.11/json/__init__.py', 'exec'))
-)PY", {"may not claim to be a real, frozen or pyhost module"}),
+)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
 
       // ---- code-object surgery ----------------------------------------------------------
       Perm("CodeReplaceForgedFilename", R"PY(
@@ -811,7 +824,7 @@ open(OUTPUT_DIR + '/d/canary', 'w').write(PWN)
 import os
 os.symlink(args['secret_path'], OUTPUT_DIR + '/s')
 result = open(OUTPUT_DIR + '/s').read()
-)PY", {"outside the readable paths"}),
+)PY", {"outside the readable paths", "the link's target is outside the writable paths"}),
       Bug("BUG_DanglingSymlinkInOutputDirCreatesOutsideFile", R"PY(
 import os
 os.symlink(args['canary'], OUTPUT_DIR + '/l')
@@ -838,21 +851,224 @@ with open(WORK_DIR + '/fd', 'w') as f:
            {"outside the writable paths"}),
       Bug("BUG_MkfifoOutside", "import os\nos.mkfifo(args['canary'])\n"),
       Bug("BUG_MknodOutside", "import os\nos.mknod(args['canary'])\n"),
-      Bug("BUG_SqliteAttachCreatesOutsideFile", R"PY(
+      // ---- sqlite3 under strict: what SQL opens is its authorizer's (guards/sqlite.h) ------
+      SqliteDenied("BUG_SqliteAttachCreatesOutsideFile", R"PY(
 import sqlite3
 db = sqlite3.connect(':memory:')
 db.execute("ATTACH DATABASE ? AS x", (args['canary'],))
 db.execute("CREATE TABLE x.t(a)")
 db.commit()
 )PY"),
-      Bug("BUG_SqliteVacuumIntoOutsideFile", R"PY(
+      SqliteDenied("BUG_SqliteVacuumIntoOutsideFile", R"PY(
 import sqlite3
 db = sqlite3.connect(':memory:')
 db.execute("CREATE TABLE t(a)")
 db.execute("VACUUM INTO ?", (args['canary'],))
 )PY"),
+      SqliteDenied("SqliteAttachLiteralHostFile", R"PY(
+import sqlite3
+db = sqlite3.connect(':memory:')
+db.execute("ATTACH DATABASE '%s' AS x" % args['canary'])
+db.execute("CREATE TABLE x.t(a)")
+)PY"),
+      SqliteDenied("SqliteVacuumIntoLiteralOutsideWorkDir", R"PY(
+import sqlite3
+db = sqlite3.connect(WORK_DIR + '/db')
+db.execute("CREATE TABLE t(a)")
+db.execute("VACUUM INTO '%s'" % args['canary'])
+)PY"),
+      SqliteDenied("SqliteAttachUriHostFile", R"PY(
+import sqlite3
+db = sqlite3.connect(':memory:')
+db.execute("ATTACH DATABASE 'file:%s?mode=rwc' AS x" % args['canary'])
+db.execute("CREATE TABLE x.t(a)")
+)PY"),
+      SqliteDenied("SqliteAttachUriPercentEncodedDotDot", R"PY(
+import sqlite3
+db = sqlite3.connect(':memory:')
+up = '%2e%2e/' * 12
+db.execute("ATTACH DATABASE 'file:%s%s%s' AS x" % (WORK_DIR + '/', up, args['canary'].lstrip('/')))
+db.execute("CREATE TABLE x.t(a)")
+)PY"),
+      SqliteDenied("SqliteSetAuthorizerNoneThenAttach", R"PY(
+import sqlite3
+db = sqlite3.connect(':memory:')
+db.set_authorizer(None)
+sqlite3.Connection.set_authorizer(db, authorizer_callback=None)
+db.execute("ATTACH DATABASE '%s' AS x" % args['canary'])
+db.execute("CREATE TABLE x.t(a)")
+)PY"),
+      SqliteDenied("SqliteAllowAllAuthorizerThenAttach", R"PY(
+import sqlite3
+class Db(sqlite3.Connection):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.set_authorizer(lambda *args: sqlite3.SQLITE_OK)
+db = sqlite3.connect(':memory:', factory=Db)
+db.execute("ATTACH DATABASE '%s' AS x" % args['canary'])
+db.execute("CREATE TABLE x.t(a)")
+)PY"),
+      SqliteDenied("SqliteReinitConnectionThenAttach", R"PY(
+import sqlite3
+db = sqlite3.Connection.__new__(sqlite3.Connection)
+sqlite3.Connection.__init__(db, ':memory:')
+db.__init__(':memory:')
+db.execute("ATTACH DATABASE '%s' AS x" % args['canary'])
+db.execute("CREATE TABLE x.t(a)")
+)PY"),
+      SqliteDenied("SqliteTempStoreDirectoryOutside", R"PY(
+import sqlite3
+db = sqlite3.connect(':memory:')
+db.execute("PRAGMA temp_store_directory = '%s'" % args['outside'])
+)PY"),
+      SqliteDenied("SqliteLoadExtensionSqlFunction", R"PY(
+import sqlite3
+db = sqlite3.connect(':memory:')
+db.execute("SELECT load_extension('/usr/lib/x86_64-linux-gnu/libc.so.6')")
+)PY"),
       Via("SqliteConnectOutside", "import sqlite3\nsqlite3.connect(args['canary']).execute('create table t(a)')\n",
           {"outside the writable paths"}),
+      Perm("SqliteConnectUriOutside", R"PY(
+import sqlite3
+sqlite3.connect('file:%s?mode=rwc' % args['canary'], uri=True).execute('create table t(a)')
+)PY", {"sqlite3.connect('file:", "outside the writable paths"}),
+      Perm("SqliteConnectUriTwoModes", R"PY(
+import sqlite3
+sqlite3.connect('file:%s?mode=memory&mode=rwc' % args['canary'], uri=True).execute('create table t(a)')
+)PY", {"outside the writable paths"}),
+      Perm("SqliteJournalSymlinkToHostFile", R"PY(
+import os, sqlite3
+os.symlink(args['canary'], WORK_DIR + '/x.db-journal')
+db = sqlite3.connect(WORK_DIR + '/x.db')
+db.execute('create table t(a)')
+db.commit()
+)PY", {"the link's target is outside the writable paths"}),
+      Perm("RelativeSymlinkClimbingOutLater", R"PY(
+import os
+os.makedirs(WORK_DIR + '/a/b')
+os.symlink('../../x', WORK_DIR + '/a/b/l')
+)PY", {"a relative link target may not contain '..'"}),
+      // A file the policy lets the code read (the stdlib, say) must not become writable
+      // through a hard link in WORK_DIR (before the fix this wrote the file itself).
+      Perm("HardLinkReadableFileIntoWorkDirThenWrite", R"PY(
+import os
+os.link(args['secret_path'], WORK_DIR + '/s')
+open(WORK_DIR + '/s', 'a').write(PWN)
+)PY", {"outside the writable paths"}).WithPolicy("read-outside"),
+
+      // ---- code objects under strict: the code's own may be built, not the stdlib's -------
+      Perm("CodeReplaceStdlibGeneratorBeyondTheFlag", R"PY(
+import asyncio, types
+gen = asyncio.tasks.__sleep0
+code = gen.__code__
+code.replace(co_flags=code.co_flags | 0x100, co_names=('socket',) + code.co_names)
+)PY", {"code objects cannot be built or altered"}),
+      Perm("CodeReplaceStdlibGeneratorOtherFlag", R"PY(
+import json.decoder
+def find():
+    import inspect
+    for name, f in vars(json.decoder).items():
+        if inspect.isfunction(f):
+            return f
+f = find()
+f.__code__.replace(co_flags=f.__code__.co_flags | 0x20 | 0x100)
+)PY", {"code objects cannot be built or altered"}),
+      Perm("UserAuditHookInsideVettedReplace", R"PY(
+import sys
+done = []
+def hook(event, a):
+    if event == 'code.__new__' and not done:
+        done.append(1)
+        compile('import socket', '<x>', 'exec').replace(co_filename='/usr/lib/python3.11/json/zz.py')
+sys.addaudithook(hook)
+import asyncio
+)PY", {"code objects cannot be built or altered"}),
+      Perm("SetUserFunctionCodeToStdlibCode", R"PY(
+import json
+def f(*a, **k):
+    pass
+f.__code__ = json.dumps.__code__
+)PY", {"code objects cannot be swapped"}),
+      Imp("ExecStdlibModuleCodeWithForgedPackage", R"PY(
+import os
+loader = _cls('SourceFileLoader')('json', os.path.dirname(os.__file__) + '/json/__init__.py')
+exec(loader.get_code('json'), {'__name__': 'http.x', '__package__': 'http', '__builtins__': __builtins__})
+)PY"),
+      Imp("LoaderExecModuleWithForgedPackage", R"PY(
+import os, types
+loader = _cls('SourceFileLoader')('json', os.path.dirname(os.__file__) + '/json/__init__.py')
+m = types.ModuleType('json')
+m.__package__ = 'http'
+loader.exec_module(m)
+)PY"),
+      Imp("FunctionFromGeneratedCodeImportsSocket", R"PY(
+import types
+code = compile('import socket', 'generated.py', 'exec')
+types.FunctionType(code, {'__builtins__': __builtins__})()
+)PY"),
+
+      // ---- pickle under strict: what a callable does is governed as if the code called it --
+      Perm("PickleOsSystem", R"PY(
+import pickle
+pickle.loads(b"cos\nsystem\n(S'touch %s'\ntR." % args['canary'].encode())
+)PY", {"os.system denied by pyhost policy 'strict'"}),
+      Imp("PicklePopenAfterAsyncioLoadedSubprocess", R"PY(
+import asyncio, pickle, sys
+assert 'subprocess' in sys.modules
+pickle.loads(b"csubprocess\nPopen\n((S'touch'\nS'%s'\nltR." % args['canary'].encode())
+)PY"),
+      Imp("PickleForkExec", R"PY(
+import pickle
+pickle.loads(b"c_posixsubprocess\nfork_exec\n(tR.")
+)PY"),
+      Perm("ForkExecThroughAsyncioSubprocess", R"PY(
+import asyncio, sys
+sys.modules['subprocess']._fork_exec(['/bin/sh'], [b'/bin/sh'], True, (), None, None,
+                                     -1, -1, -1, -1, -1, -1, -1, -1, False, False, None,
+                                     None, None, -1, None, False)
+)PY", {"fork_exec denied by pyhost policy 'strict': processes are not allowed"}),
+
+      // ---- sockets: a socketpair is the process's own; nothing else opens ----------------
+      Perm("SocketpairPassesHostFdThenWrites", R"PY(
+import os, struct
+socket = _socket()
+a, b = socket.socketpair()
+a.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack('i', args['pipe_fd']))])
+msg, ancdata, flags, addr = b.recvmsg(1, socket.CMSG_SPACE(4))
+fd = struct.unpack('i', ancdata[0][2][:4])[0]
+os.write(fd, PWN.encode())
+)PY", {"only on file descriptors the code opened itself"}),
+      Perm("AuditHookReusesSocketpairAllowance", R"PY(
+import sys
+socket = _socket()
+made = []
+def hook(event, a):
+    if event == 'socket.__new__' and not made:
+        made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+sys.addaudithook(hook)
+socket.socketpair()
+made[0].connect(('127.0.0.1', args['port']))
+)PY", {"no network access"}),
+
+      // ---- a replaced function's __self__ is an empty module: no way to the original ----
+      Perm("GuardSelfGivesNoOriginal", R"PY(
+import os
+state = os.write.__self__
+found = [getattr(state, n) for n in dir(state) if callable(getattr(state, n, None))
+         and not n.startswith('__')]
+for f in found:
+    f(args['pipe_fd'], PWN.encode())
+state.__dict__.clear()
+os.write(args['pipe_fd'], PWN.encode())
+)PY", {"only on file descriptors the code opened itself"}),
+
+      // ---- os.fork() in a subinterpreter: refused under every policy ---------------------
+      Denied("YoloForkRefusedInSubinterpreter", R"PY(
+import os
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+)PY", {"PermissionError"}, {"fork() is not supported in a subinterpreter"}).WithPolicy("yolo").Isolated(),
       Bug("BUG_OpenerReturnsHostPipeFd", R"PY(
 with open(WORK_DIR + '/x', 'w', opener=lambda path, flags: args['pipe_fd']) as f:
     f.write(PWN)
@@ -878,7 +1094,7 @@ shutil.copy(args['secret_path'], OUTPUT_DIR + '/stolen')
       Perm("HardLinkSecretIntoOutputDir", R"PY(
 import os
 os.link(args['secret_path'], OUTPUT_DIR + '/stolen')
-)PY", {"outside the readable paths"}),
+)PY", {"outside the readable paths", "outside the writable paths"}),
       Perm("TempfileMkstempOutside", R"PY(
 import tempfile
 tempfile.mkstemp(dir=args['outside'])
@@ -907,8 +1123,8 @@ result = [':'.join(map(str, s)) for s in _reach('spwd').getspall()]
 
       // ---- processes ----------------------------------------------------------------------
       Perm("OsSystem", "import os\nos.system('touch ' + args['canary'])\n", {"os.system denied"}),
-      Imp("OsPopen", "import os\nos.popen('touch ' + args['canary']).read()\n",
-          {"_posixsubprocess", "policy 'strict'"}),
+      Perm("OsPopen", "import os\nos.popen('touch ' + args['canary']).read()\n",
+           {"subprocess.Popen denied by pyhost policy 'strict'"}),
       Imp("ImportSubprocess", "import subprocess\nsubprocess.run(['touch', args['canary']])\n"),
       Perm("OsPosixSpawn", R"PY(
 import os
@@ -1395,6 +1611,12 @@ class HostileTest : public ::testing::Test {
                           p.import_deny.end());
       return p;
     }
+    if (name == "read-outside") {  // strict, and the outside directory is readable
+      Policy p = *NamedPolicy("strict");
+      p.name = "strict";
+      p.read_paths.push_back(*outside_);
+      return p;
+    }
     if (name == "threads") {  // strict, but the code may start threads
       Policy p = *NamedPolicy("strict");
       p.name = "strict";
@@ -1437,6 +1659,9 @@ class HostileTest : public ::testing::Test {
     HostState now = Snapshot();
     const HostState& was = *baseline_;
     if (PathExists(*outside_ + "/canary")) problems.push_back("the canary file exists");
+    if (ReadFile(*outside_ + "/secret.txt") != *secret_ + "\n") {
+      problems.push_back("the secret file outside the sandbox was changed");
+    }
     for (const std::string& name : now.outside) {
       if (!was.outside.count(name)) problems.push_back("new file outside the sandbox: " + name);
     }
@@ -1601,6 +1826,10 @@ class HostileTest : public ::testing::Test {
                                       absl::StrJoin(c.messages, " | "), "], got ", r.error->type,
                                       ": ", r.error->message));
     }
+    if (r.stderr_stream.text.find(c.stderr_contains) == std::string::npos) {
+      problems.push_back(absl::StrCat("expected stderr to say '", c.stderr_contains, "', got: ",
+                                      r.stderr_stream.text));
+    }
     return problems;
   }
 
@@ -1722,7 +1951,7 @@ result = [os, open('x')]
   for (int i = 0; i < 3; ++i) {  // more than the pool holds: every interpreter is fresh
     ExecResult next = Run(*host_, R"PY(
 import builtins, json
-out = {'json': json.__name__, 'import_self': type(builtins.__import__.__self__).__name__}
+out = {'json': json.__name__, 'import_self': builtins.__import__.__self__.__name__}  # pyhost's guard
 try:
     open(args['secret_path'])
     out['open'] = 'opened'
@@ -1737,7 +1966,7 @@ print('printed')
 result = out
 )PY");
     ASSERT_TRUE(next.ok) << next.ToJson().dump();
-    EXPECT_EQ(next.result, json({{"json", "json"}, {"import_self", "PyCapsule"},
+    EXPECT_EQ(next.result, json({{"json", "json"}, {"import_self", "pyhost.guard"},
                                  {"open", "denied"}, {"socket", "denied"}}));
     EXPECT_EQ(next.stdout_stream.text, "printed\n");
     std::vector<std::string> problems;
@@ -2058,6 +2287,37 @@ result = {h: decide(h) for h in args['hosts']}
   Repair();
 }
 
+// The resident interpreter keeps module state across executions whatever their policy:
+// a connection a yolo execution left behind must be as guarded under strict as one
+// strict opens (the authorizer is on every connection, and asks the policy in force).
+TEST_F(HostileTest, SqliteConnectionLeftByYoloIsGuardedUnderStrict) {
+  ExecRequest opened;
+  opened.code = "import sqlite3, sys\nsys.kept_connection = sqlite3.connect(':memory:')\n";
+  opened.isolation = Isolation::kResident;
+  opened.policy = *NamedPolicy("yolo");
+  absl::StatusOr<ExecResult> first = host_->Execute(opened);
+  ASSERT_TRUE(first.ok() && first->ok) << (first.ok() ? first->ToJson().dump() : first.status().ToString());
+  Repair();  // what yolo may do (code earlier cases left in this interpreter runs too) is not checked
+  ExecRequest used;
+  used.code = R"PY(
+import sys
+db = sys.kept_connection
+db.execute("ATTACH DATABASE '%s' AS x" % args['canary'])
+db.execute('CREATE TABLE x.t(a)')
+)PY";
+  used.args = Args();
+  used.isolation = Isolation::kResident;
+  absl::StatusOr<ExecResult> second = host_->Execute(used);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->error.has_value()) << second->ToJson().dump();
+  EXPECT_EQ(second->error->type, "DatabaseError") << second->ToJson().dump();
+  EXPECT_THAT(second->stderr_stream.text, ::testing::HasSubstr("denied by pyhost policy 'strict'"));
+  std::vector<std::string> problems;
+  CheckNoSideEffects(*second, problems);
+  for (const std::string& p : problems) ADD_FAILURE() << p;
+  Repair();
+}
+
 // --- allowed work ------------------------------------------------------------------------
 
 TEST_F(HostileTest, BroadStdlibWorkloadSucceedsUnderStrict) {
@@ -2158,9 +2418,8 @@ result = out
   Repair();
 }
 
-// sqlite3 is off strict (ATTACH and VACUUM INTO open files no audit event reports);
-// under a policy that allows it, user functions (called back through PyGILState)
-// work inside a sandbox.
+// User functions (called back through PyGILState) work inside a sandbox, also with
+// pyhost's authorizer on the connection (it is on every connection, yolo's too).
 TEST_F(HostileTest, SqliteInMemoryWithUserFunctionUnderYolo) {
   ExecResult r = Run(*host_, R"PY(
 import sqlite3
