@@ -1,14 +1,12 @@
 #include "guards/policy.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "guards/user_file.h"
 
 namespace pyhost {
 namespace {
@@ -245,11 +243,10 @@ absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path) {
   if (!absl::StrContains(name_or_path, '/') && !absl::EndsWith(name_or_path, ".json")) {
     return NamedPolicy(name_or_path);
   }
-  std::ifstream file{std::string(name_or_path)};
-  if (!file) return absl::NotFoundError(absl::StrCat("cannot read policy file '", name_or_path, "'"));
-  std::stringstream text;
-  text << file.rdbuf();
-  json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::string> text =
+      ReadUserFile(std::string(name_or_path), kMaxPolicyFileBytes, "policy file");
+  if (!text.ok()) return text.status();
+  json doc = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
     return absl::InvalidArgumentError(absl::StrCat("policy file '", name_or_path, "' is not valid JSON"));
   }

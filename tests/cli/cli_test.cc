@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1219,6 +1220,97 @@ TEST_F(ServeTest, CallsSentBeforeReRegisterRunTheOldSource) {
   std::map<std::string, json> answers = AnswersById(run);
   ASSERT_EQ(answers.size(), 22u) << run.Describe();
   for (int n = 0; n < 20; ++n) EXPECT_EQ(answers[std::to_string(n)]["data"], "v1") << n;
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 7, the command's items: files a user names (9, 17), serve's read-ahead (13),
+// the protocol descriptors (14), output caps (16) and the small ones (17).
+
+// Files a user names are read only if they are regular files of bounded size; the
+// error names the path and why, and nothing blocks or grows without end.
+INSTANTIATE_TEST_SUITE_P(
+    UserFiles, UsageErrorTest,
+    ::testing::Values(
+        UsageCase{"ExecDirectory", {"exec", "/usr"}, "cannot read '/usr': a directory, not a regular file"},
+        UsageCase{"CallDirectory", {"call", "/usr"}, "cannot read '/usr': a directory"},
+        UsageCase{"ExecDevZero", {"exec", "/dev/zero"}, "'/dev/zero': a character device, not a regular file"},
+        UsageCase{"CallDevZero", {"call", "/dev/zero"}, "'/dev/zero': a character device"},
+        UsageCase{"PolicyDevZero", {"exec", "--policy", "/dev/zero", "-c", "1"},
+                  "cannot read policy file '/dev/zero': a character device, not a regular file"},
+        UsageCase{"PolicyDirectory", {"exec", "--policy", "/usr/", "-c", "1"},
+                  "cannot read policy file '/usr/': a directory"},
+        UsageCase{"CallPolicyDevZero", {"call", "x.py", "--policy", "/dev/zero"},
+                  "policy file '/dev/zero': a character device"},
+        // A flag the command does not know is unknown, also when no value follows it.
+        UsageCase{"ServeUnknownFlagLast", {"serve", "--zzz"}, "serve: unknown flag --zzz"},
+        UsageCase{"ExecUnknownFlagLast", {"exec", "-c", "1", "--zzz"}, "exec: unknown flag --zzz"},
+        UsageCase{"CallUnknownFlagLast", {"call", "x.py", "--zzz"}, "call: unknown flag --zzz"},
+        UsageCase{"ServeKnownFlagWithoutValue", {"serve", "--workers"}, "--workers needs a value"}),
+    [](const ::testing::TestParamInfo<UsageCase>& info) { return info.param.name; });
+
+TEST_F(UsageTest, FifoIsRefusedWithoutBlocking) {
+  std::string fifo = dir_.PathOf("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"exec", fifo}, {"call", fifo},
+        {"exec", "--policy", fifo, "-c", "1"}}) {
+    Outcome run = RunPyhost(args, "", std::chrono::seconds(10));
+    EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+    EXPECT_THAT(run.err, HasSubstr("'" + fifo + "': a FIFO, not a regular file")) << run.Describe();
+  }
+}
+
+TEST_F(UsageTest, OversizedFilesAreRefused) {
+  std::string code = dir_.PathOf("big.py"), policy = dir_.PathOf("big.json");
+  // Sparse files: their size is what counts, and nothing of them is read.
+  ASSERT_EQ(::truncate(dir_.Write("big.py", "").c_str(), (16 << 20) + 1), 0);
+  ASSERT_EQ(::truncate(dir_.Write("big.json", "").c_str(), (1 << 20) + 1), 0);
+  Outcome run = RunPyhost({"exec", code});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("'" + code + "': larger than the limit of 16777216 bytes"));
+  run = RunPyhost({"exec", "--policy", policy, "-c", "1"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("policy file '" + policy + "': larger than the limit of 1048576 bytes"));
+  run = RunPyhost({"exec", "-"}, std::string((16 << 20) + 1, '#'));
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("standard input: more than the limit of 16777216 bytes"));
+}
+
+TEST_F(UsageTest, CodeAndPolicyAtTheLimitsAreRead) {
+  std::string code = "result = 1\n" + std::string((16 << 20) - 11, '#');
+  Outcome run = RunPyhost({"exec", dir_.Write("max.py", code)});
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::string policy = R"({"extends": "yolo"})";
+  policy += std::string((1 << 20) - policy.size(), ' ');
+  run = RunPyhost({"exec", "--policy", dir_.Write("max.json", policy), "-c", "result = 2"});
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], 2);
+}
+
+// In serve, a request's "policy" path is a file the client named: the same rules,
+// as an answer (the server goes on).
+TEST_F(ServeTest, PolicyPathsThatAreNotRegularFilesAreRefused) {
+  std::string fifo = dir_.PathOf("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  std::vector<json> requests;
+  int id = 0;
+  for (const std::string& path : {std::string("/dev/zero"), fifo, std::string("/usr/")}) {
+    requests.push_back({{"id", ++id}, {"op", "exec"}, {"code", "result = 1"}, {"policy", path}});
+    requests.push_back({{"id", ++id}, {"op", "register"}, {"name", "t"}, {"policy", path},
+                        {"source", "def run(args):\n    return 1\n"}});
+  }
+  requests.push_back({{"id", ++id}, {"op", "exec"}, {"code", "result = 'still here'"}});
+  Outcome run = RunPyhost({"serve"}, Lines(requests), std::chrono::seconds(20));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), static_cast<size_t>(id)) << run.Describe();
+  for (int n = 1; n < id; ++n) {
+    const json& answer = answers[std::to_string(n)];
+    EXPECT_EQ(answer["ok"], false) << answer.dump();
+    EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not a regular file"))
+        << answer.dump();
+  }
+  EXPECT_EQ(answers[std::to_string(id)]["result"], "still here");
 }
 
 }  // namespace
