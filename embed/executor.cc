@@ -2,6 +2,8 @@
 
 #include <marshal.h>
 
+#include <algorithm>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/json_convert.h"
@@ -132,9 +134,26 @@ py::object NewGlobals(Interpreter& interp, const char* name, const json& extra, 
   return globals;
 }
 
+// The SyntaxError python3 (3.12+, for a file) raises for a NUL byte, naming the file,
+// the line holding the first NUL and that line's text before it. Py_CompileString
+// itself would stop at the NUL.
+void SetNulByteError(absl::string_view source, size_t nul, const std::string& filename) {
+  size_t line_start = source.rfind('\n', nul);
+  line_start = line_start == absl::string_view::npos ? 0 : line_start + 1;
+  long line = 1 + static_cast<long>(std::count(source.begin(), source.begin() + nul, '\n'));
+  absl::string_view before = source.substr(line_start, nul - line_start);
+  auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
+      before.data(), static_cast<Py_ssize_t>(before.size()), "replace"));
+  auto args = py::reinterpret_steal<py::object>(
+      text ? Py_BuildValue("(s(slnO))", "source code cannot contain null bytes", filename.c_str(),
+                           line, PyUnicode_GET_LENGTH(text.ptr()) + 1, text.ptr())
+           : nullptr);
+  if (args) PyErr_SetObject(PyExc_SyntaxError, args.ptr());
+}
+
 py::object Compile(absl::string_view source, const std::string& filename) {
-  if (source.find('\0') != absl::string_view::npos) {
-    PyErr_SetString(PyExc_SyntaxError, "source code contains a NUL byte");
+  if (size_t nul = source.find('\0'); nul != absl::string_view::npos) {
+    SetNulByteError(source, nul, filename);
     return py::object();
   }
   std::string text(source);  // NUL-terminated for the compiler

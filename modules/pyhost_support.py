@@ -184,6 +184,8 @@ def _hint(exc, args, namespace):
         return "a value is None here: check what the function or lookup before it returned"
     if isinstance(exc, IndentationError):
         return "indent blocks consistently (4 spaces), and do not mix tabs and spaces"
+    if isinstance(exc, SyntaxError) and "null bytes" in (exc.msg or ""):
+        return "the code contains a NUL character: remove it (in a string, write it as '\\0')"
     if isinstance(exc, SyntaxError):
         return "check brackets, quotes, colons and commas on or just before this line"
     if isinstance(exc, ZeroDivisionError):

@@ -1313,4 +1313,17 @@ TEST_F(ServeTest, PolicyPathsThatAreNotRegularFilesAreRefused) {
   EXPECT_EQ(answers[std::to_string(id)]["result"], "still here");
 }
 
+// A NUL byte in code is python3's SyntaxError for it, with the snippet's file and line.
+TEST_F(ExecTest, NulByteIsASyntaxErrorWithFileAndLine) {
+  Outcome run = RunPyhost({"exec", dir_.Write("nul.py", std::string("x = 1\ny = 2\0\nz = 3\n", 18))});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json error = OnlyJson(run)["error"];
+  EXPECT_EQ(error["type"], "SyntaxError") << error.dump();
+  EXPECT_EQ(error["message"], "source code cannot contain null bytes") << error.dump();
+  EXPECT_EQ(error["line"], 2) << error.dump();
+  EXPECT_EQ(error["traceback"],
+            "  File \"<code>\", line 2\n    y = 2\nSyntaxError: source code cannot contain null bytes")
+      << error.dump();
+}
+
 }  // namespace
