@@ -23,41 +23,6 @@ void CheckEntered(Interpreter& interp) {
                "the executor runs with the GIL held in its interpreter");
 }
 
-// Sets the caps of both captures for this request.
-void ArmCaptures(Interpreter& interp, size_t max_output_bytes) {
-  auto limit = py::reinterpret_steal<py::object>(
-      PyLong_FromSize_t(max_output_bytes));
-  for (PyObject* capture : {interp.stdout_capture(), interp.stderr_capture()}) {
-    if (!limit || PyObject_SetAttrString(capture, "limit", limit.ptr()) != 0) {
-      PyErr_Clear();
-    }
-  }
-}
-
-// Moves what a capture holds into `out` (cheap when nothing was written).
-void TakeCapture(PyObject* capture, CapturedStream& out) {
-  auto size = py::reinterpret_steal<py::object>(PyObject_GetAttrString(capture, "size"));
-  auto truncated =
-      py::reinterpret_steal<py::object>(PyObject_GetAttrString(capture, "truncated"));
-  if (!size || !truncated) {
-    PyErr_Clear();
-    return;
-  }
-  if (PyLong_AsSsize_t(size.ptr()) == 0 && truncated.ptr() != Py_True) return;
-  auto taken = py::reinterpret_steal<py::object>(PyObject_CallMethod(capture, "take", nullptr));
-  if (!taken || !PyTuple_Check(taken.ptr()) || PyTuple_GET_SIZE(taken.ptr()) != 2) {
-    PyErr_Clear();
-    return;
-  }
-  const char* text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(taken.ptr(), 0));
-  if (text == nullptr) {
-    PyErr_Clear();
-    return;
-  }
-  out.text = text;
-  out.truncated = PyTuple_GET_ITEM(taken.ptr(), 1) == Py_True;
-}
-
 std::string StringField(const json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -200,10 +165,10 @@ json ErrorEnvelope(const ExecError& error) {
 void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
                 const json& extra_globals, ExecResult& result) {
   CheckEntered(interp);
-  ArmCaptures(interp, max_output_bytes);
+  ArmOutputCaptures(interp.captures(), max_output_bytes);
   absl::Cleanup take_output = [&] {
-    TakeCapture(interp.stdout_capture(), result.stdout_stream);
-    TakeCapture(interp.stderr_capture(), result.stderr_stream);
+    TakeOutputCapture(interp.captures().out.ptr(), result.stdout_stream);
+    TakeOutputCapture(interp.captures().err.ptr(), result.stderr_stream);
     result.ok = !result.error.has_value();
   };
 
@@ -290,10 +255,10 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
                  const json& args, bool isolate_globals, size_t max_output_bytes,
                  ToolCallResult& result) {
   CheckEntered(interp);
-  ArmCaptures(interp, max_output_bytes);
+  ArmOutputCaptures(interp.captures(), max_output_bytes);
   absl::Cleanup take_output = [&] {
-    TakeCapture(interp.stdout_capture(), result.stdout_stream);
-    TakeCapture(interp.stderr_capture(), result.stderr_stream);
+    TakeOutputCapture(interp.captures().out.ptr(), result.stdout_stream);
+    TakeOutputCapture(interp.captures().err.ptr(), result.stderr_stream);
   };
   absl::StatusOr<py::object> py_args = JsonToPython(args);
   if (!py_args.ok()) {

@@ -63,13 +63,9 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
       PyEval_EvalCode(code.ptr(), support_.ptr(), support_.ptr()));
   if (!ran) return StatusFromPythonError("running pyhost_support.py");
 
-  auto captures = py::reinterpret_steal<py::object>(PyObject_CallFunction(
-      PyDict_GetItemString(support_.ptr(), "install_capture"), "nn",
-      static_cast<Py_ssize_t>(config.max_output_bytes),
-      static_cast<Py_ssize_t>(config.max_output_bytes)));
-  if (!captures) return StatusFromPythonError("installing output capture");
-  stdout_capture_ = py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(captures.ptr(), 0));
-  stderr_capture_ = py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(captures.ptr(), 1));
+  absl::StatusOr<OutputCaptures> captures = InstallOutputCaptures(config.max_output_bytes);
+  if (!captures.ok()) return captures.status();
+  captures_ = *std::move(captures);
   describe_error_ = py::reinterpret_borrow<py::object>(
       PyDict_GetItemString(support_.ptr(), "describe_error"));
   // Before prewarming, so modules imported later find only the hardened functions.
@@ -132,8 +128,7 @@ Interpreter::~Interpreter() {
   PYHOST_CHECK(saved != initial_tstate_, "destroyed from inside itself");
   adopted_.clear();
   describe_error_ = py::object();
-  stdout_capture_ = py::object();
-  stderr_capture_ = py::object();
+  captures_ = OutputCaptures();
   support_ = py::object();
   builtins_ = py::object();
   {

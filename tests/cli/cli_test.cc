@@ -1326,4 +1326,41 @@ TEST_F(ExecTest, NulByteIsASyntaxErrorWithFileAndLine) {
       << error.dump();
 }
 
+// The reproducers of the output caps, end to end.
+TEST_F(ExecTest, OutputCapIsOutOfTheCodesReach) {
+  Outcome run = RunPyhost({"exec", "--max-output-bytes", "1000", "-c",
+                           "import sys\ntry:\n    sys.stdout.limit = 10**12\nexcept AttributeError:\n"
+                           "    pass\nprint('x' * 8_000_000)"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["stdout"], std::string(1000, 'x'));
+  EXPECT_EQ(answer["stdout_truncated"], true);
+  run = RunPyhost({"exec", "--max-output-bytes", "5", "-c", "print('é' * 10)"});
+  EXPECT_EQ(OnlyJson(run)["stdout"], "éé");
+  run = RunPyhost({"exec", "-c", "import sys\nsys.stdout.buffer.write(b'raw\\n')"});
+  EXPECT_EQ(OnlyJson(run)["stdout"], "raw\n");
+}
+
+// Resident snippets and resident tools: a replaced sys.stdout does not silence the
+// executions and calls after it.
+TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"isolation", "tool"},
+       {"code", "import sys\nsys.stdout = None\nsys.stderr = None"}},
+      {{"id", 2}, {"op", "exec"}, {"isolation", "tool"}, {"code", "import sys\nprint('hello')\nprint('e', file=sys.stderr)"}},
+      {{"id", 3}, {"op", "register"}, {"name", "t"}, {"isolation", "tool"},
+       {"source", "import sys\ndef run(args):\n    print('call', args['n'])\n    sys.stdout = None\n    return 1\n"}},
+      {{"id", 4}, {"op", "call"}, {"name", "t"}, {"args", {{"n", 1}}}},
+      {{"id", 5}, {"op", "call"}, {"name", "t"}, {"args", {{"n", 2}}}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  EXPECT_EQ(answers["2"]["stdout"], "hello\n") << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["stderr"], "e\n") << answers["2"].dump();
+  EXPECT_EQ(answers["4"]["stdout"], "call 1\n") << answers["4"].dump();
+  EXPECT_EQ(answers["5"]["stdout"], "call 2\n") << answers["5"].dump();
+}
+
 }  // namespace
