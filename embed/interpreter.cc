@@ -89,6 +89,7 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
           StatusFromPythonError("import").message()));
     }
   }
+  ArmOutputCaptures(captures_, config.max_output_bytes);  // what prewarming printed (`this`)
   return absl::OkStatus();
 }
 

@@ -1363,4 +1363,22 @@ TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
   EXPECT_EQ(answers["5"]["stdout"], "call 2\n") << answers["5"].dump();
 }
 
+// What prewarming prints is not any request's output.
+TEST_F(ServeTest, PrewarmOutputIsDiscarded) {
+  std::vector<json> requests;
+  for (int n = 0; n < 6; ++n) requests.push_back({{"id", n}, {"op", "exec"}, {"code", "result = 1"}});
+  requests.push_back({{"id", "r"}, {"op", "register"}, {"name", "t"},
+                      {"source", "def run(args):\n    return 1\n"}});
+  requests.push_back({{"id", "c"}, {"op", "call"}, {"name", "t"}});
+  Outcome run = RunPyhost({"serve", "--prewarm", "this,json", "--pool-size", "2"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  for (const auto& [id, answer] : answers) {
+    if (id == "\"r\"") continue;
+    EXPECT_EQ(answer["stdout"], "") << id << ": " << answer.dump();
+  }
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("Beautiful is better")));
+}
+
 }  // namespace
