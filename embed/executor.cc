@@ -126,22 +126,32 @@ py::object Compile(absl::string_view source, const std::string& filename) {
       Py_CompileString(text.c_str(), filename.c_str(), Py_file_input));
 }
 
-// `fn` bound to `globals` instead of its own (same code, defaults, name).
-py::object WithGlobals(PyObject* fn, PyObject* globals) {
-  if (!PyFunction_Check(fn) || PyFunction_GET_CLOSURE(fn) != nullptr) {
-    return py::reinterpret_borrow<py::object>(fn);
+// Whether `globals` binds exactly what `snapshot` does: the same keys to the same
+// objects, in the same order (what RestoreGlobals leaves). No hashing: a walk of both.
+bool SameBindings(PyObject* globals, PyObject* snapshot) {
+  if (PyDict_GET_SIZE(globals) != PyDict_GET_SIZE(snapshot)) return false;
+  Py_ssize_t i = 0, j = 0;
+  PyObject *key, *value, *their_key, *their_value;
+  while (PyDict_Next(snapshot, &i, &key, &value)) {
+    if (!PyDict_Next(globals, &j, &their_key, &their_value) || key != their_key ||
+        value != their_value) {
+      return false;
+    }
   }
-  auto copy = py::reinterpret_steal<py::object>(PyFunction_NewWithQualName(
-      PyFunction_GET_CODE(fn), globals,
-      reinterpret_cast<PyFunctionObject*>(fn)->func_qualname));
-  if (!copy) return copy;
-  PyObject* defaults = PyFunction_GET_DEFAULTS(fn);
-  PyObject* kwdefaults = PyFunction_GET_KW_DEFAULTS(fn);
-  if ((defaults != nullptr && PyFunction_SetDefaults(copy.ptr(), defaults) != 0) ||
-      (kwdefaults != nullptr && PyFunction_SetKwDefaults(copy.ptr(), kwdefaults) != 0)) {
-    return py::object();
-  }
-  return copy;
+  return true;
+}
+
+// Puts a resident tool's global bindings back as its module body left them. Every
+// function of the tool runs against the module's own globals (so a decorator's
+// wrapper, helpers and closures see what a call assigns while it runs); restoring them
+// is what keeps a call's globals from the next call. What the call assigned stays
+// alive until the bindings are restored: finalizers it triggers run after, and
+// whatever they assign is undone before the next call. No Python error pending.
+void RestoreGlobals(const ToolModule& module) {
+  if (SameBindings(module.globals, module.snapshot)) return;
+  auto assigned = py::reinterpret_steal<py::object>(PyDict_Copy(module.globals));
+  PyDict_Clear(module.globals);
+  if (!assigned || PyDict_Update(module.globals, module.snapshot) != 0) PyErr_Clear();
 }
 
 json Envelope(PyObject* returned) {
@@ -246,8 +256,13 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
                      absl::StrCat("tool '", tool.name, "' defines no run(args) function"),
                      0, "", "define `def run(args):` at the top level of the tool's source"};
   }
+  auto snapshot = py::reinterpret_steal<py::object>(PyDict_Copy(globals.ptr()));
+  if (!snapshot) {
+    return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
+  }
   out.run = interp.Adopt(py::reinterpret_borrow<py::object>(run));
   out.globals = interp.Adopt(std::move(globals));
+  out.snapshot = interp.Adopt(std::move(snapshot));
   return std::nullopt;
 }
 
@@ -266,28 +281,17 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
         ErrorEnvelope(ExecError{"ArgsError", absl::StrCat("args: ", py_args.status().message())});
     return;
   }
-  py::object globals;
-  py::object run = py::reinterpret_borrow<py::object>(module.run);
-  if (isolate_globals) {
-    globals = py::reinterpret_steal<py::object>(PyDict_Copy(module.globals));
-    if (globals) run = WithGlobals(module.run, globals.ptr());
-    if (!globals || !run) {
-      result.envelope = ErrorEnvelope(
-          ExecError{"HostError", std::string(StatusFromPythonError("globals").message())});
-      return;
-    }
-  }
+  if (isolate_globals) RestoreGlobals(module);  // what ran since the last call
   auto returned = py::reinterpret_steal<py::object>(
-      PyObject_CallOneArg(run.ptr(), py_args->ptr()));
-  if (!returned) {
+      PyObject_CallOneArg(module.run, py_args->ptr()));
+  if (returned) {
+    result.envelope = Envelope(returned.ptr());
+  } else {
     result.envelope = ErrorEnvelope(DescribePendingError(
-        interp, tool.filename, tool.source, py_args->ptr(),
-        globals ? globals.ptr() : module.globals));
-    return;
+        interp, tool.filename, tool.source, py_args->ptr(), module.globals));
   }
-  result.envelope = Envelope(returned.ptr());
-  // The copy's functions refer back to it; clear it so it is freed now, not by gc.
-  if (globals) PyDict_Clear(globals.ptr());
+  returned = py::object();  // before the bindings go back: it may refer to them
+  if (isolate_globals) RestoreGlobals(module);
 }
 
 }  // namespace pyhost

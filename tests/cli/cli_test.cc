@@ -1326,6 +1326,88 @@ TEST_F(ExecTest, NulByteIsASyntaxErrorWithFileAndLine) {
       << error.dump();
 }
 
+// What prewarming prints is not any request's output.
+TEST_F(ServeTest, PrewarmOutputIsDiscarded) {
+  std::vector<json> requests;
+  for (int n = 0; n < 6; ++n) requests.push_back({{"id", n}, {"op", "exec"}, {"code", "result = 1"}});
+  requests.push_back({{"id", "r"}, {"op", "register"}, {"name", "t"},
+                      {"source", "def run(args):\n    return 1\n"}});
+  requests.push_back({{"id", "c"}, {"op", "call"}, {"name", "t"}});
+  Outcome run = RunPyhost({"serve", "--prewarm", "this,json", "--pool-size", "2"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  for (const auto& [id, answer] : answers) {
+    if (id == "\"r\"") continue;
+    EXPECT_EQ(answer["stdout"], "") << id << ": " << answer.dump();
+  }
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("Beautiful is better")));
+}
+
+// Globals a resident call assigns do not persist, whichever function of the tool
+// assigns them: run itself, a decorated run (a closure), a helper, a closure's body.
+// Module state mutated in place still persists.
+TEST_F(ServeTest, ResidentCallsDoNotKeepGlobalsAnyFunctionAssigns) {
+  const std::string tools[] = {
+      // a decorated run: functools.wraps returns a closure around the real run
+      "import functools\n"
+      "count = 0\n"
+      "def deco(f):\n"
+      "    @functools.wraps(f)\n"
+      "    def wrapper(args):\n"
+      "        return f(args)\n"
+      "    return wrapper\n"
+      "@deco\n"
+      "def run(args):\n"
+      "    global count\n"
+      "    count += 1\n"
+      "    return count\n",
+      // a helper function assigning a global
+      "count = 0\n"
+      "def bump():\n"
+      "    global count\n"
+      "    count += 1\n"
+      "    return count\n"
+      "def run(args):\n"
+      "    return bump()\n",
+      // run is a closure made by a factory, assigning a global and a new one
+      "count = 0\n"
+      "def make(step):\n"
+      "    def run(args):\n"
+      "        global count, added\n"
+      "        count += step\n"
+      "        added = globals().get('added', 0) + 1\n"
+      "        return count * 10 + added\n"
+      "    return run\n"
+      "run = make(1)\n",
+  };
+  int id = 0;
+  std::vector<json> requests;
+  for (size_t t = 0; t < std::size(tools); ++t) {
+    std::string name = "t" + std::to_string(t);
+    requests.push_back({{"id", ++id}, {"op", "register"}, {"name", name}, {"source", tools[t]},
+                        {"isolation", "tool"}});
+    for (int call = 0; call < 3; ++call) requests.push_back({{"id", ++id}, {"op", "call"}, {"name", name}});
+  }
+  requests.push_back({{"id", ++id}, {"op", "register"}, {"name", "state"}, {"isolation", "tool"},
+                      {"source", "cache = []\ndef run(args):\n    cache.append(1)\n    return len(cache)\n"}});
+  for (int call = 0; call < 3; ++call) requests.push_back({{"id", ++id}, {"op", "call"}, {"name", "state"}});
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  const json expected[] = {1, 1, 11};
+  for (size_t t = 0; t < std::size(tools); ++t) {
+    for (int call = 0; call < 3; ++call) {
+      const json& answer = answers[std::to_string(t * 4 + 2 + call)];
+      EXPECT_EQ(answer["data"], expected[t]) << "tool " << t << " call " << call << ": " << answer.dump();
+    }
+  }
+  for (int call = 0; call < 3; ++call) {
+    EXPECT_EQ(answers[std::to_string(id - 2 + call)]["data"], call + 1);  // persists
+  }
+}
+
 // The reproducers of the output caps, end to end.
 TEST_F(ExecTest, OutputCapIsOutOfTheCodesReach) {
   Outcome run = RunPyhost({"exec", "--max-output-bytes", "1000", "-c",
@@ -1361,24 +1443,6 @@ TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
   EXPECT_EQ(answers["2"]["stderr"], "e\n") << answers["2"].dump();
   EXPECT_EQ(answers["4"]["stdout"], "call 1\n") << answers["4"].dump();
   EXPECT_EQ(answers["5"]["stdout"], "call 2\n") << answers["5"].dump();
-}
-
-// What prewarming prints is not any request's output.
-TEST_F(ServeTest, PrewarmOutputIsDiscarded) {
-  std::vector<json> requests;
-  for (int n = 0; n < 6; ++n) requests.push_back({{"id", n}, {"op", "exec"}, {"code", "result = 1"}});
-  requests.push_back({{"id", "r"}, {"op", "register"}, {"name", "t"},
-                      {"source", "def run(args):\n    return 1\n"}});
-  requests.push_back({{"id", "c"}, {"op", "call"}, {"name", "t"}});
-  Outcome run = RunPyhost({"serve", "--prewarm", "this,json", "--pool-size", "2"}, Lines(requests));
-  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
-  std::map<std::string, json> answers = AnswersById(run);
-  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
-  for (const auto& [id, answer] : answers) {
-    if (id == "\"r\"") continue;
-    EXPECT_EQ(answer["stdout"], "") << id << ": " << answer.dump();
-  }
-  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("Beautiful is better")));
 }
 
 }  // namespace

@@ -324,5 +324,46 @@ TEST_F(ExecutorTest, ReplacedStreamsAreRestoredForTheNextExecution) {
   EXPECT_EQ(second.stderr_stream.text, "err\n!");
 }
 
+// --- Resident globals (issue 7, item 17) ---------------------------------------------
+
+// Globals a call assigns do not persist whichever function assigns them, also when a
+// finalizer triggered by dropping them assigns one; module state mutated in place does.
+TEST_F(ExecutorTest, ResidentCallsRestoreTheModuleBindings) {
+  absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
+  ASSERT_TRUE(lease.ok());
+  ThreadStateScope scope((*lease)->state());
+  CompiledTool tool;
+  ASSERT_FALSE(CompileTool(lease->get(), "g", R"(
+import functools
+count = 0
+seen = []
+class Noisy:
+    def __del__(self):
+        global leaked
+        leaked = True
+def helper():
+    global count, noisy
+    count += 1
+    noisy = Noisy()
+def deco(f):
+    @functools.wraps(f)
+    def wrapper(args):
+        return f(args)
+    return wrapper
+@deco
+def run(args):
+    helper()
+    seen.append(count)
+    return [count, 'leaked' in globals(), len(seen)]
+)", tool));
+  ToolModule module;
+  ASSERT_FALSE(LoadToolModule(lease->get(), tool, json::object(), module));
+  for (int call = 1; call <= 3; ++call) {
+    ToolCallResult result;
+    CallToolRun(lease->get(), tool, module, json::object(), /*isolate_globals=*/true, 1024, result);
+    EXPECT_EQ(result.envelope, json({{"ok", true}, {"data", {1, false, call}}})) << call;
+  }
+}
+
 }  // namespace
 }  // namespace pyhost
