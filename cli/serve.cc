@@ -87,7 +87,9 @@ json Register(Host& host, const json& id, const json& request) {
   return json{{"id", id}, {"ok", true}, {"name", *name}};
 }
 
-// A fixed set of threads running queued jobs; the destructor drains the queue.
+// A fixed set of threads running queued jobs; the destructor drains the queue. Post
+// blocks while the queue is full (kMaxQueuedRequests jobs waiting, or the jobs not
+// yet finished hold kMaxPendingRequestBytes): the reader's backpressure.
 class Workers {
  public:
   explicit Workers(int count) {
@@ -100,9 +102,23 @@ class Workers {
     }
     for (std::thread& thread : threads_) thread.join();
   }
-  void Post(std::function<void()> job) ABSL_LOCKS_EXCLUDED(mu_) {
+  // `bytes`: what the job holds until it finishes (its request's text).
+  void Post(std::function<void()> job, size_t bytes) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    jobs_.push_back(std::move(job));
+    struct Room {
+      Workers* w;
+      size_t bytes;
+    } room{this, bytes};
+    // One job is always admitted when nothing is pending, whatever its size.
+    mu_.Await(absl::Condition(
+        +[](Room* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->w->mu_) {
+          return r->w->pending_bytes_ == 0 ||
+                 (r->w->jobs_.size() < kMaxQueuedRequests &&
+                  r->w->pending_bytes_ + r->bytes <= kMaxPendingRequestBytes);
+        },
+        &room));
+    pending_bytes_ += bytes;
+    jobs_.push_back({std::move(job), bytes});
   }
   // Waits until every job posted so far has finished.
   void Drain() ABSL_LOCKS_EXCLUDED(mu_) {
@@ -117,7 +133,7 @@ class Workers {
  private:
   void Loop() {
     for (;;) {
-      std::function<void()> job;
+      Job job;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
@@ -130,18 +146,52 @@ class Workers {
         jobs_.pop_front();
         ++running_;
       }
-      job();
+      job.run();
+      job.run = nullptr;  // what it captured (the request) is released before it counts as done
       absl::MutexLock lock(&mu_);
       --running_;
+      pending_bytes_ -= job.bytes;
     }
   }
 
+  struct Job {
+    std::function<void()> run;
+    size_t bytes = 0;
+  };
+
   absl::Mutex mu_;
-  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of jobs queued or running
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
+
+enum class LineRead { kLine, kTooLong, kEnd };
+
+// Reads one line (without its '\n') of at most kMaxRequestLineBytes; a longer one is
+// read through to its end and dropped, never held whole.
+LineRead ReadLine(std::istream& in, std::string& line) {
+  line.clear();
+  std::streambuf* buffer = in.rdbuf();
+  bool too_long = false;
+  for (;;) {
+    int c = buffer->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      if (!too_long && line.empty()) return LineRead::kEnd;
+      break;  // a last line without '\n'
+    }
+    if (c == '\n') break;
+    if (too_long) continue;
+    if (line.size() == kMaxRequestLineBytes) {
+      too_long = true;
+      std::string().swap(line);  // release it now
+      continue;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  return too_long ? LineRead::kTooLong : LineRead::kLine;
+}
 
 }  // namespace
 
@@ -154,7 +204,15 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
   };
   Workers pool(workers);
   std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
+  for (int64_t number = 1;; ++number) {
+    LineRead read = ReadLine(in, line);
+    if (read == LineRead::kEnd) break;
+    if (read == LineRead::kTooLong) {
+      answer(ErrorAnswer(nullptr, "BadRequest",
+                         absl::StrCat("line ", number, " is longer than ", kMaxRequestLineBytes,
+                                      " bytes, the limit of one request; it was skipped")));
+      continue;
+    }
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (request.is_discarded() || !request.is_object()) {
@@ -171,7 +229,7 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers) {
     } else if (op_name == "exec" || op_name == "call") {
       pool.Post([&host, &answer, id, op_name, request = std::move(request)] {
         answer(op_name == "exec" ? Exec(host, id, request) : Call(host, id, request));
-      });
+      }, line.size());
     } else {
       answer(ErrorAnswer(id, "BadRequest",
                          op == request.end()

@@ -11,15 +11,26 @@
 // JSON, an unknown op, a missing field or an unknown tool gets {"ok": false,
 // "error": {...}} and the server goes on. Returns (exit status 0) at end of input
 // once every request has been answered.
+//
+// Bounds: a line is at most kMaxRequestLineBytes (a longer one is skipped, never
+// held whole, and answered with a BadRequest naming its line number); the reader
+// stops reading while kMaxQueuedRequests requests wait for a worker or the requests
+// read but not yet answered hold kMaxPendingRequestBytes of text, so a client that
+// sends faster than requests complete is held back by the pipe, not by memory.
 #ifndef PYHOST_CLI_SERVE_H_
 #define PYHOST_CLI_SERVE_H_
 
+#include <cstddef>
 #include <istream>
 #include <ostream>
 
 #include "embed/host.h"
 
 namespace pyhost::cli {
+
+inline constexpr size_t kMaxRequestLineBytes = 16 << 20;
+inline constexpr size_t kMaxQueuedRequests = 64;
+inline constexpr size_t kMaxPendingRequestBytes = 64 << 20;
 
 int Serve(Host& host, std::istream& in, std::ostream& out, int workers);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -18,9 +19,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1443,6 +1446,218 @@ TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
   EXPECT_EQ(answers["2"]["stderr"], "e\n") << answers["2"].dump();
   EXPECT_EQ(answers["4"]["stdout"], "call 1\n") << answers["4"].dump();
   EXPECT_EQ(answers["5"]["stdout"], "call 2\n") << answers["5"].dump();
+}
+
+// `pyhost serve ARGS...` fed by one thread and read by others while the test watches
+// it from outside (its pid, its memory): for what RunPyhost's all-at-once cannot see.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const std::vector<std::string>& args) {
+    Pipe in = Pipe::Make(), out = Pipe::Make(), err = Pipe::Make();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in.read.get(), STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
+    std::vector<std::string> argv_strings = {PYHOST_BINARY, "serve"};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : argv_strings) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    int spawned = ::posix_spawn(&pid, PYHOST_BINARY, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) {
+      ADD_FAILURE() << "posix_spawn: " << std::strerror(spawned);
+      return;
+    }
+    child_.set_pid(pid);
+    in_ = std::move(in.write);
+    readers_.emplace_back([this, fd = std::move(out.read)] { Drain(fd.get(), out_); });
+    readers_.emplace_back([this, fd = std::move(err.read)] { Drain(fd.get(), err_); });
+  }
+  ~ServeProcess() {
+    child_.Kill();  // still running only if the test failed: unblocks the threads
+    CloseInput();
+    for (std::thread& thread : readers_) thread.join();
+  }
+
+  pid_t pid() const { return child_.pid(); }
+
+  // Writes `input` from a thread, with blocking writes; written() is the progress.
+  void Feed(std::string input) {
+    writer_ = std::thread([this, input = std::move(input)] {
+      size_t done = 0;
+      while (done < input.size()) {
+        // In pieces: one blocking write of everything would only return at the end.
+        ssize_t n = ::write(in_.get(), input.data() + done, std::min<size_t>(input.size() - done, 65536));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+        written_ = done;
+      }
+      feed_done_ = true;
+    });
+  }
+  size_t written() const { return written_; }
+
+  // Waits until the writer is done or has made no progress for `quiet` (the server
+  // stopped reading); false if neither happened within `limit`.
+  bool WaitUntilWriterDoneOrStalled(std::chrono::milliseconds quiet, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    size_t last = written_;
+    auto last_change = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (feed_done_) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (written_ != last) {
+        last = written_;
+        last_change = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - last_change >= quiet) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Waits until stdout holds `lines` lines; false after `limit`.
+  bool WaitForLines(size_t lines, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (CountLines(out_) >= lines) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // A field of /proc/<pid>/status in kB (VmRSS, VmHWM), or -1.
+  int64_t StatusKb(const std::string& field) const {
+    std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+    }
+    return -1;
+  }
+
+  // Ends the input once the writer is done and waits for the exit (killing the
+  // server after `limit`).
+  Outcome Finish(std::chrono::seconds limit) {
+    if (writer_.joinable()) writer_.join();
+    CloseInput();
+    Outcome outcome;
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid(), &status, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (done == 0) {
+      outcome.timed_out = true;
+      child_.Kill();
+      status = child_.Wait();
+    } else {
+      child_.set_pid(-1);
+    }
+    for (std::thread& thread : readers_) thread.join();
+    readers_.clear();
+    outcome.exited = WIFEXITED(status);
+    outcome.exit_code = outcome.exited ? WEXITSTATUS(status) : -1;
+    outcome.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    outcome.out = out_;
+    outcome.err = err_;
+    return outcome;
+  }
+
+ private:
+  void CloseInput() {
+    if (writer_.joinable()) writer_.join();
+    in_.Close();
+  }
+  void Drain(int fd, std::string& sink) {
+    char buffer[65536];
+    for (;;) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      sink.append(buffer, static_cast<size_t>(n));
+    }
+  }
+
+  Child child_;
+  Fd in_;
+  std::thread writer_;
+  std::atomic<size_t> written_{0};
+  std::atomic<bool> feed_done_{false};
+  std::vector<std::thread> readers_;
+  std::mutex mu_;
+  std::string out_, err_;
+};
+
+// Serve reads ahead of what it can answer only so far: with one slow request running
+// and thousands of 100 KB requests sent, the client is held back by the pipe and the
+// server's memory stays bounded; every request is still answered exactly once.
+TEST_F(ServeTest, ReadAheadIsBoundedWhileASlowRequestRuns) {
+  const std::string marker = dir_.PathOf("go");
+  constexpr int kCalls = 3000;
+  const std::string pad(100 * 1000, 'p');
+  std::string input = Lines({
+      {{"id", "r"}, {"op", "register"}, {"name", "size"}, {"isolation", "tool"},
+       {"source", "def run(args):\n    return len(args['pad'])\n"}},
+      {{"id", "slow"}, {"op", "exec"},
+       {"code", "import os, time\nwhile not os.path.exists(" + json(marker).dump() +
+                    "):\n    time.sleep(0.01)\nresult = 'done'"}},
+  });
+  for (int n = 0; n < kCalls; ++n) {
+    input += json({{"id", n}, {"op", "call"}, {"name", "size"}, {"args", {{"pad", pad}}}}).dump() + "\n";
+  }
+  ServeProcess serve({"--workers", "1", "--pool-size", "1"});
+  serve.Feed(input);
+  ASSERT_TRUE(serve.WaitUntilWriterDoneOrStalled(std::chrono::seconds(2), std::chrono::seconds(120)));
+  int64_t rss_kb = serve.StatusKb("VmRSS");
+  size_t written = serve.written();
+  dir_.Write("go", "");
+  Outcome run = serve.Finish(std::chrono::seconds(300));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  // Unbounded, the server held all 300 MB of requests by now (and ~25 MB bounded).
+  EXPECT_GT(rss_kb, 0);
+  EXPECT_LT(rss_kb, 100 * 1024) << "the server read ahead without bound";
+  EXPECT_LT(written, input.size() / 2) << "the client was never held back";
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), static_cast<size_t>(kCalls + 2)) << run.Describe().substr(0, 2000);
+  EXPECT_EQ(answers["\"slow\""]["result"], "done");
+  for (int n = 0; n < kCalls; ++n) {
+    ASSERT_EQ(answers[std::to_string(n)]["data"], 100000) << n;
+  }
+}
+
+// A line longer than one request may be is skipped without being held whole, and
+// answered with an error naming its line; the server goes on.
+TEST_F(ServeTest, OverlongLineIsSkippedWithAnErrorAnswer) {
+  std::string input = "{\"id\": 1, \"op\": \"exec\", \"code\": \"" + std::string(64 << 20, 'x') + "\"}\n";
+  input += Lines({{{"id", 2}, {"op", "exec"}, {"code", "result = 'after'"}}});
+  ServeProcess serve({"--pool-size", "1"});
+  serve.Feed(input);
+  ASSERT_TRUE(serve.WaitForLines(2, std::chrono::seconds(120)));
+  int64_t peak_kb = serve.StatusKb("VmHWM");
+  Outcome run = serve.Finish(std::chrono::seconds(60));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe().substr(0, 2000);
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 2u) << run.Describe().substr(0, 2000);
+  const json& skipped = answers["null"];
+  EXPECT_EQ(skipped["error"]["type"], "BadRequest") << skipped.dump();
+  EXPECT_EQ(skipped["error"]["message"],
+            "line 1 is longer than 16777216 bytes, the limit of one request; it was skipped");
+  EXPECT_EQ(answers["2"]["result"], "after");
+  // Held whole, the 64 MB line alone would have raised the peak past this.
+  EXPECT_GT(peak_kb, 0);
+  EXPECT_LT(peak_kb, 120 * 1024) << "peak RSS in kB";
 }
 
 }  // namespace
