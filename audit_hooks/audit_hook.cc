@@ -93,9 +93,11 @@ int DenyImport(absl::string_view module, const std::string& why) {
   return -1;
 }
 
-enum class Access { kRead, kWrite };
+using Access = Sandbox::FileAccess;
 
-int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access) {
+// `dir_fd`: the directory a relative path is relative to, -1 for the cwd.
+int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access,
+              int dir_fd = -1) {
   if (std::optional<int> fd = Fd(path)) {
     if (sandbox.OwnsFd(*fd)) return 0;
     return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
@@ -106,19 +108,31 @@ int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access 
     if (path != nullptr && path != Py_None) return 0;  // not a path at all
     text = ".";  // os.listdir() / os.scandir(): the host's current directory
   }
-  if (access == Access::kRead ? sandbox.CanRead(*text) : sandbox.CanWrite(*text)) return 0;
+  switch (sandbox.JudgePath(*text, access, dir_fd)) {
+    case Sandbox::PathVerdict::kAllowed:
+      return 0;
+    case Sandbox::PathVerdict::kHostDescriptor:
+      return Deny(sandbox, absl::StrCat(event, "('", *text, "')"),
+                  "it reaches a file descriptor of the host (one the code did not open), "
+                  "whatever the policy");
+    case Sandbox::PathVerdict::kOutsideRoots:
+      break;
+  }
   return Deny(sandbox, absl::StrCat(event, "('", *text, "')"),
               access == Access::kRead
                   ? "outside the readable paths"
                   : "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
 }
 
-int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path) {
-  return CheckPath(sandbox, event, path, Access::kRead);
+// A dir_fd argument of an audit event: an int, -1 when the call had none.
+int DirFd(PyObject* value) { return Fd(value).value_or(-1); }
+
+int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd = -1) {
+  return CheckPath(sandbox, event, path, Access::kRead, dir_fd);
 }
 
-int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path) {
-  return CheckPath(sandbox, event, path, Access::kWrite);
+int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd = -1) {
+  return CheckPath(sandbox, event, path, Access::kWrite, dir_fd);
 }
 
 bool OpensForWriting(PyObject* mode, PyObject* flags) {
@@ -132,8 +146,9 @@ bool OpensForWriting(PyObject* mode, PyObject* flags) {
 
 int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {
   PyObject* path = Arg(args, 0);
-  return OpensForWriting(Arg(args, 1), Arg(args, 2)) ? CheckWrite(sandbox, event, path)
-                                                     : CheckRead(sandbox, event, path);
+  int dir_fd = sandbox.TakeOpenAt(path);  // os.open(..., dir_fd=): its guard says so
+  return OpensForWriting(Arg(args, 1), Arg(args, 2)) ? CheckWrite(sandbox, event, path, dir_fd)
+                                                     : CheckRead(sandbox, event, path, dir_fd);
 }
 
 int CheckImportOf(Sandbox& sandbox, const std::string& module) {
@@ -219,21 +234,24 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"os.scandir", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
       {"os.getxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
       {"os.listxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
-      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))); }},
+      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 1))); }},
+      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 1))); }},
+      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))); }},
+      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 3))); }},
       {"os.chflags", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.truncate", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 3))); }},
       {"os.setxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.removexattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.rename", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckWrite(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
+         return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))) ? -1
+                                                              : CheckWrite(s, e, Arg(a, 1), DirFd(Arg(a, 3))); }},
       {"os.link", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 1)); }},
+         return CheckRead(s, e, Arg(a, 0), DirFd(Arg(a, 2))) ? -1
+                                                             : CheckWrite(s, e, Arg(a, 1), DirFd(Arg(a, 3))); }},
+      {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) {
+         return CheckWrite(s, e, Arg(a, 1), DirFd(Arg(a, 2))); }},
       {"shutil.copyfile", [](Sandbox& s, const char* e, PyObject* a) {
          return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
       {"shutil.copymode", [](Sandbox& s, const char* e, PyObject* a) {
@@ -338,7 +356,14 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          return origin.ok() ? 0 : Deny(s, e, origin.message()); }},
       {"marshal.load", [](Sandbox& s, const char* e, PyObject*) {
          return Enforced(s, e, "code cannot be loaded from bytes"); }},
-      {"mmap.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "memory maps are not allowed"); }},
+      {"mmap.__new__", [](Sandbox& s, const char* e, PyObject* a) {
+         // (fileno, length, access, offset): -1 maps anonymous memory.
+         std::optional<int> fd = Fd(Arg(a, 0));
+         if (fd && *fd != -1 && !s.OwnsFd(*fd)) {
+           return Deny(s, absl::StrCat(e, "(fd ", *fd, ")"),
+                       "file descriptors the code did not open belong to the host");
+         }
+         return Enforced(s, e, "memory maps are not allowed"); }},
       {"builtins.breakpoint", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no debugger"); }},
       {"webbrowser.open", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no browser"); }},
       {"object.__getattr__", [](Sandbox& s, const char* e, PyObject* a) {

@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <pybind11/pytypes.h>
 
@@ -44,6 +45,9 @@ enum class Kind {
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
+  kOsOpen,          // os.open: a dir_fd is handed to the "open" audit rule
+  kChildFds,        // _posixsubprocess.fork_exec: the child gets only the code's descriptors
+  kSpawn,           // os.posix_spawn[p]: file actions only on the code's descriptors and paths
 };
 
 struct Guard {
@@ -60,14 +64,17 @@ PyObject* SetPermissionError(const Guard& guard, absl::string_view why) {
   return nullptr;
 }
 
-std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
-  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
-  PyObject* value = PyTuple_GET_ITEM(args, i);
+std::optional<int> IntValue(PyObject* value) {
   if (!PyLong_Check(value)) return std::nullopt;
   int overflow = 0;
   long v = PyLong_AsLongAndOverflow(value, &overflow);
   if (overflow != 0 || v < INT_MIN || v > INT_MAX) return std::nullopt;
   return static_cast<int>(v);
+}
+
+std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
+  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
+  return IntValue(PyTuple_GET_ITEM(args, i));
 }
 
 void RecordFds(Sandbox& sandbox, PyObject* result) {
@@ -137,6 +144,107 @@ bool CheckImport(Sandbox& sandbox, const std::string& module, bool through_impor
 PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
   return PyObject_Call(guard.original.ptr(), args, kwargs);
 }
+
+// -1 or a descriptor the code opened; an int exactly (anything else could answer
+// the check and the call differently).
+bool ChildMayGet(Sandbox& sandbox, PyObject* value) {
+  if (value == nullptr || !PyLong_CheckExact(value)) return false;
+  int overflow = 0;
+  long fd = PyLong_AsLongAndOverflow(value, &overflow);
+  return overflow == 0 && (fd == -1 || (fd >= 0 && fd <= INT_MAX && sandbox.OwnsFd(static_cast<int>(fd))));
+}
+
+// os.open(path, flags, mode=0o777, *, dir_fd=None) with a dir_fd. Its "open" audit
+// event does not carry the dir_fd, so the guard announces it to the hook for the path
+// object it passes on, having made every argument a plain object first: no code of
+// the caller's (__fspath__, __index__) runs between the announcement and the event.
+PyObject* OsOpenAt(const Guard& guard, Sandbox& sandbox, PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"path", "flags", "mode", "dir_fd", nullptr};
+  PyObject *path = nullptr, *flags = nullptr, *mode = nullptr, *dir_fd = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$O:open", const_cast<char**>(keywords),
+                                   &path, &flags, &mode, &dir_fd)) {
+    return nullptr;
+  }
+  auto plain_path = py::reinterpret_steal<py::object>(PyOS_FSPath(path));
+  auto plain_flags = py::reinterpret_steal<py::object>(plain_path ? PyNumber_Index(flags) : nullptr);
+  auto plain_mode = py::reinterpret_steal<py::object>(
+      !plain_flags ? nullptr : mode != nullptr ? PyNumber_Index(mode) : PyLong_FromLong(0777));
+  auto plain_dir_fd = py::reinterpret_steal<py::object>(plain_mode ? PyNumber_Index(dir_fd) : nullptr);
+  if (!plain_dir_fd) return nullptr;
+  auto plain_args = py::reinterpret_steal<py::object>(
+      PyTuple_Pack(3, plain_path.ptr(), plain_flags.ptr(), plain_mode.ptr()));
+  auto plain_kwargs = py::reinterpret_steal<py::object>(PyDict_New());
+  if (!plain_args || !plain_kwargs ||
+      PyDict_SetItemString(plain_kwargs.ptr(), "dir_fd", plain_dir_fd.ptr()) != 0) {
+    return nullptr;
+  }
+  std::optional<int> fd = IntValue(plain_dir_fd.ptr());
+  sandbox.ExpectOpenAt(plain_path.ptr(), fd.value_or(-1));
+  PyObject* result = CallOriginal(guard, plain_args.ptr(), plain_kwargs.ptr());
+  sandbox.ExpectOpenAt(nullptr, -1);
+  if (result != nullptr) RecordFds(sandbox, result);
+  return result;
+}
+
+// What a path argument names, as the bytes the kernel gets (str: the filesystem
+// encoding, as posixmodule does). nullopt with a Python error set.
+std::optional<std::string> PathBytes(PyObject* path) {
+  auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(path));
+  auto bytes = py::reinterpret_steal<py::object>(
+      !fspath ? nullptr
+      : PyBytes_Check(fspath.ptr()) ? Py_NewRef(fspath.ptr())
+                                    : PyUnicode_EncodeFSDefault(fspath.ptr()));
+  if (!bytes) return std::nullopt;
+  return std::string(PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr())));
+}
+
+// os.posix_spawn[p](..., file_actions=[...]): the actions run in the child, which
+// holds copies of the host's descriptors until it execs. Each is copied as plain
+// values, checked (DUP2: the code's descriptor; OPEN: a path judged as an open
+// here), and the copies are what the original gets. Null with an error if refused.
+py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* actions) {
+  auto items = py::reinterpret_steal<py::object>(PySequence_Tuple(actions));
+  auto checked = py::reinterpret_steal<py::object>(items ? PyList_New(0) : nullptr);
+  if (!checked) return py::object();
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items.ptr()); ++i) {
+    auto action = py::reinterpret_steal<py::object>(PySequence_Tuple(PyTuple_GET_ITEM(items.ptr(), i)));
+    if (!action) return py::object();
+    Py_ssize_t size = PyTuple_GET_SIZE(action.ptr());
+    std::vector<py::object> plain;
+    for (Py_ssize_t j = 0; j < size; ++j) {
+      PyObject* item = PyTuple_GET_ITEM(action.ptr(), j);
+      // (OPEN, fd, path, flags, mode): the path stays a path; everything else an int.
+      plain.push_back(py::reinterpret_steal<py::object>(
+          j == 2 && size == 5 ? PyOS_FSPath(item) : PyNumber_Index(item)));
+      if (!plain.back()) return py::object();
+    }
+    std::optional<int> tag = size > 0 ? IntValue(plain[0].ptr()) : std::nullopt;
+    if (tag == 0 && size == 5) {  // POSIX_SPAWN_OPEN
+      std::optional<std::string> path = PathBytes(plain[2].ptr());
+      std::optional<int> flags = IntValue(plain[3].ptr());
+      if (!path || !flags) return py::object();
+      bool writes = (*flags & O_ACCMODE) != O_RDONLY || (*flags & (O_CREAT | O_TRUNC | O_APPEND)) != 0;
+      if (sandbox.JudgePath(*path, writes ? Sandbox::FileAccess::kWrite : Sandbox::FileAccess::kRead) !=
+          Sandbox::PathVerdict::kAllowed) {
+        SetPermissionError(guard, absl::StrCat("file_actions may not open '", *path,
+                                               "' (outside the policy's paths, or a host descriptor)"));
+        return py::object();
+      }
+    } else if (tag == 2 && size == 3 && !ChildMayGet(sandbox, plain[1].ptr())) {  // POSIX_SPAWN_DUP2
+      SetPermissionError(guard, "file_actions may only dup2 a descriptor the code opened itself");
+      return py::object();
+    }
+    auto tuple = py::reinterpret_steal<py::object>(PyTuple_New(size));
+    if (!tuple) return py::object();
+    for (Py_ssize_t j = 0; j < size; ++j) PyTuple_SET_ITEM(tuple.ptr(), j, plain[j].release().ptr());
+    if (PyList_Append(checked.ptr(), tuple.ptr()) != 0) return py::object();
+  }
+  return checked;
+}
+
+// Hardens a builtin module that is not loaded at interpreter creation when importlib
+// creates it (below, after Hardener). Error: a Python error is set.
+absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module);
 
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   auto* guard = static_cast<Guard*>(PyCapsule_GetPointer(self, kCapsuleName));
@@ -259,7 +367,12 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         return SetPermissionError(*guard, absl::StrCat("module '", module, "' cannot be created again"));
       }
       if (active && !CheckImport(*sandbox, module, /*through_importlib=*/true)) return nullptr;
-      return CallOriginal(*guard, args, kwargs);
+      auto created = py::reinterpret_steal<py::object>(CallOriginal(*guard, args, kwargs));
+      if (created && sandbox != nullptr && guard->kind == Kind::kCreateBuiltin &&
+          !HardenCreatedModule(*sandbox, module, created).ok()) {
+        return nullptr;
+      }
+      return created.release().ptr();
     }
     case Kind::kExecBuiltin: {
       PyObject* module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
@@ -326,6 +439,44 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       py::object checked_args, checked_kwargs;
       if (!WrapOpener(args, kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
       return CallOriginal(*guard, checked_args.ptr(), checked_kwargs.ptr());
+    }
+    case Kind::kOsOpen: {
+      PyObject* dir_fd = kwargs != nullptr ? PyDict_GetItemString(kwargs, "dir_fd") : nullptr;
+      if (active && dir_fd != nullptr && dir_fd != Py_None) return OsOpenAt(*guard, *sandbox, args, kwargs);
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result != nullptr && active) RecordFds(*sandbox, result);
+      return result;
+    }
+    case Kind::kChildFds: {
+      // fork_exec(args, executable_list, close_fds, pass_fds, cwd, env, p2cread,
+      // p2cwrite, c2pread, c2pwrite, errread, errwrite, errpipe_read, errpipe_write,
+      // ...): the child keeps pass_fds and errpipe_write and gets p2cread, c2pwrite
+      // and errwrite as its 0, 1 and 2. The other ends are the parent's, closed in the
+      // child. subprocess's own audit event ("subprocess.Popen") is not raised when
+      // fork_exec is called directly: the policy's process rule is applied here too.
+      if (!active) return CallOriginal(*guard, args, kwargs);
+      if (!sandbox->policy().processes) return SetPermissionError(*guard, "processes are not allowed");
+      bool plain = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 13 &&
+                   (kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0) &&
+                   PyTuple_CheckExact(PyTuple_GET_ITEM(args, 3));
+      for (Py_ssize_t i : {6, 9, 11, 13}) plain = plain && ChildMayGet(*sandbox, PyTuple_GET_ITEM(args, i));
+      PyObject* pass_fds = plain ? PyTuple_GET_ITEM(args, 3) : nullptr;
+      for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(pass_fds); ++i) {
+        plain = ChildMayGet(*sandbox, PyTuple_GET_ITEM(pass_fds, i));
+      }
+      if (!plain) {
+        return SetPermissionError(*guard, "a child process gets only descriptors the code opened "
+                                          "itself (not the host's)");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kSpawn: {
+      PyObject* actions = kwargs != nullptr ? PyDict_GetItemString(kwargs, "file_actions") : nullptr;
+      if (!active || actions == nullptr || actions == Py_None) return CallOriginal(*guard, args, kwargs);
+      py::object checked = CheckedFileActions(*guard, *sandbox, actions);
+      auto copy = py::reinterpret_steal<py::object>(checked ? PyDict_Copy(kwargs) : nullptr);
+      if (!copy || PyDict_SetItemString(copy.ptr(), "file_actions", checked.ptr()) != 0) return nullptr;
+      return CallOriginal(*guard, args, copy.ptr());
     }
     case Kind::kGetAddrInfo: {
       PyObject* result = CallOriginal(*guard, args, kwargs);
@@ -396,10 +547,12 @@ class Hardener {
     return Module(std::move(module), module_name);
   }
 
-  absl::Status Module(py::object module, const char* module_name) {
+  // `seal_def`: false for a module importlib has created but not executed yet.
+  absl::Status Module(py::object module, const char* module_name, bool seal_def = true) {
     module_ = std::move(module);
     module_name_ = module_name;
-    sandbox_.Seal(module_name, PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr()) : nullptr);
+    sandbox_.Seal(module_name, seal_def && PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr())
+                                                                         : nullptr);
     PyErr_Clear();
     return absl::OkStatus();
   }
@@ -460,6 +613,19 @@ class Hardener {
   absl::flat_hash_map<PyObject*, std::pair<py::object, py::object>> replaced_;
 };
 
+absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module) {
+  // _posixsubprocess: loading it at creation would put it in sys.modules, where
+  // importlib's own __import__ finds it without asking the import gate. Hardened here,
+  // its name is sealed: it cannot be created again unhardened. (Executing it, next,
+  // adds no functions: it is not sealed against that.)
+  if (name != "_posixsubprocess") return absl::OkStatus();
+  Hardener h(sandbox);
+  if (absl::Status s = h.Module(module, "_posixsubprocess", /*seal_def=*/false); !s.ok()) return s;
+  absl::Status replaced = h.Replace("fork_exec", Kind::kChildFds);
+  if (!replaced.ok()) PyErr_SetString(PyExc_RuntimeError, std::string(replaced.message()).c_str());
+  return replaced;
+}
+
 #define PYHOST_RETURN_IF_ERROR(expr)        \
   do {                                      \
     if (absl::Status _s = (expr); !_s.ok()) \
@@ -489,9 +655,12 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"wait", "wait3", "wait4", "waitpid", "waitid"},
                                       Kind::kWaitChild, "os"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"open", "pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd"},
                                       Kind::kFdCreate, "os"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOsOpen, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"posix_spawn", "posix_spawnp"}, Kind::kSpawn, "os"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
 
   PYHOST_RETURN_IF_ERROR(h.Module("time"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));

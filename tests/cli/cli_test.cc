@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -1452,12 +1453,18 @@ TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
 // it from outside (its pid, its memory): for what RunPyhost's all-at-once cannot see.
 class ServeProcess {
  public:
-  explicit ServeProcess(const std::vector<std::string>& args) {
+  // With `stdout_path`, the answers go to that file instead of a pipe.
+  explicit ServeProcess(const std::vector<std::string>& args, const std::string& stdout_path = "") {
     Pipe in = Pipe::Make(), out = Pipe::Make(), err = Pipe::Make();
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in.read.get(), STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+    if (stdout_path.empty()) {
+      posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    }
     posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
     std::vector<std::string> argv_strings = {PYHOST_BINARY, "serve"};
     argv_strings.insert(argv_strings.end(), args.begin(), args.end());
@@ -1658,6 +1665,290 @@ TEST_F(ServeTest, OverlongLineIsSkippedWithAnErrorAnswer) {
   // Held whole, the 64 MB line alone would have raised the peak past this.
   EXPECT_GT(peak_kb, 0);
   EXPECT_LT(peak_kb, 120 * 1024) << "peak RSS in kB";
+}
+
+// --- Protocol descriptors (issue 7, item 14) ----------------------------------------
+
+// Python that tries every way found to reach the host's descriptors by a path: the
+// /proc/self/fd family, /dev/fd and /dev/std*, symlinks the code makes to them, a
+// dir_fd on /proc, the parent's (the client's) descriptors for the same pipes, and a
+// dir_fd whose relative path a checker resolving against the cwd would misjudge.
+// Reached ones are written to (a forged answer for id 2) or read from (stealing
+// requests); result: what was reached.
+constexpr char kReopenHostDescriptors[] = R"PY(
+import os, threading
+FORGED = b'{"id": 2, "ok": true, "forged": true}\n'
+pid, tid, ppid = os.getpid(), threading.get_native_id(), os.getppid()
+host = set()
+for n in range(64):
+    try:
+        st = os.fstat(n)
+        host.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+owned = set()
+def dir_fd(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    owned.add(fd)
+    return fd
+os.symlink('/proc', WORK_DIR + '/p')
+# A directory as deep as the cwd, so that "../" * depth + WORK_DIR/x names WORK_DIR/x
+# from the cwd but WORK_DIR/WORK_DIR/x from that directory.
+depth = len([part for part in os.getcwd().split('/') if part])
+deep = WORK_DIR + '/d' * max(depth, 1)
+os.makedirs(deep)
+os.makedirs(WORK_DIR + WORK_DIR)
+bases = [(dir_fd(base), base, rel) for base, rel in
+         [('/proc/self/fd', '{n}'), ('/proc', 'self/fd/{n}'), ('/', 'proc/self/fd/{n}'),
+          (WORK_DIR, 'p/self/fd/{n}'),
+          (deep, '../' * max(depth, 1) + WORK_DIR.lstrip('/') + '/x{n}')]]
+reached, stolen = [], []
+def attempt(path, n=None, at=None, foreign=False):
+    for flags in (os.O_WRONLY, os.O_RDONLY):
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=at)
+        except OSError:  # refused (PermissionError), or nothing there
+            continue
+        try:
+            st = os.fstat(fd)
+            if foreign and (st.st_dev, st.st_ino) not in host:
+                continue  # another process's own file, not one of the host's
+            reached.append(path if at is None else '%s (dir_fd)' % path)
+            try:
+                if flags == os.O_WRONLY:
+                    os.write(fd, FORGED)
+                else:
+                    stolen.append(os.read(fd, 65536).decode(errors='replace'))
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+for n in range(64):
+    if n in owned:
+        continue
+    for path in ['/proc/self/fd/%d', '/proc/thread-self/fd/%d', '/proc/%d/fd/%%d' % pid,
+                 '/proc/%d/task/%d/fd/%%d' % (pid, tid), '/proc/%d/fd/%%d' % tid, '/dev/fd/%d',
+                 '/proc/self/fd/../fd/%d', '//proc/./self//fd/%d', WORK_DIR + '/p/self/fd/%d']:
+        attempt(path % n)
+    os.symlink('/proc/self/fd/%d' % n, WORK_DIR + '/l%d' % n)
+    attempt(WORK_DIR + '/l%d' % n)
+    os.symlink('p/self/fd/%d' % n, WORK_DIR + '/r%d' % n)
+    attempt(WORK_DIR + '/r%d' % n)
+    os.symlink('/proc/self/fd/%d' % n, WORK_DIR + WORK_DIR + '/x%d' % n)
+    for at, base, rel in bases:
+        if at is not None:
+            attempt(rel.format(n=n), at=at)
+    attempt('/proc/%d/fd/%d' % (ppid, n), foreign=True)
+for path in ['/dev/stdin', '/dev/stdout', '/dev/stderr']:
+    attempt(path)
+result = {'reached': sorted(set(reached)), 'stolen': stolen}
+)PY";
+
+class ProtocolDescriptorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() { ::signal(SIGPIPE, SIG_IGN); }
+};
+
+// Whatever the policy (yolo included: protecting the host is not a policy rule),
+// code cannot reopen serve's protocol descriptors, or any other descriptor the host
+// holds, by a path: no forged answer arrives, no request is stolen.
+TEST_P(ProtocolDescriptorTest, HostDescriptorsCannotBeReopenedByPath) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"policy", GetParam()}, {"code", kReopenHostDescriptors}},
+      {{"id", 2}, {"op", "exec"}, {"code", "result = 'genuine'"}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(120));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(CountLines(run.out), 2u) << run.Describe();
+  ASSERT_EQ(answers["1"]["ok"], true) << answers["1"].dump();
+  EXPECT_EQ(answers["1"]["result"]["reached"], json::array()) << answers["1"].dump();
+  EXPECT_EQ(answers["1"]["result"]["stolen"], json::array()) << answers["1"].dump();
+  EXPECT_FALSE(answers["2"].contains("forged")) << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["result"], "genuine") << answers["2"].dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, ProtocolDescriptorTest, ::testing::Values("yolo", "strict"),
+                         [](const auto& info) { return info.param; });
+
+// Where processes are allowed (yolo), a child cannot be handed a host descriptor:
+// as its stdout (subprocess), in pass_fds, or through posix_spawn's file actions.
+TEST_F(ServeTest, ChildProcessesAreNotHandedHostDescriptors) {
+  constexpr char kCode[] = R"PY(
+import os, subprocess
+FORGED = '{"id": 2, "ok": true, "forged": true}'
+refused, ran = [], []
+def attempt(label, call):
+    try:
+        call()
+        ran.append(label)
+    except PermissionError:
+        refused.append(label)
+def is_open(n):
+    try:
+        os.fstat(n)
+        return True
+    except OSError:
+        return False
+host_fds = [n for n in range(64) if is_open(n)]  # the code has opened nothing yet
+for n in host_fds:
+    attempt('stdout=%d' % n, lambda: subprocess.run(['/bin/sh', '-c', 'echo ' + repr(FORGED)], stdout=n, stderr=subprocess.DEVNULL))
+    attempt('stdin=%d' % n, lambda: subprocess.run(['/bin/true'], stdin=n))
+    attempt('pass_fds=%d' % n, lambda: subprocess.run(['/bin/sh', '-c', 'echo %s >&%d' % (repr(FORGED), n)], pass_fds=[n], stderr=subprocess.DEVNULL))
+    attempt('spawn dup2 %d' % n, lambda: os.waitpid(os.posix_spawn('/bin/sh', ['sh', '-c', 'echo ' + repr(FORGED)], {}, file_actions=[(os.POSIX_SPAWN_DUP2, n, 1)]), 0))
+    attempt('spawn open %d' % n, lambda: os.waitpid(os.posix_spawn('/bin/sh', ['sh', '-c', 'echo ' + repr(FORGED)], {}, file_actions=[(os.POSIX_SPAWN_OPEN, 1, '/proc/self/fd/%d' % n, os.O_WRONLY, 0)]), 0))
+# What the code made itself still works.
+r, w = os.pipe()
+subprocess.run(['/bin/sh', '-c', 'echo mine >&%d' % w], pass_fds=[w])
+os.close(w)
+own = os.read(r, 100).decode()
+out = subprocess.run(['/bin/echo', 'captured'], capture_output=True).stdout.decode()
+result = {'ran': ran, 'refused': len(refused) == 5 * len(host_fds), 'own': own, 'out': out}
+)PY";
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"policy", "yolo"}, {"code", kCode}},
+      {{"id", 2}, {"op", "exec"}, {"code", "result = 'genuine'"}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(120));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  ASSERT_EQ(CountLines(run.out), 2u) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  const json& result = answers["1"]["result"];
+  EXPECT_EQ(result["ran"], json::array()) << answers["1"].dump();
+  EXPECT_EQ(result["refused"], true) << answers["1"].dump();
+  EXPECT_EQ(result["own"], "mine\n") << answers["1"].dump();
+  EXPECT_EQ(result["out"], "captured\n") << answers["1"].dump();
+  EXPECT_EQ(answers["2"]["result"], "genuine") << answers["2"].dump();
+}
+
+// Answers going to a regular file (pyhost serve > answers.jsonl): the file cannot be
+// opened, truncated or linked by its name, nor its descriptor mapped, to forge or
+// corrupt answers, under yolo too.
+TEST_F(ServeTest, AnswersFileCannotBeReachedByNameOrMapping) {
+  const std::string answers_path = dir_.PathOf("answers.jsonl");
+  constexpr char kCode[] = R"PY(
+import mmap, os
+FORGED = b'{"id": 9, "ok": true, "forged": true}\n'
+path = args['answers']
+fds = [n for n in range(64) if os.path.exists('/proc/self/fd/%d' % n) and
+       os.readlink('/proc/self/fd/%d' % n) == path]
+reached = []
+def attempt(how, act):
+    try:
+        act()
+        reached.append(how)
+    except PermissionError:
+        pass  # refused
+    except OSError:
+        pass  # not possible here anyway (a link across file systems)
+def link_then_append():
+    os.link(path, WORK_DIR + '/hard')
+    with open(WORK_DIR + '/hard', 'ab') as f:
+        f.write(FORGED)
+def symlink_then_append():
+    os.symlink(path, WORK_DIR + '/soft')
+    with open(WORK_DIR + '/soft', 'ab') as f:
+        f.write(FORGED)
+attempt('append by name', lambda: open(path, 'ab').write(FORGED))
+attempt('overwrite by name', lambda: open(path, 'r+b').write(b'X'))
+attempt('read by name', lambda: open(path, 'rb').read())
+attempt('truncate by name', lambda: os.truncate(path, 0))
+attempt('hard link', link_then_append)
+attempt('symlink', symlink_then_append)
+for n in fds:
+    attempt('mmap %d' % n, lambda: mmap.mmap(n, os.fstat(n).st_size, access=mmap.ACCESS_WRITE).write(b'X'))
+result = {'found': len(fds) > 0, 'reached': reached}
+)PY";
+  ServeProcess serve({"--workers", "1"}, answers_path);
+  serve.Feed(Lines({
+      {{"id", 1}, {"op", "exec"}, {"code", "result = 'first'"}},
+      {{"id", 2}, {"op", "exec"}, {"policy", "yolo"}, {"args", {{"answers", answers_path}}}, {"code", kCode}},
+      {{"id", 3}, {"op", "exec"}, {"code", "result = 'last'"}},
+  }));
+  Outcome run = serve.Finish(std::chrono::seconds(60));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::ifstream file(answers_path);
+  run.out.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  ASSERT_EQ(CountLines(run.out), 3u) << run.out.substr(0, 3000);
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 3u) << run.out.substr(0, 3000);
+  EXPECT_EQ(answers["1"]["result"], "first");
+  EXPECT_EQ(answers["2"]["result"]["found"], true) << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["result"]["reached"], json::array()) << answers["2"].dump();
+  EXPECT_EQ(answers["3"]["result"], "last");
+}
+
+// A dir_fd is where a relative path starts, for the policy's file rules too: judged
+// against the cwd instead, a path that names WORK_DIR/x from the cwd reached a file
+// outside the roots from a directory deep inside WORK_DIR (read and removed here).
+// dir_fd use inside the roots (shutil.rmtree, os.open/mkdir/rename with dir_fd) works.
+TEST_F(ExecTest, DirFdPathsAreJudgedFromTheirDirectory) {
+  std::string canary = dir_.Write("canary.txt", "host secret");
+  constexpr char kCode[] = R"PY(
+import os, shutil
+outcome = {}
+def attempt(name, act):
+    try:
+        outcome[name] = act()
+    except PermissionError:
+        outcome[name] = 'denied'
+depth = max(len([part for part in os.getcwd().split('/') if part]), 1)
+deep = WORK_DIR + '/d' * depth
+os.makedirs(deep)
+os.makedirs(WORK_DIR + WORK_DIR)
+os.symlink(os.path.dirname(args['canary']), WORK_DIR + WORK_DIR + '/host')
+# From the cwd this is WORK_DIR/host/canary.txt (nothing there, inside the roots);
+# from `deep` it is WORK_DIR + WORK_DIR/host/canary.txt: the host's file.
+rel = '../' * depth + WORK_DIR.lstrip('/') + '/host/' + os.path.basename(args['canary'])
+d = os.open(deep, os.O_RDONLY)
+attempt('read', lambda: os.read(os.open(rel, os.O_RDONLY, dir_fd=d), 100).decode())
+attempt('remove', lambda: os.remove(rel, dir_fd=d))
+attempt('rename', lambda: os.rename(rel, WORK_DIR + '/stolen', src_dir_fd=d))
+attempt('link', lambda: os.link(rel, WORK_DIR + '/linked', src_dir_fd=d))
+w = os.open(WORK_DIR, os.O_RDONLY)
+os.mkdir('tree', dir_fd=w)
+os.makedirs(WORK_DIR + '/tree/a/b')
+os.close(os.open('tree/a/b/f', os.O_CREAT | os.O_WRONLY, dir_fd=w))
+os.rename('tree/a/b/f', 'tree/g', src_dir_fd=w, dst_dir_fd=w)
+shutil.rmtree(WORK_DIR + '/tree')
+outcome['inside'] = sorted(os.listdir(WORK_DIR))
+result = outcome
+)PY";
+  Outcome run = RunPyhost({"exec", "--args", json({{"canary", canary}}).dump(), "-c", kCode});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json result = OnlyJson(run)["result"];
+  EXPECT_EQ(result["read"], "denied") << result.dump();
+  EXPECT_EQ(result["remove"], "denied") << result.dump();
+  EXPECT_EQ(result["rename"], "denied") << result.dump();
+  EXPECT_EQ(result["link"], "denied") << result.dump();
+  EXPECT_EQ(result["inside"], json({"d", "dev"})) << result.dump();
+  std::ifstream still(canary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(still), std::istreambuf_iterator<char>()),
+            "host secret");
+}
+
+// _posixsubprocess.fork_exec raises no audit event of its own (subprocess.Popen
+// does): called directly, it obeys the policy's process rule too.
+TEST_F(ExecTest, ForkExecCalledDirectlyObeysTheProcessRule) {
+  std::string canary = dir_.PathOf("spawned");
+  constexpr char kCode[] = R"PY(
+import os, _posixsubprocess
+r, w = os.pipe()
+pid = _posixsubprocess.fork_exec(
+    [b'/bin/sh', b'-c', ('touch ' + args['canary']).encode()], [b'/bin/sh'], True, (w,), None,
+    None, -1, -1, -1, -1, -1, -1, r, w, False, False, -1, None, None, None, -1, None, False)
+os.waitpid(pid, 0)
+)PY";
+  Outcome run = RunPyhost({"exec", "--policy", dir_.Write("p.json", R"({"extends": "yolo", "processes": false})"),
+                           "--args", json({{"canary", canary}}).dump(), "-c", kCode});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json error = OnlyJson(run)["error"];
+  EXPECT_EQ(error["type"], "PermissionError") << error.dump();
+  EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("processes are not allowed"));
+  EXPECT_FALSE(std::filesystem::exists(canary));
 }
 
 }  // namespace
