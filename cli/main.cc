@@ -38,6 +38,9 @@ serve  answers JSON lines on stdin, one line per request:
        "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
+limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
+only); serve: a line at most 16 MiB, reading stops while 64 requests (or 64 MiB of
+them) wait for an answer.
 exit status: 0 ok, 1 the code failed, 2 usage error.
 )";
 
