@@ -96,11 +96,7 @@ int DenyImport(absl::string_view module, const std::string& why) {
   return -1;
 }
 
-enum class Access {
-  kRead,
-  kWrite,
-  kWriteEntry,  // the directory entry itself: a final symlink is not followed
-};
+using Access = Sandbox::FileAccess;
 
 // python3's answer for a descriptor the code closed (its number stays buried).
 int ClosedDescriptor() {
@@ -109,11 +105,9 @@ int ClosedDescriptor() {
   return -1;
 }
 
-// `dir_fd` (an event's argument, -1 or None when absent): a relative path names a
-// file in that descriptor's directory, not in the process's working directory, and
-// is judged as /proc/self/fd/<dir_fd>/<path>, which resolves to that file.
+// `dir_fd`: the directory a relative path is relative to, -1 for the cwd.
 int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access,
-              PyObject* dir_fd = nullptr) {
+              int dir_fd = -1) {
   if (std::optional<int> fd = Fd(path)) {
     if (sandbox.OwnsFd(*fd)) return 0;
     if (sandbox.IsBuried(*fd)) return ClosedDescriptor();
@@ -131,33 +125,39 @@ int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access 
     if (path != nullptr && path != Py_None) return 0;  // not a path at all
     arg.text = ".";  // os.listdir() / os.scandir(): the host's current directory
   }
-  std::string judged = arg.text;
   std::string shown = absl::StrCat("'", arg.text, "'");
-  std::optional<int> base = Fd(dir_fd);
-  if (base && *base >= 0 && !absl::StartsWith(arg.text, "/")) {
-    if (sandbox.IsBuried(*base)) return ClosedDescriptor();
-    judged = absl::StrCat("/proc/self/fd/", *base, "/", arg.text);
-    absl::StrAppend(&shown, ", dir_fd=", *base);
+  if (dir_fd >= 0 && !absl::StartsWith(arg.text, "/")) {
+    if (sandbox.IsBuried(dir_fd)) return ClosedDescriptor();
+    absl::StrAppend(&shown, ", dir_fd=", dir_fd);
   }
-  const bool allowed = access == Access::kRead    ? sandbox.CanRead(judged)
-                      : access == Access::kWrite ? sandbox.CanWrite(judged)
-                                                 : sandbox.CanWriteEntry(judged);
-  if (allowed) return 0;
+  switch (sandbox.JudgePath(arg.text, access, dir_fd)) {
+    case Sandbox::PathVerdict::kAllowed:
+      return 0;
+    case Sandbox::PathVerdict::kHostDescriptor:
+      return Deny(sandbox, absl::StrCat(event, "(", shown, ")"),
+                  "it reaches a file descriptor of the host (one the code did not open), "
+                  "whatever the policy");
+    case Sandbox::PathVerdict::kOutsideRoots:
+      break;
+  }
   return Deny(sandbox, absl::StrCat(event, "(", shown, ")"),
               access == Access::kRead
                   ? "outside the readable paths"
                   : "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
 }
 
-int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path, PyObject* dir_fd = nullptr) {
+// A dir_fd argument of an audit event: an int, -1 when the call had none.
+int DirFd(PyObject* value) { return Fd(value).value_or(-1); }
+
+int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd = -1) {
   return CheckPath(sandbox, event, path, Access::kRead, dir_fd);
 }
 
-int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path, PyObject* dir_fd = nullptr) {
+int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd = -1) {
   return CheckPath(sandbox, event, path, Access::kWrite, dir_fd);
 }
 
-int CheckWriteEntry(Sandbox& sandbox, absl::string_view event, PyObject* path, PyObject* dir_fd) {
+int CheckWriteEntry(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd) {
   return CheckPath(sandbox, event, path, Access::kWriteEntry, dir_fd);
 }
 
@@ -172,8 +172,9 @@ bool OpensForWriting(PyObject* mode, PyObject* flags) {
 
 int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {
   PyObject* path = Arg(args, 0);
-  return OpensForWriting(Arg(args, 1), Arg(args, 2)) ? CheckWrite(sandbox, event, path)
-                                                     : CheckRead(sandbox, event, path);
+  int dir_fd = sandbox.TakeOpenAt(path);  // os.open(..., dir_fd=): its guard says so
+  return OpensForWriting(Arg(args, 1), Arg(args, 2)) ? CheckWrite(sandbox, event, path, dir_fd)
+                                                     : CheckRead(sandbox, event, path, dir_fd);
 }
 
 int CheckImportOf(Sandbox& sandbox, const std::string& module, bool through_importlib = true) {
@@ -312,7 +313,7 @@ bool SameCodeButFlags(PyObject* code, PyObject* replacement) {
 // database) follows it. A relative target may not climb (".."), so that moving the
 // link (os.rename checks names, not what links point to) keeps it inside.
 int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject* link,
-                 PyObject* dir_fd) {
+                 int dir_fd) {
   if (CheckWriteEntry(sandbox, event, link, dir_fd) != 0) return -1;
   if (!sandbox.policy().enforce) return 0;
   PathArg text = PathText(target);
@@ -331,12 +332,10 @@ int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject
     size_t slash = where.text.rfind('/');
     resolved = slash == std::string::npos ? text.text
                                           : absl::StrCat(where.text.substr(0, slash + 1), text.text);
-    std::optional<int> base = Fd(dir_fd);
-    if (base && *base >= 0 && where.text[0] != '/') {
-      resolved = absl::StrCat("/proc/self/fd/", *base, "/", resolved);
-    }
   }
-  if (sandbox.CanWrite(resolved)) return 0;
+  // Relative to the link's directory: dir_fd's too, when the link's name is relative.
+  const int base = where.text[0] != '/' && resolved[0] != '/' ? dir_fd : -1;
+  if (sandbox.JudgePath(resolved, Access::kWrite, base) == Sandbox::PathVerdict::kAllowed) return 0;
   return Deny(sandbox, absl::StrCat(event, "('", text.text, "')"),
               "the link's target is outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
 }
@@ -399,23 +398,23 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"os.getxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
       {"os.listxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
       // Events of calls that take dir_fd carry it (os.open's does not: guards/hardening.h).
-      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 2)); }},
-      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 1)); }},
-      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 1)); }},
-      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), Arg(a, 2)); }},
-      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), Arg(a, 3)); }},
+      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 2))); }},
+      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 1))); }},
+      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 1))); }},
+      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))); }},
+      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 3))); }},
       {"os.chflags", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.truncate", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), Arg(a, 3)); }},
+      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 3))); }},
       {"os.setxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.removexattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
       {"os.rename", [](Sandbox& s, const char* e, PyObject* a) {  // also os.replace
-         return CheckWriteEntry(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
+         return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 2))) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), DirFd(Arg(a, 3))); }},
       // A hard link writes its source: both must be writable.
       {"os.link", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckWrite(s, e, Arg(a, 0), Arg(a, 2)) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), Arg(a, 3)); }},
+         return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), DirFd(Arg(a, 3))); }},
       {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckSymlink(s, e, Arg(a, 0), Arg(a, 1), Arg(a, 2)); }},
+         return CheckSymlink(s, e, Arg(a, 0), Arg(a, 1), DirFd(Arg(a, 2))); }},
       {"shutil.copyfile", [](Sandbox& s, const char* e, PyObject* a) {
          return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
       {"shutil.copymode", [](Sandbox& s, const char* e, PyObject* a) {
@@ -540,7 +539,14 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          return origin.ok() ? 0 : Deny(s, e, origin.message()); }},
       {"marshal.load", [](Sandbox& s, const char* e, PyObject*) {
          return Enforced(s, e, "code cannot be loaded from bytes"); }},
-      {"mmap.__new__", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "memory maps are not allowed"); }},
+      {"mmap.__new__", [](Sandbox& s, const char* e, PyObject* a) {
+         // (fileno, length, access, offset): -1 maps anonymous memory.
+         std::optional<int> fd = Fd(Arg(a, 0));
+         if (fd && *fd != -1 && !s.OwnsFd(*fd)) {
+           return Deny(s, absl::StrCat(e, "(fd ", *fd, ")"),
+                       "file descriptors the code did not open belong to the host");
+         }
+         return Enforced(s, e, "memory maps are not allowed"); }},
       {"builtins.breakpoint", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no debugger"); }},
       {"webbrowser.open", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no browser"); }},
       {"object.__getattr__", [](Sandbox& s, const char* e, PyObject* a) {

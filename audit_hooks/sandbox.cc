@@ -2,19 +2,26 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "embed/thread_state.h"
 
@@ -38,51 +45,110 @@ std::string& SysconfigDataStorage() {
   return *module;
 }
 
-// An absolute, resolved form of `path` for comparison with roots. A path that does
-// not exist yet (a file about to be created) is its resolved parent + its name; a
-// symlink that realpath cannot follow (dangling, or into /proc/self/fd) is judged by
-// where it points.
-std::string Resolve(absl::string_view path, int depth = 0) {
-  std::string absolute(path);
-  if (absolute.empty() || absolute[0] != '/') {
-    char cwd[PATH_MAX];
-    absolute = absl::StrCat(getcwd(cwd, sizeof(cwd)) ? cwd : "/", "/", path);
-  }
-  char resolved[PATH_MAX];
-  if (realpath(absolute.c_str(), resolved) != nullptr) return resolved;
-  struct stat st;
-  if (lstat(absolute.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-    char target[PATH_MAX];
-    ssize_t n = readlink(absolute.c_str(), target, sizeof(target) - 1);
-    if (n <= 0 || depth >= 8) return "/nonexistent/unresolvable";  // never under a root
-    target[n] = '\0';
-    std::string next = target[0] == '/'
-                           ? std::string(target)
-                           : absl::StrCat(absolute.substr(0, absolute.find_last_of('/') + 1), target);
-    return Resolve(next, depth + 1);
-  }
-  size_t slash = absolute.find_last_of('/');
-  std::string parent = slash == 0 ? "/" : absolute.substr(0, slash);
-  std::string name = absolute.substr(slash + 1);
-  if (name == ".." || name == ".") return "/nonexistent/..";  // never under a root
-  if (realpath(parent.c_str(), resolved) == nullptr) return absolute;
-  return absl::StrCat(resolved, absl::string_view(resolved) == "/" ? "" : "/", name);
+constexpr char kUnresolvable[] = "/nonexistent/unresolvable";  // never under a root
+
+// The pid or tid whose descriptors `dir` (resolved) lists, when it is a procfs
+// /proc/<id>/fd or /proc/<id>/task/<id>/fd directory; else -1.
+pid_t FdDirectoryOwner(const std::string& dir) {
+  if (!absl::EndsWith(dir, "/fd")) return -1;
+  absl::string_view parent(dir.data(), dir.size() - 3);
+  int id = 0;
+  if (!absl::SimpleAtoi(parent.substr(parent.rfind('/') + 1), &id) || id <= 0) return -1;
+  struct statfs fs;
+  if (statfs(dir.c_str(), &fs) != 0 || fs.f_type != PROC_SUPER_MAGIC) return -1;
+  return id;
 }
 
-// `path` made absolute with its parent directory resolved and its last component
-// kept as is (a symlink there is the entry acted on, not followed).
-std::string ResolveEntry(absl::string_view path) {
-  std::string absolute(path);
-  if (absolute.empty() || absolute[0] != '/') {
+bool IsThreadOfThisProcess(pid_t id) {
+  struct stat st;
+  return id == getpid() || stat(absl::StrCat("/proc/self/task/", id).c_str(), &st) == 0;
+}
+
+// Whether the descriptor link `link` in the fd directory of `owner` names a host
+// descriptor; true stops the walk.
+using FdLinkCheck = std::function<bool(pid_t owner, const std::string& link)>;
+
+struct Resolved {
+  std::string path;
+  bool host_descriptor = false;
+};
+
+void PushComponents(absl::string_view path, std::vector<std::string>& todo) {
+  std::vector<absl::string_view> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.emplace_back(*it);
+}
+
+// An absolute, resolved form of `path` (relative ones against `base`, "" for the
+// cwd), walked one component at a time as the kernel does: symlinks followed, "." and
+// ".." applied to what they follow. What does not exist yet is kept as written (a
+// file about to be created; the kernel fails on anything past it). Every descriptor
+// link passed through (/proc/<id>/fd/<n>, however it was reached) is shown to
+// `host_link` first, if set. Without `follow_last`, a symlink as the last component
+// is kept (the entry itself is acted on: remove, rename, a link's new name).
+Resolved Resolve(absl::string_view path, absl::string_view base = "",
+                 const FdLinkCheck& host_link = nullptr, bool follow_last = true) {
+  std::string current;  // resolved so far, no trailing '/'; "" is the root
+  if (path.empty() || path[0] != '/') {
     char cwd[PATH_MAX];
-    absolute = absl::StrCat(getcwd(cwd, sizeof(cwd)) ? cwd : "/", "/", path);
+    current = base.empty() ? (getcwd(cwd, sizeof(cwd)) ? cwd : "/") : std::string(base);
+    if (current == "/") current.clear();
   }
-  while (absolute.size() > 1 && absolute.back() == '/') absolute.pop_back();
-  size_t slash = absolute.find_last_of('/');
-  std::string name = absolute.substr(slash + 1);
-  if (name.empty() || name == "." || name == "..") return Resolve(absolute);
-  std::string parent = Resolve(slash == 0 ? "/" : absolute.substr(0, slash));
-  return absl::StrCat(parent, parent == "/" ? "" : "/", name);
+  std::vector<std::string> todo;  // components still to walk, the next one last
+  PushComponents(path, todo);
+  int links = 0;
+  while (!todo.empty()) {
+    std::string name = std::move(todo.back());
+    todo.pop_back();
+    if (name == ".") continue;
+    if (name == "..") {
+      current.resize(current.rfind('/') == std::string::npos ? 0 : current.rfind('/'));
+      continue;
+    }
+    std::string next = absl::StrCat(current, "/", name);
+    struct stat st;
+    if (lstat(next.c_str(), &st) != 0) {
+      current = std::move(next);
+      for (; !todo.empty(); todo.pop_back()) absl::StrAppend(&current, "/", todo.back());
+      break;
+    }
+    if (!S_ISLNK(st.st_mode) || (!follow_last && todo.empty())) {
+      current = std::move(next);
+      continue;
+    }
+    if (++links > 40) return {kUnresolvable};  // ELOOP
+    pid_t owner = host_link ? FdDirectoryOwner(current) : -1;
+    if (owner > 0 && host_link(owner, next)) return {std::move(next), true};
+    char target[PATH_MAX];
+    ssize_t n = readlink(next.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) return {kUnresolvable};
+    target[n] = '\0';
+    if (owner > 0 && target[0] != '/') {
+      current = std::move(next);  // a descriptor of what has no path: pipe:[...]
+      continue;
+    }
+    if (target[0] == '/') current.clear();
+    PushComponents(target, todo);
+  }
+  return {current.empty() ? "/" : current};
+}
+
+absl::Mutex protected_mu(absl::kConstInit);
+std::atomic<bool> any_protected{false};
+std::vector<std::pair<dev_t, ino_t>>& Protected() ABSL_EXCLUSIVE_LOCKS_REQUIRED(protected_mu) {
+  static auto* files = new std::vector<std::pair<dev_t, ino_t>>();
+  return *files;
+}
+
+// Whether `resolved` is (a link to) a file ProtectHostDescriptor named.
+bool IsProtected(const std::string& resolved) {
+  if (!any_protected.load(std::memory_order_acquire)) return false;
+  struct stat st;
+  if (stat(resolved.c_str(), &st) != 0) return false;
+  absl::MutexLock lock(&protected_mu);
+  for (const auto& file : Protected()) {
+    if (file == std::make_pair(st.st_dev, st.st_ino)) return true;
+  }
+  return false;
 }
 
 bool UnderAny(const std::vector<std::string>& roots, const std::string& path) {
@@ -99,7 +165,7 @@ bool UnderAny(const std::vector<std::string>& roots, const std::string& path) {
 std::vector<std::string> ResolveAll(const std::vector<std::string>& paths) {
   std::vector<std::string> out;
   for (const std::string& path : paths) {
-    if (!path.empty()) out.push_back(Resolve(path));
+    if (!path.empty()) out.push_back(Resolve(path).path);
   }
   return out;
 }
@@ -181,25 +247,40 @@ void Sandbox::Deactivate() {
   Activate(Activation{&Lockdown(), "", "", {}});
 }
 
-bool Sandbox::CanRead(absl::string_view path) const {
-  if (!activation_.policy->enforce) return true;
-  return UnderAny(read_roots_, Resolve(path));
-}
-
 bool Sandbox::CanWrite(absl::string_view path) {
-  return !activation_.policy->enforce || CanWriteResolved(Resolve(path));
+  return JudgePath(path, FileAccess::kWrite) == PathVerdict::kAllowed;
 }
 
-bool Sandbox::CanWriteEntry(absl::string_view path) {
-  return !activation_.policy->enforce || CanWriteResolved(ResolveEntry(path));
-}
-
-bool Sandbox::CanWriteResolved(const std::string& resolved) {
-  if (!UnderAny(write_roots_, resolved)) return false;
-  if (!activation_.output_dir.empty() && UnderAny({activation_.output_dir}, resolved)) {
+Sandbox::PathVerdict Sandbox::JudgePath(absl::string_view path, FileAccess access, int dir_fd) {
+  std::string base;
+  if (dir_fd >= 0 && (path.empty() || path[0] != '/')) {
+    if (!OwnsFd(dir_fd)) return PathVerdict::kHostDescriptor;
+    char target[PATH_MAX];
+    ssize_t n = readlink(absl::StrCat("/proc/self/fd/", dir_fd).c_str(), target, sizeof(target) - 1);
+    base = n > 0 && target[0] == '/' ? std::string(target, static_cast<size_t>(n)) : kUnresolvable;
+  }
+  auto host_link = [this](pid_t owner, const std::string& link) {
+    if (IsThreadOfThisProcess(owner)) {
+      int fd = -1;
+      return !absl::SimpleAtoi(link.substr(link.rfind('/') + 1), &fd) || !OwnsFd(fd);
+    }
+    // Another process's descriptor (a child's, the client's end of a pipe): the
+    // host's if it is one of the host's files.
+    struct stat st;
+    return stat(link.c_str(), &st) == 0 && HostHolds(st.st_dev, st.st_ino);
+  };
+  Resolved resolved = Resolve(path, base, host_link, access != FileAccess::kWriteEntry);
+  // The policy's own rule is named first when it refuses too.
+  if (activation_.policy->enforce &&
+      !UnderAny(access == FileAccess::kRead ? read_roots_ : write_roots_, resolved.path)) {
+    return PathVerdict::kOutsideRoots;
+  }
+  if (resolved.host_descriptor || IsProtected(resolved.path)) return PathVerdict::kHostDescriptor;
+  if (access != FileAccess::kRead && activation_.policy->enforce &&
+      !activation_.output_dir.empty() && UnderAny({activation_.output_dir}, resolved.path)) {
     output_written_ = true;
   }
-  return true;
+  return PathVerdict::kAllowed;
 }
 
 bool Sandbox::HostAllowed(absl::string_view host) const {
@@ -320,6 +401,31 @@ bool Sandbox::CheckDescriptorCap() {
 bool Sandbox::OwnsFd(int fd) const {
   auto it = owned_fds_.find(fd);
   return it != owned_fds_.end() && Same(fd, it->second);
+}
+
+bool Sandbox::HostHolds(dev_t dev, ino_t ino) const {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return true;  // cannot tell: the host's, to be safe
+  bool held = false;
+  while (dirent* entry = readdir(dir)) {
+    int fd = -1;
+    struct stat st;
+    if (absl::SimpleAtoi(entry->d_name, &fd) && fd != dirfd(dir) && fstat(fd, &st) == 0 &&
+        st.st_dev == dev && st.st_ino == ino && !OwnsFd(fd)) {
+      held = true;
+      break;
+    }
+  }
+  closedir(dir);
+  return held;
+}
+
+void ProtectHostDescriptor(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  absl::MutexLock lock(&protected_mu);
+  Protected().emplace_back(st.st_dev, st.st_ino);
+  any_protected.store(true, std::memory_order_release);
 }
 
 bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,

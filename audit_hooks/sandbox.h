@@ -4,7 +4,8 @@
 // interpreter that is running and ask it.
 //
 //   Sandbox* sandbox = Sandbox::Current();      // nullptr outside sandboxes
-//   if (sandbox && !sandbox->CanWrite(path)) ... // PermissionError
+//   if (sandbox && sandbox->JudgePath(path, Sandbox::FileAccess::kWrite) !=
+//                      Sandbox::PathVerdict::kAllowed) ...  // PermissionError
 //
 // Until its first activation (creation, prewarm) a sandbox is in host mode and decides
 // nothing; Activate() puts a policy in force, and Deactivate() a lockdown policy.
@@ -60,13 +61,28 @@ class Sandbox {
   const Policy& policy() const { return *activation_.policy; }
   const Activation& activation() const { return activation_; }
 
-  // Files. Paths are made absolute against the process's cwd and resolved
-  // (symlinks, ..) before they are compared with the roots.
-  bool CanRead(absl::string_view path) const;
-  bool CanWrite(absl::string_view path);
-  // For calls on the directory entry itself (remove, rmdir, rename, the new name of a
-  // link): a final symlink is not followed (removing a link to outside is allowed).
-  bool CanWriteEntry(absl::string_view path);
+  // Files. A path is made absolute against `dir_fd`'s directory (-1: the process's
+  // cwd; a dir_fd must be a descriptor the code opened) and resolved (symlinks, ..)
+  // before it is compared with the roots. Whatever the policy, a path whose
+  // resolution passes through a descriptor link (/proc/<pid>/fd/<n>, and so
+  // /dev/fd/<n>, /dev/stdout, a symlink to one) to a descriptor the code did not
+  // open, or that names a file the host protects (ProtectHostDescriptor), is
+  // kHostDescriptor: it would reopen what belongs to the host. kWriteEntry: calls on
+  // the directory entry itself (remove, rmdir, rename, a link's new name), whose last
+  // symlink is not followed (removing a link to outside is allowed).
+  enum class FileAccess { kRead, kWrite, kWriteEntry };
+  enum class PathVerdict { kAllowed, kOutsideRoots, kHostDescriptor };
+  PathVerdict JudgePath(absl::string_view path, FileAccess access, int dir_fd = -1);
+  bool CanWrite(absl::string_view path);  // JudgePath(path, kWrite) allows it
+  // The "open" audit event carries no dir_fd: os.open's guard announces it for the
+  // path object it passes on, and the hook takes it back (-1 if `path` is not that
+  // object). One announcement is taken once.
+  void ExpectOpenAt(PyObject* path, int dir_fd) { open_at_ = {path, dir_fd}; }
+  int TakeOpenAt(PyObject* path) {
+    int dir_fd = open_at_.first == path ? open_at_.second : -1;
+    open_at_ = {nullptr, -1};
+    return dir_fd;
+  }
   // Whether a write under OUTPUT_DIR was allowed since Activate() (so the host lists
   // OUTPUT_DIR only when something may be there). Only a hint under yolo, which
   // checks nothing.
@@ -125,6 +141,10 @@ class Sandbox {
   std::optional<double> socket_default_timeout() const { return socket_default_timeout_; }
   void set_socket_default_timeout(double seconds) { socket_default_timeout_ = seconds; }
 
+  // Whether the process holds a descriptor the code did not open on the file with
+  // this identity.
+  bool HostHolds(dev_t dev, ino_t ino) const;
+
   // Whether an import of `module` is allowed now. `user_initiated`: the importing
   // frame is the code's own (not an allowed stdlib module importing what it needs).
   // On denial returns false and fills `why`.
@@ -172,8 +192,6 @@ class Sandbox {
   PyObject* fork_error_type() const { return fork_error_type_; }
 
  private:
-  bool CanWriteResolved(const std::string& resolved);
-
   PyInterpreterState* const interp_;
   bool active_ = false;
   Activation activation_;
@@ -199,7 +217,13 @@ class Sandbox {
   PyObject* adopting_local_socket_ = nullptr;
   absl::flat_hash_set<int> local_sockets_;
   PyObject* fork_error_type_ = nullptr;
+  std::pair<PyObject*, int> open_at_{nullptr, -1};  // compared, never dereferenced
 };
+
+// Files no code may reach by any path, whatever the policy: those of `fd` (the
+// command's protocol descriptors, cli/protocol_channel.h). Process-wide; call before
+// code runs. Thread-safe.
+void ProtectHostDescriptor(int fd);
 
 // Modules no policy lets code import or create: they run code in other
 // interpreters or crash the process on purpose.

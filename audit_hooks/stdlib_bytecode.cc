@@ -1,16 +1,15 @@
 #include "audit_hooks/stdlib_bytecode.h"
 
 #include <Python.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "guards/user_file.h"
 
 namespace pyhost {
 namespace {
@@ -37,20 +36,12 @@ std::optional<absl::string_view> StringAt(absl::string_view data, size_t at) {
   return std::nullopt;
 }
 
-bool ReadWholeFile(const std::string& path, std::string* out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  out->clear();
-  char buffer[65536];
-  ssize_t n;
-  while ((n = read(fd, buffer, sizeof buffer)) > 0) out->append(buffer, static_cast<size_t>(n));
-  close(fd);
-  return n == 0;
-}
-
 // The cached bytecode of `source`, if `source` is a plain path (no "..", ".", or
-// empty parts) to a .py file whose cache resolves to a file inside `stdlib_dir`.
-std::optional<std::string> GenuineBytecode(absl::string_view source, const std::string& stdlib_dir) {
+// empty parts) to a .py file whose cache resolves to a regular file inside
+// `stdlib_dir` holding at most `max_bytes` of bytecode (what it is compared with:
+// never read more).
+std::optional<std::string> GenuineBytecode(absl::string_view source, const std::string& stdlib_dir,
+                                           size_t max_bytes) {
   if (absl::StrContains(source, "/../") ||
       absl::StrContains(source, "/./") || absl::StrContains(source, "//")) {
     return std::nullopt;
@@ -61,9 +52,10 @@ std::optional<std::string> GenuineBytecode(absl::string_view source, const std::
       !absl::StartsWith(resolved, absl::StrCat(stdlib_dir, "/"))) {
     return std::nullopt;
   }
-  std::string contents;
-  if (!ReadWholeFile(resolved, &contents) || contents.size() < kPycHeaderSize) return std::nullopt;
-  return contents.substr(kPycHeaderSize);
+  absl::StatusOr<std::string> contents =
+      ReadUserFile(resolved, kPycHeaderSize + max_bytes, "bytecode");
+  if (!contents.ok() || contents->size() < kPycHeaderSize) return std::nullopt;
+  return contents->substr(kPycHeaderSize);
 }
 
 }  // namespace
@@ -98,7 +90,7 @@ absl::Status CheckStdlibClaim(absl::string_view data, const std::string& stdlib_
     std::optional<absl::string_view> text = StringAt(data, at);
     if (!text || !absl::EndsWith(*text, ".py")) continue;
     if (claimed == prefix) claimed = std::string(*text);
-    std::optional<std::string> genuine = GenuineBytecode(*text, stdlib_dir);
+    std::optional<std::string> genuine = GenuineBytecode(*text, stdlib_dir, data.size());
     if (genuine && *genuine == data) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(

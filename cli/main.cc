@@ -1,6 +1,8 @@
 // The pyhost command: exec, call and serve over the same library as the C++ API.
 // Exit status: 0 ok, 1 the code failed (or was stopped), 2 usage errors.
+#include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -37,6 +39,9 @@ serve  answers JSON lines on stdin, one line per request:
        "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
+limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
+only); serve: a line at most 16 MiB, reading stops while 64 requests (or 64 MiB of
+them) wait for an answer.
 exit status: 0 ok, 1 the code failed, 2 usage error; 128+N stopped by signal N
 (SIGINT, SIGTERM, SIGHUP: running code gets KeyboardInterrupt, then the command exits).
 )";
@@ -69,6 +74,12 @@ class ArgReader {
 };
 
 std::string FlagName(const std::string& arg) { return arg.substr(0, arg.find('=')); }
+
+// Whether `flag` is one of a command's flags: checked before its value is looked for,
+// so a typo is reported as unknown, not as missing its value.
+bool IsOneOf(const std::string& flag, std::initializer_list<absl::string_view> flags) {
+  return std::find(flags.begin(), flags.end(), flag) != flags.end();
+}
 
 // One-shot commands need one interpreter and nothing prewarmed: a bigger pool would
 // only make the process start slower.
@@ -127,6 +138,10 @@ int Exec(ArgReader& reader) {
       }
       continue;
     }
+    if (!IsOneOf(flag, {"--args", "--policy", "--isolation", "--allow-net", "--timeout-ms",
+                        "--cpu-ms", "--memory-mb", "--max-output-bytes"})) {
+      return UsageError(absl::StrCat("exec: unknown flag ", flag));
+    }
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
     absl::Status status;
@@ -144,8 +159,7 @@ int Exec(ArgReader& reader) {
       status = isolation.status();
     } else if (flag == "--allow-net") {
       for (std::string& pattern : SplitHostPatterns(*value)) request.allow_net.push_back(pattern);
-    } else if (flag == "--timeout-ms" || flag == "--cpu-ms" || flag == "--memory-mb" ||
-               flag == "--max-output-bytes") {
+    } else {  // --timeout-ms, --cpu-ms, --memory-mb, --max-output-bytes
       absl::StatusOr<int64_t> number = ParsePositive(flag, *value);
       status = number.status();
       if (number.ok()) {
@@ -154,8 +168,6 @@ int Exec(ArgReader& reader) {
         if (flag == "--memory-mb") request.limits.memory_mb = *number;
         if (flag == "--max-output-bytes") request.max_output_bytes = static_cast<size_t>(*number);
       }
-    } else {
-      return UsageError(absl::StrCat("exec: unknown flag ", flag));
     }
     if (!status.ok()) return UsageError(status.message());
   }
@@ -200,6 +212,9 @@ int Call(ArgReader& reader) {
       file = arg;
       continue;
     }
+    if (!IsOneOf(flag, {"--args", "--isolation", "--policy"})) {
+      return UsageError(absl::StrCat("call: unknown flag ", flag));
+    }
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
     if (flag == "--args") {
@@ -210,12 +225,10 @@ int Call(ArgReader& reader) {
       absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
       if (!isolation.ok()) return UsageError(isolation.status().message());
       options.isolation = *isolation;
-    } else if (flag == "--policy") {
+    } else {  // --policy
       absl::StatusOr<Policy> policy = LoadPolicy(*value);
       if (!policy.ok()) return UsageError(policy.status().message());
       options.policy = *std::move(policy);
-    } else {
-      return UsageError(absl::StrCat("call: unknown flag ", flag));
     }
   }
   if (!file) return UsageError("call needs a FILE defining run(args)");
@@ -250,14 +263,14 @@ int Serve(ArgReader& reader) {
   while (!reader.Done()) {
     std::string arg = reader.Next();
     std::string flag = FlagName(arg);
+    if (!IsOneOf(flag, {"--workers", "--pool-size", "--prewarm"})) {
+      return UsageError(absl::StrCat("serve: unknown flag ", flag));
+    }
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
     if (flag == "--prewarm") {
       options.prewarm_modules = absl::StrSplit(*value, ',', absl::SkipEmpty());
       continue;
-    }
-    if (flag != "--workers" && flag != "--pool-size") {
-      return UsageError(absl::StrCat("serve: unknown flag ", flag));
     }
     absl::StatusOr<int64_t> count = ParsePositive(flag, *value);
     if (!count.ok() || *count > 256) return UsageError(absl::StrCat(flag, " takes 1 to 256"));

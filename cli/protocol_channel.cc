@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "audit_hooks/sandbox.h"
 
 namespace pyhost::cli {
 
@@ -74,6 +75,10 @@ absl::StatusOr<std::unique_ptr<ProtocolChannel>> ProtocolChannel::Take(int stop_
         absl::StrCat("moving the protocol off stdin/stdout: ", std::strerror(errno)));
   }
   close(null_fd);
+  // Code must not reach them by a path either (/proc/self/fd/N, or the file's name
+  // when the protocol is a file): audit_hooks/sandbox.h.
+  ProtectHostDescriptor(in_fd);
+  ProtectHostDescriptor(out_fd);
   return std::unique_ptr<ProtocolChannel>(new ProtocolChannel(in_fd, out_fd, stop_fd));
 }
 

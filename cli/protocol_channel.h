@@ -7,7 +7,9 @@
 // and read descriptor 0, below the sys.stdout capture. Take() moves the protocol to
 // private close-on-exec duplicates of 0 and 1, then points descriptor 1 at stderr and
 // 0 at /dev/null: stray writes end up on stderr, never inside the JSON answers, and
-// code cannot read requests meant for the server.
+// code cannot read requests meant for the server. The duplicates' files are also
+// protected from every path the code could name (ProtectHostDescriptor): the
+// /proc/self/fd links, and the file's own name when stdin or stdout is a file.
 #ifndef PYHOST_CLI_PROTOCOL_CHANNEL_H_
 #define PYHOST_CLI_PROTOCOL_CHANNEL_H_
 

@@ -1,17 +1,13 @@
 #include "cli/requests.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bindings/json_text.h"
+#include "guards/user_file.h"
 
 namespace pyhost::cli {
 
@@ -166,16 +162,18 @@ absl::StatusOr<int64_t> ParsePositive(absl::string_view what, absl::string_view 
 }
 
 absl::StatusOr<std::string> ReadSource(const std::string& path) {
-  if (path == "-") {
-    return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  if (path != "-") return ReadUserFile(path, kMaxSourceBytes, "");
+  std::string text;
+  char chunk[65536];
+  while (text.size() <= kMaxSourceBytes &&
+         std::cin.read(chunk, sizeof chunk).gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(std::cin.gcount()));
   }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat("cannot read '", path, "': ", std::strerror(errno)));
+  if (text.size() > kMaxSourceBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot read standard input: more than the limit of ", kMaxSourceBytes, " bytes of code"));
   }
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
+  return text;
 }
 
 }  // namespace pyhost::cli

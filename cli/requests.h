@@ -40,7 +40,14 @@ absl::StatusOr<nlohmann::json> ParseJsonArgument(absl::string_view what, absl::s
 // A positive integer flag or field value.
 absl::StatusOr<int64_t> ParsePositive(absl::string_view what, absl::string_view text);
 
-// Reads a whole file, or standard input for "-".
+// The most code `pyhost exec FILE|-` and `pyhost call FILE` read: far above any
+// hand- or LLM-written program, low enough that a mistaken path (a log, a core dump)
+// is refused instead of compiled.
+inline constexpr size_t kMaxSourceBytes = 16 << 20;
+
+// Reads code from a regular file of at most kMaxSourceBytes (guards/user_file.h: not a
+// directory, device or FIFO), or from standard input for "-" (a pipe or a terminal,
+// as much as kMaxSourceBytes).
 absl::StatusOr<std::string> ReadSource(const std::string& path);
 
 }  // namespace pyhost::cli

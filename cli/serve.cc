@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <string>
@@ -88,12 +89,15 @@ json Register(Host& host, const json& id, const json& request) {
   return json{{"id", id}, {"ok", true}, {"name", *name}};
 }
 
-// A fixed set of threads running queued jobs; the destructor drains the queue.
+// A fixed set of threads running queued jobs; the destructor drains the queue. Post
+// blocks while the queue is full (kMaxQueuedRequests jobs waiting, or the jobs not
+// yet finished hold kMaxPendingRequestBytes): the reader's backpressure.
 class Workers {
  public:
   struct Job {
     json id;
     std::function<void()> run;
+    size_t bytes = 0;  // what the job holds until it finishes (its request's text)
   };
 
   explicit Workers(int count) {
@@ -108,6 +112,19 @@ class Workers {
   }
   void Post(Job job) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
+    struct Room {
+      Workers* w;
+      size_t bytes;
+    } room{this, job.bytes};
+    // One job is always admitted when nothing is pending, whatever its size.
+    mu_.Await(absl::Condition(
+        +[](Room* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->w->mu_) {
+          return r->w->pending_bytes_ == 0 ||
+                 (r->w->jobs_.size() < kMaxQueuedRequests &&
+                  r->w->pending_bytes_ + r->bytes <= kMaxPendingRequestBytes);
+        },
+        &room));
+    pending_bytes_ += job.bytes;
     jobs_.push_back(std::move(job));
   }
   // Waits until every job posted so far has finished.
@@ -123,7 +140,10 @@ class Workers {
   std::vector<json> Withdraw() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     std::vector<json> ids;
-    for (Job& job : jobs_) ids.push_back(std::move(job.id));
+    for (Job& job : jobs_) {
+      ids.push_back(std::move(job.id));
+      pending_bytes_ -= job.bytes;
+    }
     jobs_.clear();
     return ids;
   }
@@ -146,31 +166,72 @@ class Workers {
         ++running_;
       }
       job.run();
+      job.run = nullptr;  // what it captured (the request) is released before it counts as done
       absl::MutexLock lock(&mu_);
       --running_;
+      pending_bytes_ -= job.bytes;
     }
   }
 
   absl::Mutex mu_;
   std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of jobs queued or running
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
+
+enum class LineRead { kLine, kTooLong, kEnd };
+
+// Reads one line (without its '\n') of at most kMaxRequestLineBytes; a longer one is
+// read through to its end and dropped, never held whole.
+LineRead ReadLine(std::istream& in, std::string& line) {
+  line.clear();
+  std::streambuf* buffer = in.rdbuf();
+  bool too_long = false;
+  for (;;) {
+    int c = buffer->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      if (!too_long && line.empty()) return LineRead::kEnd;
+      break;  // a last line without '\n'
+    }
+    if (c == '\n') break;
+    if (too_long) continue;
+    if (line.size() == kMaxRequestLineBytes) {
+      too_long = true;
+      std::string().swap(line);  // release it now
+      continue;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  return too_long ? LineRead::kTooLong : LineRead::kLine;
+}
 
 }  // namespace
 
 int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
           std::function<bool()> stopping) {
   absl::Mutex out_mu;
+  // Once an answer cannot be written (the client closed its end), nothing more can
+  // be answered: reading stops and what was not started yet is not run.
+  std::atomic<bool> output_closed{false};
   auto answer = [&](const json& line) {
     std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
     absl::MutexLock lock(&out_mu);
     out << text << '\n' << std::flush;
+    if (!out) output_closed = true;
   };
   Workers pool(workers);
   std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
+  for (int64_t number = 1; !output_closed; ++number) {
+    LineRead read = ReadLine(in, line);
+    if (read == LineRead::kEnd) break;
+    if (read == LineRead::kTooLong) {
+      answer(ErrorAnswer(nullptr, "BadRequest",
+                         absl::StrCat("line ", number, " is longer than ", kMaxRequestLineBytes,
+                                      " bytes, the limit of one request; it was skipped")));
+      continue;
+    }
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     ServeLine parsed = ParseServeLine(line, number);
     if (!parsed.status.ok()) {
@@ -185,9 +246,13 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
       pool.Drain();  // requests read before it run against what they were sent for
       answer(Register(host, id, request));
     } else if (op_name == "exec" || op_name == "call") {
-      pool.Post({id, [&host, &answer, id, op_name, request = std::move(request)] {
+      size_t bytes = line.size();
+      pool.Post({id,
+                 [&host, &answer, &output_closed, id, op_name, request = std::move(request)] {
+                   if (output_closed) return;  // its answer could not be given
                    answer(op_name == "exec" ? Exec(host, id, request) : Call(host, id, request));
-                 }});
+                 },
+                 bytes});
     } else {
       answer(ErrorAnswer(id, "BadRequest",
                          op == request.end()
@@ -196,6 +261,7 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
                                             " (expected exec, call or register)")));
     }
   }
+  if (output_closed) return 1;
   if (stopping && stopping()) {
     for (const json& id : pool.Withdraw()) {
       answer(ErrorAnswer(id, "Interrupted", "the server was stopped before this request ran"));

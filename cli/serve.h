@@ -12,10 +12,18 @@
 // "error": {...}} and the server goes on. Returns (exit status 0) at end of input
 // once every request has been answered. When reading ends because `stopping()` holds
 // (a stop signal), requests not started yet are answered with an "Interrupted" error
-// instead of being run.
+// instead of being run. Once an answer cannot be written (the client closed its
+// end), reading stops, requests not started are not run, and it returns 1.
+//
+// Bounds: a line is at most kMaxRequestLineBytes (a longer one is skipped, never
+// held whole, and answered with a BadRequest naming its line number); the reader
+// stops reading while kMaxQueuedRequests requests wait for a worker or the requests
+// read but not yet answered hold kMaxPendingRequestBytes of text, so a client that
+// sends faster than requests complete is held back by the pipe, not by memory.
 #ifndef PYHOST_CLI_SERVE_H_
 #define PYHOST_CLI_SERVE_H_
 
+#include <cstddef>
 #include <functional>
 #include <istream>
 #include <ostream>
@@ -23,6 +31,10 @@
 #include "embed/host.h"
 
 namespace pyhost::cli {
+
+inline constexpr size_t kMaxRequestLineBytes = 16 << 20;
+inline constexpr size_t kMaxQueuedRequests = 64;
+inline constexpr size_t kMaxPendingRequestBytes = 64 << 20;
 
 int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
           std::function<bool()> stopping = nullptr);

@@ -2,6 +2,8 @@
 
 #include <marshal.h>
 
+#include <algorithm>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/json_convert.h"
@@ -20,36 +22,6 @@ void CheckEntered(Interpreter& interp) {
   PyThreadState* current = CurrentThreadStateOrNull();
   PYHOST_CHECK(current != nullptr && current->interp == interp.state(),
                "the executor runs with the GIL held in its interpreter");
-}
-
-// Sets the caps of both captures for this request.
-void ArmCaptures(Interpreter& interp, size_t max_output_bytes) {
-  auto limit = py::reinterpret_steal<py::object>(
-      PyLong_FromSize_t(max_output_bytes));
-  for (PyObject* capture : {interp.stdout_capture(), interp.stderr_capture()}) {
-    if (!limit || PyObject_SetAttrString(capture, "limit", limit.ptr()) != 0) {
-      PyErr_Clear();
-    }
-  }
-}
-
-// Moves what a capture holds into `out` (cheap when nothing was written).
-void TakeCapture(PyObject* capture, CapturedStream& out) {
-  auto size = py::reinterpret_steal<py::object>(PyObject_GetAttrString(capture, "size"));
-  auto truncated =
-      py::reinterpret_steal<py::object>(PyObject_GetAttrString(capture, "truncated"));
-  if (!size || !truncated) {
-    PyErr_Clear();
-    return;
-  }
-  if (PyLong_AsSsize_t(size.ptr()) == 0 && truncated.ptr() != Py_True) return;
-  auto taken = py::reinterpret_steal<py::object>(PyObject_CallMethod(capture, "take", nullptr));
-  if (!taken || !PyTuple_Check(taken.ptr()) || PyTuple_GET_SIZE(taken.ptr()) != 2) {
-    PyErr_Clear();
-    return;
-  }
-  out.text = DisplayText(PyTuple_GET_ITEM(taken.ptr(), 0));
-  out.truncated = PyTuple_GET_ITEM(taken.ptr(), 1) == Py_True;
 }
 
 // A str item of describe_error's dict, shown with what UTF-8 cannot encode escaped
@@ -133,9 +105,26 @@ py::object NewGlobals(Interpreter& interp, const char* name, const json& extra, 
   return globals;
 }
 
+// The SyntaxError python3 (3.12+, for a file) raises for a NUL byte, naming the file,
+// the line holding the first NUL and that line's text before it. Py_CompileString
+// itself would stop at the NUL.
+void SetNulByteError(absl::string_view source, size_t nul, const std::string& filename) {
+  size_t line_start = source.rfind('\n', nul);
+  line_start = line_start == absl::string_view::npos ? 0 : line_start + 1;
+  long line = 1 + static_cast<long>(std::count(source.begin(), source.begin() + nul, '\n'));
+  absl::string_view before = source.substr(line_start, nul - line_start);
+  auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
+      before.data(), static_cast<Py_ssize_t>(before.size()), "replace"));
+  auto args = py::reinterpret_steal<py::object>(
+      text ? Py_BuildValue("(s(slnO))", "source code cannot contain null bytes", filename.c_str(),
+                           line, PyUnicode_GET_LENGTH(text.ptr()) + 1, text.ptr())
+           : nullptr);
+  if (args) PyErr_SetObject(PyExc_SyntaxError, args.ptr());
+}
+
 py::object Compile(absl::string_view source, const std::string& filename) {
-  if (source.find('\0') != absl::string_view::npos) {
-    PyErr_SetString(PyExc_SyntaxError, "source code contains a NUL byte");
+  if (size_t nul = source.find('\0'); nul != absl::string_view::npos) {
+    SetNulByteError(source, nul, filename);
     return py::object();
   }
   std::string text(source);  // NUL-terminated for the compiler
@@ -143,22 +132,32 @@ py::object Compile(absl::string_view source, const std::string& filename) {
       Py_CompileString(text.c_str(), filename.c_str(), Py_file_input));
 }
 
-// `fn` bound to `globals` instead of its own (same code, defaults, name).
-py::object WithGlobals(PyObject* fn, PyObject* globals) {
-  if (!PyFunction_Check(fn) || PyFunction_GET_CLOSURE(fn) != nullptr) {
-    return py::reinterpret_borrow<py::object>(fn);
+// Whether `globals` binds exactly what `snapshot` does: the same keys to the same
+// objects, in the same order (what RestoreGlobals leaves). No hashing: a walk of both.
+bool SameBindings(PyObject* globals, PyObject* snapshot) {
+  if (PyDict_GET_SIZE(globals) != PyDict_GET_SIZE(snapshot)) return false;
+  Py_ssize_t i = 0, j = 0;
+  PyObject *key, *value, *their_key, *their_value;
+  while (PyDict_Next(snapshot, &i, &key, &value)) {
+    if (!PyDict_Next(globals, &j, &their_key, &their_value) || key != their_key ||
+        value != their_value) {
+      return false;
+    }
   }
-  auto copy = py::reinterpret_steal<py::object>(PyFunction_NewWithQualName(
-      PyFunction_GET_CODE(fn), globals,
-      reinterpret_cast<PyFunctionObject*>(fn)->func_qualname));
-  if (!copy) return copy;
-  PyObject* defaults = PyFunction_GET_DEFAULTS(fn);
-  PyObject* kwdefaults = PyFunction_GET_KW_DEFAULTS(fn);
-  if ((defaults != nullptr && PyFunction_SetDefaults(copy.ptr(), defaults) != 0) ||
-      (kwdefaults != nullptr && PyFunction_SetKwDefaults(copy.ptr(), kwdefaults) != 0)) {
-    return py::object();
-  }
-  return copy;
+  return true;
+}
+
+// Puts a resident tool's global bindings back as its module body left them. Every
+// function of the tool runs against the module's own globals (so a decorator's
+// wrapper, helpers and closures see what a call assigns while it runs); restoring them
+// is what keeps a call's globals from the next call. What the call assigned stays
+// alive until the bindings are restored: finalizers it triggers run after, and
+// whatever they assign is undone before the next call. No Python error pending.
+void RestoreGlobals(const ToolModule& module) {
+  if (SameBindings(module.globals, module.snapshot)) return;
+  auto assigned = py::reinterpret_steal<py::object>(PyDict_Copy(module.globals));
+  PyDict_Clear(module.globals);
+  if (!assigned || PyDict_Update(module.globals, module.snapshot) != 0) PyErr_Clear();
 }
 
 json Envelope(PyObject* returned) {
@@ -184,10 +183,10 @@ json ErrorEnvelope(const ExecError& error) {
 void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_output_bytes,
                 const json& extra_globals, ExecResult& result, Cancellation* cancellation) {
   CheckEntered(interp);
-  ArmCaptures(interp, max_output_bytes);
+  ArmOutputCaptures(interp.captures(), max_output_bytes);
   absl::Cleanup take_output = [&] {
-    TakeCapture(interp.stdout_capture(), result.stdout_stream);
-    TakeCapture(interp.stderr_capture(), result.stderr_stream);
+    TakeOutputCapture(interp.captures().out.ptr(), result.stdout_stream);
+    TakeOutputCapture(interp.captures().err.ptr(), result.stderr_stream);
     result.ok = !result.error.has_value();
   };
 
@@ -294,8 +293,13 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
                      absl::StrCat("tool '", tool.name, "' defines no run(args) function"),
                      0, "", "define `def run(args):` at the top level of the tool's source"};
   }
+  auto snapshot = py::reinterpret_steal<py::object>(PyDict_Copy(globals.ptr()));
+  if (!snapshot) {
+    return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
+  }
   out.run = interp.Adopt(py::reinterpret_borrow<py::object>(run));
   out.globals = interp.Adopt(std::move(globals));
+  out.snapshot = interp.Adopt(std::move(snapshot));
   return std::nullopt;
 }
 
@@ -303,10 +307,10 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
                  const json& args, bool isolate_globals, size_t max_output_bytes,
                  ToolCallResult& result, Cancellation* cancellation) {
   CheckEntered(interp);
-  ArmCaptures(interp, max_output_bytes);
+  ArmOutputCaptures(interp.captures(), max_output_bytes);
   absl::Cleanup take_output = [&] {
-    TakeCapture(interp.stdout_capture(), result.stdout_stream);
-    TakeCapture(interp.stderr_capture(), result.stderr_stream);
+    TakeOutputCapture(interp.captures().out.ptr(), result.stdout_stream);
+    TakeOutputCapture(interp.captures().err.ptr(), result.stderr_stream);
   };
   absl::StatusOr<py::object> py_args = JsonToPython(args);
   if (!py_args.ok()) {
@@ -314,34 +318,26 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
         ErrorEnvelope(ExecError{"ArgsError", absl::StrCat("args: ", py_args.status().message())});
     return;
   }
-  py::object globals;
-  py::object run = py::reinterpret_borrow<py::object>(module.run);
-  if (isolate_globals) {
-    globals = py::reinterpret_steal<py::object>(PyDict_Copy(module.globals));
-    if (globals) run = WithGlobals(module.run, globals.ptr());
-    if (!globals || !run) {
-      result.envelope = ErrorEnvelope(
-          ExecError{"HostError", std::string(StatusFromPythonError("globals").message())});
-      return;
-    }
+  if (isolate_globals) {  // what ran since the last call (frees objects: user code)
+    Cancellation::UserCode undoing(cancellation);
+    RestoreGlobals(module);
   }
   py::object returned;
   {
     Cancellation::UserCode running(cancellation);
-    returned = py::reinterpret_steal<py::object>(PyObject_CallOneArg(run.ptr(), py_args->ptr()));
+    returned = py::reinterpret_steal<py::object>(PyObject_CallOneArg(module.run, py_args->ptr()));
   }
-  if (!returned) {
+  if (returned) {
+    result.envelope = Envelope(returned.ptr());
+  } else {
     result.envelope = ErrorEnvelope(DescribePendingError(
-        interp, tool.filename, tool.source, py_args->ptr(),
-        globals ? globals.ptr() : module.globals, cancellation));
-    return;
+        interp, tool.filename, tool.source, py_args->ptr(), module.globals, cancellation));
   }
-  result.envelope = Envelope(returned.ptr());
-  // The copy's functions refer back to it; clear it so it is freed now, not by gc
-  // (finalizers: the code's).
-  if (globals) {
+  if (isolate_globals) {
+    // What the call assigned goes now (finalizers: the code's).
     Cancellation::UserCode finalizers(cancellation);
-    PyDict_Clear(globals.ptr());
+    returned = py::object();  // before the bindings go back: it may refer to them
+    RestoreGlobals(module);
   }
 }
 

@@ -43,9 +43,11 @@ struct CompiledTool {
   std::string marshaled_code;
 };
 
-// A tool module executed in one interpreter: its globals and its run function.
+// A tool module executed in one interpreter: its globals, a copy of them as the
+// module body left them, and its run function.
 struct ToolModule {
   PyObject* globals = nullptr;  // owned by the interpreter (Interpreter::Adopt)
+  PyObject* snapshot = nullptr;  // likewise; never reachable from Python
   PyObject* run = nullptr;
 };
 
@@ -59,8 +61,11 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
                                         const nlohmann::json& extra_globals, ToolModule& out,
                                         Cancellation* cancellation = nullptr);
 
-// Calls run(args) and builds the envelope. With isolate_globals, run() executes
-// against a copy of the module globals, so globals a call assigns do not persist.
+// Calls run(args) and builds the envelope. With isolate_globals, the module's global
+// bindings are put back as the module body left them after the call (and before it,
+// if anything changed them since): globals a call assigns do not persist, whichever
+// function of the tool assigns them (run, a decorator's wrapper, a helper, a
+// closure), while module state (objects mutated in place, module attributes) does.
 void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule& module,
                  const nlohmann::json& args, bool isolate_globals, size_t max_output_bytes,
                  ToolCallResult& result, Cancellation* cancellation = nullptr);

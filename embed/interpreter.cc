@@ -123,13 +123,17 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
       PyEval_EvalCode(code.ptr(), support_.ptr(), support_.ptr()));
   if (!ran) return StatusFromPythonError("running pyhost_support.py");
 
-  auto captures = py::reinterpret_steal<py::object>(PyObject_CallFunction(
-      PyDict_GetItemString(support_.ptr(), "install_capture"), "nn",
-      static_cast<Py_ssize_t>(config.max_output_bytes),
-      static_cast<Py_ssize_t>(config.max_output_bytes)));
-  if (!captures) return StatusFromPythonError("installing output capture");
-  stdout_capture_ = py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(captures.ptr(), 0));
-  stderr_capture_ = py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(captures.ptr(), 1));
+  absl::StatusOr<OutputCaptures> captures = InstallOutputCaptures(config.max_output_bytes);
+  if (!captures.ok()) return captures.status();
+  captures_ = *std::move(captures);
+  // Standard input at its end, as python3's with nothing to read (input() raises
+  // EOFError); never the host's descriptor 0.
+  auto stdin_stream = py::reinterpret_steal<py::object>(
+      PyObject_CallNoArgs(PyDict_GetItemString(support_.ptr(), "eof_stdin")));
+  if (!stdin_stream || PySys_SetObject("stdin", stdin_stream.ptr()) != 0 ||
+      PySys_SetObject("__stdin__", stdin_stream.ptr()) != 0) {
+    return StatusFromPythonError("installing standard input");
+  }
   describe_error_ = py::reinterpret_borrow<py::object>(
       PyDict_GetItemString(support_.ptr(), "describe_error"));
   // Before prewarming, so modules imported later find only the hardened functions.
@@ -153,6 +157,7 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
           StatusFromPythonError("import").message()));
     }
   }
+  ArmOutputCaptures(captures_, config.max_output_bytes);  // what prewarming printed (`this`)
   // Last, so that teardown restores the interpreter as requests found it.
   auto atexit = py::reinterpret_steal<py::object>(PyImport_ImportModule("atexit"));
   atexit_clear_ = atexit ? py::reinterpret_steal<py::object>(
@@ -275,8 +280,7 @@ Interpreter::~Interpreter() {
   builtins_snapshot_ = py::object();
   sys_dict_ = py::object();
   describe_error_ = py::object();
-  stdout_capture_ = py::object();
-  stderr_capture_ = py::object();
+  captures_ = OutputCaptures();
   support_ = py::object();
   builtins_ = py::object();
   {

@@ -40,6 +40,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "audit_hooks/sandbox.h"
+#include "embed/output_capture.h"
 
 namespace pyhost {
 
@@ -75,8 +76,8 @@ class Interpreter {
 
   // pyhost_support.py objects (borrowed; GIL held in this interpreter).
   PyObject* builtins() const { return builtins_.ptr(); }
-  PyObject* stdout_capture() const { return stdout_capture_.ptr(); }
-  PyObject* stderr_capture() const { return stderr_capture_.ptr(); }
+  // sys.stdout and sys.stderr (embed/output_capture.h).
+  const OutputCaptures& captures() const { return captures_; }
   PyObject* describe_error() const { return describe_error_.ptr(); }
 
   // Readies the interpreter for Py_EndInterpreter, with its Sandbox deactivated
@@ -114,8 +115,7 @@ class Interpreter {
 
   pybind11::object builtins_;
   pybind11::object support_;  // module dict of pyhost_support.py
-  pybind11::object stdout_capture_;
-  pybind11::object stderr_capture_;
+  OutputCaptures captures_;
   pybind11::object describe_error_;
   std::vector<pybind11::object> adopted_;
   // Taken at creation, before any request: the genuine atexit._clear (code can

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <pybind11/pytypes.h>
 // types.SimpleNamespace, a static type (its attributes cannot be changed by the code).
@@ -55,19 +56,20 @@ enum class Kind {
   kImportCheck,     // the meta-path finder's check(name)
   kGetAddrInfo,     // remembers the addresses an allowed name resolved to
   kSetlocale,       // locale.setlocale: queries and no-ops only (the locale is process-wide)
-  kProcessStart,    // starts a process without an audit event: by Policy::processes
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
   kSleep,           // time.sleep: woken early by a Cancellation (embed/cancellation.h)
   kFcntl,           // fcntl.fcntl: F_DUPFD makes a descriptor (counted, the code's)
   kFdStat,          // os.fstat: python3's EBADF for a number the code closed (Sandbox::Bury)
-  kOpenAt,          // os.open: its descriptor is the code's; dir_fd is judged (see below)
   kAuditHook,       // sys.addaudithook: not under an enforcing policy
   kTimeZone,        // time.tzset/mktime: they read the process's TZ, not os.environ's
   kGettextQuery,    // locale.textdomain & co.: queries only (the domain is process-wide)
   kSetDefaultTimeout,  // socket.setdefaulttimeout: this interpreter's own default
   kGetDefaultTimeout,  // socket.getdefaulttimeout: this interpreter's own default
+  kOsOpen,          // os.open: a dir_fd is handed to the "open" audit rule
+  kChildFds,        // _posixsubprocess.fork_exec: the child gets only the code's descriptors
+  kSpawn,           // os.posix_spawn[p]: file actions only on the code's descriptors and paths
 };
 
 struct Guard {
@@ -162,9 +164,7 @@ bool LocaleUnchanged(int category, const std::string& value) {
   return true;
 }
 
-std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
-  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
-  PyObject* value = PyTuple_GET_ITEM(args, i);
+std::optional<int> IntValue(PyObject* value) {
   if (!PyLong_Check(value)) return std::nullopt;
   int overflow = 0;
   long v = PyLong_AsLongAndOverflow(value, &overflow);
@@ -188,69 +188,9 @@ std::optional<std::string> TextArg(PyObject* args, Py_ssize_t i) {
   return std::string(text, static_cast<size_t>(size));
 }
 
-// For os.open(path, flags, mode=0o777, *, dir_fd=None): when dir_fd names a
-// descriptor and path is relative, copies of the arguments that open
-// "/proc/self/fd/<dir_fd>/<path>" (the same file, also for O_CREAT) without dir_fd,
-// and the path as given in `*original_path`. Otherwise the arguments themselves.
-// False with a Python error (a path or dir_fd of the wrong type).
-bool PathRelativeToDirFd(PyObject* args, PyObject* kwargs, py::object* new_args,
-                         py::object* new_kwargs, py::object* original_path) {
-  PyObject* dir_fd = kwargs != nullptr ? PyDict_GetItemString(kwargs, "dir_fd") : nullptr;
-  if (dir_fd == nullptr || dir_fd == Py_None) return true;
-  auto number = py::reinterpret_steal<py::object>(PyNumber_Index(dir_fd));
-  if (!number) return false;
-  int overflow = 0;
-  long fd = PyLong_AsLongAndOverflow(number.ptr(), &overflow);
-  // AT_FDCWD and other negatives: the working directory, or the original's error.
-  if (overflow != 0 || fd < 0 || fd > INT_MAX || fcntl(static_cast<int>(fd), F_GETFD) == -1) return true;
-  const bool positional = PyTuple_GET_SIZE(args) > 0;
-  PyObject* given = positional ? PyTuple_GET_ITEM(args, 0) : PyDict_GetItemString(kwargs, "path");
-  if (given == nullptr) return true;  // the original reports the missing argument
-  auto path = py::reinterpret_steal<py::object>(PyOS_FSPath(given));
-  if (!path) return false;
-  // The prefix in the path's own type: str paths may hold any (surrogate-escaped) text.
-  const bool bytes = PyBytes_Check(path.ptr());
-  const Py_ssize_t size = bytes ? PyBytes_GET_SIZE(path.ptr()) : PyUnicode_GetLength(path.ptr());
-  const int first = size == 0 ? 0 : bytes ? static_cast<unsigned char>(PyBytes_AS_STRING(path.ptr())[0])
-                                          : static_cast<int>(PyUnicode_ReadChar(path.ptr(), 0));
-  if (size == 0 || first == '/') return true;
-  std::string prefix = absl::StrCat("/proc/self/fd/", fd, "/");
-  auto head = py::reinterpret_steal<py::object>(
-      bytes ? PyBytes_FromStringAndSize(prefix.data(), static_cast<Py_ssize_t>(prefix.size()))
-            : PyUnicode_FromStringAndSize(prefix.data(), static_cast<Py_ssize_t>(prefix.size())));
-  auto rewritten = py::reinterpret_steal<py::object>(head ? PyNumber_Add(head.ptr(), path.ptr()) : nullptr);
-  auto copy = py::reinterpret_steal<py::object>(PyDict_Copy(kwargs));
-  if (!rewritten || !copy || PyDict_DelItemString(copy.ptr(), "dir_fd") != 0) return false;
-  if (positional) {
-    const Py_ssize_t n = PyTuple_GET_SIZE(args);
-    auto tuple = py::reinterpret_steal<py::object>(PyTuple_New(n));
-    if (!tuple) return false;
-    for (Py_ssize_t i = 0; i < n; ++i) {
-      PyTuple_SET_ITEM(tuple.ptr(), i, Py_NewRef(i == 0 ? rewritten.ptr() : PyTuple_GET_ITEM(args, i)));
-    }
-    *new_args = std::move(tuple);
-  } else if (PyDict_SetItemString(copy.ptr(), "path", rewritten.ptr()) != 0) {
-    return false;
-  }
-  *new_kwargs = std::move(copy);
-  *original_path = py::reinterpret_borrow<py::object>(given);
-  return true;
-}
-
-// An OSError from the rewritten call names the path the code gave, as python3's does.
-void RestoreFilename(PyObject* path) {
-  if (!PyErr_ExceptionMatches(PyExc_OSError)) return;
-  PyObject *type, *value, *traceback;
-  PyErr_Fetch(&type, &value, &traceback);
-  PyErr_NormalizeException(&type, &value, &traceback);
-  // Only the system call's errors name a file (a policy's denial names no filename).
-  auto named = py::reinterpret_steal<py::object>(
-      value != nullptr ? PyObject_GetAttrString(value, "filename") : nullptr);
-  if (named && named.ptr() != Py_None && PyObject_SetAttrString(value, "filename", path) != 0) {
-    PyErr_Clear();
-  }
-  PyErr_Clear();
-  PyErr_Restore(type, value, traceback);
+std::optional<int> IntArg(PyObject* args, Py_ssize_t i) {
+  if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= i) return std::nullopt;
+  return IntValue(PyTuple_GET_ITEM(args, i));
 }
 
 void RecordFds(Sandbox& sandbox, PyObject* result) {
@@ -328,7 +268,107 @@ PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
 }
 
 bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name);
-bool GuardCreatedBuiltin(const std::string& name, PyObject* module);
+
+// -1 or a descriptor the code opened; an int exactly (anything else could answer
+// the check and the call differently).
+bool ChildMayGet(Sandbox& sandbox, PyObject* value) {
+  if (value == nullptr || !PyLong_CheckExact(value)) return false;
+  int overflow = 0;
+  long fd = PyLong_AsLongAndOverflow(value, &overflow);
+  return overflow == 0 && (fd == -1 || (fd >= 0 && fd <= INT_MAX && sandbox.OwnsFd(static_cast<int>(fd))));
+}
+
+// os.open(path, flags, mode=0o777, *, dir_fd=None) with a dir_fd. Its "open" audit
+// event does not carry the dir_fd, so the guard announces it to the hook for the path
+// object it passes on, having made every argument a plain object first: no code of
+// the caller's (__fspath__, __index__) runs between the announcement and the event.
+PyObject* OsOpenAt(const Guard& guard, Sandbox& sandbox, PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"path", "flags", "mode", "dir_fd", nullptr};
+  PyObject *path = nullptr, *flags = nullptr, *mode = nullptr, *dir_fd = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$O:open", const_cast<char**>(keywords),
+                                   &path, &flags, &mode, &dir_fd)) {
+    return nullptr;
+  }
+  auto plain_path = py::reinterpret_steal<py::object>(PyOS_FSPath(path));
+  auto plain_flags = py::reinterpret_steal<py::object>(plain_path ? PyNumber_Index(flags) : nullptr);
+  auto plain_mode = py::reinterpret_steal<py::object>(
+      !plain_flags ? nullptr : mode != nullptr ? PyNumber_Index(mode) : PyLong_FromLong(0777));
+  auto plain_dir_fd = py::reinterpret_steal<py::object>(plain_mode ? PyNumber_Index(dir_fd) : nullptr);
+  if (!plain_dir_fd) return nullptr;
+  auto plain_args = py::reinterpret_steal<py::object>(
+      PyTuple_Pack(3, plain_path.ptr(), plain_flags.ptr(), plain_mode.ptr()));
+  auto plain_kwargs = py::reinterpret_steal<py::object>(PyDict_New());
+  if (!plain_args || !plain_kwargs ||
+      PyDict_SetItemString(plain_kwargs.ptr(), "dir_fd", plain_dir_fd.ptr()) != 0) {
+    return nullptr;
+  }
+  std::optional<int> fd = IntValue(plain_dir_fd.ptr());
+  sandbox.ExpectOpenAt(plain_path.ptr(), fd.value_or(-1));
+  PyObject* result = CallOriginal(guard, plain_args.ptr(), plain_kwargs.ptr());
+  sandbox.ExpectOpenAt(nullptr, -1);
+  if (result != nullptr) RecordFds(sandbox, result);
+  return result;
+}
+
+// What a path argument names, as the bytes the kernel gets (str: the filesystem
+// encoding, as posixmodule does). nullopt with a Python error set.
+std::optional<std::string> PathBytes(PyObject* path) {
+  auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(path));
+  auto bytes = py::reinterpret_steal<py::object>(
+      !fspath ? nullptr
+      : PyBytes_Check(fspath.ptr()) ? Py_NewRef(fspath.ptr())
+                                    : PyUnicode_EncodeFSDefault(fspath.ptr()));
+  if (!bytes) return std::nullopt;
+  return std::string(PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr())));
+}
+
+// os.posix_spawn[p](..., file_actions=[...]): the actions run in the child, which
+// holds copies of the host's descriptors until it execs. Each is copied as plain
+// values, checked (DUP2: the code's descriptor; OPEN: a path judged as an open
+// here), and the copies are what the original gets. Null with an error if refused.
+py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* actions) {
+  auto items = py::reinterpret_steal<py::object>(PySequence_Tuple(actions));
+  auto checked = py::reinterpret_steal<py::object>(items ? PyList_New(0) : nullptr);
+  if (!checked) return py::object();
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items.ptr()); ++i) {
+    auto action = py::reinterpret_steal<py::object>(PySequence_Tuple(PyTuple_GET_ITEM(items.ptr(), i)));
+    if (!action) return py::object();
+    Py_ssize_t size = PyTuple_GET_SIZE(action.ptr());
+    std::vector<py::object> plain;
+    for (Py_ssize_t j = 0; j < size; ++j) {
+      PyObject* item = PyTuple_GET_ITEM(action.ptr(), j);
+      // (OPEN, fd, path, flags, mode): the path stays a path; everything else an int.
+      plain.push_back(py::reinterpret_steal<py::object>(
+          j == 2 && size == 5 ? PyOS_FSPath(item) : PyNumber_Index(item)));
+      if (!plain.back()) return py::object();
+    }
+    std::optional<int> tag = size > 0 ? IntValue(plain[0].ptr()) : std::nullopt;
+    if (tag == 0 && size == 5) {  // POSIX_SPAWN_OPEN
+      std::optional<std::string> path = PathBytes(plain[2].ptr());
+      std::optional<int> flags = IntValue(plain[3].ptr());
+      if (!path || !flags) return py::object();
+      bool writes = (*flags & O_ACCMODE) != O_RDONLY || (*flags & (O_CREAT | O_TRUNC | O_APPEND)) != 0;
+      if (sandbox.JudgePath(*path, writes ? Sandbox::FileAccess::kWrite : Sandbox::FileAccess::kRead) !=
+          Sandbox::PathVerdict::kAllowed) {
+        SetPermissionError(guard, absl::StrCat("file_actions may not open '", *path,
+                                               "' (outside the policy's paths, or a host descriptor)"));
+        return py::object();
+      }
+    } else if (tag == 2 && size == 3 && !ChildMayGet(sandbox, plain[1].ptr())) {  // POSIX_SPAWN_DUP2
+      SetPermissionError(guard, "file_actions may only dup2 a descriptor the code opened itself");
+      return py::object();
+    }
+    auto tuple = py::reinterpret_steal<py::object>(PyTuple_New(size));
+    if (!tuple) return py::object();
+    for (Py_ssize_t j = 0; j < size; ++j) PyTuple_SET_ITEM(tuple.ptr(), j, plain[j].release().ptr());
+    if (PyList_Append(checked.ptr(), tuple.ptr()) != 0) return py::object();
+  }
+  return checked;
+}
+
+// Hardens a builtin module that is not loaded at interpreter creation when importlib
+// creates it (below, after Hardener). Error: a Python error is set.
+absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module);
 
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   Guard* guard = GuardOf(self);
@@ -399,21 +439,6 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         if (!(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
       }
       PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && active) RecordFds(*sandbox, result);
-      return result;
-    }
-    case Kind::kOpenAt: {
-      // The "open" event of os.open(path, flags, mode, *, dir_fd) names the path but
-      // not dir_fd, so the audit hook would judge a relative path against the working
-      // directory. The same file is /proc/self/fd/<dir_fd>/<path>: that is opened and
-      // judged instead.
-      py::object call_args = py::reinterpret_borrow<py::object>(args);
-      py::object call_kwargs = py::reinterpret_borrow<py::object>(kwargs);
-      py::object path;
-      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
-      if (active && !PathRelativeToDirFd(args, kwargs, &call_args, &call_kwargs, &path)) return nullptr;
-      PyObject* result = PyObject_Call(guard->original.ptr(), call_args.ptr(), call_kwargs.ptr());
-      if (result == nullptr && path) RestoreFilename(path.ptr());
       if (result != nullptr && active) RecordFds(*sandbox, result);
       return result;
     }
@@ -499,13 +524,13 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       }
       auto frozen_spec = py::reinterpret_steal<py::object>(_PyNamespace_New(checked.ptr()));
       if (!frozen_spec) return nullptr;
-      PyObject* created = PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr());
-      if (created != nullptr && guard->kind == Kind::kCreateBuiltin && module &&
-          !GuardCreatedBuiltin(*module, created)) {
-        Py_DECREF(created);
+      auto created = py::reinterpret_steal<py::object>(
+          PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr()));
+      if (created && sandbox != nullptr && guard->kind == Kind::kCreateBuiltin && module &&
+          !HardenCreatedModule(*sandbox, *module, created).ok()) {
         return nullptr;
       }
-      return created;
+      return created.release().ptr();
     }
     case Kind::kExecBuiltin:
     case Kind::kExecDynamic: {
@@ -635,14 +660,6 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (*own < 0) Py_RETURN_NONE;
       return PyFloat_FromDouble(*own);
     }
-    case Kind::kProcessStart:
-      if (active && !sandbox->policy().processes) {
-        std::string message = absl::StrCat(guard->name, " denied by pyhost policy '",
-                                           sandbox->policy().name, "': processes are not allowed");
-        PyErr_SetString(PyExc_PermissionError, message.c_str());
-        return nullptr;
-      }
-      return CallOriginal(*guard, args, kwargs);
     case Kind::kOpen: {
       // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
       // audit event names `file`, but an opener may hand back any descriptor.
@@ -677,6 +694,46 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         return nullptr;
       }
       return InterruptibleSleep(PyTuple_GET_ITEM(args, 0));
+
+    }
+    case Kind::kOsOpen: {
+      PyObject* dir_fd = kwargs != nullptr ? PyDict_GetItemString(kwargs, "dir_fd") : nullptr;
+      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
+      if (active && dir_fd != nullptr && dir_fd != Py_None) return OsOpenAt(*guard, *sandbox, args, kwargs);
+      PyObject* result = CallOriginal(*guard, args, kwargs);
+      if (result != nullptr && active) RecordFds(*sandbox, result);
+      return result;
+    }
+    case Kind::kChildFds: {
+      // fork_exec(args, executable_list, close_fds, pass_fds, cwd, env, p2cread,
+      // p2cwrite, c2pread, c2pwrite, errread, errwrite, errpipe_read, errpipe_write,
+      // ...): the child keeps pass_fds and errpipe_write and gets p2cread, c2pwrite
+      // and errwrite as its 0, 1 and 2. The other ends are the parent's, closed in the
+      // child. subprocess's own audit event ("subprocess.Popen") is not raised when
+      // fork_exec is called directly: the policy's process rule is applied here too.
+      if (!active) return CallOriginal(*guard, args, kwargs);
+      if (!sandbox->policy().processes) return SetPermissionError(*guard, "processes are not allowed");
+      bool plain = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 13 &&
+                   (kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0) &&
+                   PyTuple_CheckExact(PyTuple_GET_ITEM(args, 3));
+      for (Py_ssize_t i : {6, 9, 11, 13}) plain = plain && ChildMayGet(*sandbox, PyTuple_GET_ITEM(args, i));
+      PyObject* pass_fds = plain ? PyTuple_GET_ITEM(args, 3) : nullptr;
+      for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(pass_fds); ++i) {
+        plain = ChildMayGet(*sandbox, PyTuple_GET_ITEM(pass_fds, i));
+      }
+      if (!plain) {
+        return SetPermissionError(*guard, "a child process gets only descriptors the code opened "
+                                          "itself (not the host's)");
+      }
+      return CallOriginal(*guard, args, kwargs);
+    }
+    case Kind::kSpawn: {
+      PyObject* actions = kwargs != nullptr ? PyDict_GetItemString(kwargs, "file_actions") : nullptr;
+      if (!active || actions == nullptr || actions == Py_None) return CallOriginal(*guard, args, kwargs);
+      py::object checked = CheckedFileActions(*guard, *sandbox, actions);
+      auto copy = py::reinterpret_steal<py::object>(checked ? PyDict_Copy(kwargs) : nullptr);
+      if (!copy || PyDict_SetItemString(copy.ptr(), "file_actions", checked.ptr()) != 0) return nullptr;
+      return CallOriginal(*guard, args, copy.ptr());
     }
     case Kind::kGetAddrInfo: {
       PyObject* result = CallOriginal(*guard, args, kwargs);
@@ -740,21 +797,6 @@ py::object MakeGuard(Kind kind, const std::string& name, py::object original,
   return py::reinterpret_steal<py::object>(PyCFunction_NewEx(def, state.ptr(), module_name.ptr()));
 }
 
-// Builtin modules guarded whenever one is made, rather than preloaded and sealed, so
-// that importing them stays the import gate's to decide: _posixsubprocess.fork_exec
-// starts programs (subprocess calls it after its own "subprocess.Popen" event; called
-// directly it raises none). False with a Python error on failure.
-bool GuardCreatedBuiltin(const std::string& name, PyObject* module) {
-  if (name != "_posixsubprocess") return true;
-  auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module, "fork_exec"));
-  if (!original) {
-    PyErr_Clear();
-    return true;
-  }
-  py::object guard = MakeGuard(Kind::kProcessStart, "_posixsubprocess.fork_exec", original);
-  return guard && PyObject_SetAttrString(module, "fork_exec", guard.ptr()) == 0;
-}
-
 class Hardener {
  public:
   explicit Hardener(Sandbox& sandbox) : sandbox_(sandbox) {}
@@ -765,14 +807,16 @@ class Hardener {
     return Module(std::move(module), module_name);
   }
 
-  // `seal`: the module is never to be created again (hardened at interpreter
-  // creation); modules hardened as they are executed are not sealed.
-  absl::Status Module(py::object module, const char* module_name, bool seal = true) {
+  // `seal`: kAll, the module is never to be created or executed again (hardened at
+  // interpreter creation); kName, a module importlib has created but not executed
+  // yet; kNone, modules hardened as they are executed (re-hardened each time).
+  enum class Seal { kAll, kName, kNone };
+  absl::Status Module(py::object module, const char* module_name, Seal seal = Seal::kAll) {
     module_ = std::move(module);
     module_name_ = module_name;
-    if (seal) {
-      sandbox_.Seal(module_name,
-                    PyModule_Check(module_.ptr()) ? PyModule_GetDef(module_.ptr()) : nullptr);
+    if (seal != Seal::kNone) {
+      sandbox_.Seal(module_name, seal == Seal::kAll && PyModule_Check(module_.ptr())
+                                     ? PyModule_GetDef(module_.ptr()) : nullptr);
     }
     PyErr_Clear();
     return absl::OkStatus();
@@ -892,6 +936,19 @@ absl::Status GuardEpollIn(PyObject* select) {
   return absl::OkStatus();
 }
 
+absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module) {
+  // _posixsubprocess: loading it at creation would put it in sys.modules, where
+  // importlib's own __import__ finds it without asking the import gate. Hardened here,
+  // its name is sealed: it cannot be created again unhardened. (Executing it, next,
+  // adds no functions: it is not sealed against that.)
+  if (name != "_posixsubprocess") return absl::OkStatus();
+  Hardener h(sandbox);
+  if (absl::Status s = h.Module(module, "_posixsubprocess", Hardener::Seal::kName); !s.ok()) return s;
+  absl::Status replaced = h.Replace("fork_exec", Kind::kChildFds);
+  if (!replaced.ok()) PyErr_SetString(PyExc_RuntimeError, std::string(replaced.message()).c_str());
+  return replaced;
+}
+
 #define PYHOST_RETURN_IF_ERROR(expr)        \
   do {                                      \
     if (absl::Status _s = (expr); !_s.ok()) \
@@ -906,7 +963,7 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
     status = GuardSqliteModule(module);
   } else if (strcmp(name, "fcntl") == 0) {
     Hardener h(sandbox);
-    status = h.Module(py::reinterpret_borrow<py::object>(module), "fcntl", /*seal=*/false);
+    status = h.Module(py::reinterpret_borrow<py::object>(module), "fcntl", Hardener::Seal::kNone);
     if (status.ok()) status = h.Replace("fcntl", Kind::kFcntl);
   }
   if (status.ok()) return true;
@@ -938,11 +995,13 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
                                       Kind::kWaitChild, "os"));
   PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"fstat", "fstatvfs", "isatty"}, Kind::kFdStat, "os"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpenAt, "os"));
+  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOsOpen, "os"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd",
                                        "pidfd_open"},
                                       Kind::kFdCreate, "os"));
+  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"posix_spawn", "posix_spawnp"}, Kind::kSpawn, "os"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
+
 
   PYHOST_RETURN_IF_ERROR(h.Module("time"));
   PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));

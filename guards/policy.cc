@@ -1,8 +1,6 @@
 #include "guards/policy.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -11,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bindings/json_text.h"
+#include "guards/user_file.h"
 
 namespace pyhost {
 namespace {
@@ -324,11 +323,10 @@ absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path) {
   if (!absl::StrContains(name_or_path, '/') && !absl::EndsWith(name_or_path, ".json")) {
     return NamedPolicy(name_or_path);
   }
-  std::ifstream file{std::string(name_or_path)};
-  if (!file) return absl::NotFoundError(absl::StrCat("cannot read policy file '", name_or_path, "'"));
-  std::stringstream text;
-  text << file.rdbuf();
-  JsonText doc = ReadJsonText(text.str());
+  absl::StatusOr<std::string> text =
+      ReadUserFile(std::string(name_or_path), kMaxPolicyFileBytes, "policy file");
+  if (!text.ok()) return text.status();
+  JsonText doc = ReadJsonText(*text);
   if (doc.problem != JsonText::kNone) {
     return absl::InvalidArgumentError(absl::StrCat("policy file '", name_or_path, "'",
                                                    doc.problem == JsonText::kSyntax ? " is " : ": ",

@@ -15,6 +15,7 @@
 #ifndef PYHOST_GUARDS_POLICY_H_
 #define PYHOST_GUARDS_POLICY_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,8 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name);
 absl::StatusOr<Policy> PolicyFromJson(const nlohmann::json& json);
 
 // A profile name, or a path to a JSON policy file (anything containing '/' or ending
-// in ".json").
+// in ".json"): a regular file of at most kMaxPolicyFileBytes (guards/user_file.h).
+inline constexpr size_t kMaxPolicyFileBytes = 1 << 20;
 absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path);
 
 // Host pattern matching, case-insensitive, trailing dots ignored.

@@ -1,4 +1,5 @@
-# pyhost's helpers inside every interpreter: output capture and error description.
+# pyhost's helpers inside every interpreter: policy plumbing and error description
+# (the output capture is C: embed/output_capture.h).
 #
 # Loaded by embed/interpreter.cc into a module object that is NOT put in sys.modules,
 # when the interpreter is created (off the request path). The C++ side keeps the
@@ -12,81 +13,6 @@ import difflib
 import io
 import os
 import sys
-
-class Capture:
-    """A sys.stdout/sys.stderr replacement that keeps at most `limit` UTF-8 bytes."""
-
-    __slots__ = ("parts", "size", "limit", "truncated")
-    encoding = "utf-8"
-    errors = "strict"
-    newlines = None
-
-    def __init__(self, limit):
-        self.parts = []
-        self.size = 0
-        self.limit = limit
-        self.truncated = False
-
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError(
-                "write() argument must be str, not " + type(text).__name__)
-        data = text.encode("utf-8", "surrogatepass")
-        room = self.limit - self.size
-        if len(data) > room:
-            self.truncated = True
-            room = max(room, 0)
-            while room > 0 and (data[room] & 0xC0) == 0x80:
-                room -= 1  # cut before the character that would not fit whole
-            data = data[:room]
-        if data:
-            self.parts.append(data)
-            self.size += len(data)
-        return len(text)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def take(self):
-        """Returns (text, truncated) and empties the capture."""
-        text = b"".join(self.parts).decode("utf-8", "replace")
-        truncated = self.truncated
-        self.parts = []
-        self.size = 0
-        self.truncated = False
-        return text, truncated
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
-
-    def writable(self):
-        return True
-
-    def readable(self):
-        return False
-
-    def seekable(self):
-        return False
-
-    def fileno(self):
-        raise io.UnsupportedOperation("captured stream has no file descriptor")
-
-    @property
-    def closed(self):
-        return False
-
-
-def install_capture(stdout_limit, stderr_limit):
-    """Replaces the interpreter's standard streams; returns (stdout, stderr)."""
-    out, err = Capture(stdout_limit), Capture(stderr_limit)
-    sys.stdout = sys.__stdout__ = out
-    sys.stderr = sys.__stderr__ = err
-    sys.stdin = sys.__stdin__ = eof_stdin()
-    return out, err
 
 
 def eof_stdin():
@@ -194,6 +120,8 @@ def _hint(exc, args, namespace):
         return "a value is None here: check what the function or lookup before it returned"
     if isinstance(exc, IndentationError):
         return "indent blocks consistently (4 spaces), and do not mix tabs and spaces"
+    if isinstance(exc, SyntaxError) and "null bytes" in (exc.msg or ""):
+        return "the code contains a NUL character: remove it (in a string, write it as '\\0')"
     if isinstance(exc, SyntaxError):
         return "check brackets, quotes, colons and commas on or just before this line"
     if isinstance(exc, ZeroDivisionError):

@@ -6,20 +6,25 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -1320,6 +1325,731 @@ TEST_F(ServeTest, CallsSentBeforeReRegisterRunTheOldSource) {
   std::map<std::string, json> answers = AnswersById(run);
   ASSERT_EQ(answers.size(), 22u) << run.Describe();
   for (int n = 0; n < 20; ++n) EXPECT_EQ(answers[std::to_string(n)]["data"], "v1") << n;
+}
+
+// ---------------------------------------------------------------------------------
+// Issue 7, the command's items: files a user names (9, 17), serve's read-ahead (13),
+// the protocol descriptors (14), output caps (16) and the small ones (17).
+
+// Files a user names are read only if they are regular files of bounded size; the
+// error names the path and why, and nothing blocks or grows without end.
+INSTANTIATE_TEST_SUITE_P(
+    UserFiles, UsageErrorTest,
+    ::testing::Values(
+        UsageCase{"ExecDirectory", {"exec", "/usr"}, "cannot read '/usr': a directory, not a regular file"},
+        UsageCase{"CallDirectory", {"call", "/usr"}, "cannot read '/usr': a directory"},
+        UsageCase{"ExecDevZero", {"exec", "/dev/zero"}, "'/dev/zero': a character device, not a regular file"},
+        UsageCase{"CallDevZero", {"call", "/dev/zero"}, "'/dev/zero': a character device"},
+        UsageCase{"PolicyDevZero", {"exec", "--policy", "/dev/zero", "-c", "1"},
+                  "cannot read policy file '/dev/zero': a character device, not a regular file"},
+        UsageCase{"PolicyDirectory", {"exec", "--policy", "/usr/", "-c", "1"},
+                  "cannot read policy file '/usr/': a directory"},
+        UsageCase{"CallPolicyDevZero", {"call", "x.py", "--policy", "/dev/zero"},
+                  "policy file '/dev/zero': a character device"},
+        // A flag the command does not know is unknown, also when no value follows it.
+        UsageCase{"ServeUnknownFlagLast", {"serve", "--zzz"}, "serve: unknown flag --zzz"},
+        UsageCase{"ExecUnknownFlagLast", {"exec", "-c", "1", "--zzz"}, "exec: unknown flag --zzz"},
+        UsageCase{"CallUnknownFlagLast", {"call", "x.py", "--zzz"}, "call: unknown flag --zzz"},
+        UsageCase{"ServeKnownFlagWithoutValue", {"serve", "--workers"}, "--workers needs a value"}),
+    [](const ::testing::TestParamInfo<UsageCase>& info) { return info.param.name; });
+
+TEST_F(UsageTest, FifoIsRefusedWithoutBlocking) {
+  std::string fifo = dir_.PathOf("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"exec", fifo}, {"call", fifo},
+        {"exec", "--policy", fifo, "-c", "1"}}) {
+    Outcome run = RunPyhost(args, "", std::chrono::seconds(10));
+    EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+    EXPECT_THAT(run.err, HasSubstr("'" + fifo + "': a FIFO, not a regular file")) << run.Describe();
+  }
+}
+
+TEST_F(UsageTest, OversizedFilesAreRefused) {
+  std::string code = dir_.PathOf("big.py"), policy = dir_.PathOf("big.json");
+  // Sparse files: their size is what counts, and nothing of them is read.
+  ASSERT_EQ(::truncate(dir_.Write("big.py", "").c_str(), (16 << 20) + 1), 0);
+  ASSERT_EQ(::truncate(dir_.Write("big.json", "").c_str(), (1 << 20) + 1), 0);
+  Outcome run = RunPyhost({"exec", code});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("'" + code + "': larger than the limit of 16777216 bytes"));
+  run = RunPyhost({"exec", "--policy", policy, "-c", "1"});
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("policy file '" + policy + "': larger than the limit of 1048576 bytes"));
+  run = RunPyhost({"exec", "-"}, std::string((16 << 20) + 1, '#'));
+  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
+  EXPECT_THAT(run.err, HasSubstr("standard input: more than the limit of 16777216 bytes"));
+}
+
+TEST_F(UsageTest, CodeAndPolicyAtTheLimitsAreRead) {
+  std::string code = "result = 1\n" + std::string((16 << 20) - 11, '#');
+  Outcome run = RunPyhost({"exec", dir_.Write("max.py", code)});
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::string policy = R"({"extends": "yolo"})";
+  policy += std::string((1 << 20) - policy.size(), ' ');
+  run = RunPyhost({"exec", "--policy", dir_.Write("max.json", policy), "-c", "result = 2"});
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  EXPECT_EQ(OnlyJson(run)["result"], 2);
+}
+
+// In serve, a request's "policy" path is a file the client named: the same rules,
+// as an answer (the server goes on).
+TEST_F(ServeTest, PolicyPathsThatAreNotRegularFilesAreRefused) {
+  std::string fifo = dir_.PathOf("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  std::vector<json> requests;
+  int id = 0;
+  for (const std::string& path : {std::string("/dev/zero"), fifo, std::string("/usr/")}) {
+    requests.push_back({{"id", ++id}, {"op", "exec"}, {"code", "result = 1"}, {"policy", path}});
+    requests.push_back({{"id", ++id}, {"op", "register"}, {"name", "t"}, {"policy", path},
+                        {"source", "def run(args):\n    return 1\n"}});
+  }
+  requests.push_back({{"id", ++id}, {"op", "exec"}, {"code", "result = 'still here'"}});
+  Outcome run = RunPyhost({"serve"}, Lines(requests), std::chrono::seconds(20));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), static_cast<size_t>(id)) << run.Describe();
+  for (int n = 1; n < id; ++n) {
+    const json& answer = answers[std::to_string(n)];
+    EXPECT_EQ(answer["ok"], false) << answer.dump();
+    EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not a regular file"))
+        << answer.dump();
+  }
+  EXPECT_EQ(answers[std::to_string(id)]["result"], "still here");
+}
+
+// A NUL byte in code is python3's SyntaxError for it, with the snippet's file and line.
+TEST_F(ExecTest, NulByteIsASyntaxErrorWithFileAndLine) {
+  Outcome run = RunPyhost({"exec", dir_.Write("nul.py", std::string("x = 1\ny = 2\0\nz = 3\n", 18))});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json error = OnlyJson(run)["error"];
+  EXPECT_EQ(error["type"], "SyntaxError") << error.dump();
+  EXPECT_EQ(error["message"], "source code cannot contain null bytes") << error.dump();
+  EXPECT_EQ(error["line"], 2) << error.dump();
+  EXPECT_EQ(error["traceback"],
+            "  File \"<code>\", line 2\n    y = 2\nSyntaxError: source code cannot contain null bytes")
+      << error.dump();
+}
+
+// What prewarming prints is not any request's output.
+TEST_F(ServeTest, PrewarmOutputIsDiscarded) {
+  std::vector<json> requests;
+  for (int n = 0; n < 6; ++n) requests.push_back({{"id", n}, {"op", "exec"}, {"code", "result = 1"}});
+  requests.push_back({{"id", "r"}, {"op", "register"}, {"name", "t"},
+                      {"source", "def run(args):\n    return 1\n"}});
+  requests.push_back({{"id", "c"}, {"op", "call"}, {"name", "t"}});
+  Outcome run = RunPyhost({"serve", "--prewarm", "this,json", "--pool-size", "2"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  for (const auto& [id, answer] : answers) {
+    if (id == "\"r\"") continue;
+    EXPECT_EQ(answer["stdout"], "") << id << ": " << answer.dump();
+  }
+  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("Beautiful is better")));
+}
+
+// Globals a resident call assigns do not persist, whichever function of the tool
+// assigns them: run itself, a decorated run (a closure), a helper, a closure's body.
+// Module state mutated in place still persists.
+TEST_F(ServeTest, ResidentCallsDoNotKeepGlobalsAnyFunctionAssigns) {
+  const std::string tools[] = {
+      // a decorated run: functools.wraps returns a closure around the real run
+      "import functools\n"
+      "count = 0\n"
+      "def deco(f):\n"
+      "    @functools.wraps(f)\n"
+      "    def wrapper(args):\n"
+      "        return f(args)\n"
+      "    return wrapper\n"
+      "@deco\n"
+      "def run(args):\n"
+      "    global count\n"
+      "    count += 1\n"
+      "    return count\n",
+      // a helper function assigning a global
+      "count = 0\n"
+      "def bump():\n"
+      "    global count\n"
+      "    count += 1\n"
+      "    return count\n"
+      "def run(args):\n"
+      "    return bump()\n",
+      // run is a closure made by a factory, assigning a global and a new one
+      "count = 0\n"
+      "def make(step):\n"
+      "    def run(args):\n"
+      "        global count, added\n"
+      "        count += step\n"
+      "        added = globals().get('added', 0) + 1\n"
+      "        return count * 10 + added\n"
+      "    return run\n"
+      "run = make(1)\n",
+  };
+  int id = 0;
+  std::vector<json> requests;
+  for (size_t t = 0; t < std::size(tools); ++t) {
+    std::string name = "t" + std::to_string(t);
+    requests.push_back({{"id", ++id}, {"op", "register"}, {"name", name}, {"source", tools[t]},
+                        {"isolation", "tool"}});
+    for (int call = 0; call < 3; ++call) requests.push_back({{"id", ++id}, {"op", "call"}, {"name", name}});
+  }
+  requests.push_back({{"id", ++id}, {"op", "register"}, {"name", "state"}, {"isolation", "tool"},
+                      {"source", "cache = []\ndef run(args):\n    cache.append(1)\n    return len(cache)\n"}});
+  for (int call = 0; call < 3; ++call) requests.push_back({{"id", ++id}, {"op", "call"}, {"name", "state"}});
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  const json expected[] = {1, 1, 11};
+  for (size_t t = 0; t < std::size(tools); ++t) {
+    for (int call = 0; call < 3; ++call) {
+      const json& answer = answers[std::to_string(t * 4 + 2 + call)];
+      EXPECT_EQ(answer["data"], expected[t]) << "tool " << t << " call " << call << ": " << answer.dump();
+    }
+  }
+  for (int call = 0; call < 3; ++call) {
+    EXPECT_EQ(answers[std::to_string(id - 2 + call)]["data"], call + 1);  // persists
+  }
+}
+
+// The issue's reproducers of the output caps, end to end.
+TEST_F(ExecTest, OutputCapIsOutOfTheCodesReach) {
+  Outcome run = RunPyhost({"exec", "--max-output-bytes", "1000", "-c",
+                           "import sys\ntry:\n    sys.stdout.limit = 10**12\nexcept AttributeError:\n"
+                           "    pass\nprint('x' * 8_000_000)"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["stdout"], std::string(1000, 'x'));
+  EXPECT_EQ(answer["stdout_truncated"], true);
+  run = RunPyhost({"exec", "--max-output-bytes", "5", "-c", "print('é' * 10)"});
+  EXPECT_EQ(OnlyJson(run)["stdout"], "éé");
+  run = RunPyhost({"exec", "-c", "import sys\nsys.stdout.buffer.write(b'raw\\n')"});
+  EXPECT_EQ(OnlyJson(run)["stdout"], "raw\n");
+}
+
+// Resident snippets and resident tools: a replaced sys.stdout does not silence the
+// executions and calls after it.
+TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"isolation", "tool"},
+       {"code", "import sys\nsys.stdout = None\nsys.stderr = None"}},
+      {{"id", 2}, {"op", "exec"}, {"isolation", "tool"}, {"code", "import sys\nprint('hello')\nprint('e', file=sys.stderr)"}},
+      {{"id", 3}, {"op", "register"}, {"name", "t"}, {"isolation", "tool"},
+       {"source", "import sys\ndef run(args):\n    print('call', args['n'])\n    sys.stdout = None\n    return 1\n"}},
+      {{"id", 4}, {"op", "call"}, {"name", "t"}, {"args", {{"n", 1}}}},
+      {{"id", 5}, {"op", "call"}, {"name", "t"}, {"args", {{"n", 2}}}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), requests.size()) << run.Describe();
+  EXPECT_EQ(answers["2"]["stdout"], "hello\n") << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["stderr"], "e\n") << answers["2"].dump();
+  EXPECT_EQ(answers["4"]["stdout"], "call 1\n") << answers["4"].dump();
+  EXPECT_EQ(answers["5"]["stdout"], "call 2\n") << answers["5"].dump();
+}
+
+// `pyhost serve ARGS...` fed by one thread and read by others while the test watches
+// it from outside (its pid, its memory): for what RunPyhost's all-at-once cannot see.
+class ServeProcess {
+ public:
+  // With `stdout_path`, the answers go to that file instead of a pipe.
+  explicit ServeProcess(const std::vector<std::string>& args, const std::string& stdout_path = "") {
+    Pipe in = Pipe::Make(), out = Pipe::Make(), err = Pipe::Make();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in.read.get(), STDIN_FILENO);
+    if (stdout_path.empty()) {
+      posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
+                                       O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    }
+    posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
+    std::vector<std::string> argv_strings = {PYHOST_BINARY, "serve"};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : argv_strings) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    int spawned = ::posix_spawn(&pid, PYHOST_BINARY, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) {
+      ADD_FAILURE() << "posix_spawn: " << std::strerror(spawned);
+      return;
+    }
+    child_.set_pid(pid);
+    in_ = std::move(in.write);
+    readers_.emplace_back([this, fd = std::move(out.read)] { Drain(fd.get(), out_); });
+    readers_.emplace_back([this, fd = std::move(err.read)] { Drain(fd.get(), err_); });
+  }
+  ~ServeProcess() {
+    child_.Kill();  // still running only if the test failed: unblocks the threads
+    CloseInput();
+    for (std::thread& thread : readers_) thread.join();
+  }
+
+  pid_t pid() const { return child_.pid(); }
+
+  // Writes `input` from a thread, with blocking writes; written() is the progress.
+  void Feed(std::string input) {
+    writer_ = std::thread([this, input = std::move(input)] {
+      size_t done = 0;
+      while (done < input.size()) {
+        // In pieces: one blocking write of everything would only return at the end.
+        ssize_t n = ::write(in_.get(), input.data() + done, std::min<size_t>(input.size() - done, 65536));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+        written_ = done;
+      }
+      feed_done_ = true;
+    });
+  }
+  size_t written() const { return written_; }
+
+  // Waits until the writer is done or has made no progress for `quiet` (the server
+  // stopped reading); false if neither happened within `limit`.
+  bool WaitUntilWriterDoneOrStalled(std::chrono::milliseconds quiet, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    size_t last = written_;
+    auto last_change = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (feed_done_) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (written_ != last) {
+        last = written_;
+        last_change = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - last_change >= quiet) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Waits until stdout holds `lines` lines; false after `limit`.
+  bool WaitForLines(size_t lines, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (CountLines(out_) >= lines) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  // A field of /proc/<pid>/status in kB (VmRSS, VmHWM), or -1.
+  int64_t StatusKb(const std::string& field) const {
+    std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+    }
+    return -1;
+  }
+
+  // Ends the input once the writer is done and waits for the exit (killing the
+  // server after `limit`).
+  Outcome Finish(std::chrono::seconds limit) {
+    if (writer_.joinable()) writer_.join();
+    CloseInput();
+    Outcome outcome;
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid(), &status, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (done == 0) {
+      outcome.timed_out = true;
+      child_.Kill();
+      status = child_.Wait();
+    } else {
+      child_.set_pid(-1);
+    }
+    for (std::thread& thread : readers_) thread.join();
+    readers_.clear();
+    outcome.exited = WIFEXITED(status);
+    outcome.exit_code = outcome.exited ? WEXITSTATUS(status) : -1;
+    outcome.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    outcome.out = out_;
+    outcome.err = err_;
+    return outcome;
+  }
+
+ private:
+  void CloseInput() {
+    if (writer_.joinable()) writer_.join();
+    in_.Close();
+  }
+  void Drain(int fd, std::string& sink) {
+    char buffer[65536];
+    for (;;) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      sink.append(buffer, static_cast<size_t>(n));
+    }
+  }
+
+  Child child_;
+  Fd in_;
+  std::thread writer_;
+  std::atomic<size_t> written_{0};
+  std::atomic<bool> feed_done_{false};
+  std::vector<std::thread> readers_;
+  std::mutex mu_;
+  std::string out_, err_;
+};
+
+// Serve reads ahead of what it can answer only so far: with one slow request running
+// and thousands of 100 KB requests sent, the client is held back by the pipe and the
+// server's memory stays bounded; every request is still answered exactly once.
+TEST_F(ServeTest, ReadAheadIsBoundedWhileASlowRequestRuns) {
+  const std::string marker = dir_.PathOf("go");
+  constexpr int kCalls = 3000;
+  const std::string pad(100 * 1000, 'p');
+  std::string input = Lines({
+      {{"id", "r"}, {"op", "register"}, {"name", "size"}, {"isolation", "tool"},
+       {"source", "def run(args):\n    return len(args['pad'])\n"}},
+      {{"id", "slow"}, {"op", "exec"},
+       {"code", "import os, time\nwhile not os.path.exists(" + json(marker).dump() +
+                    "):\n    time.sleep(0.01)\nresult = 'done'"}},
+  });
+  for (int n = 0; n < kCalls; ++n) {
+    input += json({{"id", n}, {"op", "call"}, {"name", "size"}, {"args", {{"pad", pad}}}}).dump() + "\n";
+  }
+  ServeProcess serve({"--workers", "1", "--pool-size", "1"});
+  serve.Feed(input);
+  ASSERT_TRUE(serve.WaitUntilWriterDoneOrStalled(std::chrono::seconds(2), std::chrono::seconds(120)));
+  int64_t rss_kb = serve.StatusKb("VmRSS");
+  size_t written = serve.written();
+  dir_.Write("go", "");
+  Outcome run = serve.Finish(std::chrono::seconds(300));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  // Unbounded, the server held all 300 MB of requests by now (and ~25 MB bounded).
+  EXPECT_GT(rss_kb, 0);
+  EXPECT_LT(rss_kb, 100 * 1024) << "the server read ahead without bound";
+  EXPECT_LT(written, input.size() / 2) << "the client was never held back";
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), static_cast<size_t>(kCalls + 2)) << run.Describe().substr(0, 2000);
+  EXPECT_EQ(answers["\"slow\""]["result"], "done");
+  for (int n = 0; n < kCalls; ++n) {
+    ASSERT_EQ(answers[std::to_string(n)]["data"], 100000) << n;
+  }
+}
+
+// A line longer than one request may be is skipped without being held whole, and
+// answered with an error naming its line; the server goes on.
+TEST_F(ServeTest, OverlongLineIsSkippedWithAnErrorAnswer) {
+  std::string input = "{\"id\": 1, \"op\": \"exec\", \"code\": \"" + std::string(64 << 20, 'x') + "\"}\n";
+  input += Lines({{{"id", 2}, {"op", "exec"}, {"code", "result = 'after'"}}});
+  ServeProcess serve({"--pool-size", "1"});
+  serve.Feed(input);
+  ASSERT_TRUE(serve.WaitForLines(2, std::chrono::seconds(120)));
+  int64_t peak_kb = serve.StatusKb("VmHWM");
+  Outcome run = serve.Finish(std::chrono::seconds(60));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe().substr(0, 2000);
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 2u) << run.Describe().substr(0, 2000);
+  const json& skipped = answers["null"];
+  EXPECT_EQ(skipped["error"]["type"], "BadRequest") << skipped.dump();
+  EXPECT_EQ(skipped["error"]["message"],
+            "line 1 is longer than 16777216 bytes, the limit of one request; it was skipped");
+  EXPECT_EQ(answers["2"]["result"], "after");
+  // Held whole, the 64 MB line alone would have raised the peak past this.
+  EXPECT_GT(peak_kb, 0);
+  EXPECT_LT(peak_kb, 120 * 1024) << "peak RSS in kB";
+}
+
+// --- Protocol descriptors (issue 7, item 14) ----------------------------------------
+
+// Python that tries every way found to reach the host's descriptors by a path: the
+// /proc/self/fd family, /dev/fd and /dev/std*, symlinks the code makes to them, a
+// dir_fd on /proc, the parent's (the client's) descriptors for the same pipes, and a
+// dir_fd whose relative path a checker resolving against the cwd would misjudge.
+// Reached ones are written to (a forged answer for id 2) or read from (stealing
+// requests); result: what was reached.
+constexpr char kReopenHostDescriptors[] = R"PY(
+import os, threading
+FORGED = b'{"id": 2, "ok": true, "forged": true}\n'
+pid, tid, ppid = os.getpid(), threading.get_native_id(), os.getppid()
+host = set()
+for n in range(64):
+    try:
+        st = os.fstat(n)
+        host.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+owned = set()
+def dir_fd(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    owned.add(fd)
+    return fd
+os.symlink('/proc', WORK_DIR + '/p')
+# A directory as deep as the cwd, so that "../" * depth + WORK_DIR/x names WORK_DIR/x
+# from the cwd but WORK_DIR/WORK_DIR/x from that directory.
+depth = len([part for part in os.getcwd().split('/') if part])
+deep = WORK_DIR + '/d' * max(depth, 1)
+os.makedirs(deep)
+os.makedirs(WORK_DIR + WORK_DIR)
+bases = [(dir_fd(base), base, rel) for base, rel in
+         [('/proc/self/fd', '{n}'), ('/proc', 'self/fd/{n}'), ('/', 'proc/self/fd/{n}'),
+          (WORK_DIR, 'p/self/fd/{n}'),
+          (deep, '../' * max(depth, 1) + WORK_DIR.lstrip('/') + '/x{n}')]]
+reached, stolen = [], []
+def attempt(path, n=None, at=None, foreign=False):
+    for flags in (os.O_WRONLY, os.O_RDONLY):
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=at)
+        except OSError:  # refused (PermissionError), or nothing there
+            continue
+        try:
+            st = os.fstat(fd)
+            if foreign and (st.st_dev, st.st_ino) not in host:
+                continue  # another process's own file, not one of the host's
+            reached.append(path if at is None else '%s (dir_fd)' % path)
+            try:
+                if flags == os.O_WRONLY:
+                    os.write(fd, FORGED)
+                else:
+                    stolen.append(os.read(fd, 65536).decode(errors='replace'))
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+for n in range(64):
+    if n in owned:
+        continue
+    for path in ['/proc/self/fd/%d', '/proc/thread-self/fd/%d', '/proc/%d/fd/%%d' % pid,
+                 '/proc/%d/task/%d/fd/%%d' % (pid, tid), '/proc/%d/fd/%%d' % tid, '/dev/fd/%d',
+                 '/proc/self/fd/../fd/%d', '//proc/./self//fd/%d', WORK_DIR + '/p/self/fd/%d']:
+        attempt(path % n)
+    os.symlink('/proc/self/fd/%d' % n, WORK_DIR + '/l%d' % n)
+    attempt(WORK_DIR + '/l%d' % n)
+    os.symlink('p/self/fd/%d' % n, WORK_DIR + '/r%d' % n)
+    attempt(WORK_DIR + '/r%d' % n)
+    os.symlink('/proc/self/fd/%d' % n, WORK_DIR + WORK_DIR + '/x%d' % n)
+    for at, base, rel in bases:
+        if at is not None:
+            attempt(rel.format(n=n), at=at)
+    attempt('/proc/%d/fd/%d' % (ppid, n), foreign=True)
+for path in ['/dev/stdin', '/dev/stdout', '/dev/stderr']:
+    attempt(path)
+result = {'reached': sorted(set(reached)), 'stolen': stolen}
+)PY";
+
+class ProtocolDescriptorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() { ::signal(SIGPIPE, SIG_IGN); }
+};
+
+// Whatever the policy (yolo included: protecting the host is not a policy rule),
+// code cannot reopen serve's protocol descriptors, or any other descriptor the host
+// holds, by a path: no forged answer arrives, no request is stolen.
+TEST_P(ProtocolDescriptorTest, HostDescriptorsCannotBeReopenedByPath) {
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"policy", GetParam()}, {"code", kReopenHostDescriptors}},
+      {{"id", 2}, {"op", "exec"}, {"code", "result = 'genuine'"}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(120));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(CountLines(run.out), 2u) << run.Describe();
+  ASSERT_EQ(answers["1"]["ok"], true) << answers["1"].dump();
+  EXPECT_EQ(answers["1"]["result"]["reached"], json::array()) << answers["1"].dump();
+  EXPECT_EQ(answers["1"]["result"]["stolen"], json::array()) << answers["1"].dump();
+  EXPECT_FALSE(answers["2"].contains("forged")) << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["result"], "genuine") << answers["2"].dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, ProtocolDescriptorTest, ::testing::Values("yolo", "strict"),
+                         [](const auto& info) { return info.param; });
+
+// Where processes are allowed (yolo), a child cannot be handed a host descriptor:
+// as its stdout (subprocess), in pass_fds, or through posix_spawn's file actions.
+TEST_F(ServeTest, ChildProcessesAreNotHandedHostDescriptors) {
+  constexpr char kCode[] = R"PY(
+import os, subprocess
+FORGED = '{"id": 2, "ok": true, "forged": true}'
+refused, ran = [], []
+def attempt(label, call):
+    try:
+        call()
+        ran.append(label)
+    except PermissionError:
+        refused.append(label)
+def is_open(n):
+    try:
+        os.fstat(n)
+        return True
+    except OSError:
+        return False
+host_fds = [n for n in range(64) if is_open(n)]  # the code has opened nothing yet
+for n in host_fds:
+    attempt('stdout=%d' % n, lambda: subprocess.run(['/bin/sh', '-c', 'echo ' + repr(FORGED)], stdout=n, stderr=subprocess.DEVNULL))
+    attempt('stdin=%d' % n, lambda: subprocess.run(['/bin/true'], stdin=n))
+    attempt('pass_fds=%d' % n, lambda: subprocess.run(['/bin/sh', '-c', 'echo %s >&%d' % (repr(FORGED), n)], pass_fds=[n], stderr=subprocess.DEVNULL))
+    attempt('spawn dup2 %d' % n, lambda: os.waitpid(os.posix_spawn('/bin/sh', ['sh', '-c', 'echo ' + repr(FORGED)], {}, file_actions=[(os.POSIX_SPAWN_DUP2, n, 1)]), 0))
+    attempt('spawn open %d' % n, lambda: os.waitpid(os.posix_spawn('/bin/sh', ['sh', '-c', 'echo ' + repr(FORGED)], {}, file_actions=[(os.POSIX_SPAWN_OPEN, 1, '/proc/self/fd/%d' % n, os.O_WRONLY, 0)]), 0))
+# What the code made itself still works.
+r, w = os.pipe()
+subprocess.run(['/bin/sh', '-c', 'echo mine >&%d' % w], pass_fds=[w])
+os.close(w)
+own = os.read(r, 100).decode()
+out = subprocess.run(['/bin/echo', 'captured'], capture_output=True).stdout.decode()
+result = {'ran': ran, 'refused': len(refused) == 5 * len(host_fds), 'own': own, 'out': out}
+)PY";
+  std::vector<json> requests = {
+      {{"id", 1}, {"op", "exec"}, {"policy", "yolo"}, {"code", kCode}},
+      {{"id", 2}, {"op", "exec"}, {"code", "result = 'genuine'"}},
+  };
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(120));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  ASSERT_EQ(CountLines(run.out), 2u) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  const json& result = answers["1"]["result"];
+  EXPECT_EQ(result["ran"], json::array()) << answers["1"].dump();
+  EXPECT_EQ(result["refused"], true) << answers["1"].dump();
+  EXPECT_EQ(result["own"], "mine\n") << answers["1"].dump();
+  EXPECT_EQ(result["out"], "captured\n") << answers["1"].dump();
+  EXPECT_EQ(answers["2"]["result"], "genuine") << answers["2"].dump();
+}
+
+// Answers going to a regular file (pyhost serve > answers.jsonl): the file cannot be
+// opened, truncated or linked by its name, nor its descriptor mapped, to forge or
+// corrupt answers, under yolo too.
+TEST_F(ServeTest, AnswersFileCannotBeReachedByNameOrMapping) {
+  const std::string answers_path = dir_.PathOf("answers.jsonl");
+  constexpr char kCode[] = R"PY(
+import mmap, os
+FORGED = b'{"id": 9, "ok": true, "forged": true}\n'
+path = args['answers']
+fds = [n for n in range(64) if os.path.exists('/proc/self/fd/%d' % n) and
+       os.readlink('/proc/self/fd/%d' % n) == path]
+reached = []
+def attempt(how, act):
+    try:
+        act()
+        reached.append(how)
+    except PermissionError:
+        pass  # refused
+    except OSError:
+        pass  # not possible here anyway (a link across file systems)
+def link_then_append():
+    os.link(path, WORK_DIR + '/hard')
+    with open(WORK_DIR + '/hard', 'ab') as f:
+        f.write(FORGED)
+def symlink_then_append():
+    os.symlink(path, WORK_DIR + '/soft')
+    with open(WORK_DIR + '/soft', 'ab') as f:
+        f.write(FORGED)
+attempt('append by name', lambda: open(path, 'ab').write(FORGED))
+attempt('overwrite by name', lambda: open(path, 'r+b').write(b'X'))
+attempt('read by name', lambda: open(path, 'rb').read())
+attempt('truncate by name', lambda: os.truncate(path, 0))
+attempt('hard link', link_then_append)
+attempt('symlink', symlink_then_append)
+for n in fds:
+    attempt('mmap %d' % n, lambda: mmap.mmap(n, os.fstat(n).st_size, access=mmap.ACCESS_WRITE).write(b'X'))
+result = {'found': len(fds) > 0, 'reached': reached}
+)PY";
+  ServeProcess serve({"--workers", "1"}, answers_path);
+  serve.Feed(Lines({
+      {{"id", 1}, {"op", "exec"}, {"code", "result = 'first'"}},
+      {{"id", 2}, {"op", "exec"}, {"policy", "yolo"}, {"args", {{"answers", answers_path}}}, {"code", kCode}},
+      {{"id", 3}, {"op", "exec"}, {"code", "result = 'last'"}},
+  }));
+  Outcome run = serve.Finish(std::chrono::seconds(60));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::ifstream file(answers_path);
+  run.out.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  ASSERT_EQ(CountLines(run.out), 3u) << run.out.substr(0, 3000);
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 3u) << run.out.substr(0, 3000);
+  EXPECT_EQ(answers["1"]["result"], "first");
+  EXPECT_EQ(answers["2"]["result"]["found"], true) << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["result"]["reached"], json::array()) << answers["2"].dump();
+  EXPECT_EQ(answers["3"]["result"], "last");
+}
+
+// A dir_fd is where a relative path starts, for the policy's file rules too: judged
+// against the cwd instead, a path that names WORK_DIR/x from the cwd reached a file
+// outside the roots from a directory deep inside WORK_DIR (read and removed here).
+// dir_fd use inside the roots (shutil.rmtree, os.open/mkdir/rename with dir_fd) works.
+TEST_F(ExecTest, DirFdPathsAreJudgedFromTheirDirectory) {
+  std::string canary = dir_.Write("canary.txt", "host secret");
+  constexpr char kCode[] = R"PY(
+import os, shutil
+outcome = {}
+def attempt(name, act):
+    try:
+        outcome[name] = act()
+    except PermissionError:
+        outcome[name] = 'denied'
+depth = max(len([part for part in os.getcwd().split('/') if part]), 1)
+deep = WORK_DIR + '/d' * depth
+os.makedirs(deep)
+os.makedirs(WORK_DIR + WORK_DIR)
+os.symlink(os.path.dirname(args['canary']), WORK_DIR + WORK_DIR + '/host')
+# From the cwd this is WORK_DIR/host/canary.txt (nothing there, inside the roots);
+# from `deep` it is WORK_DIR + WORK_DIR/host/canary.txt: the host's file.
+rel = '../' * depth + WORK_DIR.lstrip('/') + '/host/' + os.path.basename(args['canary'])
+d = os.open(deep, os.O_RDONLY)
+attempt('read', lambda: os.read(os.open(rel, os.O_RDONLY, dir_fd=d), 100).decode())
+attempt('remove', lambda: os.remove(rel, dir_fd=d))
+attempt('rename', lambda: os.rename(rel, WORK_DIR + '/stolen', src_dir_fd=d))
+attempt('link', lambda: os.link(rel, WORK_DIR + '/linked', src_dir_fd=d))
+w = os.open(WORK_DIR, os.O_RDONLY)
+os.mkdir('tree', dir_fd=w)
+os.makedirs(WORK_DIR + '/tree/a/b')
+os.close(os.open('tree/a/b/f', os.O_CREAT | os.O_WRONLY, dir_fd=w))
+os.rename('tree/a/b/f', 'tree/g', src_dir_fd=w, dst_dir_fd=w)
+shutil.rmtree(WORK_DIR + '/tree')
+outcome['inside'] = sorted(os.listdir(WORK_DIR))
+result = outcome
+)PY";
+  Outcome run = RunPyhost({"exec", "--args", json({{"canary", canary}}).dump(), "-c", kCode});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json result = OnlyJson(run)["result"];
+  EXPECT_EQ(result["read"], "denied") << result.dump();
+  EXPECT_EQ(result["remove"], "denied") << result.dump();
+  EXPECT_EQ(result["rename"], "denied") << result.dump();
+  EXPECT_EQ(result["link"], "denied") << result.dump();
+  EXPECT_EQ(result["inside"], json({"d", "dev"})) << result.dump();
+  std::ifstream still(canary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(still), std::istreambuf_iterator<char>()),
+            "host secret");
+}
+
+// _posixsubprocess.fork_exec raises no audit event of its own (subprocess.Popen
+// does): called directly, it obeys the policy's process rule too.
+TEST_F(ExecTest, ForkExecCalledDirectlyObeysTheProcessRule) {
+  std::string canary = dir_.PathOf("spawned");
+  constexpr char kCode[] = R"PY(
+import os, _posixsubprocess
+r, w = os.pipe()
+pid = _posixsubprocess.fork_exec(
+    [b'/bin/sh', b'-c', ('touch ' + args['canary']).encode()], [b'/bin/sh'], True, (w,), None,
+    None, -1, -1, -1, -1, -1, -1, r, w, False, False, -1, None, None, None, -1, None, False)
+os.waitpid(pid, 0)
+)PY";
+  Outcome run = RunPyhost({"exec", "--policy", dir_.Write("p.json", R"({"extends": "yolo", "processes": false})"),
+                           "--args", json({{"canary", canary}}).dump(), "-c", kCode});
+  ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json error = OnlyJson(run)["error"];
+  EXPECT_EQ(error["type"], "PermissionError") << error.dump();
+  EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("processes are not allowed"));
+  EXPECT_FALSE(std::filesystem::exists(canary));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "guards/policy.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -181,6 +183,28 @@ TEST(PolicyTest, PolicyFileTooDeepOrWithIntegersPast64BitsIsAClearError) {
   EXPECT_THAT(std::string(LoadPolicy(path).status().message()),
               HasSubstr("'limits.timeout_ms' must be a positive integer up to 9223372036854775807"));
   std::remove(path.c_str());
+}
+
+// A policy path is read only if it is a regular file of at most kMaxPolicyFileBytes:
+// /dev/zero would grow memory without end, a FIFO would block, a directory reads empty.
+TEST(PolicyTest, LoadPolicyReadsOnlyBoundedRegularFiles) {
+  for (const char* path : {"/dev/zero", "/usr/", "/dev/null"}) {
+    absl::StatusOr<Policy> loaded = LoadPolicy(path);
+    EXPECT_TRUE(absl::IsInvalidArgument(loaded.status())) << path << ": " << loaded.status();
+    EXPECT_THAT(std::string(loaded.status().message()),
+                HasSubstr(std::string("policy file '") + path + "': "))
+        << loaded.status();
+    EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("not a regular file"));
+  }
+  std::string fifo = ::testing::TempDir() + "/policy_test_fifo.json";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(std::string(LoadPolicy(fifo).status().message()), HasSubstr("a FIFO, not a regular file"));
+  std::remove(fifo.c_str());
+  std::string big = ::testing::TempDir() + "/policy_test_big.json";
+  std::ofstream(big) << R"({"extends": "strict"})" << std::string(kMaxPolicyFileBytes, ' ');
+  EXPECT_THAT(std::string(LoadPolicy(big).status().message()), HasSubstr("larger than the limit of 1048576 bytes"));
+  std::remove(big.c_str());
 }
 
 TEST(HostPatternTest, Seed000Semantics) {
