@@ -107,6 +107,9 @@ Resolved Resolve(absl::string_view path, absl::string_view base = "",
     std::string next = absl::StrCat(current, "/", name);
     struct stat st;
     if (lstat(next.c_str(), &st) != 0) {
+      // An fd directory's entry that is not there now can be by the open that
+      // follows (another thread of the host opens one): judged as the host's.
+      if (host_link && FdDirectoryOwner(current) > 0) return {std::move(next), true};
       current = std::move(next);
       for (; !todo.empty(); todo.pop_back()) absl::StrAppend(&current, "/", todo.back());
       break;
@@ -360,20 +363,28 @@ bool SetTooManyFiles(const std::string& why) {
   return false;
 }
 
-}  // namespace
-
-bool Sandbox::CheckProcessDescriptors() {
-  // Descriptors are handed out lowest first: a free one near the top of the table
-  // means the table is not nearly full (two system calls, no scan).
+// Whether some descriptor among the top `top` of the table is free. Descriptors are
+// handed out lowest first: a free one near the top means the table is not nearly
+// full (two system calls, no scan).
+bool FreeAtTop(int top) {
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || Placeholder() < 0) return true;
   rlim_t soft = std::min<rlim_t>(limit.rlim_cur, rlim_t{1} << 20);
-  if (soft <= static_cast<rlim_t>(2 * kFreeDescriptorFloor)) return true;
-  int probe = fcntl(Placeholder(), F_DUPFD_CLOEXEC, static_cast<int>(soft - kFreeDescriptorFloor));
-  if (probe >= 0) {
-    close(probe);
-    return true;
-  }
+  if (soft <= static_cast<rlim_t>(2 * top)) return true;
+  int probe = fcntl(Placeholder(), F_DUPFD_CLOEXEC, static_cast<int>(soft - top));
+  if (probe < 0) return false;
+  close(probe);
+  return true;
+}
+
+}  // namespace
+
+bool Sandbox::DescriptorsScarce() {
+  return !FreeAtTop(kFreeDescriptorFloor + static_cast<int>(kMaxOpenDescriptors));
+}
+
+bool Sandbox::CheckProcessDescriptors() {
+  if (FreeAtTop(kFreeDescriptorFloor)) return true;
   return SetTooManyFiles(absl::StrCat("the host process keeps ", kFreeDescriptorFloor,
                                       " descriptors free for itself"));
 }

@@ -109,6 +109,10 @@ class Sandbox {
   // free at the top of the table. Raises OSError(EMFILE) when not.
   static bool CheckProcessDescriptors();
   static constexpr int kFreeDescriptorFloor = 128;
+  // Whether the process is short of descriptors: fewer than one execution's cap free
+  // above the floor (interpreters holding descriptors are then torn down at once).
+  // Any thread; no GIL.
+  static bool DescriptorsScarce();
   bool OwnsFd(int fd) const;
   // A file or socket object of the code holds this descriptor: wrapping its number in
   // a second object (open(fd), socket(fileno=fd)) is refused, since the first one's

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "audit_hooks/sandbox.h"
 #include "embed/check.h"
 #include "embed/runtime.h"
 #include "embed/thread_state.h"
@@ -203,7 +204,9 @@ InterpreterPool::Busy::~Busy() {
 }
 
 void InterpreterPool::Retire(std::unique_ptr<Interpreter> interpreter) {
-  const bool urgent = interpreter->MayRunThreads();
+  // Torn down at once, not when requests are idle: threads would keep the GIL, and
+  // descriptors it holds would keep the next executions short of them.
+  const bool urgent = interpreter->MayRunThreads() || Sandbox::DescriptorsScarce();
   absl::MutexLock lock(&state_->mu);
   if (urgent) {
     state_->retired.push_front(std::move(interpreter));

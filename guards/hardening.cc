@@ -712,7 +712,12 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       // child. subprocess's own audit event ("subprocess.Popen") is not raised when
       // fork_exec is called directly: the policy's process rule is applied here too.
       if (!active) return CallOriginal(*guard, args, kwargs);
-      if (!sandbox->policy().processes) return SetPermissionError(*guard, "processes are not allowed");
+      if (!sandbox->policy().processes) {
+        PyErr_SetString(PyExc_PermissionError,
+                        absl::StrCat(guard->name, " denied by pyhost policy '", sandbox->policy().name,
+                                     "': processes are not allowed").c_str());
+        return nullptr;
+      }
       bool plain = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 13 &&
                    (kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0) &&
                    PyTuple_CheckExact(PyTuple_GET_ITEM(args, 3));

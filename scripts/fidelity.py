@@ -75,6 +75,10 @@ KNOWN_CAUSES = [
     ("TZ and time.tzset(): the execution's environment is not the process's (issue 7, item 18)",
      r"^test\.datetimetester\..*\.test_(astimezone|astimezone_default_eastern|timestamp_naive|fromtimestamp|timestamp)$"
      r"|^test\.test_time\..*\.test_tzset$|^test\.test_strptime\..*test_TimeRE_recreation_timezone$"),
+    ("C accelerators shared by every interpreter on 3.11 (_decimal, _asyncio, _zoneinfo):"
+     " the pure-Python twins run instead (issue 7, item 11)",
+     r"^test\.test_zoneinfo\.test_zoneinfo\.(ExtensionBuilt|CZoneInfo|CZoneInfoCache|CZoneInfoPickle|CCallingConventions|CZoneInfoDatetimeSubclass|CZoneInfoSubclass|CWeirdZone)"
+     r"|^test\.test_decimal\.C|^test\.test_asyncio\..*C(Future|Task)"),
     ("type.__subclasses__() hides the code's classes (issue 7, item 19)",
      r"^test\.test_typing\.CollectionsAbcTests\.test_(collections_as_base|subclassing_register)$"
      r"|^test\.test_abc\..*\.test_registration_(builtins|transitiveness)$"),

@@ -11,6 +11,8 @@ packages=(
   libabsl-dev                  # Status/StatusOr, Mutex, strings
   libgtest-dev libgmock-dev    # tests
   libbenchmark-dev             # benchmarks
+  clang libclang-rt-14-dev     # the fuzz targets (libFuzzer, AddressSanitizer): scripts/fuzz.sh
+  libpython3.11-testsuite      # CPython's own tests, for scripts/fidelity.sh
 )
 
 missing=()

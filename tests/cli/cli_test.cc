@@ -32,6 +32,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
 
 extern char** environ;
 
@@ -1795,7 +1796,12 @@ def dir_fd(path):
         return None
     owned.add(fd)
     return fd
-os.symlink('/proc', WORK_DIR + '/p')
+def link(target, name):
+    try:
+        os.symlink(target, name)
+    except PermissionError:
+        pass  # strict: no link out of the roots at all (a stronger rule than the one tested)
+link('/proc', WORK_DIR + '/p')
 # A directory as deep as the cwd, so that "../" * depth + WORK_DIR/x names WORK_DIR/x
 # from the cwd but WORK_DIR/WORK_DIR/x from that directory.
 depth = len([part for part in os.getcwd().split('/') if part])
@@ -1834,11 +1840,11 @@ for n in range(64):
                  '/proc/%d/task/%d/fd/%%d' % (pid, tid), '/proc/%d/fd/%%d' % tid, '/dev/fd/%d',
                  '/proc/self/fd/../fd/%d', '//proc/./self//fd/%d', WORK_DIR + '/p/self/fd/%d']:
         attempt(path % n)
-    os.symlink('/proc/self/fd/%d' % n, WORK_DIR + '/l%d' % n)
+    link('/proc/self/fd/%d' % n, WORK_DIR + '/l%d' % n)
     attempt(WORK_DIR + '/l%d' % n)
-    os.symlink('p/self/fd/%d' % n, WORK_DIR + '/r%d' % n)
+    link('p/self/fd/%d' % n, WORK_DIR + '/r%d' % n)
     attempt(WORK_DIR + '/r%d' % n)
-    os.symlink('/proc/self/fd/%d' % n, WORK_DIR + WORK_DIR + '/x%d' % n)
+    link('/proc/self/fd/%d' % n, WORK_DIR + WORK_DIR + '/x%d' % n)
     for at, base, rel in bases:
         if at is not None:
             attempt(rel.format(n=n), at=at)
@@ -1903,7 +1909,7 @@ for n in host_fds:
     attempt('spawn open %d' % n, lambda: os.waitpid(os.posix_spawn('/bin/sh', ['sh', '-c', 'echo ' + repr(FORGED)], {}, file_actions=[(os.POSIX_SPAWN_OPEN, 1, '/proc/self/fd/%d' % n, os.O_WRONLY, 0)]), 0))
 # What the code made itself still works.
 r, w = os.pipe()
-subprocess.run(['/bin/sh', '-c', 'echo mine >&%d' % w], pass_fds=[w])
+subprocess.run(['/bin/bash', '-c', 'echo mine >&%d' % w], pass_fds=[w])  # dash: fds 0-9 only
 os.close(w)
 own = os.read(r, 100).decode()
 out = subprocess.run(['/bin/echo', 'captured'], capture_output=True).stdout.decode()
@@ -1988,6 +1994,13 @@ result = {'found': len(fds) > 0, 'reached': reached}
 // dir_fd use inside the roots (shutil.rmtree, os.open/mkdir/rename with dir_fd) works.
 TEST_F(ExecTest, DirFdPathsAreJudgedFromTheirDirectory) {
   std::string canary = dir_.Write("canary.txt", "host secret");
+  // A writable farm of the policy's, holding farm/<farm's own path>/host -> the
+  // canary's directory (made here: strict lets no code link outside its roots).
+  const std::filesystem::path farm = dir_.PathOf("farm");
+  std::filesystem::create_directories(farm.string() + farm.string());
+  std::filesystem::create_directory_symlink(farm.parent_path(), farm.string() + farm.string() + "/host");
+  std::string policy = dir_.Write(
+      "policy.json", json({{"extends", "strict"}, {"files", {{"write", {farm.string()}}}}}).dump());
   constexpr char kCode[] = R"PY(
 import os, shutil
 outcome = {}
@@ -1996,14 +2009,13 @@ def attempt(name, act):
         outcome[name] = act()
     except PermissionError:
         outcome[name] = 'denied'
+farm = args['farm']
 depth = max(len([part for part in os.getcwd().split('/') if part]), 1)
-deep = WORK_DIR + '/d' * depth
+deep = farm + '/d' * depth
 os.makedirs(deep)
-os.makedirs(WORK_DIR + WORK_DIR)
-os.symlink(os.path.dirname(args['canary']), WORK_DIR + WORK_DIR + '/host')
-# From the cwd this is WORK_DIR/host/canary.txt (nothing there, inside the roots);
-# from `deep` it is WORK_DIR + WORK_DIR/host/canary.txt: the host's file.
-rel = '../' * depth + WORK_DIR.lstrip('/') + '/host/' + os.path.basename(args['canary'])
+# From the cwd this is farm/host/canary.txt (nothing there, inside the roots);
+# from `deep` it is farm + farm/host/canary.txt: the host's file.
+rel = '../' * depth + farm.lstrip('/') + '/host/' + os.path.basename(args['canary'])
 d = os.open(deep, os.O_RDONLY)
 attempt('read', lambda: os.read(os.open(rel, os.O_RDONLY, dir_fd=d), 100).decode())
 attempt('remove', lambda: os.remove(rel, dir_fd=d))
@@ -2018,14 +2030,15 @@ shutil.rmtree(WORK_DIR + '/tree')
 outcome['inside'] = sorted(os.listdir(WORK_DIR))
 result = outcome
 )PY";
-  Outcome run = RunPyhost({"exec", "--args", json({{"canary", canary}}).dump(), "-c", kCode});
+  Outcome run = RunPyhost({"exec", "--policy", policy, "--args",
+                           json({{"canary", canary}, {"farm", farm.string()}}).dump(), "-c", kCode});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json result = OnlyJson(run)["result"];
   EXPECT_EQ(result["read"], "denied") << result.dump();
   EXPECT_EQ(result["remove"], "denied") << result.dump();
   EXPECT_EQ(result["rename"], "denied") << result.dump();
   EXPECT_EQ(result["link"], "denied") << result.dump();
-  EXPECT_EQ(result["inside"], json({"d", "dev"})) << result.dump();
+  EXPECT_EQ(result["inside"], json::array()) << result.dump();
   std::ifstream still(canary);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(still), std::istreambuf_iterator<char>()),
             "host secret");
@@ -2131,6 +2144,27 @@ TEST_F(ServeTest, ClosedOutputEndsTheServerCleanly) {
   closed.close_stdout = true;
   Outcome run = RunPyhost({"serve"}, Lines(requests), std::chrono::seconds(20), closed);
   EXPECT_TRUE(run.exited) << run.Describe();
+  EXPECT_FALSE(WorkRootExists(run.pid));
+}
+
+// Once answers cannot be written, the requests read but not started are not run:
+// their effects would be answered to no one (found by adversarial testing: serve ran
+// every queued request after its output closed).
+TEST_F(ServeTest, ClosedOutputRunsNoQueuedRequest) {
+  std::string ran = dir_.PathOf("ran.txt");
+  std::vector<json> requests;
+  for (int i = 0; i < 40; ++i) {
+    requests.push_back({{"id", i}, {"op", "exec"}, {"policy", "yolo"},
+                        {"code", absl::StrCat("import time\ntime.sleep(0.05)\nopen(",
+                                              json(ran).dump(), ", 'a').write('x')\n")}});
+  }
+  Interrupt closed;
+  closed.close_stdout = true;
+  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(20), closed);
+  EXPECT_TRUE(run.exited) << run.Describe();
+  std::ifstream file(ran);
+  std::string marks((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_LE(marks.size(), 2u) << "requests ran after the output closed";
   EXPECT_FALSE(WorkRootExists(run.pid));
 }
 

@@ -55,14 +55,14 @@ Listing List(const std::string& dir) {
   return listing;
 }
 
-// Prepended to each escape: `w` is a descriptor of WORK_DIR and `rel` a relative path
-// that names WORK_DIR from "/" but args['outside'] from `w`.
+// Prepended to each escape: `w` is a descriptor of the farm (a writable directory
+// of the policy's) and `rel` a relative path that names the farm from "/" but
+// args['outside'] from `w`. The fixture makes the farm's link: strict refuses code a
+// symlink to outside the writable paths.
 constexpr char kFarm[] = R"PY(
 import os
-w = os.open(WORK_DIR, os.O_RDONLY)
-rel = WORK_DIR.lstrip('/')
-os.makedirs(os.path.join(WORK_DIR, os.path.dirname(rel)))
-os.symlink(args['outside'], os.path.join(WORK_DIR, rel))
+w = os.open(args['farm'], os.O_RDONLY)
+rel = args['farm'].lstrip('/')
 open(WORK_DIR + '/mine', 'w').write('mine')
 )PY";
 
@@ -78,6 +78,15 @@ class DirFdTest : public ::testing::Test {
     ASSERT_EQ(mkdir(work.c_str(), 0755), 0);
     ASSERT_EQ(mkdir((*outside_ + "/emptydir").c_str(), 0755), 0);
     std::ofstream(*outside_ + "/secret.txt") << "dirfd-secret-5b1e\n";
+    // farm/<farm's own path, relative> -> outside; tree/a/outside_link -> outside.
+    farm_ = new std::string(*root_ + "/farm");
+    std::filesystem::path in_farm = *farm_ + "/" + farm_->substr(1);
+    std::filesystem::create_directories(in_farm.parent_path());
+    std::filesystem::create_directory_symlink(*outside_, in_farm);
+    tree_ = new std::string(*root_ + "/tree");
+    std::filesystem::create_directories(*tree_ + "/a/b/c");
+    for (const char* d : {"", "/a", "/a/b", "/a/b/c"}) std::ofstream(*tree_ + d + "/f.txt") << "x";
+    std::filesystem::create_directory_symlink(*outside_, *tree_ + "/a/outside_link");
     char cwd[4096];
     original_cwd_ = new std::string(getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/");
     ASSERT_EQ(chdir("/"), 0);
@@ -100,7 +109,11 @@ class DirFdTest : public ::testing::Test {
   static ExecResult Exec(const std::string& code) {
     ExecRequest request;
     request.code = code;
-    request.args = {{"outside", *outside_}};
+    request.args = {{"outside", *outside_}, {"farm", *farm_}, {"tree", *tree_}};
+    Policy policy = *LoadPolicy("strict");  // the farm and the tree writable too
+    policy.write_paths.push_back(*farm_);
+    policy.write_paths.push_back(*tree_);
+    request.policy = policy;
     absl::StatusOr<ExecResult> result = host_->Execute(request);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *std::move(result) : ExecResult{};
@@ -124,6 +137,8 @@ class DirFdTest : public ::testing::Test {
 
   static std::string* root_;
   static std::string* outside_;
+  static std::string* farm_;
+  static std::string* tree_;
   static std::string* original_cwd_;
   static Listing* before_;
   static Host* host_;
@@ -131,6 +146,8 @@ class DirFdTest : public ::testing::Test {
 
 std::string* DirFdTest::root_ = nullptr;
 std::string* DirFdTest::outside_ = nullptr;
+std::string* DirFdTest::farm_ = nullptr;
+std::string* DirFdTest::tree_ = nullptr;
 std::string* DirFdTest::original_cwd_ = nullptr;
 Listing* DirFdTest::before_ = nullptr;
 Host* DirFdTest::host_ = nullptr;
@@ -245,20 +262,17 @@ result = [os.open in os.supports_dir_fd, os.stat in os.supports_fd,
 }
 
 // shutil.rmtree and TemporaryDirectory on their descriptor-based walk: they work in
-// WORK_DIR and do not follow a symlink to a directory outside.
+// writable directories and do not follow a symlink to a directory outside (the
+// fixture's tree holds one: strict lets no code make it).
 TEST_F(DirFdTest, RmtreeAndTemporaryDirectoryWork) {
   ExecResult r = Exec(R"PY(
 import os, shutil, tempfile
-tree = WORK_DIR + '/tree'
-os.makedirs(tree + '/a/b/c')
-for d in ('', '/a', '/a/b', '/a/b/c'):
-    open(tree + d + '/f.txt', 'w').write('x')
-os.symlink(args['outside'], tree + '/a/outside_link')
+tree = args['tree']
 shutil.rmtree(tree)
 with tempfile.TemporaryDirectory() as t:
     os.makedirs(t + '/x/y')
     open(t + '/x/y/z', 'w').write('z')
-    os.symlink(args['outside'], t + '/x/link')
+    os.symlink(t + '/x/y', t + '/x/link')
     kept = t
 result = [os.path.exists(tree), os.path.exists(kept), kept.startswith(WORK_DIR)]
 )PY");

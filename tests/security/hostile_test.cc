@@ -973,6 +973,8 @@ def find():
 f = find()
 f.__code__.replace(co_flags=f.__code__.co_flags | 0x20 | 0x100)
 )PY", {"code objects cannot be built or altered"}),
+      // An audit hook of the code's would run inside pyhost's checks: enforcing policies
+      // refuse the hook itself (the rule that closes this case and the socketpair one).
       Perm("UserAuditHookInsideVettedReplace", R"PY(
 import sys
 done = []
@@ -982,7 +984,7 @@ def hook(event, a):
         compile('import socket', '<x>', 'exec').replace(co_filename='/usr/lib/python3.11/json/zz.py')
 sys.addaudithook(hook)
 import asyncio
-)PY", {"code objects cannot be built or altered"}),
+)PY", {"the code cannot hook pyhost's checks"}),
       Perm("SetUserFunctionCodeToStdlibCode", R"PY(
 import json
 def f(*a, **k):
@@ -1048,7 +1050,7 @@ def hook(event, a):
 sys.addaudithook(hook)
 socket.socketpair()
 made[0].connect(('127.0.0.1', args['port']))
-)PY", {"no network access"}),
+)PY", {"the code cannot hook pyhost's checks"}),
 
       // ---- a replaced function's __self__ is an empty module: no way to the original ----
       Perm("GuardSelfGivesNoOriginal", R"PY(
