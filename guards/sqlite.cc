@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bindings/py_string.h"
 #include "guards/shared_types.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
@@ -28,17 +29,6 @@ constexpr int kSqliteFunction = 31;
 
 bool Enforcing(const Sandbox* sandbox) {
   return sandbox != nullptr && !sandbox->host_mode() && sandbox->policy().enforce;
-}
-
-std::optional<std::string> Utf8(PyObject* value) {
-  if (value == nullptr || !PyUnicode_Check(value)) return std::nullopt;
-  Py_ssize_t size = 0;
-  const char* text = PyUnicode_AsUTF8AndSize(value, &size);
-  if (text == nullptr) {
-    PyErr_Clear();
-    return std::nullopt;
-  }
-  return std::string(text, static_cast<size_t>(size));
 }
 
 // URI text with %XX escapes decoded, as SQLite decodes it; nullopt if malformed or

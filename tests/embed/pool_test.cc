@@ -113,25 +113,35 @@ TEST(PoolTest, FactoryWaitsWhileRequestsRunUnlessUrgent) {
   EXPECT_EQ((*pool)->stats().destroyed, 3);
 }
 
+// Runs `code` in a leased interpreter, then hands it back (to be torn down).
+void RunAndRetire(InterpreterPool& pool, const char* code) {
+  absl::StatusOr<InterpreterLease> lease = pool.Acquire();
+  ASSERT_TRUE(lease.ok());
+  ThreadStateScope scope((*lease)->state());
+  ASSERT_EQ(PyRun_SimpleString(code), 0);
+}
+
+// Waits up to 2 s for a count of the pool's stats to become nonzero; returns it.
+int64_t AwaitStat(InterpreterPool& pool, int64_t PoolStats::*count) {
+  for (int i = 0; i < 400 && pool.stats().*count == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pool.stats().*count;
+}
+
+// A daemon thread that outlives the execution and cannot be stopped (blocked in C, on
+// a lock nobody releases): Py_EndInterpreter would abort.
+constexpr char kThreadBlockedInC[] =
+    "import threading, _thread\n"
+    "lock = _thread.allocate_lock()\n"
+    "lock.acquire()\n"
+    "threading.Thread(target=lock.acquire, daemon=True).start()\n";
+
 TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
   ASSERT_TRUE(pool.ok());
-  {
-    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
-    ASSERT_TRUE(lease.ok());
-    ThreadStateScope scope((*lease)->state());
-    // A daemon thread that outlives the execution and cannot be stopped (blocked in
-    // C, on a lock nobody releases): Py_EndInterpreter would abort.
-    ASSERT_EQ(PyRun_SimpleString("import threading, _thread\n"
-                                 "lock = _thread.allocate_lock()\n"
-                                 "lock.acquire()\n"
-                                 "threading.Thread(target=lock.acquire, daemon=True).start()\n"),
-              0);
-  }
-  for (int i = 0; i < 400 && (*pool)->stats().leaked == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ((*pool)->stats().leaked, 1);
+  RunAndRetire(**pool, kThreadBlockedInC);
+  EXPECT_EQ(AwaitStat(**pool, &PoolStats::leaked), 1);
   EXPECT_TRUE((*pool)->Acquire().ok());  // and the pool goes on
 }
 
@@ -141,21 +151,13 @@ TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
 TEST(PoolTest, ThreadsLeftRunningAreStoppedBeforeTheInterpreterEnds) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
   ASSERT_TRUE(pool.ok());
-  {
-    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
-    ASSERT_TRUE(lease.ok());
-    ThreadStateScope scope((*lease)->state());
-    ASSERT_EQ(PyRun_SimpleString("import threading, time, _thread, sys\n"
-                                 "threading.Thread(target=time.sleep, args=(30,)).start()\n"
-                                 "_thread._count = lambda: 0\n"
-                                 "threading.enumerate = lambda: []\n"
-                                 "sys.modules['threading'] = 1\n"),
-              0);
-  }
-  for (int i = 0; i < 400 && (*pool)->stats().destroyed == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ((*pool)->stats().destroyed, 1);
+  RunAndRetire(**pool,
+               "import threading, time, _thread, sys\n"
+               "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+               "_thread._count = lambda: 0\n"
+               "threading.enumerate = lambda: []\n"
+               "sys.modules['threading'] = 1\n");
+  EXPECT_EQ(AwaitStat(**pool, &PoolStats::destroyed), 1);
   EXPECT_EQ((*pool)->stats().leaked, 0);
 }
 
@@ -168,28 +170,13 @@ TEST(PoolTest, ATeardownPastItsHardBudgetIsAbandoned) {
   options.abandon_after = absl::Milliseconds(100);
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  {
-    absl::StatusOr<InterpreterLease> lease = (*pool)->Acquire();
-    ASSERT_TRUE(lease.ok());
-    ThreadStateScope scope((*lease)->state());
-    ASSERT_EQ(PyRun_SimpleString("import threading, _thread\n"
-                                 "lock = _thread.allocate_lock()\n"
-                                 "lock.acquire()\n"
-                                 "threading.Thread(target=lock.acquire, daemon=True).start()\n"),
-              0);
-  }
-  for (int i = 0; i < 400 && (*pool)->stats().abandoned == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ((*pool)->stats().abandoned, 1);
+  RunAndRetire(**pool, kThreadBlockedInC);
+  EXPECT_EQ(AwaitStat(**pool, &PoolStats::abandoned), 1);
   for (int i = 0; i < 3; ++i) {
     absl::StatusOr<InterpreterLease> next = (*pool)->Acquire();
     EXPECT_TRUE(next.ok());  // the pool goes on, with the new reaper tearing down
   }
-  for (int i = 0; i < 400 && (*pool)->stats().leaked == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ((*pool)->stats().leaked, 1);
+  EXPECT_EQ(AwaitStat(**pool, &PoolStats::leaked), 1);
 }
 
 }  // namespace

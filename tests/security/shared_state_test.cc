@@ -18,6 +18,7 @@
 
 #include "embed/host.h"
 #include "guards/shared_types.h"
+#include "tests/security/shared_host.h"
 
 namespace pyhost {
 namespace {
@@ -25,39 +26,18 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 
-class SharedStateTest : public ::testing::Test {
+class SharedStateTest : public SharedHostTest {
  protected:
-  static void SetUpTestSuite() {
-    HostOptions options;
-    options.pool_size = 2;
-    absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = host->release();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    host_ = nullptr;
-  }
-
-  static ExecResult Exec(const std::string& code, const std::string& policy = "strict") {
-    ExecRequest request;
-    request.code = code;
-    request.policy = *NamedPolicy(policy);
-    absl::StatusOr<ExecResult> result = host_->Execute(request);
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *std::move(result) : ExecResult{};
-  }
-
   // The result of code that must succeed.
   static json Result(const std::string& code, const std::string& policy = "strict") {
-    ExecResult r = Exec(code, policy);
+    ExecResult r = Run(code, policy);
     EXPECT_TRUE(r.ok) << code << "\n" << r.ToJson().dump();
     return r.result;
   }
 
   static void ExpectDenied(const std::string& code, const std::string& type,
                            const std::string& fragment, const std::string& policy = "strict") {
-    ExecResult r = Exec(code, policy);
+    ExecResult r = Run(code, policy);
     ASSERT_FALSE(r.ok) << code << "\n" << r.ToJson().dump();
     ASSERT_TRUE(r.error.has_value());
     EXPECT_EQ(r.error->type, type) << r.error->message;
@@ -81,10 +61,8 @@ class SharedStateTest : public ::testing::Test {
     return call->envelope["data"];
   }
 
-  static Host* host_;
 };
 
-Host* SharedStateTest::host_ = nullptr;
 
 // --- type.__subclasses__: membership by the creating interpreter ---------------------
 

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "embed/host.h"
+#include "tests/security/shared_host.h"
 
 namespace pyhost {
 namespace {
@@ -36,20 +37,8 @@ exec(compile(open(sys.argv[1]).read(), '<code>', 'exec'), g)
 sys.__stdout__.write('\n@@RESULT@@' + json.dumps(g.get('result')) + '\n')
 )PY";
 
-class StrictProgramsTest : public ::testing::Test {
+class StrictProgramsTest : public SharedHostTest {
  protected:
-  static void SetUpTestSuite() {
-    HostOptions options;
-    options.pool_size = 2;
-    absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = host->release();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    host_ = nullptr;
-  }
-
   static std::string TempFile(const std::string& text) {
     char path[] = "/tmp/strict_programs_XXXXXX";
     int fd = mkstemp(path);
@@ -92,10 +81,8 @@ class StrictProgramsTest : public ::testing::Test {
     return r->result;
   }
 
-  static Host* host_;
   static std::string last_stderr_;
 };
-Host* StrictProgramsTest::host_ = nullptr;
 std::string StrictProgramsTest::last_stderr_;
 
 TEST_F(StrictProgramsTest, AsyncioTasksGatherQueuesAndTimeouts) {
