@@ -72,19 +72,23 @@ KNOWN_CAUSES = [
      r"locale\.setlocale|cannot set the system default locale"),
     ("numpy: not importable (no site-packages; NumPy does not support subinterpreters)",
      r"[Nn]umpy"),
-    ("TZ and time.tzset(): the execution's environment is not the process's (issue 7, item 18)",
-     r"^test\.datetimetester\..*\.test_(astimezone|astimezone_default_eastern|timestamp_naive|fromtimestamp|timestamp)$"
+    ("TZ and time.tzset()/mktime(): the time zone is the process's; refused while the"
+     " execution's os.environ['TZ'] differs (issue 7, item 18)",
+     r"but the time zone belongs to the whole host process"
+     r"|^test\.datetimetester\..*\.test_(astimezone|astimezone_default_eastern|timestamp_naive|fromtimestamp|timestamp)$"
      r"|^test\.test_time\..*\.test_tzset$|^test\.test_strptime\..*test_TimeRE_recreation_timezone$"),
     ("C accelerators shared by every interpreter on 3.11 (_decimal, _asyncio, _zoneinfo):"
      " the pure-Python twins run instead (issue 7, item 11)",
      r"^test\.test_zoneinfo\.test_zoneinfo\.(ExtensionBuilt|CZoneInfo|CZoneInfoCache|CZoneInfoPickle|CCallingConventions|CZoneInfoDatetimeSubclass|CZoneInfoSubclass|CWeirdZone)"
-     r"|^test\.test_decimal\.C|^test\.test_asyncio\..*C(Future|Task)"),
+     r"|^test\.test_decimal\.C|^test\.test_asyncio\..*C(Future|Task)"
+     r"|requires _decimal|test requires C version"),
     ("type.__subclasses__() hides the code's classes (issue 7, item 19)",
      r"^test\.test_typing\.CollectionsAbcTests\.test_(collections_as_base|subclassing_register)$"
      r"|^test\.test_abc\..*\.test_registration_(builtins|transitiveness)$"),
+    ("os.environ starts empty (the host's environment is not the code's): no PATH for"
+     " shutil.which", r"requires (ip|ifconfig)$"),
     # What only an enforcing policy (--policy strict) refuses.
     ("policy: no processes", r"processes are not allowed|requires multiprocessing|'multiprocessing'"
-                             r"|requires (ip|ifconfig)$"
                              # json.tool runs in a child python; its cleanup reports the missing file
                              r"|^test\.test_json\.test_tool\.TestTool\.test_(ensure_ascii_default|no_ensure_ascii_flag)$"),
     ("policy: no threads", r"starting threads denied"),

@@ -12,5 +12,5 @@ scripts/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYHOST_BUILD_TESTS=ON
 cmake --build "$build" -j2
 PYHOST_FUZZ_BUILD_DIR="$build-fuzz" scripts/fuzz.sh "${PYHOST_FUZZ_SECONDS:-30}"
-scripts/fidelity.sh --fast --fail-unexplained --pyhost "$build/cli/pyhost"
+scripts/fidelity.sh --fast --fail-unexplained --pyhost "$PWD/$build/cli/pyhost"
 ctest --test-dir "$build" --output-on-failure -j2 --timeout 900
