@@ -38,13 +38,45 @@ PyObject* Arg(PyObject* args, Py_ssize_t i) {
 // A path argument as the bytes the OS gets: a str in the filesystem encoding (as os
 // and io encode it: with surrogateescape, "\udcff" is the byte 0xff), bytes, or an
 // os.PathLike giving either.
+// kUnstable: an object whose conversion runs code the check cannot trust to answer
+// again what it answered the call (the call converts before its event, the check
+// after): an object with __index__ that is not an int, or a path whose __fspath__
+// (or, for a Python one, __str__) is not the stdlib's. Refused under every policy.
 struct PathArg {
-  enum Kind { kNotAPath, kPath, kUnencodable } kind = kNotAPath;
-  std::string text;  // kPath: the bytes; kUnencodable: the str, escaped, for messages
+  enum Kind { kNotAPath, kPath, kUnencodable, kUnstable } kind = kNotAPath;
+  std::string text;  // kPath: the bytes; kUnencodable: the str, escaped; kUnstable: the type
 };
+
+// Whether `attribute` of `value`'s type is C code or a function of the stdlib's (code
+// objects cannot claim a stdlib filename: the compile and code.replace rules).
+bool StdlibMethod(PyObject* value, const char* attribute) {
+  auto name = py::reinterpret_steal<py::object>(PyUnicode_InternFromString(attribute));
+  PyObject* method = name ? _PyType_Lookup(Py_TYPE(value), name.ptr()) : nullptr;  // borrowed
+  PyErr_Clear();
+  if (method == nullptr) return false;
+  if (Py_IS_TYPE(method, &PyMethodDescr_Type) || Py_IS_TYPE(method, &PyWrapperDescr_Type)) return true;
+  if (!PyFunction_Check(method)) return false;
+  auto* code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(method));
+  std::optional<std::string> filename = Utf8(code->co_filename);
+  return filename && absl::StartsWith(*filename, StdlibDir() + "/");
+}
+
+// Whether os.fspath(value) answers the check what it answered the call: os.DirEntry's
+// is C; pathlib's returns str(self), which caches the text on the first call.
+bool StableFsPath(PyObject* value) {
+  auto name = py::reinterpret_steal<py::object>(PyUnicode_InternFromString("__fspath__"));
+  PyObject* method = name ? _PyType_Lookup(Py_TYPE(value), name.ptr()) : nullptr;
+  PyErr_Clear();
+  if (method == nullptr) return true;  // not a path at all
+  if (!StdlibMethod(value, "__fspath__")) return false;
+  return !PyFunction_Check(method) || StdlibMethod(value, "__str__");
+}
 
 PathArg PathText(PyObject* value) {
   if (value == nullptr || value == Py_None || PyLong_Check(value)) return {};  // an fd, or none
+  if (!PyUnicode_Check(value) && !PyBytes_Check(value) && (PyIndex_Check(value) || !StableFsPath(value))) {
+    return {PathArg::kUnstable, Py_TYPE(value)->tp_name};
+  }
   auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(value));
   if (!fspath) {
     PyErr_Clear();
@@ -115,6 +147,12 @@ int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access 
                 "file descriptors the code did not open belong to the host");
   }
   PathArg arg = PathText(path);
+  if (arg.kind == PathArg::kUnstable) {
+    return Deny(sandbox, absl::StrCat(event, "(<", arg.text, " object>)"),
+                "a path must be str, bytes, an int or a stdlib path object (pathlib, "
+                "os.DirEntry): this one's __index__ or __fspath__ could answer the check "
+                "otherwise than the call");
+  }
   if (arg.kind == PathArg::kUnencodable) {
     // The OS call would fail too; under rules, say so rather than guess what it meant.
     if (!sandbox.policy().enforce) return 0;
@@ -435,7 +473,9 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       // What SQLite opens inside SQL is its authorizer's (guards/sqlite.h).
       {"sqlite3.connect", [](Sandbox& s, const char* e, PyObject* a) {
          PathArg db = PathText(Arg(a, 0));
-         if (db.kind == PathArg::kUnencodable) return CheckWrite(s, e, Arg(a, 0));
+         if (db.kind == PathArg::kUnencodable || db.kind == PathArg::kUnstable) {
+           return CheckWrite(s, e, Arg(a, 0));
+         }
          std::string why;
          if (SqliteDatabaseAllowed(s, db.text, &why)) return 0;
          return Deny(s, absl::StrCat(e, "('", db.text, "')"), why); }},

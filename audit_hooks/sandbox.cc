@@ -299,10 +299,19 @@ bool Sandbox::AddressAllowed(absl::string_view ip) const {
 
 namespace {
 
-// What buried descriptors point at: one file for the whole process, so a buried
-// number is told from anything else by its identity.
+// What buried descriptors point at: one empty file for the whole process, so a buried
+// number is told from anything else by its identity, open read-only with no writable
+// descriptor left anywhere: what an object of the code's that still holds the number
+// reads is end of file, and a write fails with EBADF, as on a closed descriptor. No
+// execution can pass data to another through it.
 int Placeholder() {
-  static const int fd = memfd_create("pyhost-closed-descriptor", MFD_CLOEXEC);
+  static const int fd = [] {
+    int writable = memfd_create("pyhost-closed-descriptor", MFD_CLOEXEC);
+    if (writable < 0) return -1;
+    int readable = open(absl::StrCat("/proc/self/fd/", writable).c_str(), O_RDONLY | O_CLOEXEC);
+    close(writable);
+    return readable;
+  }();
   return fd;
 }
 
@@ -341,6 +350,15 @@ void Sandbox::Bury(int fd) {
 bool Sandbox::IsBuried(int fd) const {
   auto it = buried_fds_.find(fd);
   return it != buried_fds_.end() && Same(fd, it->second);
+}
+
+void Sandbox::BuryOwned() {
+  std::vector<int> open_numbers;
+  for (const auto& [fd, owned] : owned_fds_) {
+    if (Same(fd, owned)) open_numbers.push_back(fd);
+  }
+  for (int fd : open_numbers) Bury(fd);
+  owned_fds_.clear();
 }
 
 void Sandbox::CloseBuried() {

@@ -128,6 +128,10 @@ class Sandbox {
   // Buried numbers count against the descriptor cap.
   void Bury(int fd);
   bool IsBuried(int fd) const;
+  // At teardown: every descriptor the code opened and left open (os.open, os.pipe:
+  // numbers no object closes) is buried, so its file is released now and its number
+  // freed by CloseBuried.
+  void BuryOwned();
   void CloseBuried();
 
   // TZ as the code set it in os.environ (os.putenv/unsetenv, which change only the

@@ -55,6 +55,10 @@ PyObject* pyhost_async_exc_take_back(PyThreadState* tstate) {
 
 void pyhost_clear_audit_hooks(PyInterpreterState* interp) { Py_CLEAR(interp->audit_hooks); }
 
+void pyhost_inherit_int_max_str_digits(PyInterpreterState* interp) {
+  interp->int_max_str_digits = PyInterpreterState_Main()->int_max_str_digits;
+}
+
 long pyhost_running_threads_hint(PyInterpreterState* interp) {
   return *(volatile long*)&interp->threads.count;
 }

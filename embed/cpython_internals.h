@@ -27,6 +27,12 @@ PyObject* pyhost_async_exc_take_back(PyThreadState* tstate);
  * process-wide and stays. GIL held in `interp`. */
 void pyhost_clear_audit_hooks(PyInterpreterState* interp);
 
+/* Gives `interp` the main interpreter's limit on int<->str conversion digits
+ * (sys.get_int_max_str_digits(): 4300 unless configured): 3.11 sets it only in the
+ * main interpreter, and subinterpreters start unlimited (CVE-2020-10735's protection
+ * off). GIL held. */
+void pyhost_inherit_int_max_str_digits(PyInterpreterState* interp);
+
 /* How many threads `_thread` started in `interp` are running now (its C count, which
  * the code cannot change). Read without the GIL, so only a hint that may be stale. */
 long pyhost_running_threads_hint(PyInterpreterState* interp);

@@ -102,6 +102,7 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
   interp->state_ = interp->initial_tstate_->interp;
   interp->id_ = PyInterpreterState_GetID(interp->state_);
   interp->sandbox_ = std::make_unique<Sandbox>(interp->state_);
+  pyhost_inherit_int_max_str_digits(interp->state_);
   absl::Status loaded = interp->LoadSupport(config);
   PyThreadState_Swap(saved);
   if (!loaded.ok()) return loaded;  // the destructor ends the interpreter
@@ -229,9 +230,11 @@ void Interpreter::UndoHooks() {
 bool Interpreter::MayRunThreads() const { return pyhost_running_threads_hint(state_) > 0; }
 
 int Interpreter::Quiesce(absl::Duration thread_grace) {
-  sandbox_->Deactivate();
   ThreadStateScope scope(state_);
+  sandbox_->Deactivate();  // GIL held: the code's threads read the sandbox too
   StopThread(scope.tstate());  // from here, no Python frame of this thread runs
+  // Parking a thread raises "sys.settrace": no hook of the code's may answer it.
+  pyhost_clear_audit_hooks(state_);
   {
     absl::MutexLock lock(&mu_);  // the callers of a resident interpreter are gone
     for (auto& [thread, tstate] : thread_states_) {
@@ -261,6 +264,7 @@ int Interpreter::Quiesce(absl::Duration thread_grace) {
   entries = py::object();
   PyDict_Clear(support_.ptr());
   PyGC_Collect();
+  sandbox_->BuryOwned();  // what no object closes (os.pipe's numbers)
   UndoHooks();  // anything a finalizer managed to put back
   PyErr_Clear();
   return OtherThreads(scope.tstate());

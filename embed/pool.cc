@@ -17,8 +17,8 @@
 
 namespace pyhost {
 
-// Lock order: mu is never held while waiting for the GIL. The factory and the reaper
-// take it with the GIL held (briefly, no waiting inside); everyone else without.
+// Lock order: mu is never held while waiting for the GIL, and never taken with the GIL
+// held (the factory and the reaper release it first).
 struct InterpreterPool::State {
   explicit State(PoolOptions o) : options(std::move(o)) {}
 

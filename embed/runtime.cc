@@ -95,12 +95,13 @@ absl::StatusOr<Runtime*> Initialize() {
   Py_XDECREF(data_name);
   Py_XDECREF(sysconfig);
 
-  // Sandboxes can reach the main interpreter's objects (through shared static types),
-  // so its modules get the same hardening; and the shared types themselves are
-  // guarded (guards/shared_types.h).
+  // The shared types and C functions themselves are guarded first
+  // (guards/shared_types.h), so the C functions they patch are the originals, not
+  // hardening's wrappers; sandboxes can reach the main interpreter's objects
+  // (through shared static types), so its modules get the same hardening.
+  if (absl::Status s = GuardSharedTypes(); !s.ok()) return s;
   static Sandbox* main_sandbox = new Sandbox(PyInterpreterState_Main());  // never active
   if (absl::Status s = HardenInterpreter(*main_sandbox, nullptr); !s.ok()) return s;
-  if (absl::Status s = GuardSharedTypes(); !s.ok()) return s;
   if (absl::Status s = ReadyCancellation(); !s.ok()) return s;
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"

@@ -526,7 +526,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       if (!frozen_spec) return nullptr;
       auto created = py::reinterpret_steal<py::object>(
           PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr()));
-      if (created && sandbox != nullptr && guard->kind == Kind::kCreateBuiltin && module &&
+      if (created && sandbox != nullptr && module &&
           !HardenCreatedModule(*sandbox, *module, created).ok()) {
         return nullptr;
       }

@@ -8,6 +8,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "audit_hooks/sandbox.h"
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
@@ -457,6 +459,142 @@ PyObject* GuardedSocketpair(PyObject* module, PyObject* args) {
   return result;
 }
 
+// --- host names ----------------------------------------------------------------------
+// _socket turns a str host name into bytes through the "idna" codec (getaddrinfo for
+// every str, the others for non-ASCII ones) after pyhost's audit rule judged the str:
+// a codec of the code's (codecs.register, encodings._cache, encodings.idna's globals)
+// could have an allowed name resolve as another. Under an enforcing policy each call
+// gets the bytes instead, made as _socket makes them, so the rule judges what is
+// resolved.
+
+PyCFunction g_getaddrinfo = nullptr;
+PyCFunction g_gethostbyname = nullptr;
+PyCFunction g_gethostbyname_ex = nullptr;
+PyCFunction g_gethostbyaddr = nullptr;
+PyCFunction g_socket_connect = nullptr;
+PyCFunction g_socket_connect_ex = nullptr;
+PyCFunction g_socket_sendto = nullptr;
+PyCFunction g_socket_sendmsg = nullptr;
+
+bool Enforcing(const Sandbox* sandbox) { return Active(sandbox) && sandbox->policy().enforce; }
+
+// `host` as the bytes _socket resolves: ASCII text as it is, other text through the
+// codec (as python3: with its errors), anything else unchanged.
+py::object ResolvedHost(PyObject* host) {
+  if (host == nullptr || !PyUnicode_Check(host)) return py::reinterpret_borrow<py::object>(host);
+  if (PyUnicode_IS_ASCII(host)) {
+    return py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(
+        static_cast<const char*>(PyUnicode_DATA(host)), PyUnicode_GET_LENGTH(host)));
+  }
+  return py::reinterpret_steal<py::object>(PyUnicode_AsEncodedString(host, "idna", nullptr));
+}
+
+// getaddrinfo encodes ASCII names through the codec too, whose checks python3 shows
+// (labels of 1 to 63 characters); the same errors here, without the codec.
+bool CheckAsciiLabels(PyObject* host) {
+  if (host == nullptr || !PyUnicode_Check(host) || !PyUnicode_IS_ASCII(host)) return true;
+  absl::string_view name(static_cast<const char*>(PyUnicode_DATA(host)),
+                         static_cast<size_t>(PyUnicode_GET_LENGTH(host)));
+  std::vector<absl::string_view> labels = absl::StrSplit(name, '.');
+  for (size_t i = 0; i + 1 < labels.size(); ++i) {
+    if (labels[i].empty() || labels[i].size() >= 64) {
+      PyErr_SetString(PyExc_UnicodeError,
+                      "encoding with 'idna' codec failed (UnicodeError: label empty or too long)");
+      return false;
+    }
+  }
+  if (labels.back().size() >= 64) {
+    PyErr_SetString(PyExc_UnicodeError, "encoding with 'idna' codec failed (UnicodeError: label too long)");
+    return false;
+  }
+  return true;
+}
+
+// A copy of `args` whose item `i` (if there) is replaced by `make(item)`; null with an
+// error if `make` fails.
+// (A new tuple: the caller's, shared with whoever passed it, is never changed.)
+template <typename Make>
+py::object ReplacedArg(PyObject* args, Py_ssize_t i, Make make) {
+  const Py_ssize_t n = PyTuple_GET_SIZE(args);
+  if (i < 0 || i >= n) return py::reinterpret_borrow<py::object>(args);
+  py::object item = make(PyTuple_GET_ITEM(args, i));
+  auto copy = py::reinterpret_steal<py::object>(item ? PyTuple_New(n) : nullptr);
+  if (!copy) return py::object();
+  for (Py_ssize_t j = 0; j < n; ++j) {
+    PyTuple_SET_ITEM(copy.ptr(), j, j == i ? item.release().ptr() : Py_NewRef(PyTuple_GET_ITEM(args, j)));
+  }
+  return copy;
+}
+
+// An (host, port, ...) address with its host as resolved; others unchanged.
+py::object ResolvedAddress(PyObject* address) {
+  if (!PyTuple_Check(address) || PyTuple_GET_SIZE(address) < 1) {
+    return py::reinterpret_borrow<py::object>(address);
+  }
+  return ReplacedArg(address, 0, ResolvedHost);
+}
+
+PyObject* GuardedGetaddrinfo(PyObject* module, PyObject* args, PyObject* kwargs) {
+  auto original = reinterpret_cast<PyCFunctionWithKeywords>(reinterpret_cast<void (*)()>(g_getaddrinfo));
+  if (!Enforcing(Sandbox::Current())) return original(module, args, kwargs);
+  PyObject* host = PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0)
+                   : kwargs != nullptr        ? PyDict_GetItemString(kwargs, "host")
+                                              : nullptr;
+  if (!CheckAsciiLabels(host)) return nullptr;
+  if (PyTuple_GET_SIZE(args) > 0) {
+    py::object resolved = ReplacedArg(args, 0, ResolvedHost);
+    return resolved ? original(module, resolved.ptr(), kwargs) : nullptr;
+  }
+  if (host == nullptr) return original(module, args, kwargs);
+  py::object resolved = ResolvedHost(host);
+  auto copy = py::reinterpret_steal<py::object>(resolved ? PyDict_Copy(kwargs) : nullptr);
+  if (!copy || PyDict_SetItemString(copy.ptr(), "host", resolved.ptr()) != 0) return nullptr;
+  return original(module, args, copy.ptr());
+}
+
+// A METH_VARARGS function whose argument `i` is a host name or an address.
+template <PyCFunction* kOriginal, Py_ssize_t kIndex, bool kAddress>
+PyObject* GuardedHostArg(PyObject* self, PyObject* args) {
+  if (!Enforcing(Sandbox::Current())) return (*kOriginal)(self, args);
+  // sendto(data, address) or sendto(data, flags, address): the address is last.
+  Py_ssize_t i = kIndex < 0 ? PyTuple_GET_SIZE(args) - 1 : kIndex;
+  py::object resolved = ReplacedArg(args, i, kAddress ? ResolvedAddress : ResolvedHost);
+  return resolved ? (*kOriginal)(self, resolved.ptr()) : nullptr;
+}
+
+// connect(address), connect_ex(address): METH_O.
+template <PyCFunction* kOriginal>
+PyObject* GuardedConnect(PyObject* self, PyObject* address) {
+  if (!Enforcing(Sandbox::Current())) return (*kOriginal)(self, address);
+  py::object resolved = ResolvedAddress(address);
+  return resolved ? (*kOriginal)(self, resolved.ptr()) : nullptr;
+}
+
+absl::Status GuardHostNames(PyTypeObject* socket_type, PyObject* module_dict) {
+  PyObject* methods = socket_type->tp_dict;
+  for (absl::Status s : {
+           SwapMethod(module_dict, "getaddrinfo", METH_VARARGS | METH_KEYWORDS,
+                      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedGetaddrinfo)),
+                      &g_getaddrinfo),
+           SwapMethod(module_dict, "gethostbyname", METH_VARARGS,
+                      GuardedHostArg<&g_gethostbyname, 0, false>, &g_gethostbyname),
+           SwapMethod(module_dict, "gethostbyname_ex", METH_VARARGS,
+                      GuardedHostArg<&g_gethostbyname_ex, 0, false>, &g_gethostbyname_ex),
+           SwapMethod(module_dict, "gethostbyaddr", METH_VARARGS,
+                      GuardedHostArg<&g_gethostbyaddr, 0, false>, &g_gethostbyaddr),
+           SwapMethod(methods, "connect", METH_O, GuardedConnect<&g_socket_connect>, &g_socket_connect),
+           SwapMethod(methods, "connect_ex", METH_O, GuardedConnect<&g_socket_connect_ex>,
+                      &g_socket_connect_ex),
+           SwapMethod(methods, "sendto", METH_VARARGS, GuardedHostArg<&g_socket_sendto, -1, true>,
+                      &g_socket_sendto),
+           SwapMethod(methods, "sendmsg", METH_VARARGS, GuardedHostArg<&g_socket_sendmsg, 3, true>,
+                      &g_socket_sendmsg),
+       }) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GuardSockets() {
   absl::StatusOr<py::object> type = Attribute("_socket", "socket");
   if (!type.ok()) return type.status();
@@ -482,6 +620,7 @@ absl::Status GuardSockets() {
   if (!module.ok()) return module.status();
   PyObject* socket_module = PyDict_GetItemString(module->ptr(), "_socket");
   if (socket_module == nullptr) return absl::InternalError("_socket is not loaded");
+  if (absl::Status s = GuardHostNames(socket_type, PyModule_GetDict(socket_module)); !s.ok()) return s;
   return SwapMethod(PyModule_GetDict(socket_module), "socketpair", METH_VARARGS,
                     GuardedSocketpair, &g_socketpair);
 }

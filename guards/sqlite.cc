@@ -249,6 +249,12 @@ bool SqliteDatabaseAllowed(Sandbox& sandbox, absl::string_view name, std::string
         memory = *value == "memory";
       }
       vfs = vfs || *key == "vfs";
+      // SQLite's shared cache is the process's: a named in-memory database with it
+      // is seen by every execution's connection of that name.
+      if (*key == "cache" && *value == "shared") {
+        *why = "a shared cache (cache=shared) is shared by every execution in the host";
+        return false;
+      }
     }
     if ((modes == 1 && memory && !vfs) || path.empty() || path == ":memory:") return true;
   }

@@ -1894,6 +1894,8 @@ def attempt(label, call):
         ran.append(label)
     except PermissionError:
         refused.append(label)
+    except OSError:  # the host closed that descriptor meanwhile (its threads open and close some)
+        refused.append(label)
 def is_open(n):
     try:
         os.fstat(n)

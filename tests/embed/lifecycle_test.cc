@@ -415,6 +415,58 @@ def run(args):
 // Numbers the code closed with os.close stay taken (pointed at a placeholder): a file
 // object of one execution that kept such a number never reads what another execution
 // (or the host) opens next.
+// Every closed number pointed at one writable file: what one execution wrote through
+// a stale file object, the next read back (found by adversarial testing). The
+// placeholder is empty and read-only: reads see end of file, writes fail as on a
+// closed descriptor (EBADF).
+TEST(LifecycleTest, ClosedDescriptorsCarryNothingBetweenExecutions) {
+  auto host = MakeHost();
+  ExecResult writer = Exec(*host, R"PY(
+import errno, os
+f = open(WORK_DIR + '/x', 'w+b', buffering=0)
+os.close(f.fileno())
+try:
+    f.write(b'SECRET-FROM-EXEC-1')
+    result = 'written'
+except OSError as e:
+    result = errno.errorcode[e.errno]
+)PY");
+  EXPECT_EQ(writer.result, "EBADF") << writer.ToJson().dump();
+  ExecResult reader = Exec(*host, R"PY(
+import os
+g = open(WORK_DIR + '/y', 'w+b', buffering=0)
+os.close(g.fileno())
+g.seek(0)
+result = g.read().decode()
+)PY");
+  EXPECT_EQ(reader.result, "") << reader.ToJson().dump();
+}
+
+// Numbers no object closes (os.pipe, os.open, os.openpty) stayed open in the host
+// for good: after a few executions every request failed at the descriptor floor.
+// Teardown releases them.
+TEST(LifecycleTest, DescriptorsTheCodeLeftOpenAreReleased) {
+  auto host = MakeHost();
+  auto open_descriptors = [] {
+    int count = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/fd")) ++count;
+    return count;
+  };
+  ExpectAnswers(*host, 2, 5.0);
+  const int before = open_descriptors();
+  for (int i = 0; i < 12; ++i) {
+    ExecResult r = Exec(*host, "import os\nps = [os.pipe() for i in range(100)]\nm, s = os.openpty()\n");
+    ASSERT_TRUE(r.ok) << r.ToJson().dump();
+  }
+  ExpectAnswers(*host, 2, 5.0);
+  int after = open_descriptors();
+  for (int i = 0; i < 200 && after > before + 250; ++i) {  // teardown runs off the request path
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    after = open_descriptors();
+  }
+  EXPECT_LT(after, before + 250) << "12 executions left 202 descriptors each";
+}
+
 TEST(LifecycleTest, ClosedDescriptorNumbersAreNotHandedToAnotherExecution) {
   auto host = MakeHost(2);
   std::future<ExecResult> stale = std::async(std::launch::async, [&] {

@@ -310,6 +310,113 @@ TEST_F(EncodingTest, OutputAndHostNamesWithSurrogates) {
               "UnicodeError", "encoding with 'idna' codec failed");
 }
 
+// _socket encodes a non-ASCII host name through the "idna" codec after the allowlist
+// judged the str: a codec of the code's turned an allowed name into another one
+// (here localhost). The allowlist now judges the bytes that are resolved.
+TEST_F(EncodingTest, AReplacedIdnaCodecCannotTurnAnAllowedNameIntoAnother) {
+  Policy net = *LoadPolicy("strict");
+  net.network = {"*.example.com"};
+  ExecResult r = Run(R"PY(
+import codecs, encodings, socket
+evil = codecs.CodecInfo(lambda s, errors='strict': (b'localhost', len(s)),
+                        lambda b, errors='strict': ('localhost', len(b)), name='idna')
+encodings._cache['idna'] = evil
+def other(name):
+    return None
+codecs.register(other)
+codecs.unregister(other)  # empties the interpreter's codec cache
+assert codecs.lookup('idna') is evil
+host = '\u00e9.example.com'
+outcome = {}
+for name, call in [('getaddrinfo', lambda: socket.getaddrinfo(host, 80)),
+                   ('getaddrinfo host=', lambda: socket.getaddrinfo(host=host, port=80)),
+                   ('gethostbyname', lambda: socket.gethostbyname(host)),
+                   ('gethostbyname_ex', lambda: socket.gethostbyname_ex(host)),
+                   ('connect', lambda: socket.socket().connect((host, 80))),
+                   ('connect_ex', lambda: socket.socket().connect_ex((host, 80))),
+                   ('sendto', lambda: socket.socket(type=socket.SOCK_DGRAM).sendto(b'x', (host, 80)))]:
+    try:
+        outcome[name] = repr(call())
+    except PermissionError as e:
+        outcome[name] = 'denied: ' + str(e)
+result = outcome
+)PY",
+                     net);
+  ASSERT_TRUE(r.ok) << r.ToJson().dump();
+  for (const auto& [name, outcome] : r.result.items()) {
+    EXPECT_THAT(outcome.get<std::string>(), HasSubstr("denied: ")) << name;
+    EXPECT_THAT(outcome.get<std::string>(), HasSubstr("'localhost'")) << name;
+  }
+  EXPECT_EQ(r.result.size(), 7u) << r.ToJson().dump();
+}
+
+// A call converts its path argument before its audit event (FileIO, os.*) or after
+// (sqlite3.connect), and the check converted it again: an __index__ or __fspath__ of
+// the code's could answer the check one thing and the call another (the host's
+// descriptor 1, a database outside the roots). Such objects are refused under every
+// policy; str, bytes, ints, pathlib paths and os.DirEntry work as in python3.
+TEST_F(EncodingTest, PathArgumentsThatCouldAnswerTwiceAreRefused) {
+  const char* code = R"PY(
+import io, os, pathlib, sqlite3
+outside = args_outside = '/tmp/pyhost-double-answer-%d' % os.getpid()
+class Index:
+    def __index__(self):
+        return 1  # the host's standard output
+class Path:
+    def __init__(self, first):
+        self.calls, self.first = 0, first
+    def __fspath__(self):
+        self.calls += 1
+        inside = WORK_DIR + '/inside.db'
+        return (outside if self.calls == 1 else inside) if self.first else (inside if self.calls == 1 else outside)
+outcome = {}
+def attempt(name, call):
+    try:
+        call()
+        outcome[name] = 'ran'
+    except PermissionError as e:
+        outcome[name] = 'denied' if 'could answer the check' in str(e) else str(e)
+attempt('open(__index__)', lambda: open(Index(), 'w', closefd=False))
+attempt('FileIO(__index__)', lambda: io.FileIO(Index(), 'w', closefd=False))
+attempt('os.fstat-free chmod(__index__)', lambda: os.chmod(Index(), 0o600))
+for first in (True, False):
+    attempt('FileIO(__fspath__) %s' % first, lambda: io.FileIO(Path(first), 'w'))
+    attempt('sqlite3.connect(__fspath__) %s' % first, lambda: sqlite3.connect(Path(first)).execute('create table t(x)'))
+# os.* convert once and raise their event with the converted path: judged as opened.
+judged = False
+try:
+    os.close(os.open(Path(True), os.O_CREAT | os.O_WRONLY))
+    os.remove(outside)
+except PermissionError as e:
+    judged = 'outside the writable paths' in str(e)
+os.close(os.open(Path(False), os.O_CREAT | os.O_WRONLY))
+os.remove(WORK_DIR + '/inside.db')
+# The stdlib's own path objects work as in python3.
+p = pathlib.Path(WORK_DIR) / 'a.txt'
+p.write_text('x')
+db = sqlite3.connect(pathlib.Path(WORK_DIR) / 'ok.db')
+db.execute('create table t(x)')
+db.close()
+entries = sorted(e.name for e in os.scandir(WORK_DIR))
+for e in os.scandir(WORK_DIR):
+    os.remove(e)
+result = {'outcome': outcome, 'stdlib': [entries, os.listdir(WORK_DIR), os.path.exists(outside)],
+          'os.open judged what it opened': judged}
+)PY";
+  for (const char* policy : {"strict", "yolo"}) {
+    SCOPED_TRACE(policy);
+    ExecResult r = Run(code, policy);
+    ASSERT_TRUE(r.ok) << r.ToJson().dump();
+    for (const auto& [name, outcome] : r.result["outcome"].items()) {
+      EXPECT_EQ(outcome, "denied") << name;
+    }
+    EXPECT_EQ(r.result["outcome"].size(), 7u) << r.ToJson().dump();
+    EXPECT_EQ(r.result["os.open judged what it opened"], std::string(policy) == "strict")
+        << r.ToJson().dump();
+    EXPECT_EQ(r.result["stdlib"], json::parse(R"([["a.txt", "ok.db"], [], false])")) << r.ToJson().dump();
+  }
+}
+
 TEST_F(EncodingTest, UnencodableResultIsNamedNotDropped) {
   ExecResult r = Run("result = {'k': ['\\ud800']}\n");
   ExpectError(r, "ResultNotSerializable", "result['k'][0]: string is not encodable as UTF-8");

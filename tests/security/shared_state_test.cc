@@ -417,5 +417,22 @@ TEST_F(SharedStateTest, TzsetToTheHostsZoneIsAllowed) {
   tzset();
 }
 
+// 3.11 sets the int<->str digit limit in the main interpreter only: subinterpreters
+// converted without limit (sys.get_int_max_str_digits() 0), unlike python3's 4300.
+TEST_F(SharedStateTest, IntStrDigitLimitIsPython3s) {
+  EXPECT_EQ(Result("import sys\nresult = sys.get_int_max_str_digits()\n"), 4300);
+  ExpectDenied("str(10 ** 5000)\n", "ValueError", "Exceeds the limit (4300 digits)");
+}
+
+// SQLite's shared cache is the process's: a named in-memory database with
+// cache=shared was read by every later execution while one kept it open.
+TEST_F(SharedStateTest, SqliteSharedCacheIsRefused) {
+  ExpectDenied("import sqlite3\nsqlite3.connect('file:leakdb?mode=memory&cache=shared', uri=True)\n",
+               "PermissionError", "cache=shared");
+  EXPECT_EQ(Result("import sqlite3\nc = sqlite3.connect('file:own?mode=memory', uri=True)\n"
+                   "c.execute('create table t(x)')\nresult = 1\n"),
+            1);
+}
+
 }  // namespace
 }  // namespace pyhost

@@ -307,9 +307,8 @@ out['vacuumed'] = sqlite3.connect(os.path.join(WORK_DIR, 'backup.db')).execute('
 backup = sqlite3.connect(':memory:')
 db.backup(backup)
 out['backup'] = backup.execute('select count(*) from t').fetchone()[0]
-shared = sqlite3.connect('file:memdb1?mode=memory&cache=shared', uri=True)
-shared.execute('create table s(a)')
-out['shared_memory'] = sqlite3.connect('file:memdb1?mode=memory&cache=shared', uri=True).execute('select count(*) from s').fetchone()[0]
+# (A named in-memory database with cache=shared is refused under strict: SQLite's shared
+# cache is the whole process's, so other executions would see it. shared_state_test.)
 out['uri_in_work_dir'] = sqlite3.connect('file:' + path + '?mode=ro', uri=True).execute('select k from kv').fetchone()[0]
 with sqlite3.connect(os.path.join(WORK_DIR, 'wal.db')) as wal:
     out['journal'] = wal.execute('pragma journal_mode=wal').fetchone()[0]
@@ -324,7 +323,6 @@ result = out
   EXPECT_EQ(r["double"], 8.0);
   EXPECT_EQ(r["attached"], "1");
   EXPECT_EQ(r["vacuumed"], 3);
-  EXPECT_EQ(r["shared_memory"], 0);
   EXPECT_EQ(r["journal"], "wal");
   EXPECT_EQ(r["own_authorizer_called"], true);
 }
