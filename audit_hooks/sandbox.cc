@@ -325,6 +325,7 @@ bool Sandbox::Same(int fd, const OwnedFd& owned) {
 void Sandbox::RecordFd(int fd) {
   struct stat st;
   if (fd >= 0 && fstat(fd, &st) == 0) owned_fds_[fd] = {st.st_dev, st.st_ino};
+  closed_fds_.erase(fd);
 }
 
 void Sandbox::RecordHeld(int fd) {
@@ -335,6 +336,16 @@ void Sandbox::RecordHeld(int fd) {
 bool Sandbox::IsHeld(int fd) const {
   auto it = owned_fds_.find(fd);
   return it != owned_fds_.end() && it->second.held && Same(fd, it->second);
+}
+
+void Sandbox::Close(int fd) {
+  if (IsHeld(fd)) {
+    Bury(fd);
+    return;
+  }
+  owned_fds_.erase(fd);
+  close(fd);
+  closed_fds_.insert(fd);
 }
 
 void Sandbox::Bury(int fd) {
@@ -348,6 +359,8 @@ void Sandbox::Bury(int fd) {
 }
 
 bool Sandbox::IsBuried(int fd) const {
+  if (OwnsFd(fd)) return false;
+  if (closed_fds_.contains(fd)) return true;
   auto it = buried_fds_.find(fd);
   return it != buried_fds_.end() && Same(fd, it->second);
 }

@@ -121,12 +121,16 @@ class Sandbox {
   void RecordHeld(int fd);
   bool IsHeld(int fd) const;
 
-  // os.close() of the code's descriptor: the number stays taken, pointed at a
-  // placeholder (objects of the code that still hold it read end of file, instead of
-  // whatever the host or another execution opens there next); CloseBuried frees
-  // the numbers once nothing of the code's is left (after Py_EndInterpreter).
-  // Buried numbers count against the descriptor cap.
+  // os.close() of the code's descriptor. One a file or socket object holds stays
+  // taken, pointed at a placeholder (the object reads end of file, instead of whatever
+  // the host or another execution opens there next), until CloseBuried frees the
+  // numbers once nothing of the code's is left (after Py_EndInterpreter); buried
+  // numbers count against the descriptor cap. Any other is closed, as python3 does
+  // (subprocess's pipes: a program may open and close thousands).
+  void Close(int fd);
   void Bury(int fd);
+  // Whether the code closed this number (python3 answers EBADF for it), and neither it
+  // nor the host has it open again as its own.
   bool IsBuried(int fd) const;
   // At teardown: every descriptor the code opened and left open (os.open, os.pipe:
   // numbers no object closes) is buried, so its file is released now and its number
@@ -218,6 +222,7 @@ class Sandbox {
   static bool Same(int fd, const OwnedFd& owned);
   absl::flat_hash_map<int, OwnedFd> owned_fds_;
   absl::flat_hash_map<int, OwnedFd> buried_fds_;
+  absl::flat_hash_set<int> closed_fds_;  // closed for real (Close): numbers only
   absl::flat_hash_set<std::string> sealed_;
   absl::flat_hash_set<const PyModuleDef*> sealed_defs_;
   PyObject* module_spec_type_ = nullptr;

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <filesystem>
 #include <iostream>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -183,10 +184,21 @@ int Exec(ArgReader& reader) {
   absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
   if (!host.ok()) return 1;
   StopConnection stoppable(**host);
+  // One answer, whoever gives it: a forced exit (code stuck in C past the stop grace)
+  // answers for the execution it abandons.
+  std::atomic<bool> answered{false};
+  std::ostream& out = (*channel)->out();
+  StopSignals::Install().SetLastWords([&answered, &out] {
+    if (answered.exchange(true)) return;
+    ExecResult abandoned;
+    abandoned.error = ExecError{"Interrupted", "stopped by a signal; the code did not stop in time"};
+    out << abandoned.ToJson().dump() << "\n" << std::flush;
+  });
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);
+  StopSignals::Install().SetLastWords(nullptr);
+  if (answered.exchange(true)) return ExitStatus(1);
   if (!result.ok()) return UsageError(result.status().message());
-  (*channel)->out() << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace)
-                    << "\n";
+  out << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   return ExitStatus(result->ok ? 0 : 1);
 }
 

@@ -1,13 +1,16 @@
 #include "cli/serve.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "cli/requests.h"
@@ -98,6 +101,8 @@ class Workers {
     json id;
     std::function<void()> run;
     size_t bytes = 0;  // what the job holds until it finishes (its request's text)
+    // Set by whoever answers the request: the job, or a forced exit's last words.
+    std::shared_ptr<std::atomic<bool>> answered = std::make_shared<std::atomic<bool>>(false);
   };
 
   explicit Workers(int count) {
@@ -136,6 +141,11 @@ class Workers {
         },
         this));
   }
+  // The jobs running now: their ids and answered flags.
+  std::vector<std::pair<json, std::shared_ptr<std::atomic<bool>>>> Running() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return running_jobs_;
+  }
   // Removes the jobs not started yet and returns their ids.
   std::vector<json> Withdraw() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -164,11 +174,14 @@ class Workers {
         job = std::move(jobs_.front());
         jobs_.pop_front();
         ++running_;
+        running_jobs_.emplace_back(job.id, job.answered);
       }
       job.run();
       job.run = nullptr;  // what it captured (the request) is released before it counts as done
       absl::MutexLock lock(&mu_);
       --running_;
+      running_jobs_.erase(std::find_if(running_jobs_.begin(), running_jobs_.end(),
+                                  [&job](const auto& r) { return r.second == job.answered; }));
       pending_bytes_ -= job.bytes;
     }
   }
@@ -176,6 +189,7 @@ class Workers {
   absl::Mutex mu_;
   std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of jobs queued or running
+  std::vector<std::pair<json, std::shared_ptr<std::atomic<bool>>>> running_jobs_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
@@ -222,6 +236,18 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
     if (!out) output_closed = true;
   };
   Workers pool(workers);
+  // A forced exit (code stuck in C past the stop grace) still answers every request
+  // read: the running ones and those not started.
+  StopSignals::Install().SetLastWords([&] {
+    for (const auto& [id, answered] : pool.Running()) {
+      if (answered->exchange(true)) continue;  // its own answer got there first
+      answer(ErrorAnswer(id, "Interrupted", "the server was stopped and this request did not end in time"));
+    }
+    for (const json& id : pool.Withdraw()) {
+      answer(ErrorAnswer(id, "Interrupted", "the server was stopped before this request ran"));
+    }
+  });
+  absl::Cleanup no_last_words = [] { StopSignals::Install().SetLastWords(nullptr); };
   std::string line;
   for (int64_t number = 1; !output_closed; ++number) {
     LineRead read = ReadLine(in, line);
@@ -246,13 +272,16 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
       pool.Drain();  // requests read before it run against what they were sent for
       answer(Register(host, id, request));
     } else if (op_name == "exec" || op_name == "call") {
-      size_t bytes = line.size();
-      pool.Post({id,
-                 [&host, &answer, &output_closed, id, op_name, request = std::move(request)] {
-                   if (output_closed) return;  // its answer could not be given
-                   answer(op_name == "exec" ? Exec(host, id, request) : Call(host, id, request));
-                 },
-                 bytes});
+      Workers::Job job;
+      job.id = id;
+      job.bytes = line.size();
+      job.run = [&host, &answer, &output_closed, id, op_name, answered = job.answered,
+                 request = std::move(request)] {
+        if (output_closed) return;  // its answer could not be given
+        json reply = op_name == "exec" ? Exec(host, id, request) : Call(host, id, request);
+        if (!answered->exchange(true)) answer(reply);
+      };
+      pool.Post(std::move(job));
     } else {
       answer(ErrorAnswer(id, "BadRequest",
                          op == request.end()
@@ -267,7 +296,8 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
       answer(ErrorAnswer(id, "Interrupted", "the server was stopped before this request ran"));
     }
   }
-  return 0;  // ~Workers answers what is still queued (or running) first
+  pool.Drain();  // what is still queued or running is answered (last words still set)
+  return 0;
 }
 
 }  // namespace pyhost::cli

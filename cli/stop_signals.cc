@@ -118,6 +118,11 @@ void StopSignals::SetEmergencyExit(std::function<void()> cleanup) {
   emergency_ = std::move(cleanup);
 }
 
+void StopSignals::SetLastWords(std::function<void()> words) {
+  absl::MutexLock lock(&mu_);
+  last_words_ = std::move(words);
+}
+
 void StopSignals::RemoveOnCrash(const std::string& root) {
   if (root.size() < sizeof g_crash_root) memcpy(g_crash_root, root.c_str(), root.size() + 1);
 }
@@ -144,6 +149,7 @@ void StopSignals::Loop() {
   }
   {
     absl::MutexLock lock(&mu_);
+    if (last_words_) last_words_();
     if (emergency_) emergency_();
   }
   _exit(128 + signo);

@@ -38,6 +38,9 @@ class StopSignals {
 
   void OnStop(std::function<void(int signo)> callback) ABSL_LOCKS_EXCLUDED(mu_);
   void SetEmergencyExit(std::function<void()> cleanup) ABSL_LOCKS_EXCLUDED(mu_);
+  // What the command says before an emergency exit (answers for requests it will not
+  // finish), called before the cleanup, on the signal thread. Null: nothing.
+  void SetLastWords(std::function<void()> words) ABSL_LOCKS_EXCLUDED(mu_);
   // A directory to remove if the process dies of a fatal signal (one at a time).
   void RemoveOnCrash(const std::string& root);
   // Gives the calling thread a stack for fatal signals (a C stack overflow leaves no
@@ -58,6 +61,7 @@ class StopSignals {
   absl::Mutex mu_;
   std::function<void(int)> on_stop_ ABSL_GUARDED_BY(mu_);
   std::function<void()> emergency_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> last_words_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pyhost::cli

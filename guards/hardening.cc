@@ -399,7 +399,7 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
       std::optional<int> fd = IntArg(args, 0);
       if (active && !(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
       if (active && (guard->name == "os.close" || guard->name == "socket.close")) {
-        sandbox->Bury(*fd);
+        sandbox->Close(*fd);
         Py_RETURN_NONE;
       }
       return CallOriginal(*guard, args, kwargs);

@@ -1925,6 +1925,7 @@ result = {'ran': ran, 'refused': len(refused) == 5 * len(host_fds), 'own': own, 
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   ASSERT_EQ(CountLines(run.out), 2u) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_TRUE(answers["1"]["result"].is_object()) << answers["1"].dump();
   const json& result = answers["1"]["result"];
   EXPECT_EQ(result["ran"], json::array()) << answers["1"].dump();
   EXPECT_EQ(result["refused"], true) << answers["1"].dump();
@@ -2085,6 +2086,7 @@ struct StopCase {
   int signal;
   const char* code;
   int max_seconds;  // from the signal to the exit, generously
+  const char* answer = "KeyboardInterrupt";  // Interrupted: the code did not stop in time
 };
 
 class StopTest : public ::testing::TestWithParam<StopCase> {};
@@ -2100,11 +2102,9 @@ TEST_P(StopTest, ExecStopsAnswersAndCleansUp) {
   ASSERT_TRUE(run.exited) << run.Describe();
   EXPECT_EQ(run.exit_code, 128 + stop.signal) << run.Describe();
   EXPECT_LT(seconds, 0.4 + stop.max_seconds) << run.Describe();
-  if (!run.out.empty()) {
-    json answer = OnlyJson(run);
-    EXPECT_EQ(answer["ok"], false);
-    EXPECT_EQ(answer["error"]["type"], "KeyboardInterrupt") << run.Describe();
-  }
+  json answer = OnlyJson(run);  // always one answer, forced exit included
+  EXPECT_EQ(answer["ok"], false) << run.Describe();
+  EXPECT_EQ(answer["error"]["type"], stop.answer) << run.Describe();
   EXPECT_FALSE(WorkRootExists(run.pid)) << "the work root outlived the command";
 }
 
@@ -2116,8 +2116,8 @@ INSTANTIATE_TEST_SUITE_P(
                       StopCase{"SigintCaughtAndIgnored", SIGINT,
                                "import time\nwhile True:\n    try:\n        time.sleep(60)\n"
                                "    except KeyboardInterrupt:\n        pass\n",
-                               5},
-                      StopCase{"SigintStuckInC", SIGINT, "sum(range(10**12))\n", 5}),
+                               5, "Interrupted"},
+                      StopCase{"SigintStuckInC", SIGINT, "sum(range(10**12))\n", 5, "Interrupted"}),
     [](const ::testing::TestParamInfo<StopCase>& info) { return info.param.name; });
 
 // serve stops reading: the running request is answered with KeyboardInterrupt, the
@@ -2135,6 +2135,25 @@ TEST_F(ServeTest, StopsOnSigintAnsweringEverything) {
   ASSERT_EQ(answers.size(), 3u) << run.Describe();
   EXPECT_EQ(answers["1"]["error"]["type"], "KeyboardInterrupt") << answers["1"];
   for (const char* id : {"2", "3"}) EXPECT_EQ(answers[id]["error"]["type"], "Interrupted");
+  EXPECT_FALSE(WorkRootExists(run.pid));
+}
+
+// Code stuck in C past the grace: serve exits anyway, and still answers every request
+// it read, the stuck one and those not started, with Interrupted (found by
+// adversarial testing: the forced exit answered none).
+TEST_F(ServeTest, ForcedExitStillAnswersEveryRequest) {
+  Outcome run = RunPyhost({"serve", "--workers", "1"},
+                          Lines({{{"id", 1}, {"op", "exec"}, {"code", "sum(range(10**12))"}},
+                                 {{"id", 2}, {"op", "exec"}, {"code", "result = 2"}},
+                                 {{"id", 3}, {"op", "exec"}, {"code", "result = 3"}}}),
+                          std::chrono::seconds(20),
+                          {SIGTERM, std::chrono::milliseconds(600), /*keep_stdin_open=*/true});
+  ASSERT_TRUE(run.exited) << run.Describe();
+  EXPECT_EQ(run.exit_code, 128 + SIGTERM) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 3u) << run.Describe();
+  ASSERT_EQ(CountLines(run.out), 3u) << run.Describe();
+  for (const char* id : {"1", "2", "3"}) EXPECT_EQ(answers[id]["error"]["type"], "Interrupted") << id;
   EXPECT_FALSE(WorkRootExists(run.pid));
 }
 
