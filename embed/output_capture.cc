@@ -1,8 +1,12 @@
 #include "embed/output_capture.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <optional>
 #include <string>
 
+#include "absl/strings/ascii.h"
+#include "bindings/py_string.h"
 #include "bindings/python_error.h"
 
 namespace pyhost {
@@ -210,8 +214,42 @@ PyObject* GetEncoding(PyObject*, void*) { return PyUnicode_FromString("utf-8"); 
 PyObject* GetErrors(PyObject*, void*) { return PyUnicode_FromString("strict"); }
 PyObject* GetNone(PyObject*, void*) { Py_RETURN_NONE; }
 
+// TextIOWrapper.reconfigure(*, encoding, errors, newline, line_buffering,
+// write_through), which programs call to be sure of UTF-8: what the capture already
+// is, or buffering choices it has no use for, is answered; another encoding or error
+// handler is refused (the capture is UTF-8, strict, as python3's streams here).
+PyObject* TextReconfigure(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"encoding", "errors", "newline", "line_buffering",
+                                   "write_through", nullptr};
+  PyObject *encoding = Py_None, *errors = Py_None, *newline = Py_None, *line_buffering = Py_None,
+           *write_through = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOO:reconfigure", const_cast<char**>(keywords),
+                                   &encoding, &errors, &newline, &line_buffering, &write_through)) {
+    return nullptr;
+  }
+  auto is = [](PyObject* value, std::initializer_list<const char*> names) {
+    if (value == Py_None) return true;
+    std::optional<std::string> text = Utf8(value);
+    if (!text) return false;
+    std::string name = absl::AsciiStrToLower(*text);
+    for (const char* n : names) {
+      if (name == n) return true;
+    }
+    return false;
+  };
+  if (!is(encoding, {"utf-8", "utf8", "utf_8", "u8"}) || !is(errors, {"strict"})) {
+    PyErr_SetString(PyExc_PermissionError,
+                    "pyhost's captured output is UTF-8 with errors='strict': it cannot be "
+                    "reconfigured to another encoding or error handler");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
 PyMethodDef kTextMethods[] = {
     {"write", TextWrite, METH_O, "Writes text (UTF-8); output past the stream's cap is dropped."},
+    {"reconfigure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(TextReconfigure)),
+     METH_VARARGS | METH_KEYWORDS, "Accepts what the capture already is (UTF-8, strict)."},
     PYHOST_STREAM_METHODS(TextNoFileno),
     {nullptr, nullptr, 0, nullptr}};
 

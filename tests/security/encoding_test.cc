@@ -417,6 +417,18 @@ result = {'outcome': outcome, 'stdlib': [entries, os.listdir(WORK_DIR), os.path.
   }
 }
 
+// sys.stdout.reconfigure(encoding='utf-8'), common in generated programs, raised
+// AttributeError: what the capture already is is answered, anything else refused.
+TEST_F(EncodingTest, StdoutReconfigureToUtf8Works) {
+  ExecResult r = Run("import sys\nsys.stdout.reconfigure(encoding='utf-8')\n"
+                     "sys.stderr.reconfigure(encoding='UTF8', errors='strict', line_buffering=True)\n"
+                     "print('é')\nresult = 1\n");
+  ExpectResult(r, 1);
+  EXPECT_EQ(r.stdout_stream.text, "é\n");
+  ExpectError(Run("import sys\nsys.stdout.reconfigure(encoding='latin-1')\n"), "PermissionError",
+              "cannot be reconfigured");
+}
+
 TEST_F(EncodingTest, UnencodableResultIsNamedNotDropped) {
   ExecResult r = Run("result = {'k': ['\\ud800']}\n");
   ExpectError(r, "ResultNotSerializable", "result['k'][0]: string is not encodable as UTF-8");
