@@ -117,6 +117,15 @@ class StopConnection {
   StopConnection& operator=(const StopConnection&) = delete;
 };
 
+// Writes the command's one answer; false (said on stderr) when it could not be written
+// (stdout closed or full): the answer is lost, and the exit status must say so.
+bool WriteAnswer(std::ostream& out, const json& answer) {
+  out << answer.dump(-1, ' ', false, json::error_handler_t::replace) << "\n" << std::flush;
+  if (out) return true;
+  std::cerr << "pyhost: the answer could not be written to standard output\n";
+  return false;
+}
+
 // The exit status: 128 + the stop signal if one came, else `status`.
 int ExitStatus(int status) {
   int signo = StopSignals::Install().received();
@@ -192,13 +201,13 @@ int Exec(ArgReader& reader) {
     if (answered.exchange(true)) return;
     ExecResult abandoned;
     abandoned.error = ExecError{"Interrupted", "stopped by a signal; the code did not stop in time"};
-    out << abandoned.ToJson().dump() << "\n" << std::flush;
+    WriteAnswer(out, abandoned.ToJson());
   });
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);
   StopSignals::Install().SetLastWords(nullptr);
   if (answered.exchange(true)) return ExitStatus(1);
   if (!result.ok()) return UsageError(result.status().message());
-  out << result->ToJson().dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  if (!WriteAnswer(out, result->ToJson())) return ExitStatus(1);
   return ExitStatus(result->ok ? 0 : 1);
 }
 
@@ -257,14 +266,14 @@ int Call(ArgReader& reader) {
     if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
     json envelope = {{"ok", false},
                      {"error", {{"type", "ToolLoadError"}, {"message", std::string(registered.message())}}}};
-    out << envelope.dump() << "\n";
+    WriteAnswer(out, envelope);
     return 1;
   }
   absl::StatusOr<ToolCallResult> result = (*host)->CallTool(name, args);
   if (!result.ok()) return UsageError(result.status().message());
   // What run() printed goes to stderr, so stdout stays one JSON document.
   std::cerr << result->stdout_stream.text << result->stderr_stream.text;
-  out << result->envelope.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  if (!WriteAnswer(out, result->envelope)) return ExitStatus(1);
   auto ok = result->envelope.find("ok");  // run() may return {"ok": <anything>}
   return ExitStatus(ok != result->envelope.end() && *ok == true ? 0 : 1);
 }

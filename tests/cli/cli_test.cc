@@ -2189,6 +2189,17 @@ TEST_F(ServeTest, ClosedOutputRunsNoQueuedRequest) {
   EXPECT_FALSE(WorkRootExists(run.pid));
 }
 
+// An answer that cannot be written is lost: the exit status says so (it was 0).
+TEST_F(ExecTest, AnAnswerThatCannotBeWrittenIsAFailure) {
+  Interrupt closed;
+  closed.close_stdout = true;
+  Outcome run = RunPyhost({"exec", "-c", "import time\ntime.sleep(0.3)\nresult = 1"}, "",
+                          std::chrono::seconds(20), closed);
+  ASSERT_TRUE(run.exited) << run.Describe();
+  EXPECT_EQ(run.exit_code, 1) << run.Describe();
+  EXPECT_THAT(run.err, ::testing::HasSubstr("the answer could not be written")) << run.Describe();
+}
+
 // A crash of the command itself still removes its work root (the fatal-signal handler).
 TEST_F(ExecTest, FatalSignalRemovesTheWorkRoot) {
   Outcome run = RunPyhost({"exec", "-c", "while True:\n    pass\n"}, "", std::chrono::seconds(20),
