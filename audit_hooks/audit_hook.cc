@@ -205,7 +205,7 @@ bool OpensForWriting(PyObject* mode, PyObject* flags) {
     return m.find_first_of("wax+") != std::string::npos;
   }
   std::optional<int> f = Fd(flags);
-  return f && ((*f & O_ACCMODE) != O_RDONLY || (*f & (O_CREAT | O_TRUNC | O_APPEND)) != 0);
+  return f && Sandbox::FlagsWrite(*f);
 }
 
 int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {

@@ -17,6 +17,7 @@
 
 #include <Python.h>
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -58,6 +59,14 @@ class Sandbox {
   // True only before the interpreter's first activation (creation, prewarm). pyhost
   // never lifts rules around its own calls (a __repr__ it triggers is user code).
   bool host_mode() const { return !active_; }
+  // Whether `sandbox` (the current one, or null) runs an enforcing policy now.
+  static bool Enforcing(const Sandbox* sandbox) {
+    return sandbox != nullptr && !sandbox->host_mode() && sandbox->policy().enforce;
+  }
+  // Whether open(2) flags can change the file: written, created, truncated, appended.
+  static bool FlagsWrite(int flags) {
+    return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_APPEND)) != 0;
+  }
   const Policy& policy() const { return *activation_.policy; }
   const Activation& activation() const { return activation_; }
 

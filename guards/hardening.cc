@@ -347,8 +347,7 @@ py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* ac
       std::optional<std::string> path = PathBytes(plain[2].ptr());
       std::optional<int> flags = IntValue(plain[3].ptr());
       if (!path || !flags) return py::object();
-      bool writes = (*flags & O_ACCMODE) != O_RDONLY || (*flags & (O_CREAT | O_TRUNC | O_APPEND)) != 0;
-      if (sandbox.JudgePath(*path, writes ? Sandbox::FileAccess::kWrite : Sandbox::FileAccess::kRead) !=
+      if (sandbox.JudgePath(*path, Sandbox::FlagsWrite(*flags) ? Sandbox::FileAccess::kWrite : Sandbox::FileAccess::kRead) !=
           Sandbox::PathVerdict::kAllowed) {
         SetPermissionError(guard, absl::StrCat("file_actions may not open '", *path,
                                                "' (outside the policy's paths, or a host descriptor)"));

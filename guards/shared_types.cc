@@ -476,8 +476,6 @@ PyCFunction g_socket_connect_ex = nullptr;
 PyCFunction g_socket_sendto = nullptr;
 PyCFunction g_socket_sendmsg = nullptr;
 
-bool Enforcing(const Sandbox* sandbox) { return Active(sandbox) && sandbox->policy().enforce; }
-
 // `host` as the bytes _socket resolves: ASCII text as it is, other text through the
 // codec (as python3: with its errors), anything else unchanged.
 py::object ResolvedHost(PyObject* host) {
@@ -536,7 +534,7 @@ py::object ResolvedAddress(PyObject* address) {
 
 PyObject* GuardedGetaddrinfo(PyObject* module, PyObject* args, PyObject* kwargs) {
   auto original = reinterpret_cast<PyCFunctionWithKeywords>(reinterpret_cast<void (*)()>(g_getaddrinfo));
-  if (!Enforcing(Sandbox::Current())) return original(module, args, kwargs);
+  if (!Sandbox::Enforcing(Sandbox::Current())) return original(module, args, kwargs);
   PyObject* host = PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0)
                    : kwargs != nullptr        ? PyDict_GetItemString(kwargs, "host")
                                               : nullptr;
@@ -555,7 +553,7 @@ PyObject* GuardedGetaddrinfo(PyObject* module, PyObject* args, PyObject* kwargs)
 // A METH_VARARGS function whose argument `i` is a host name or an address.
 template <PyCFunction* kOriginal, Py_ssize_t kIndex, bool kAddress>
 PyObject* GuardedHostArg(PyObject* self, PyObject* args) {
-  if (!Enforcing(Sandbox::Current())) return (*kOriginal)(self, args);
+  if (!Sandbox::Enforcing(Sandbox::Current())) return (*kOriginal)(self, args);
   // sendto(data, address) or sendto(data, flags, address): the address is last.
   Py_ssize_t i = kIndex < 0 ? PyTuple_GET_SIZE(args) - 1 : kIndex;
   py::object resolved = ReplacedArg(args, i, kAddress ? ResolvedAddress : ResolvedHost);
@@ -565,7 +563,7 @@ PyObject* GuardedHostArg(PyObject* self, PyObject* args) {
 // connect(address), connect_ex(address): METH_O.
 template <PyCFunction* kOriginal>
 PyObject* GuardedConnect(PyObject* self, PyObject* address) {
-  if (!Enforcing(Sandbox::Current())) return (*kOriginal)(self, address);
+  if (!Sandbox::Enforcing(Sandbox::Current())) return (*kOriginal)(self, address);
   py::object resolved = ResolvedAddress(address);
   return resolved ? (*kOriginal)(self, resolved.ptr()) : nullptr;
 }

@@ -27,10 +27,6 @@ constexpr int kSqlitePragma = 19;
 constexpr int kSqliteAttach = 24;
 constexpr int kSqliteFunction = 31;
 
-bool Enforcing(const Sandbox* sandbox) {
-  return sandbox != nullptr && !sandbox->host_mode() && sandbox->policy().enforce;
-}
-
 // URI text with %XX escapes decoded, as SQLite decodes it; nullopt if malformed or
 // if it would hold a NUL (SQLite would stop there).
 std::optional<std::string> PercentDecode(absl::string_view text) {
@@ -88,7 +84,7 @@ PyObject* Authorize(PyObject* self, PyObject* args) {
   int overflow = 0;
   long action = PyLong_Check(PyTuple_GET_ITEM(args, 0))
                     ? PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(args, 0), &overflow) : -1;
-  if (Enforcing(sandbox)) {
+  if (Sandbox::Enforcing(sandbox)) {
     std::string why = Refusal(*sandbox, static_cast<int>(action), PyTuple_GET_ITEM(args, 1),
                               PyTuple_GET_ITEM(args, 2));
     if (!why.empty()) {
