@@ -22,7 +22,7 @@
 #include "audit_hooks/sandbox.h"
 #include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/py_string.h"
-#include "guards/sqlite.h"
+#include "audit_hooks/sqlite_database.h"
 
 namespace pyhost {
 namespace {

@@ -23,7 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost {
 namespace {

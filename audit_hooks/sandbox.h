@@ -28,7 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
-#include "guards/policy.h"
+#include "pyhost/policy.h"
 
 namespace pyhost {
 

@@ -9,7 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "guards/user_file.h"
+#include "bindings/user_file.h"
 
 namespace pyhost {
 namespace {

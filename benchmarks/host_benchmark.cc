@@ -37,10 +37,10 @@
 #include "audit_hooks/stdlib_bytecode.h"
 #include "benchmarks/subprocess_runner.h"
 #include "embed/execution_context.h"
-#include "embed/executor.h"
-#include "embed/host.h"
+#include "embed/runner.h"
+#include "pyhost/host.h"
 #include "embed/pool.h"
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
 namespace {
 

@@ -13,10 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/protocol_channel.h"
-#include "cli/requests.h"
+#include "protocol/requests.h"
 #include "cli/serve.h"
 #include "cli/stop_signals.h"
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace pyhost::cli {
 namespace {

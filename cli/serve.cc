@@ -13,7 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "cli/requests.h"
+#include "protocol/requests.h"
 #include "cli/stop_signals.h"
 
 namespace pyhost::cli {

@@ -28,7 +28,7 @@
 #include <istream>
 #include <ostream>
 
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace pyhost::cli {
 

@@ -23,17 +23,16 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "embed/cancellation.h"
+#include "bindings/cancellation.h"
 #include "embed/interpreter.h"
 #include "embed/work_dirs.h"
-#include "guards/policy.h"
+#include "pyhost/policy.h"
 
 namespace pyhost {
 
 struct ExecutionSetup {
   std::vector<std::string> extra_network;  // request + PYHOST_NETWORK_ALLOWLIST
   WorkDirStock* dirs = nullptr;            // where WORK_DIR/OUTPUT_DIR come from
-  CancellationSet* running = nullptr;      // where executions register to be interrupted
 };
 
 class ExecutionContext {

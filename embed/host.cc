@@ -1,22 +1,66 @@
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 
-#include "absl/strings/str_cat.h"
-#include "embed/executor.h"
+#include "bindings/cancellation.h"
+#include "embed/executions.h"
+#include "embed/isolation.h"
+#include "embed/pool.h"
 #include "embed/runtime.h"
-#include "embed/stopwatch.h"
-#include "embed/thread_state.h"
+#include "embed/tool_registry.h"
+#include "embed/work_dirs.h"
 
 namespace pyhost {
+
+// What a Host is: its options, its interpreters and directories, its isolation modes
+// and its tools. A request's path: Execute (or the ToolRegistry) resolves the request
+// into ExecutionSettings and a mode, and Isolations::Run runs it (isolation.h).
+class Host::Impl {
+ public:
+  Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
+       std::vector<std::string> env_network);
+
+  // The default policy's limits hold for every request that names no policy: the
+  // host refuses to start with limits it cannot enforce.
+  absl::Status CheckDefaultLimits();
+  absl::StatusOr<ExecResult> Execute(const ExecRequest& request);
+  ToolRegistry& tools() { return tools_; }
+  void InterruptAll() { running_.CancelAll(); }
+  PoolStats pool_stats() { return pool_->stats(); }
+  const std::string& work_root() const { return dirs_.root(); }
+  void RemoveUnreportedFiles() { dirs_.RemoveAllButKeptOutputs(); }
+  const std::string& python_version() const { return python_version_; }
+
+ private:
+  const HostOptions options_;
+  const std::string python_version_;
+  const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
+  // Declared before the pool and the modes: their executions return directories.
+  WorkDirStock dirs_;
+  CancellationSet running_;
+  // Declared before the members holding leases, so destroyed after them.
+  std::unique_ptr<InterpreterPool> pool_;
+  Isolations isolations_;
+  ToolRegistry tools_;
+};
+
+namespace {
+
+// A request's limits lower its policy's: each limit the request sets replaces the
+// policy's.
+Limits LimitsInForce(const Limits& policy, const Limits& request) {
+  Limits limits = policy;
+  if (request.timeout_ms) limits.timeout_ms = request.timeout_ms;
+  if (request.cpu_ms) limits.cpu_ms = request.cpu_ms;
+  if (request.memory_mb) limits.memory_mb = request.memory_mb;
+  return limits;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
   absl::StatusOr<Runtime*> runtime = Runtime::Get();
   if (!runtime.ok()) return runtime.status();
-  if (absl::Status limits = CheckLimitsSupported(options.default_policy.limits); !limits.ok()) {
-    return limits;
-  }
   PoolOptions pool_options;
   pool_options.size = options.pool_size;
   pool_options.interpreter.prewarm_modules = options.prewarm_modules;
@@ -25,94 +69,72 @@ absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
       InterpreterPool::Start(std::move(pool_options));
   if (!pool.ok()) return pool.status();
   const char* env_list = getenv("PYHOST_NETWORK_ALLOWLIST");
-  return std::unique_ptr<Host>(new Host(std::move(options), *std::move(pool),
-                                        (*runtime)->python_version(),
-                                        SplitHostPatterns(env_list != nullptr ? env_list : "")));
+  auto impl = std::make_unique<Impl>(std::move(options), *std::move(pool),
+                                     (*runtime)->python_version(),
+                                     SplitHostPatterns(env_list != nullptr ? env_list : ""));
+  if (absl::Status enforced = impl->CheckDefaultLimits(); !enforced.ok()) return enforced;
+  return std::unique_ptr<Host>(new Host(std::move(impl)));
 }
 
-Host::Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
-           std::vector<std::string> env_network)
+Host::Host(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Host::~Host() = default;
+
+Host::Impl::Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
+                 std::vector<std::string> env_network)
     : options_(std::move(options)),
       python_version_(std::move(version)),
       env_network_(std::move(env_network)),
       dirs_(options_.work_root, options_.pool_size),
       pool_(std::move(pool)),
-      tools_(*pool_, options_.max_output_bytes, options_.default_policy,
-             ExecutionSetup{env_network_, &dirs_, &running_}) {}
+      isolations_(*pool_, dirs_, running_),
+      tools_(isolations_, options_.max_output_bytes, options_.default_policy, env_network_) {}
 
-Host::~Host() = default;
-
-absl::Status Host::CheckSupported(const ExecRequest& request, const Policy& policy) const {
-  if (request.isolation == Isolation::kProcess) {
-    return absl::UnimplementedError("process isolation is not implemented yet");
-  }
-  if (absl::Status limits = CheckLimitsSupported(policy.limits); !limits.ok()) return limits;
-  return CheckLimitsSupported(request.limits);
+absl::Status Host::Impl::CheckDefaultLimits() {
+  absl::StatusOr<IsolationMode*> fresh = isolations_.Shared(Isolation::kFresh);
+  if (!fresh.ok()) return fresh.status();
+  return CheckEnforced(**fresh, options_.default_policy.limits);
 }
 
-absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
-  const Policy& policy = request.policy ? *request.policy : options_.default_policy;
-  if (absl::Status supported = CheckSupported(request, policy); !supported.ok()) return supported;
-  InterpreterPool::Busy busy(*pool_);
-  Cancellation cancellation(Cancellation::kInterrupt);
-  CancellationSet::Member interruptible(running_, cancellation);
+absl::StatusOr<ExecResult> Host::Impl::Execute(const ExecRequest& request) {
+  absl::StatusOr<IsolationMode*> mode = isolations_.Shared(request.isolation);
+  if (!mode.ok()) return mode.status();
+  ExecutionSettings settings;
+  settings.policy = request.policy ? &*request.policy : &options_.default_policy;
+  settings.limits = LimitsInForce(settings.policy->limits, request.limits);
+  settings.max_output_bytes = request.max_output_bytes.value_or(options_.max_output_bytes);
+  settings.extra_network = env_network_;
+  settings.extra_network.insert(settings.extra_network.end(), request.allow_net.begin(),
+                                request.allow_net.end());
   ExecResult result;
-  result.stats.isolation = request.isolation;
-  result.stats.policy = policy.name;
-  Stopwatch watch;
-  if (request.isolation == Isolation::kResident) {
-    absl::MutexLock lock(&resident_mu_);  // one snippet at a time: shared captures
-    if (!resident_) {
-      absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
-      if (!lease.ok()) return lease.status();
-      resident_ = *std::move(lease);
-    }
-    result.stats.interpreter_id = resident_->id();
-    ThreadStateScope scope(resident_->ThreadStateForThisThread(), ThreadStateScope::Borrow{});
-    RunUnderPolicy(resident_.get(), request, policy, cancellation, result);
-  } else {
-    absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
-    if (!lease.ok()) return lease.status();
-    result.stats.wait_us = watch.WallUs();
-    result.stats.interpreter_id = (*lease)->id();
-    ThreadStateScope scope((*lease)->state());
-    RunUnderPolicy(lease->get(), request, policy, cancellation, result);
-  }
-  result.stats.cpu_us = watch.CpuUs();
-  result.stats.wall_us = watch.WallUs();
+  SnippetExecution snippet(request, settings.max_output_bytes, result);
+  if (absl::Status ran = isolations_.Run(**mode, settings, snippet); !ran.ok()) return ran;
   return result;
 }
 
-void Host::RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const Policy& policy,
-                          Cancellation& cancellation, ExecResult& result) {
-  ExecutionSetup setup{env_network_, &dirs_, &running_};
-  setup.extra_network.insert(setup.extra_network.end(), request.allow_net.begin(),
-                             request.allow_net.end());
-  absl::StatusOr<std::unique_ptr<ExecutionContext>> context =
-      ExecutionContext::Enter(interp, policy, setup, &cancellation);
-  if (!context.ok()) {
-    result.error = ExecError{absl::IsCancelled(context.status()) ? "KeyboardInterrupt" : "HostError",
-                             std::string(context.status().message())};
-    return;
-  }
-  RunSnippet(interp, request, request.max_output_bytes.value_or(options_.max_output_bytes),
-             (*context)->Globals(), result, &cancellation);
-  result.output.files = (*context)->OutputFiles();
-  if (!result.output.files.empty()) result.output.dir = (*context)->output_dir();
+absl::StatusOr<ExecResult> Host::Execute(const ExecRequest& request) {
+  return impl_->Execute(request);
 }
 
 absl::Status Host::RegisterTool(absl::string_view name, absl::string_view source,
                                 ToolOptions options) {
-  return tools_.Register(name, source, options);
+  return impl_->tools().Register(name, source, options);
 }
 
 absl::StatusOr<ToolCallResult> Host::CallTool(absl::string_view name,
                                               const nlohmann::json& args) {
-  return tools_.Call(name, args);
+  return impl_->tools().Call(name, args);
 }
 
-absl::Status Host::UnregisterTool(absl::string_view name) { return tools_.Unregister(name); }
+absl::Status Host::UnregisterTool(absl::string_view name) {
+  return impl_->tools().Unregister(name);
+}
 
-std::vector<std::string> Host::ToolNames() { return tools_.Names(); }
+std::vector<std::string> Host::ToolNames() { return impl_->tools().Names(); }
+void Host::InterruptAll() { impl_->InterruptAll(); }
+PoolStats Host::pool_stats() { return impl_->pool_stats(); }
+const std::string& Host::work_root() const { return impl_->work_root(); }
+void Host::RemoveUnreportedFiles() { impl_->RemoveUnreportedFiles(); }
+const std::string& Host::python_version() const { return impl_->python_version(); }
 
 }  // namespace pyhost

@@ -8,11 +8,11 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/python_error.h"
-#include "embed/cancellation.h"
-#include "embed/check.h"
-#include "embed/cpython_internals.h"
-#include "embed/gilstate_binding.h"
-#include "embed/thread_state.h"
+#include "bindings/cancellation.h"
+#include "bindings/check.h"
+#include "bindings/cpython_internals.h"
+#include "bindings/gilstate_binding.h"
+#include "bindings/thread_state.h"
 #include "guards/hardening.h"
 
 namespace pyhost {

@@ -82,7 +82,7 @@ class Interpreter {
 
   // Readies the interpreter for Py_EndInterpreter, with its Sandbox deactivated
   // (lockdown) and none of the code's Python allowed to run: on a thread state of
-  // its own, every Python frame raises ExecutionStopped at once (embed/cancellation.h),
+  // its own, every Python frame raises ExecutionStopped at once (bindings/cancellation.h),
   // so finalizers, atexit and weakref callbacks, hooks and generators' `finally`
   // blocks the code left do not run. Its threads are stopped the same way and
   // given `thread_grace`, and those that still run (they catch the stop in a loop)

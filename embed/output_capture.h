@@ -29,7 +29,7 @@
 #include <pybind11/pytypes.h>
 
 #include "absl/status/statusor.h"
-#include "embed/result.h"
+#include "pyhost/result.h"
 
 namespace pyhost {
 

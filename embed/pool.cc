@@ -10,9 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/sandbox.h"
-#include "embed/check.h"
+#include "bindings/check.h"
 #include "embed/runtime.h"
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 #include "guards/watchdog.h"
 
 namespace pyhost {

@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "embed/interpreter.h"
+#include "pyhost/host.h"  // PoolStats
 
 namespace pyhost {
 
@@ -44,15 +45,6 @@ struct PoolOptions {
   // at `abandon_after` is given up on.
   absl::Duration thread_grace = absl::Milliseconds(200);
   absl::Duration abandon_after = absl::Seconds(3);
-};
-
-struct PoolStats {
-  int64_t created = 0;
-  int64_t destroyed = 0;
-  int64_t leaked = 0;     // threads still running at teardown: kept, never destroyed
-  int64_t abandoned = 0;  // teardowns that never finished within abandon_after
-  int ready = 0;
-  int retired = 0;  // waiting to be torn down
 };
 
 class InterpreterPool;

@@ -1,4 +1,4 @@
-#include "embed/result.h"
+#include "pyhost/result.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -42,6 +42,7 @@ json ExecStats::ToJson() const {
 
 json ExecResult::ToJson() const {
   return json{{"ok", ok},
+              {"outcome", std::string(OutcomeName(outcome))},
               {"stdout", stdout_stream.text},
               {"stderr", stderr_stream.text},
               {"stdout_truncated", stdout_stream.truncated},

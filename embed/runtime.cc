@@ -9,7 +9,7 @@
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/sandbox.h"
 #include "bindings/py_string.h"
-#include "embed/cancellation.h"
+#include "bindings/cancellation.h"
 #include "guards/hardening.h"
 #include "guards/shared_types.h"
 

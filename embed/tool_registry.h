@@ -1,8 +1,10 @@
 // Registered run(args) tools: compiled once at registration, called many times.
 //
-//   ToolRegistry tools(pool, /*max_output_bytes=*/1 << 20);
+//   ToolRegistry tools(isolations, /*max_output_bytes=*/1 << 20, *NamedPolicy("strict"), {});
+//   ToolOptions resident;
+//   resident.isolation = Isolation::kResident;
 //   absl::Status s = tools.Register("wc", "def run(args):\n  return len(args['t'].split())\n",
-//                                   {.isolation = Isolation::kResident});
+//                                   resident);
 //   absl::StatusOr<ToolCallResult> r = tools.Call("wc", {{"t", "a b c"}});
 //   // r->envelope == {"ok": true, "data": 3}
 //
@@ -27,23 +29,23 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "embed/execution_context.h"
-#include "embed/executor.h"
-#include "embed/pool.h"
-#include "embed/request.h"
-#include "embed/result.h"
+#include "embed/isolation.h"
+#include "embed/runner.h"
+#include "pyhost/request.h"
+#include "pyhost/result.h"
 
 namespace pyhost {
 
 class ToolRegistry {
  public:
-  // Tools registered without a policy get `default_policy`.
-  ToolRegistry(InterpreterPool& pool, size_t max_output_bytes, Policy default_policy,
-               ExecutionSetup setup)
-      : pool_(pool),
+  // Tools registered without a policy get `default_policy`; `extra_network` joins
+  // every tool's network allowlist (PYHOST_NETWORK_ALLOWLIST).
+  ToolRegistry(Isolations& isolations, size_t max_output_bytes, Policy default_policy,
+               std::vector<std::string> extra_network)
+      : isolations_(isolations),
         max_output_bytes_(max_output_bytes),
         default_policy_(std::move(default_policy)),
-        setup_(std::move(setup)) {}
+        extra_network_(std::move(extra_network)) {}
 
   // InvalidArgument for a bad name, a source that does not compile or load, or no
   // run(); Unimplemented for process isolation or policy limits.
@@ -58,21 +60,20 @@ class ToolRegistry {
  private:
   struct Tool {
     CompiledTool compiled;
-    ToolOptions options;
     Policy policy;
-    InterpreterLease resident;  // kResident only
-    // kResident only: the tool's policy stays in force, with its directories, for
-    // as long as the tool is registered. Declared after `resident`: ends first.
-    std::unique_ptr<ExecutionContext> context;
-    ToolModule module;          // lives in `resident`
-    absl::Mutex call_mu;        // serializes calls of a resident tool
+    ExecutionSettings settings;  // points at `policy`
+    // kResident: the tool's own mode, its interpreter and its policy in force from
+    // the load to the removal; kFresh: the host's.
+    std::unique_ptr<IsolationMode> dedicated;
+    IsolationMode* mode = nullptr;
+    ToolModule module;  // kResident only: lives in the dedicated interpreter
   };
   absl::StatusOr<std::shared_ptr<Tool>> Find(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
 
-  InterpreterPool& pool_;
+  Isolations& isolations_;
   const size_t max_output_bytes_;
   const Policy default_policy_;
-  const ExecutionSetup setup_;
+  const std::vector<std::string> extra_network_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Tool>> tools_ ABSL_GUARDED_BY(mu_);
 };

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "pyhost/host.h"  // DefaultWorkRoot
 
 namespace pyhost {
 namespace {

@@ -66,10 +66,6 @@ class WorkDirStock {
   std::thread thread_;
 };
 
-// Where execution directories go by default: /dev/shm/pyhost-<pid> (tmpfs: fast to
-// create and remove; files there use memory) when writable, else $TMPDIR or /tmp.
-std::string DefaultWorkRoot();
-
 // Regular files under `dir` (symlinks not followed), relative to it, sorted.
 std::vector<std::string> RegularFilesUnder(const std::string& dir);
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
-#include "embed/cancellation.h"
+#include "bindings/cancellation.h"
 #include "guards/c_stack.h"
 #include "guards/shared_types.h"
 #include "guards/sqlite.h"
@@ -59,7 +59,7 @@ enum class Kind {
   kImportlibOnly,   // only importlib itself may call it (the import lock)
   kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
   kOpen,            // builtins.open / io.open: an opener's descriptor is checked
-  kSleep,           // time.sleep: woken early by a Cancellation (embed/cancellation.h)
+  kSleep,           // time.sleep: woken early by a Cancellation (bindings/cancellation.h)
   kFcntl,           // fcntl.fcntl: F_DUPFD makes a descriptor (counted, the code's)
   kFdStat,          // os.fstat: python3's EBADF for a number the code closed (Sandbox::Bury)
   kAuditHook,       // sys.addaudithook: not under an enforcing policy

@@ -18,18 +18,12 @@
 //
 //   // in the _imp.exec_dynamic guard, after _sqlite3's module ran (GIL held):
 //   absl::Status guarded = GuardSqliteModule(module);
-//   // in the "sqlite3.connect" audit rule:
-//   if (!SqliteDatabaseAllowed(sandbox, name, &why)) ...
 #ifndef PYHOST_GUARDS_SQLITE_H_
 #define PYHOST_GUARDS_SQLITE_H_
 
 #include <Python.h>
 
-#include <string>
-
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
-#include "audit_hooks/sandbox.h"
 
 namespace pyhost {
 
@@ -38,11 +32,6 @@ namespace pyhost {
 // process-wide Connection.set_authorizer is replaced once. GIL held in the module's
 // interpreter.
 absl::Status GuardSqliteModule(PyObject* module);
-
-// Whether SQLite may open database `name` (a path, ":memory:", "" for a temporary
-// database, or a "file:" URI) for the sandbox's code: in memory, or a path it may
-// write. On false, `why` says why.
-bool SqliteDatabaseAllowed(Sandbox& sandbox, absl::string_view name, std::string* why);
 
 }  // namespace pyhost
 

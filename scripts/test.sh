@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 build="${1:-build}"
 
 scripts/install-deps.sh
+scripts/check_layers.py
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYHOST_BUILD_TESTS=ON
 cmake --build "$build" -j2
 PYHOST_FUZZ_BUILD_DIR="$build-fuzz" scripts/fuzz.sh "${PYHOST_FUZZ_SECONDS:-30}"

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "embed/runtime.h"
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost {
 namespace {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "bindings/json_convert.h"
-#include "cli/requests.h"
+#include "protocol/requests.h"
 
 namespace pyhost::cli {
 namespace {

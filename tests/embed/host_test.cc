@@ -1,4 +1,4 @@
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 #include <unistd.h>
 

@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost {
 namespace {

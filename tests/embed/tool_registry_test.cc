@@ -32,10 +32,14 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
     pool_ = nullptr;
   }
   void SetUp() override {
-    tools_ = std::make_unique<ToolRegistry>(*pool_, 1 << 16, *NamedPolicy("strict"),
-                                            ExecutionSetup{{}, &dirs_});
+    isolations_ = std::make_unique<Isolations>(*pool_, dirs_, running_);
+    tools_ = std::make_unique<ToolRegistry>(*isolations_, 1 << 16, *NamedPolicy("strict"),
+                                            std::vector<std::string>{});
   }
-  void TearDown() override { tools_.reset(); }
+  void TearDown() override {
+    tools_.reset();
+    isolations_.reset();
+  }
 
   absl::Status Register(const std::string& name, const std::string& source) {
     ToolOptions options;
@@ -50,6 +54,8 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
 
   static InterpreterPool* pool_;
   WorkDirStock dirs_{DefaultWorkRoot(), 2};
+  CancellationSet running_;
+  std::unique_ptr<Isolations> isolations_;
   std::unique_ptr<ToolRegistry> tools_;
 };
 InterpreterPool* ToolRegistryTest::pool_ = nullptr;
@@ -184,7 +190,9 @@ TEST(ResidentToolTest, ModuleStatePersistsGlobalsOfACallDoNot) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
   WorkDirStock dirs(DefaultWorkRoot(), 1);
-  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, &dirs});
+  CancellationSet running;
+  Isolations isolations(**pool, dirs, running);
+  ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), {});
   ToolOptions resident;
   resident.isolation = Isolation::kResident;
   ASSERT_TRUE(tools.Register("state", R"(
@@ -211,7 +219,9 @@ TEST(FreshToolTest, EveryCallStartsFromScratch) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
   WorkDirStock dirs(DefaultWorkRoot(), 1);
-  ToolRegistry tools(**pool, 1024, *NamedPolicy("strict"), ExecutionSetup{{}, &dirs});
+  CancellationSet running;
+  Isolations isolations(**pool, dirs, running);
+  ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), {});
   ASSERT_TRUE(tools.Register("state", R"(
 import sys
 cache = []

@@ -18,7 +18,7 @@
 #include "bindings/json_text.h"
 #include "embed/pool.h"
 #include "embed/runtime.h"
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost::modules {
 extern const char kFuzzValuesSource[];  // tests/fuzz/fuzz_values.py

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "bindings/json_text.h"
-#include "cli/requests.h"
+#include "protocol/requests.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "guards/policy.h"
+#include "pyhost/policy.h"
 
 #include <sys/stat.h>
 

@@ -24,7 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace pyhost {
 namespace {

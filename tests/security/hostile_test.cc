@@ -53,7 +53,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 extern char** environ;
 

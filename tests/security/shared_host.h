@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace pyhost {
 

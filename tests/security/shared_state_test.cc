@@ -16,7 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "embed/host.h"
+#include "pyhost/host.h"
 #include "guards/shared_types.h"
 #include "tests/security/shared_host.h"
 

@@ -15,7 +15,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "embed/host.h"
+#include "pyhost/host.h"
 #include "tests/security/shared_host.h"
 
 namespace pyhost {

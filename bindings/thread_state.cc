@@ -1,8 +1,8 @@
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
-#include "embed/cancellation.h"
-#include "embed/check.h"
-#include "embed/gilstate_binding.h"
+#include "bindings/cancellation.h"
+#include "bindings/check.h"
+#include "bindings/gilstate_binding.h"
 
 namespace pyhost {
 

@@ -1,6 +1,6 @@
 // pyhost's public C++ API: run Python snippets and run(args) tools inside this process.
 //
-//   #include "embed/host.h"
+//   #include <pyhost/host.h>
 //
 //   absl::StatusOr<std::unique_ptr<pyhost::Host>> host = pyhost::Host::Create({});
 //   pyhost::ExecRequest request;
@@ -9,8 +9,10 @@
 //   absl::StatusOr<pyhost::ExecResult> run = (*host)->Execute(request);
 //   // run->ok, run->stdout_stream.text == "hi\n", run->result == {"sum": 6}
 //
+//   pyhost::ToolOptions resident;
+//   resident.isolation = pyhost::Isolation::kResident;
 //   (*host)->RegisterTool("wc", "def run(args):\n    return len(args['text'].split())\n",
-//                         {.isolation = pyhost::Isolation::kResident});
+//                         resident);
 //   absl::StatusOr<pyhost::ToolCallResult> call = (*host)->CallTool("wc", {{"text", "a b"}});
 //   // call->envelope == {"ok": true, "data": 2}
 //
@@ -19,7 +21,7 @@
 // itself was bad (or asks for something not implemented yet); failures of the code
 // are answers (ExecResult::ok == false, the envelope's "ok": false).
 //
-// Every execution runs under a policy (guards/policy.h; default "strict"): the import
+// Every execution runs under a policy (pyhost/policy.h; default "strict"): the import
 // gate, the audit hook and the hardened interpreter enforce it in-process. For code
 // you do not trust at all, in-process isolation is not enough (docs/security.md);
 // process isolation and limits are later work, and requests asking for them are
@@ -29,8 +31,8 @@
 // Thread-safety: every method may be called from many threads at once. Do not call
 // into a Host from Python code running inside it. Destroy a Host only when no call
 // is in flight.
-#ifndef PYHOST_EMBED_HOST_H_
-#define PYHOST_EMBED_HOST_H_
+#ifndef PYHOST_HOST_H_
+#define PYHOST_HOST_H_
 
 #include <memory>
 #include <string>
@@ -38,17 +40,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "embed/execution_context.h"
-#include "embed/pool.h"
-#include "embed/work_dirs.h"
-#include "embed/request.h"
-#include "embed/result.h"
-#include "embed/tool_registry.h"
+#include "absl/strings/string_view.h"
+#include "pyhost/policy.h"
+#include "pyhost/request.h"
+#include "pyhost/result.h"
 
 namespace pyhost {
+
+// Where execution directories go by default: /dev/shm/pyhost-<pid> (tmpfs: fast to
+// create and remove; files there use memory) when writable, else $TMPDIR or /tmp.
+std::string DefaultWorkRoot();
 
 struct HostOptions {
   int pool_size = 4;  // fresh interpreters kept ready
@@ -61,12 +63,24 @@ struct HostOptions {
   size_t max_output_bytes = 1 << 20;  // default cap of captured stdout, and of stderr
 };
 
+// Counts of the host's interpreters (Host::pool_stats).
+struct PoolStats {
+  int64_t created = 0;
+  int64_t destroyed = 0;
+  int64_t leaked = 0;     // threads still running at teardown: kept, never destroyed
+  int64_t abandoned = 0;  // teardowns that never finished within abandon_after
+  int ready = 0;
+  int retired = 0;  // waiting to be torn down
+};
+
 class Host {
  public:
   // Initializes Python on first use and fills the pool; fails on a bad option
   // (e.g. a prewarm module that does not import).
   static absl::StatusOr<std::unique_ptr<Host>> Create(HostOptions options = {});
   ~Host();
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
 
   absl::StatusOr<ExecResult> Execute(const ExecRequest& request);
 
@@ -77,42 +91,27 @@ class Host {
   std::vector<std::string> ToolNames();
 
   // Interrupts every execution and tool call running now: KeyboardInterrupt in its
-  // code (see embed/cancellation.h for what cannot be interrupted). Thread-safe, and
+  // code (see bindings/cancellation.h for what cannot be interrupted). Thread-safe, and
   // safe to call from any thread while executions run (e.g. a signal-handling
   // thread); calls that start later are not affected.
-  void InterruptAll() { running_.CancelAll(); }
+  void InterruptAll();
 
-  PoolStats pool_stats() { return pool_->stats(); }
+  PoolStats pool_stats();
   // Where this host's execution directories are (canonical).
-  const std::string& work_root() const { return dirs_.root(); }
+  const std::string& work_root() const;
   // For a process that must exit now, with executions still running: removes their
   // directories and everything else under work_root() but the outputs already
   // reported. Thread-safe; the Host is unusable afterwards.
-  void RemoveUnreportedFiles() { dirs_.RemoveAllButKeptOutputs(); }
-  const std::string& python_version() const { return python_version_; }
+  void RemoveUnreportedFiles();
+  const std::string& python_version() const;
+
+  class Impl;  // embed/host.cc
 
  private:
-  Host(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
-       std::vector<std::string> env_network);
-  absl::Status CheckSupported(const ExecRequest& request, const Policy& policy) const;
-  // Runs the snippet in `interp` (entered) under `policy`.
-  void RunUnderPolicy(Interpreter& interp, const ExecRequest& request, const Policy& policy,
-                      Cancellation& cancellation, ExecResult& result);
-
-  const HostOptions options_;
-  const std::string python_version_;
-  const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
-  // Declared before the pool and the tools: their executions return directories.
-  WorkDirStock dirs_;
-  CancellationSet running_;
-  // Declared before the members holding leases, so destroyed after them.
-  std::unique_ptr<InterpreterPool> pool_;
-  ToolRegistry tools_;
-  // The resident interpreter of Isolation::kResident snippets, made on first use.
-  absl::Mutex resident_mu_;
-  InterpreterLease resident_ ABSL_GUARDED_BY(resident_mu_);
+  explicit Host(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pyhost
 
-#endif  // PYHOST_EMBED_HOST_H_
+#endif  // PYHOST_HOST_H_

@@ -16,7 +16,7 @@
 #include "internal/pycore_interp.h"
 #include "internal/pycore_pystate.h"
 
-#include "embed/cpython_internals.h"
+#include "bindings/cpython_internals.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
 #error "cpython_internals.c reads 3.11's eval-breaker layout: port it to this Python"

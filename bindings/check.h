@@ -1,8 +1,8 @@
 // PYHOST_CHECK: a precondition that holds unless pyhost itself has a bug (the GIL and
 // thread-state rules of embed/). A failure prints where and why, then aborts: going on
 // with the wrong thread state would corrupt the interpreter or deadlock later.
-#ifndef PYHOST_EMBED_CHECK_H_
-#define PYHOST_EMBED_CHECK_H_
+#ifndef PYHOST_BINDINGS_CHECK_H_
+#define PYHOST_BINDINGS_CHECK_H_
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,4 +16,4 @@
     }                                                                             \
   } while (0)
 
-#endif  // PYHOST_EMBED_CHECK_H_
+#endif  // PYHOST_BINDINGS_CHECK_H_

@@ -1,7 +1,7 @@
 // Reading requests for the pyhost command: the JSON objects of `pyhost serve`, and the
 // pieces command-line flags share with them. Every error names the field at fault.
-#ifndef PYHOST_CLI_REQUESTS_H_
-#define PYHOST_CLI_REQUESTS_H_
+#ifndef PYHOST_PROTOCOL_REQUESTS_H_
+#define PYHOST_PROTOCOL_REQUESTS_H_
 
 #include <string>
 #include "absl/strings/string_view.h"
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "embed/request.h"
+#include "pyhost/request.h"
 
 namespace pyhost::cli {
 
@@ -30,7 +30,7 @@ ServeLine ParseServeLine(absl::string_view text, int64_t number);
 absl::StatusOr<ExecRequest> ExecRequestFromJson(const nlohmann::json& request);
 
 // A request's "policy" field: a profile name, a policy file path, or a policy object
-// (guards/policy.h). nullopt when absent.
+// (pyhost/policy.h). nullopt when absent.
 absl::StatusOr<std::optional<Policy>> PolicyField(const nlohmann::json& request);
 
 // Parses JSON text given for `what` (e.g. "--args"), with bindings/json_text.h's bounds;
@@ -45,11 +45,11 @@ absl::StatusOr<int64_t> ParsePositive(absl::string_view what, absl::string_view 
 // is refused instead of compiled.
 inline constexpr size_t kMaxSourceBytes = 16 << 20;
 
-// Reads code from a regular file of at most kMaxSourceBytes (guards/user_file.h: not a
+// Reads code from a regular file of at most kMaxSourceBytes (bindings/user_file.h: not a
 // directory, device or FIFO), or from standard input for "-" (a pipe or a terminal,
 // as much as kMaxSourceBytes).
 absl::StatusOr<std::string> ReadSource(const std::string& path);
 
 }  // namespace pyhost::cli
 
-#endif  // PYHOST_CLI_REQUESTS_H_
+#endif  // PYHOST_PROTOCOL_REQUESTS_H_

@@ -1,10 +1,10 @@
-#include "embed/executor.h"
+#include "embed/runner.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "embed/pool.h"
-#include "embed/thread_state.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost {
 namespace {

@@ -12,8 +12,8 @@
 // Preconditions (checked): the calling thread has no current thread state, i.e. it
 // is not already inside Python; a thread is in at most one interpreter at a time.
 // Not for: calling from Python code (a host callback) back into another interpreter.
-#ifndef PYHOST_EMBED_THREAD_STATE_H_
-#define PYHOST_EMBED_THREAD_STATE_H_
+#ifndef PYHOST_BINDINGS_THREAD_STATE_H_
+#define PYHOST_BINDINGS_THREAD_STATE_H_
 
 #include <Python.h>
 
@@ -56,4 +56,4 @@ class ThreadStateScope {
 
 }  // namespace pyhost
 
-#endif  // PYHOST_EMBED_THREAD_STATE_H_
+#endif  // PYHOST_BINDINGS_THREAD_STATE_H_

@@ -12,8 +12,8 @@
 // "strict" / "enterprise" (a curated stdlib allow list, files only in the execution's
 // own directories, no processes, no network unless allowlisted).
 // Enforcement lives in audit_hooks/ and guards/hardening; this file only decides.
-#ifndef PYHOST_GUARDS_POLICY_H_
-#define PYHOST_GUARDS_POLICY_H_
+#ifndef PYHOST_POLICY_H_
+#define PYHOST_POLICY_H_
 
 #include <cstddef>
 #include <string>
@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "guards/limits.h"
+#include "pyhost/limits.h"
 
 namespace pyhost {
 
@@ -70,7 +70,7 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name);
 absl::StatusOr<Policy> PolicyFromJson(const nlohmann::json& json);
 
 // A profile name, or a path to a JSON policy file (anything containing '/' or ending
-// in ".json"): a regular file of at most kMaxPolicyFileBytes (guards/user_file.h).
+// in ".json"): a regular file of at most kMaxPolicyFileBytes (bindings/user_file.h).
 inline constexpr size_t kMaxPolicyFileBytes = 1 << 20;
 absl::StatusOr<Policy> LoadPolicy(absl::string_view name_or_path);
 
@@ -83,4 +83,4 @@ std::vector<std::string> SplitHostPatterns(absl::string_view text);
 
 }  // namespace pyhost
 
-#endif  // PYHOST_GUARDS_POLICY_H_
+#endif  // PYHOST_POLICY_H_

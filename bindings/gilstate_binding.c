@@ -12,7 +12,7 @@
 #include <Python.h>
 #include "internal/pycore_runtime.h"
 
-#include "embed/gilstate_binding.h"
+#include "bindings/gilstate_binding.h"
 
 PyThreadState* pyhost_gilstate_bind(PyThreadState* tstate) {
 #if PY_VERSION_HEX >= 0x030C0000

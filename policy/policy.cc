@@ -1,4 +1,4 @@
-#include "guards/policy.h"
+#include "pyhost/policy.h"
 
 #include <algorithm>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bindings/json_text.h"
-#include "guards/user_file.h"
+#include "bindings/user_file.h"
 
 namespace pyhost {
 namespace {

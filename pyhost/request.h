@@ -1,7 +1,7 @@
 // What a caller asks of a Host: run a snippet (ExecRequest) or register a tool
 // (ToolOptions). See host.h for the calls and result.h for the answers.
-#ifndef PYHOST_EMBED_REQUEST_H_
-#define PYHOST_EMBED_REQUEST_H_
+#ifndef PYHOST_REQUEST_H_
+#define PYHOST_REQUEST_H_
 
 #include <optional>
 #include <string>
@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "guards/limits.h"
-#include "guards/policy.h"
+#include "pyhost/limits.h"
+#include "pyhost/policy.h"
 
 namespace pyhost {
 
@@ -54,4 +54,4 @@ struct ToolOptions {
 
 }  // namespace pyhost
 
-#endif  // PYHOST_EMBED_REQUEST_H_
+#endif  // PYHOST_REQUEST_H_

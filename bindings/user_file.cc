@@ -1,4 +1,4 @@
-#include "guards/user_file.h"
+#include "bindings/user_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

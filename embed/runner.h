@@ -8,10 +8,11 @@
 //
 // Precondition of every function (checked): the GIL is held with a thread state of
 // `interp` current. Python errors never escape: they become ExecError or an error
-// envelope. Only the C API is used (DESIGN.md, pitfall 1). `cancellation` (may be
+// envelope, and set the answer's outcome. Only the C API is used (docs/architecture.md,
+// "The C API, not pybind11, on the request path"). `cancellation` (may be
 // null) can interrupt the user's code, and only that (never pyhost's own around it).
-#ifndef PYHOST_EMBED_EXECUTOR_H_
-#define PYHOST_EMBED_EXECUTOR_H_
+#ifndef PYHOST_EMBED_RUNNER_H_
+#define PYHOST_EMBED_RUNNER_H_
 
 #include <optional>
 #include <string>
@@ -19,12 +20,19 @@
 #include <nlohmann/json.hpp>
 #include <pybind11/pytypes.h>
 
-#include "embed/cancellation.h"
+#include "bindings/cancellation.h"
 #include "embed/interpreter.h"
-#include "embed/request.h"
-#include "embed/result.h"
+#include "pyhost/request.h"
+#include "pyhost/result.h"
 
 namespace pyhost {
+
+// An error of an execution and the outcome it gives the answer: kCodeError (the
+// code's), kInterrupted (its cancellation's), kHostError (pyhost's).
+struct Failure {
+  Outcome outcome = Outcome::kCodeError;
+  ExecError error;
+};
 
 // The filename user snippets run under (it appears in tracebacks).
 inline constexpr char kSnippetFilename[] = "<code>";
@@ -51,13 +59,13 @@ struct ToolModule {
   PyObject* run = nullptr;
 };
 
-// Compiles `source`; a SyntaxError comes back as the ExecError (with its line).
-std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name,
+// Compiles `source`; a SyntaxError comes back as the failure (with its line).
+std::optional<Failure> CompileTool(Interpreter& interp, absl::string_view name,
                                      absl::string_view source, CompiledTool& out);
 
 // Runs the tool's module body (with `extra_globals` bound) and finds run(); an
-// exception, or no callable `run`, comes back as the ExecError.
-std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
+// exception, or no callable `run`, comes back as the failure.
+std::optional<Failure> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
                                         const nlohmann::json& extra_globals, ToolModule& out,
                                         Cancellation* cancellation = nullptr);
 
@@ -75,4 +83,4 @@ nlohmann::json ErrorEnvelope(const ExecError& error);
 
 }  // namespace pyhost
 
-#endif  // PYHOST_EMBED_EXECUTOR_H_
+#endif  // PYHOST_EMBED_RUNNER_H_

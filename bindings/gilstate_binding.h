@@ -1,6 +1,6 @@
 /* See gilstate_binding.c. */
-#ifndef PYHOST_EMBED_GILSTATE_BINDING_H_
-#define PYHOST_EMBED_GILSTATE_BINDING_H_
+#ifndef PYHOST_BINDINGS_GILSTATE_BINDING_H_
+#define PYHOST_BINDINGS_GILSTATE_BINDING_H_
 
 #include <Python.h>
 
@@ -16,4 +16,4 @@ PyThreadState* pyhost_gilstate_bind(PyThreadState* tstate);
 }
 #endif
 
-#endif /* PYHOST_EMBED_GILSTATE_BINDING_H_ */
+#endif /* PYHOST_BINDINGS_GILSTATE_BINDING_H_ */

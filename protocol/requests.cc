@@ -1,4 +1,4 @@
-#include "cli/requests.h"
+#include "protocol/requests.h"
 
 #include <iostream>
 
@@ -7,7 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bindings/json_text.h"
-#include "guards/user_file.h"
+#include "bindings/user_file.h"
 
 namespace pyhost::cli {
 

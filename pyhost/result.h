@@ -1,7 +1,9 @@
 // What a Host answers: the outcome of a snippet (ExecResult) or a tool call
 // (ToolCallResult), as data with a JSON form (the `pyhost` command prints these).
-#ifndef PYHOST_EMBED_RESULT_H_
-#define PYHOST_EMBED_RESULT_H_
+// Both are an Answer: how the request ended (pyhost/outcome.h), what it printed, the
+// files it left and its figures.
+#ifndef PYHOST_RESULT_H_
+#define PYHOST_RESULT_H_
 
 #include <optional>
 #include <string>
@@ -9,7 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "embed/request.h"
+#include "pyhost/outcome.h"
+#include "pyhost/request.h"
 
 namespace pyhost {
 
@@ -47,30 +50,31 @@ struct ExecStats {
   nlohmann::json ToJson() const;
 };
 
-struct ExecResult {
-  bool ok = false;
-  CapturedStream stdout_stream;
+// What every request's answer holds, whichever isolation ran it.
+struct Answer {
+  Outcome outcome = Outcome::kOk;
+  CapturedStream stdout_stream;  // for a tool call, not part of the envelope
   CapturedStream stderr_stream;
-  nlohmann::json result;  // the global `result`; null if unset
-  std::optional<ExecError> error;
   OutputFiles output;
   ExecStats stats;
+};
 
-  // {"ok", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "result",
-  //  "error": null | {...}, "output_dir", "output_files", "stats": {...}}
+struct ExecResult : Answer {
+  bool ok = false;  // outcome == Outcome::kOk
+  nlohmann::json result;  // the global `result`; null if unset
+  std::optional<ExecError> error;  // set unless ok
+
+  // {"ok", "outcome", "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+  //  "result", "error": null | {...}, "output_dir", "output_files", "stats": {...}}
   nlohmann::json ToJson() const;
 };
 
-struct ToolCallResult {
+struct ToolCallResult : Answer {
   // {"ok": true, "data": ...} or {"ok": false, "error": {"message", "type", ...}},
-  // or the dict run() returned when it has an "ok" key.
+  // or the dict run() returned when it has an "ok" key (outcome kOk: run() returned).
   nlohmann::json envelope;
-  CapturedStream stdout_stream;  // what run() printed (not part of the envelope)
-  CapturedStream stderr_stream;
-  OutputFiles output;
-  ExecStats stats;
 };
 
 }  // namespace pyhost
 
-#endif  // PYHOST_EMBED_RESULT_H_
+#endif  // PYHOST_RESULT_H_

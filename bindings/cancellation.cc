@@ -1,4 +1,4 @@
-#include "embed/cancellation.h"
+#include "bindings/cancellation.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -12,9 +12,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "bindings/python_error.h"
-#include "embed/cpython_internals.h"
-#include "embed/check.h"
-#include "embed/thread_state.h"
+#include "bindings/cpython_internals.h"
+#include "bindings/check.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost {
 namespace {

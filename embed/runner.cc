@@ -1,4 +1,4 @@
-#include "embed/executor.h"
+#include "embed/runner.h"
 
 #include <marshal.h>
 
@@ -9,8 +9,8 @@
 #include "bindings/json_convert.h"
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
-#include "embed/check.h"
-#include "embed/thread_state.h"
+#include "bindings/check.h"
+#include "bindings/thread_state.h"
 
 namespace pyhost {
 namespace {
@@ -34,9 +34,11 @@ std::string TextItem(PyObject* dict, const char* key) {
 // `args` and `ns` (may be null) feed the hints.
 // Describing runs the code's own methods (the exception's __str__, its audit hooks on
 // traceback access): as user code, under `cancellation`.
-ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
-                               absl::string_view source, PyObject* args, PyObject* ns,
-                               Cancellation* cancellation) {
+// A KeyboardInterrupt while the execution's cancellation fired is the interruption's,
+// whoever raised it; any other exception is the code's.
+Failure DescribePendingError(Interpreter& interp, const std::string& filename,
+                             absl::string_view source, PyObject* args, PyObject* ns,
+                             Cancellation* cancellation) {
   Cancellation::UserCode describing(cancellation, /*now=*/false);
   PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
   PyErr_Fetch(&type, &value, &traceback);
@@ -44,9 +46,12 @@ ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
   auto owned_type = py::reinterpret_steal<py::object>(type);
   auto owned_value = py::reinterpret_steal<py::object>(value);
   auto owned_tb = py::reinterpret_steal<py::object>(traceback);
-  ExecError error;
+  bool interrupted = cancellation != nullptr && cancellation->cancelled() && type != nullptr &&
+                     PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt);
+  Failure failure{interrupted ? Outcome::kInterrupted : Outcome::kCodeError, ExecError{}};
+  ExecError& error = failure.error;
   error.type = type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Error";
-  if (!owned_value) return error;
+  if (!owned_value) return failure;
   if (owned_tb) PyException_SetTraceback(owned_value.ptr(), owned_tb.ptr());
   error.message = DescribeException(owned_value.ptr());
 
@@ -56,14 +61,14 @@ ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
   if (!sources || !text ||
       PyDict_SetItemString(sources.ptr(), filename.c_str(), text.ptr()) != 0) {
     PyErr_Clear();
-    return error;
+    return failure;
   }
   auto described = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
       interp.describe_error(), owned_value.ptr(), sources.ptr(),
       args != nullptr ? args : Py_None, ns != nullptr ? ns : Py_None, nullptr));
   if (!described || !PyDict_Check(described.ptr())) {
     PyErr_Clear();
-    return error;
+    return failure;
   }
   error.type = TextItem(described.ptr(), "type");
   error.message = TextItem(described.ptr(), "message");
@@ -74,14 +79,37 @@ ExecError DescribePendingError(Interpreter& interp, const std::string& filename,
   long number = line != nullptr && PyLong_Check(line) ? PyLong_AsLongAndOverflow(line, &overflow) : 0;
   if (overflow == 0 && number > 0 && number <= INT_MAX) error.line = static_cast<int>(number);
   PyErr_Clear();
-  return error;
+  return failure;
 }
 
-ExecError NotSerializable(const absl::Status& status, absl::string_view what) {
-  return ExecError{"ResultNotSerializable", std::string(status.message()), 0, "",
-                   absl::StrCat("make ", what,
-                                " plain data: dict, list, str, int, float, bool or None "
-                                "(sets: list(...), objects: a dict of their fields)")};
+Failure NotSerializable(const absl::Status& status, absl::string_view what) {
+  return Failure{Outcome::kCodeError,
+                 ExecError{std::string(error_type::kResultNotSerializable),
+                           std::string(status.message()), 0, "",
+                           absl::StrCat("make ", what,
+                                        " plain data: dict, list, str, int, float, bool or None "
+                                        "(sets: list(...), objects: a dict of their fields)")}};
+}
+
+// pyhost failed around the code: `step` names what it was doing.
+Failure HostFailure(absl::string_view step) {
+  return Failure{Outcome::kHostError, ExecError{std::string(error_type::kHost),
+                                                std::string(StatusFromPythonError(step).message())}};
+}
+
+Failure ArgsFailure(const absl::Status& status) {
+  return Failure{Outcome::kCodeError, ExecError{std::string(error_type::kArgs),
+                                                absl::StrCat("args: ", status.message())}};
+}
+
+void Fail(ExecResult& result, Failure failure) {
+  result.outcome = failure.outcome;
+  result.error = std::move(failure.error);
+}
+
+void Fail(ToolCallResult& result, const Failure& failure) {
+  result.outcome = failure.outcome;
+  result.envelope = ErrorEnvelope(failure.error);
 }
 
 // A new globals dict for user code: __name__, __builtins__, `extra` (an object of
@@ -160,14 +188,19 @@ void RestoreGlobals(const ToolModule& module) {
   if (!assigned || PyDict_Update(module.globals, module.snapshot) != 0) PyErr_Clear();
 }
 
-json Envelope(PyObject* returned) {
+// The envelope of what run() returned: {"ok": true, "data": ...}, or run()'s own dict
+// when it has an "ok" key.
+void SetEnvelope(PyObject* returned, ToolCallResult& result) {
   absl::StatusOr<json> value = PythonToJson(returned, "run() result");
-  if (!value.ok()) return ErrorEnvelope(NotSerializable(value.status(), "run()'s return value"));
+  if (!value.ok()) {
+    Fail(result, NotSerializable(value.status(), "run()'s return value"));
+    return;
+  }
   // Decided on what it converted to: a lookup of "ok" in the dict would run a key's
   // __eq__, which may claim to be "ok".
   bool passthrough = PyDict_Check(returned) && value->is_object() && value->contains("ok");
-  if (passthrough) return *std::move(value);
-  return json{{"ok", true}, {"data", *std::move(value)}};
+  result.outcome = Outcome::kOk;
+  result.envelope = passthrough ? *std::move(value) : json{{"ok", true}, {"data", *std::move(value)}};
 }
 
 }  // namespace
@@ -192,7 +225,7 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
 
   absl::StatusOr<py::object> args = JsonToPython(request.args);
   if (!args.ok()) {
-    result.error = ExecError{"ArgsError", absl::StrCat("args: ", args.status().message())};
+    Fail(result, ArgsFailure(args.status()));
     return;
   }
   // The snippet runs as the __main__ module, as a script does under python3: pickle,
@@ -205,7 +238,7 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
   auto previous_main = py::reinterpret_borrow<py::object>(PyDict_GetItemString(modules, "__main__"));
   if (!fields || !globals || PyDict_Update(globals.ptr(), fields.ptr()) != 0 ||
       PyDict_SetItemString(modules, "__main__", main_module.ptr()) != 0) {
-    result.error = ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
+    Fail(result, HostFailure("globals"));
     return;
   }
   // Functions the code defines refer to globals (a cycle); clearing frees them now,
@@ -231,8 +264,8 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
         PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()));
   }
   if (!ran) {
-    result.error = DescribePendingError(interp, kSnippetFilename, request.code, args->ptr(),
-                                        globals.ptr(), cancellation);
+    Fail(result, DescribePendingError(interp, kSnippetFilename, request.code, args->ptr(),
+                                      globals.ptr(), cancellation));
     return;
   }
   PyObject* value = PyDict_GetItemString(globals.ptr(), "result");  // borrowed
@@ -241,11 +274,11 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
   if (converted.ok()) {
     result.result = *std::move(converted);
   } else {
-    result.error = NotSerializable(converted.status(), "`result`");
+    Fail(result, NotSerializable(converted.status(), "`result`"));
   }
 }
 
-std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name,
+std::optional<Failure> CompileTool(Interpreter& interp, absl::string_view name,
                                      absl::string_view source, CompiledTool& out) {
   CheckEntered(interp);
   out.name = std::string(name);
@@ -255,28 +288,21 @@ std::optional<ExecError> CompileTool(Interpreter& interp, absl::string_view name
   if (!code) return DescribePendingError(interp, out.filename, source, nullptr, nullptr, nullptr);
   auto bytes = py::reinterpret_steal<py::object>(
       PyMarshal_WriteObjectToString(code.ptr(), Py_MARSHAL_VERSION));
-  if (!bytes) {
-    return ExecError{"HostError",
-                     std::string(StatusFromPythonError("marshal").message())};
-  }
+  if (!bytes) return HostFailure("marshal");
   out.marshaled_code.assign(PyBytes_AS_STRING(bytes.ptr()),
                             static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr())));
   return std::nullopt;
 }
 
-std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
+std::optional<Failure> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
                                         const json& extra_globals, ToolModule& out,
                                         Cancellation* cancellation) {
   CheckEntered(interp);
   auto code = py::reinterpret_steal<py::object>(PyMarshal_ReadObjectFromString(
       tool.marshaled_code.data(), static_cast<Py_ssize_t>(tool.marshaled_code.size())));
-  if (!code) {
-    return ExecError{"HostError", std::string(StatusFromPythonError("unmarshal").message())};
-  }
+  if (!code) return HostFailure("unmarshal");
   py::object globals = NewGlobals(interp, tool.name.c_str(), extra_globals, nullptr);
-  if (!globals) {
-    return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
-  }
+  if (!globals) return HostFailure("globals");
   py::object ran;
   {
     Cancellation::UserCode running(cancellation);
@@ -289,14 +315,13 @@ std::optional<ExecError> LoadToolModule(Interpreter& interp, const CompiledTool&
   }
   PyObject* run = PyDict_GetItemString(globals.ptr(), "run");  // borrowed
   if (run == nullptr || !PyCallable_Check(run)) {
-    return ExecError{"ToolError",
-                     absl::StrCat("tool '", tool.name, "' defines no run(args) function"),
-                     0, "", "define `def run(args):` at the top level of the tool's source"};
+    return Failure{Outcome::kCodeError,
+                   ExecError{std::string(error_type::kTool),
+                             absl::StrCat("tool '", tool.name, "' defines no run(args) function"),
+                             0, "", "define `def run(args):` at the top level of the tool's source"}};
   }
   auto snapshot = py::reinterpret_steal<py::object>(PyDict_Copy(globals.ptr()));
-  if (!snapshot) {
-    return ExecError{"HostError", std::string(StatusFromPythonError("globals").message())};
-  }
+  if (!snapshot) return HostFailure("globals");
   out.run = interp.Adopt(py::reinterpret_borrow<py::object>(run));
   out.globals = interp.Adopt(std::move(globals));
   out.snapshot = interp.Adopt(std::move(snapshot));
@@ -314,8 +339,7 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
   };
   absl::StatusOr<py::object> py_args = JsonToPython(args);
   if (!py_args.ok()) {
-    result.envelope =
-        ErrorEnvelope(ExecError{"ArgsError", absl::StrCat("args: ", py_args.status().message())});
+    Fail(result, ArgsFailure(py_args.status()));
     return;
   }
   if (isolate_globals) {  // what ran since the last call (frees objects: user code)
@@ -328,10 +352,10 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
     returned = py::reinterpret_steal<py::object>(PyObject_CallOneArg(module.run, py_args->ptr()));
   }
   if (returned) {
-    result.envelope = Envelope(returned.ptr());
+    SetEnvelope(returned.ptr(), result);
   } else {
-    result.envelope = ErrorEnvelope(DescribePendingError(
-        interp, tool.filename, tool.source, py_args->ptr(), module.globals, cancellation));
+    Fail(result, DescribePendingError(interp, tool.filename, tool.source, py_args->ptr(),
+                                      module.globals, cancellation));
   }
   if (isolate_globals) {
     // What the call assigned goes now (finalizers: the code's).

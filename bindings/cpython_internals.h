@@ -1,7 +1,7 @@
 /* What pyhost does with CPython's internal structures (3.11's layout; the .c file
  * refuses to build against another), in one place. See cpython_internals.c. */
-#ifndef PYHOST_EMBED_CPYTHON_INTERNALS_H_
-#define PYHOST_EMBED_CPYTHON_INTERNALS_H_
+#ifndef PYHOST_BINDINGS_CPYTHON_INTERNALS_H_
+#define PYHOST_BINDINGS_CPYTHON_INTERNALS_H_
 
 #include <Python.h>
 
@@ -41,4 +41,4 @@ long pyhost_running_threads_hint(PyInterpreterState* interp);
 }
 #endif
 
-#endif /* PYHOST_EMBED_CPYTHON_INTERNALS_H_ */
+#endif /* PYHOST_BINDINGS_CPYTHON_INTERNALS_H_ */

@@ -25,8 +25,8 @@
 // Thread-safety: Cancel() and cancelled() are thread-safe and need no GIL. A UserCode
 // lives on one thread, GIL held with the code's thread state current, and is nested
 // in no other UserCode of the same Cancellation.
-#ifndef PYHOST_EMBED_CANCELLATION_H_
-#define PYHOST_EMBED_CANCELLATION_H_
+#ifndef PYHOST_BINDINGS_CANCELLATION_H_
+#define PYHOST_BINDINGS_CANCELLATION_H_
 
 #include <Python.h>
 
@@ -128,4 +128,4 @@ PyObject* InterruptibleSleep(PyObject* seconds);
 
 }  // namespace pyhost
 
-#endif  // PYHOST_EMBED_CANCELLATION_H_
+#endif  // PYHOST_BINDINGS_CANCELLATION_H_

@@ -1,0 +1,123 @@
+// Where a request runs: the seam every isolation mode implements, and the one request
+// skeleton around it.
+//
+//   Host (host.cc) or ToolRegistry      resolve the request's defaults into
+//                                       ExecutionSettings, pick an IsolationMode
+//   Isolations::Run                     checks the limits against the mode, marks the
+//                                       pool busy, makes the request interruptible,
+//                                       times it
+//   IsolationMode::Run                  chooses and enters an interpreter, enters the
+//                                       execution's context (policy, directories)
+//   Execution::Run (executions.h)       runs the snippet, the tool call or the tool's
+//                                       load: fills the Answer
+//
+//   Isolations isolations(pool, dirs, running);
+//   absl::StatusOr<IsolationMode*> fresh = isolations.Shared(Isolation::kFresh);
+//   ExecResult result;
+//   SnippetExecution snippet(request, result);
+//   absl::Status ran = isolations.Run(**fresh, settings, snippet);
+//
+// A Status means nothing ran (the mode cannot enforce a limit, or could not provide an
+// interpreter); everything that happened once an interpreter was entered is in the
+// answer, as an outcome (pyhost/outcome.h).
+// Thread-safety: Isolations and the modes are thread-safe; a resident mode runs one
+// execution at a time.
+#ifndef PYHOST_EMBED_ISOLATION_H_
+#define PYHOST_EMBED_ISOLATION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "bindings/cancellation.h"
+#include "embed/execution_context.h"
+#include "embed/interpreter.h"
+#include "embed/pool.h"
+#include "embed/work_dirs.h"
+#include "pyhost/limits.h"
+#include "pyhost/policy.h"
+#include "pyhost/request.h"
+#include "pyhost/result.h"
+
+namespace pyhost {
+
+// One request's settings, resolved by the Host: nothing is left to default.
+struct ExecutionSettings {
+  const Policy* policy = nullptr;  // outlives the execution
+  Limits limits;                   // the policy's, lowered by the request's
+  size_t max_output_bytes = 0;     // cap of captured stdout, and of stderr
+  std::vector<std::string> extra_network;  // PYHOST_NETWORK_ALLOWLIST + the request's
+};
+
+// The request's own step: what runs once a mode has entered an interpreter.
+class Execution {
+ public:
+  virtual ~Execution() = default;
+  // GIL held in `interp`, `context` entered (its policy in force). Sets the answer's
+  // outcome, streams and result; Python errors never escape.
+  virtual void Run(Interpreter& interp, const ExecutionContext& context,
+                   Cancellation& cancellation) = 0;
+  // The execution ended before Run could start (e.g. interrupted while its
+  // environment was set): records why, as the answer.
+  virtual void Fail(Outcome outcome, ExecError error) = 0;
+  virtual Answer& answer() = 0;
+};
+
+// Which limits a mode enforces; a request setting another is refused, never run
+// without it.
+struct EnforcedLimits {
+  bool timeout = false;
+  bool cpu = false;
+  bool memory = false;
+};
+
+class IsolationMode {
+ public:
+  virtual ~IsolationMode() = default;
+  virtual Isolation isolation() const = 0;
+  virtual EnforcedLimits enforced() const = 0;
+  // Runs `execution` in an interpreter of this mode, entered on this thread, inside
+  // the execution's context; sets the answer's interpreter id, wait and output files.
+  // A Status: no interpreter could be had, nothing ran.
+  virtual absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
+                           Execution& execution) = 0;
+};
+
+// InvalidArgument for a non-positive limit, Unimplemented for one `mode` does not
+// enforce (naming it and the mode).
+absl::Status CheckEnforced(const IsolationMode& mode, const Limits& limits);
+
+// The host's isolation modes, and the skeleton every request runs through.
+class Isolations {
+ public:
+  // All must outlive the Isolations and the modes it makes.
+  Isolations(InterpreterPool& pool, WorkDirStock& dirs, CancellationSet& running);
+  ~Isolations();
+
+  // The host's mode for `isolation`: kFresh, or kResident (the one resident
+  // interpreter of snippets, made on first use). Unimplemented for kProcess.
+  absl::StatusOr<IsolationMode*> Shared(Isolation isolation);
+  // A mode of its own, for a resident tool: its interpreter, and the context of its
+  // first execution (the load) kept in force until the mode is destroyed.
+  // Unimplemented for kProcess.
+  absl::StatusOr<std::unique_ptr<IsolationMode>> Dedicated(Isolation isolation);
+
+  // Checks the settings' limits against `mode`, marks the pool busy, registers the
+  // execution to be interrupted (Host::InterruptAll), runs it and times it.
+  absl::Status Run(IsolationMode& mode, const ExecutionSettings& settings,
+                   Execution& execution);
+
+ private:
+  InterpreterPool& pool_;
+  WorkDirStock& dirs_;
+  CancellationSet& running_;
+  std::unique_ptr<IsolationMode> fresh_;
+  std::unique_ptr<IsolationMode> resident_;
+};
+
+}  // namespace pyhost
+
+#endif  // PYHOST_EMBED_ISOLATION_H_
