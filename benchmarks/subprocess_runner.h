@@ -1,8 +1,10 @@
 // The subprocess baseline: a run(args) tool executed the way the seeds' runners do
 // it, one `python3` process per call (posix_spawn, pipes, cleared environment).
 //
-//   pyhost_bench::SubprocessToolRunner runner({.python = "/usr/bin/python3",
-//                                              .tool_source = source});
+//   pyhost_bench::SubprocessOptions options;
+//   options.python = "/usr/bin/python3";
+//   options.tool_source = source;
+//   pyhost_bench::SubprocessToolRunner runner(options);
 //   absl::StatusOr<nlohmann::json> envelope = runner.Call({{"text", "a b"}});
 //   // *envelope == {"ok": true, "data": ...} (or what run() returned, if it has "ok")
 //

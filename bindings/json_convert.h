@@ -16,7 +16,7 @@
 // Not for: pickling arbitrary objects; that is what the error is for.
 //
 // Thread-safety: both functions require the GIL. They call only the C API, never a
-// pybind11 function that can throw error_already_set (DESIGN.md, pitfall 1).
+// pybind11 function that can throw error_already_set (docs/architecture.md, "Pitfalls" 1).
 #ifndef PYHOST_BINDINGS_JSON_CONVERT_H_
 #define PYHOST_BINDINGS_JSON_CONVERT_H_
 

@@ -4,7 +4,7 @@
 //   if (PyObject_SetAttrString(sys, "stdout", w) != 0)
 //     return pyhost::StatusFromPythonError("installing stdout capture");
 //
-// Thread-safety: requires the GIL. Uses only the C API (DESIGN.md, pitfall 1).
+// Thread-safety: requires the GIL. Uses only the C API (docs/architecture.md, "Pitfalls" 1).
 #ifndef PYHOST_BINDINGS_PYTHON_ERROR_H_
 #define PYHOST_BINDINGS_PYTHON_ERROR_H_
 

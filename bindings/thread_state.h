@@ -6,7 +6,7 @@
 //   }                                                     // deleted, GIL released
 //
 // Why on the caller's thread: a hand-off to a per-interpreter thread costs ~17 us
-// (DESIGN.md pitfall 1), more than a whole tool call. The price is that code inside
+// (docs/architecture.md, "Pitfalls" 1), more than a whole tool call. The price is that code inside
 // uses the C API for errors and the GIL, never pybind11's GIL helpers.
 //
 // Preconditions (checked): the calling thread has no current thread state, i.e. it

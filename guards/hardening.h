@@ -1,6 +1,6 @@
 // What the audit hook cannot see: in each sandbox interpreter, pyhost replaces, in
 // that interpreter's own module objects, the functions that harm the host and raise
-// no audit event (DESIGN.md, pitfall 3), and gates the import machinery.
+// no audit event (docs/architecture.md, "Pitfalls" 3), and gates the import machinery.
 //
 //   // At interpreter creation, GIL held in it, its Sandbox inactive; `support` is the
 //   // dict of modules/pyhost_support.py in that interpreter:

@@ -12,6 +12,7 @@ scripts/install-deps.sh
 scripts/check_layers.py
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYHOST_BUILD_TESTS=ON
 cmake --build "$build" -j2
+scripts/check_install.sh "$build"
 PYHOST_FUZZ_BUILD_DIR="$build-fuzz" scripts/fuzz.sh "${PYHOST_FUZZ_SECONDS:-30}"
 scripts/fidelity.sh --fast --fail-unexplained --pyhost "$PWD/$build/cli/pyhost"
 ctest --test-dir "$build" --output-on-failure -j2 --timeout 900

@@ -13,7 +13,7 @@ using json = nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class ExecutorTest : public ::testing::Test {
+class RunnerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     PoolOptions options;
@@ -44,9 +44,9 @@ class ExecutorTest : public ::testing::Test {
 
   static InterpreterPool* pool_;
 };
-InterpreterPool* ExecutorTest::pool_ = nullptr;
+InterpreterPool* RunnerTest::pool_ = nullptr;
 
-TEST_F(ExecutorTest, ResultStdoutAndStderrAreSeparate) {
+TEST_F(RunnerTest, ResultStdoutAndStderrAreSeparate) {
   ExecResult r = Run("import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
                      "result = {'sum': sum(args['xs'])}",
                      {{"xs", {1, 2, 3}}});
@@ -57,13 +57,13 @@ TEST_F(ExecutorTest, ResultStdoutAndStderrAreSeparate) {
   EXPECT_FALSE(r.error.has_value());
 }
 
-TEST_F(ExecutorTest, NoResultIsNull) {
+TEST_F(RunnerTest, NoResultIsNull) {
   ExecResult r = Run("x = 1");
   EXPECT_TRUE(r.ok);
   EXPECT_TRUE(r.result.is_null());
 }
 
-TEST_F(ExecutorTest, OutputIsCappedWithAFlag) {
+TEST_F(RunnerTest, OutputIsCappedWithAFlag) {
   ExecResult r = Run("print('é' * 100)\nimport sys\nsys.stderr.write('x' * 5)", json::object(),
                      /*max_output=*/11);
   EXPECT_TRUE(r.stdout_stream.truncated);
@@ -73,14 +73,14 @@ TEST_F(ExecutorTest, OutputIsCappedWithAFlag) {
   EXPECT_EQ(r.stderr_stream.text, "xxxxx");
 }
 
-TEST_F(ExecutorTest, RealStreamsAreNotReachableThroughSysDunder) {
+TEST_F(RunnerTest, RealStreamsAreNotReachableThroughSysDunder) {
   ExecResult r = Run("import sys\nsys.__stdout__.write('via dunder')\nsys.stdout = sys.__stdout__\n"
                      "print('after')");
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.stdout_stream.text, "via dunderafter\n");
 }
 
-TEST_F(ExecutorTest, ErrorHasTypeMessageLineAndUserOnlyTraceback) {
+TEST_F(RunnerTest, ErrorHasTypeMessageLineAndUserOnlyTraceback) {
   ExecResult r = Run("def f(d):\n    return d['k']\n\nx = 1\nf({})\n");
   EXPECT_FALSE(r.ok);
   ASSERT_TRUE(r.error.has_value());
@@ -93,7 +93,7 @@ TEST_F(ExecutorTest, ErrorHasTypeMessageLineAndUserOnlyTraceback) {
   EXPECT_THAT(r.error->traceback, Not(HasSubstr("pyhost_support")));
 }
 
-TEST_F(ExecutorTest, ErrorsInsideTheStdlibShowOnlyUserFrames) {
+TEST_F(RunnerTest, ErrorsInsideTheStdlibShowOnlyUserFrames) {
   ExecResult r = Run("import json\njson.loads('{bad')\n");
   ASSERT_TRUE(r.error.has_value());
   EXPECT_EQ(r.error->type, "JSONDecodeError");
@@ -101,7 +101,7 @@ TEST_F(ExecutorTest, ErrorsInsideTheStdlibShowOnlyUserFrames) {
   EXPECT_THAT(r.error->traceback, Not(HasSubstr("json/decoder.py")));
 }
 
-TEST_F(ExecutorTest, HintsForCommonMistakes) {
+TEST_F(RunnerTest, HintsForCommonMistakes) {
   struct Case {
     const char* code;
     json args;
@@ -126,7 +126,7 @@ TEST_F(ExecutorTest, HintsForCommonMistakes) {
   }
 }
 
-TEST_F(ExecutorTest, SyntaxErrorReportsItsLine) {
+TEST_F(RunnerTest, SyntaxErrorReportsItsLine) {
   ExecResult r = Run("x = 1\ny = (2,\nz = 3 +\n");
   ASSERT_TRUE(r.error.has_value());
   EXPECT_EQ(r.error->type, "SyntaxError");
@@ -134,7 +134,7 @@ TEST_F(ExecutorTest, SyntaxErrorReportsItsLine) {
   EXPECT_THAT(r.error->traceback, HasSubstr("<code>"));
 }
 
-TEST_F(ExecutorTest, ExitAndInterruptEndTheExecutionNotTheHost) {
+TEST_F(RunnerTest, ExitAndInterruptEndTheExecutionNotTheHost) {
   for (const char* code : {"import sys; sys.exit(3)", "raise SystemExit('bye')",
                            "raise KeyboardInterrupt", "import os; exit()"}) {
     ExecResult r = Run(code);
@@ -145,7 +145,7 @@ TEST_F(ExecutorTest, ExitAndInterruptEndTheExecutionNotTheHost) {
   }
 }
 
-TEST_F(ExecutorTest, NonSerializableResultIsAClearError) {
+TEST_F(RunnerTest, NonSerializableResultIsAClearError) {
   ExecResult r = Run("print('kept')\nresult = {'ids': {1, 2}}");
   EXPECT_FALSE(r.ok);
   ASSERT_TRUE(r.error.has_value());
@@ -155,7 +155,7 @@ TEST_F(ExecutorTest, NonSerializableResultIsAClearError) {
   EXPECT_EQ(r.stdout_stream.text, "kept\n");  // nothing is lost
 }
 
-TEST_F(ExecutorTest, NulByteInCodeIsASyntaxError) {
+TEST_F(RunnerTest, NulByteInCodeIsASyntaxError) {
   ExecResult r = Run(std::string("x = 1\0", 6));
   ASSERT_TRUE(r.error.has_value());
   EXPECT_EQ(r.error->type, "SyntaxError");
@@ -165,7 +165,7 @@ TEST_F(ExecutorTest, NulByteInCodeIsASyntaxError) {
   EXPECT_THAT(r.error->traceback, HasSubstr("File \"<code>\", line 1"));
 }
 
-TEST_F(ExecutorTest, ArgsThatAreNotUtf8AreAnArgsError) {
+TEST_F(RunnerTest, ArgsThatAreNotUtf8AreAnArgsError) {
   ExecResult r = Run("result = args", {{"s", std::string("\xc3", 1)}});
   ASSERT_TRUE(r.error.has_value());
   EXPECT_EQ(r.error->type, "ArgsError");
@@ -173,7 +173,7 @@ TEST_F(ExecutorTest, ArgsThatAreNotUtf8AreAnArgsError) {
 
 // sqlite3 calls Python user functions through PyGILState_Ensure: this works only
 // because the executing thread state is bound as the thread's PyGILState state.
-TEST_F(ExecutorTest, CallbacksThroughPyGILStateWork) {
+TEST_F(RunnerTest, CallbacksThroughPyGILStateWork) {
   ExecResult r = Run(
       "import sqlite3\n"
       "db = sqlite3.connect(':memory:')\n"
@@ -183,7 +183,7 @@ TEST_F(ExecutorTest, CallbacksThroughPyGILStateWork) {
   EXPECT_EQ(r.result, json(42));
 }
 
-TEST_F(ExecutorTest, ToolCompileLoadAndCall) {
+TEST_F(RunnerTest, ToolCompileLoadAndCall) {
   absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
   ASSERT_TRUE(lease.ok());
   ThreadStateScope scope((*lease)->state());
@@ -200,7 +200,7 @@ TEST_F(ExecutorTest, ToolCompileLoadAndCall) {
 // --- Output caps (issue 7, item 16) --------------------------------------------------
 
 // The cap is not the code's to change: nothing on sys.stdout or its type raises it.
-TEST_F(ExecutorTest, CodeCannotRaiseItsOutputCap) {
+TEST_F(RunnerTest, CodeCannotRaiseItsOutputCap) {
   ExecResult r = Run(
       "import sys\n"
       "refused = []\n"
@@ -222,7 +222,7 @@ TEST_F(ExecutorTest, CodeCannotRaiseItsOutputCap) {
 
 // Truncated output is a prefix of what was written, cut at a character boundary:
 // nothing written after the cut is kept, even what would still fit.
-TEST_F(ExecutorTest, TruncatedOutputIsAPrefixOfWhatWasWritten) {
+TEST_F(RunnerTest, TruncatedOutputIsAPrefixOfWhatWasWritten) {
   ExecResult r = Run("print('é' * 10)", json::object(), /*max_output=*/5);
   EXPECT_TRUE(r.stdout_stream.truncated);
   EXPECT_EQ(r.stdout_stream.text, "éé");
@@ -237,7 +237,7 @@ TEST_F(ExecutorTest, TruncatedOutputIsAPrefixOfWhatWasWritten) {
 
 // sys.stdout.buffer exists, as in python3; bytes count against the same cap, in the
 // order they were written with the text; bytes that are not UTF-8 become U+FFFD.
-TEST_F(ExecutorTest, StdoutBufferTakesBytes) {
+TEST_F(RunnerTest, StdoutBufferTakesBytes) {
   ExecResult r = Run(
       "import io, sys\n"
       "n = sys.stdout.buffer.write(b'bytes\\n')\n"
@@ -263,7 +263,7 @@ TEST_F(ExecutorTest, StdoutBufferTakesBytes) {
 }
 
 // Like python3's sys.stdout (errors="strict"): a lone surrogate raises and writes nothing.
-TEST_F(ExecutorTest, SurrogatesInOutputRaiseAsInPython) {
+TEST_F(RunnerTest, SurrogatesInOutputRaiseAsInPython) {
   ExecResult r = Run("print('before')\nprint('a\\ud800b')");
   ASSERT_TRUE(r.error.has_value());
   EXPECT_EQ(r.error->type, "UnicodeEncodeError");
@@ -273,7 +273,7 @@ TEST_F(ExecutorTest, SurrogatesInOutputRaiseAsInPython) {
 
 // A flood is never held whole by the host: what is past the cap is not encoded or
 // copied (the peak RSS, reset first, barely moves while 100 MB are written).
-TEST_F(ExecutorTest, FloodsAreNotBufferedPastTheCap) {
+TEST_F(RunnerTest, FloodsAreNotBufferedPastTheCap) {
   ExecResult r = Run(
       "import sys\n"
       "def peak_kb():\n"
@@ -299,7 +299,7 @@ TEST_F(ExecutorTest, FloodsAreNotBufferedPastTheCap) {
 // In an interpreter that runs execution after execution (resident), the standard
 // streams are pyhost's again at the start of each: replacing them does not silence
 // later executions.
-TEST_F(ExecutorTest, ReplacedStreamsAreRestoredForTheNextExecution) {
+TEST_F(RunnerTest, ReplacedStreamsAreRestoredForTheNextExecution) {
   absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
   ASSERT_TRUE(lease.ok());
   ThreadStateScope scope((*lease)->state());
@@ -328,7 +328,7 @@ TEST_F(ExecutorTest, ReplacedStreamsAreRestoredForTheNextExecution) {
 
 // Globals a call assigns do not persist whichever function assigns them, also when a
 // finalizer triggered by dropping them assigns one; module state mutated in place does.
-TEST_F(ExecutorTest, ResidentCallsRestoreTheModuleBindings) {
+TEST_F(RunnerTest, ResidentCallsRestoreTheModuleBindings) {
   absl::StatusOr<InterpreterLease> lease = pool_->Acquire();
   ASSERT_TRUE(lease.ok());
   ThreadStateScope scope((*lease)->state());
