@@ -1,0 +1,192 @@
+// The isolation seam: the one request skeleton (embed/isolation.h) and what every
+// mode shares: the limits it refuses, the process refusal, a context that cannot be
+// entered as an answer, the stats every answer carries.
+#include "embed/isolation.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/cleanup/cleanup.h"
+#include "embed/executions.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+
+class IsolationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    PoolOptions options;
+    options.size = 2;
+    absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = pool->release();
+  }
+  static void TearDownTestSuite() {
+    delete pool_;
+    pool_ = nullptr;
+  }
+
+  ExecutionSettings Settings() const {
+    ExecutionSettings settings;
+    settings.policy = &policy_;
+    settings.max_output_bytes = 1 << 16;
+    return settings;
+  }
+
+  static InterpreterPool* pool_;
+  const Policy policy_ = *NamedPolicy("strict");
+  WorkDirStock dirs_{DefaultWorkRoot(), 1};
+  CancellationSet running_;
+  Isolations isolations_{*pool_, dirs_, running_};
+};
+InterpreterPool* IsolationTest::pool_ = nullptr;
+
+TEST_F(IsolationTest, EveryModeRefusesLimitsItDoesNotEnforceAndNonPositiveOnes) {
+  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
+    absl::StatusOr<IsolationMode*> mode = isolations_.Shared(isolation);
+    ASSERT_TRUE(mode.ok());
+    EXPECT_TRUE(CheckEnforced(**mode, Limits{}).ok());
+    Limits timeout;
+    timeout.timeout_ms = 100;
+    absl::Status refused = CheckEnforced(**mode, timeout);
+    EXPECT_TRUE(absl::IsUnimplemented(refused)) << refused;
+    EXPECT_THAT(std::string(refused.message()), HasSubstr("timeout_ms"));
+    EXPECT_THAT(std::string(refused.message()), HasSubstr(IsolationName(isolation)));
+    Limits negative;
+    negative.memory_mb = -1;
+    EXPECT_TRUE(absl::IsInvalidArgument(CheckEnforced(**mode, negative)));
+  }
+}
+
+TEST_F(IsolationTest, RunRefusesBeforeAnythingRuns) {
+  ExecRequest request;
+  request.code = "result = 1";
+  ExecResult result;
+  SnippetExecution snippet(request, 1024, result);
+  ExecutionSettings settings = Settings();
+  settings.limits.cpu_ms = 10;
+  absl::Status ran = isolations_.Run(**isolations_.Shared(Isolation::kFresh), settings, snippet);
+  EXPECT_TRUE(absl::IsUnimplemented(ran)) << ran;
+  EXPECT_EQ(result.stats.interpreter_id, -1);  // no interpreter was taken
+}
+
+TEST_F(IsolationTest, ProcessIsolationIsRefusedTheSameWayForSharedAndDedicatedModes) {
+  absl::StatusOr<IsolationMode*> shared = isolations_.Shared(Isolation::kProcess);
+  absl::StatusOr<std::unique_ptr<IsolationMode>> dedicated =
+      isolations_.Dedicated(Isolation::kProcess);
+  ASSERT_TRUE(absl::IsUnimplemented(shared.status()));
+  ASSERT_TRUE(absl::IsUnimplemented(dedicated.status()));
+  EXPECT_EQ(shared.status(), dedicated.status());
+}
+
+TEST_F(IsolationTest, AnswersCarryTheModeThePolicyTheInterpreterAndTheTimes) {
+  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
+    ExecRequest request;
+    request.code = "result = sum(args['xs'])";
+    request.args = {{"xs", {1, 2, 3}}};
+    ExecResult result;
+    SnippetExecution snippet(request, 1024, result);
+    ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), snippet).ok());
+    EXPECT_EQ(result.outcome, Outcome::kOk);
+    EXPECT_TRUE(result.ok);
+    EXPECT_EQ(result.result, 6);
+    EXPECT_EQ(result.stats.isolation, isolation);
+    EXPECT_EQ(result.stats.policy, "strict");
+    EXPECT_GE(result.stats.interpreter_id, 0);
+    EXPECT_GT(result.stats.wall_us, 0);
+  }
+}
+
+TEST_F(IsolationTest, ResidentSnippetsShareOneInterpreterFreshOnesNever) {
+  auto interpreter_of = [&](Isolation isolation) {
+    ExecRequest request;
+    request.code = "pass";
+    ExecResult result;
+    SnippetExecution snippet(request, 1024, result);
+    EXPECT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), snippet).ok());
+    return result.stats.interpreter_id;
+  };
+  EXPECT_EQ(interpreter_of(Isolation::kResident), interpreter_of(Isolation::kResident));
+  EXPECT_NE(interpreter_of(Isolation::kFresh), interpreter_of(Isolation::kFresh));
+}
+
+// The context cannot be entered when no execution directory can be made (a file
+// stands where the stock's root was): that
+// is pyhost's failure, and the answer of every kind of execution says so.
+TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
+  std::string root = DefaultWorkRoot() + "-gone-" + std::to_string(getpid());
+  WorkDirStock gone(root, /*spares=*/0);
+  std::filesystem::remove_all(gone.root());
+  FILE* blocker = fopen(gone.root().c_str(), "w");  // a file where the root was
+  ASSERT_NE(blocker, nullptr);
+  fclose(blocker);
+  absl::Cleanup unblock = [&] { std::filesystem::remove(gone.root()); };
+  Isolations isolations(*pool_, gone, running_);
+  IsolationMode& fresh = **isolations.Shared(Isolation::kFresh);
+
+  ExecRequest request;
+  request.code = "result = 1";
+  ExecResult result;
+  SnippetExecution snippet(request, 1024, result);
+  ASSERT_TRUE(isolations.Run(fresh, Settings(), snippet).ok());
+  EXPECT_EQ(result.outcome, Outcome::kHostError);
+  EXPECT_FALSE(result.ok);
+  ASSERT_TRUE(result.error.has_value());
+  EXPECT_EQ(result.error->type, error_type::kHost);
+
+  CompiledTool tool;
+  {
+    ToolLoadExecution load("echo", "def run(args):\n    return args\n");
+    // Compiled where directories can be made: the host's own isolations.
+    ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), load).ok());
+    ASSERT_FALSE(load.failure().has_value());
+    tool = load.compiled();
+  }
+  ToolCallResult call;
+  ToolCallExecution calling(tool, nullptr, json::object(), 1024, call);
+  ASSERT_TRUE(isolations.Run(fresh, Settings(), calling).ok());
+  EXPECT_EQ(call.outcome, Outcome::kHostError);
+  EXPECT_EQ(call.envelope["ok"], false);
+  EXPECT_EQ(call.envelope["error"]["type"], std::string(error_type::kHost));
+
+  ToolLoadExecution load("echo", "def run(args):\n    return args\n");
+  ASSERT_TRUE(isolations.Run(fresh, Settings(), load).ok());
+  ASSERT_TRUE(load.failure().has_value());
+  EXPECT_EQ(load.failure()->outcome, Outcome::kHostError);
+}
+
+TEST_F(IsolationTest, OutcomesComeFromWhereTheFailureArose) {
+  struct Case {
+    const char* code;
+    Outcome outcome;
+    const char* type;
+  } cases[] = {{"result = 1", Outcome::kOk, ""},
+               {"raise KeyError('k')", Outcome::kCodeError, "KeyError"},
+               {"result = {1, 2}", Outcome::kCodeError, "ResultNotSerializable"},
+               // Raised by the code itself, not by an interruption: the code's error.
+               {"raise KeyboardInterrupt", Outcome::kCodeError, "KeyboardInterrupt"}};
+  for (const Case& c : cases) {
+    ExecRequest request;
+    request.code = c.code;
+    ExecResult result;
+    SnippetExecution snippet(request, 1024, result);
+    ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), snippet).ok());
+    EXPECT_EQ(result.outcome, c.outcome) << c.code;
+    EXPECT_EQ(result.ok, c.outcome == Outcome::kOk) << c.code;
+    if (result.error) {
+      EXPECT_EQ(result.error->type, c.type) << c.code;
+    }
+    EXPECT_EQ(result.ToJson()["outcome"], std::string(OutcomeName(c.outcome))) << c.code;
+  }
+}
+
+}  // namespace
+}  // namespace pyhost
