@@ -263,4 +263,9 @@ PyObject* InterruptibleSleep(PyObject* seconds) {
   Py_RETURN_NONE;
 }
 
+bool IsCancellationException(PyObject* type) {
+  return PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt) ||
+         PyErr_GivenExceptionMatches(type, Stopped());
+}
+
 }  // namespace pyhost

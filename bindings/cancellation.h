@@ -117,6 +117,10 @@ void StopThread(PyThreadState* tstate);
 // current thread. GIL held.
 void ParkThread(PyThreadState* tstate);
 
+// Whether an exception of `type` is what a Cancellation raises: KeyboardInterrupt
+// (kInterrupt) or pyhost.ExecutionStopped (kStop), or a subclass. GIL held.
+bool IsCancellationException(PyObject* type);
+
 // Takes back an asynchronous exception pending for the current thread state, so it
 // cannot land in what runs next (pyhost's own code). GIL held.
 void DropPendingInterrupt();

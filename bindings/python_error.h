@@ -1,5 +1,5 @@
 // Turning the Python error indicator into an absl::Status, for the host's own calls
-// into Python (not for errors of user code: those become ExecError, see executor.h).
+// into Python (not for errors of user code: those become ExecError, see embed/runner.h).
 //
 //   if (PyObject_SetAttrString(sys, "stdout", w) != 0)
 //     return pyhost::StatusFromPythonError("installing stdout capture");

@@ -200,7 +200,9 @@ int Exec(ArgReader& reader) {
   StopSignals::Install().SetLastWords([&answered, &out] {
     if (answered.exchange(true)) return;
     ExecResult abandoned;
-    abandoned.error = ExecError{"Interrupted", "stopped by a signal; the code did not stop in time"};
+    abandoned.outcome = Outcome::kInterrupted;
+    abandoned.error = ExecError{std::string(error_type::kInterrupted),
+                                "stopped by a signal; the code did not stop in time"};
     WriteAnswer(out, abandoned.ToJson());
   });
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);

@@ -4,7 +4,7 @@
 //
 //   ExecResult result;
 //   SnippetExecution snippet(request, result);
-//   absl::Status ran = isolations.Run(mode, settings, snippet);
+//   absl::Status ran = isolations.Run(mode, settings, snippet);  // settings: the caps
 #ifndef PYHOST_EMBED_EXECUTIONS_H_
 #define PYHOST_EMBED_EXECUTIONS_H_
 
@@ -21,16 +21,15 @@ namespace pyhost {
 class SnippetExecution : public Execution {
  public:
   // `request` and `result` outlive the execution.
-  SnippetExecution(const ExecRequest& request, size_t max_output_bytes, ExecResult& result)
-      : request_(request), max_output_bytes_(max_output_bytes), result_(result) {}
-  void Run(Interpreter& interp, const ExecutionContext& context,
-           Cancellation& cancellation) override;
-  void Fail(Outcome outcome, ExecError error) override;
+  SnippetExecution(const ExecRequest& request, ExecResult& result)
+      : request_(request), result_(result) {}
+  void Run(const ExecutionSettings& settings, Interpreter& interp,
+           const ExecutionContext& context, Cancellation& cancellation) override;
+  void Fail(const absl::Status& why) override;
   Answer& answer() override { return result_; }
 
  private:
   const ExecRequest& request_;
-  const size_t max_output_bytes_;
   ExecResult& result_;
 };
 
@@ -41,13 +40,17 @@ class ToolLoadExecution : public Execution {
  public:
   ToolLoadExecution(absl::string_view name, absl::string_view source)
       : name_(name), source_(source) {}
-  void Run(Interpreter& interp, const ExecutionContext& context,
-           Cancellation& cancellation) override;
-  void Fail(Outcome outcome, ExecError error) override;
+  void Run(const ExecutionSettings& settings, Interpreter& interp,
+           const ExecutionContext& context, Cancellation& cancellation) override;
+  void Fail(const absl::Status& why) override { context_status_ = why; }
+  bool ReportsOutputs() const override { return false; }
   Answer& answer() override { return answer_; }
 
-  // Why the tool did not load; nullopt when it did.
-  const std::optional<Failure>& failure() const { return failure_; }
+  // OK when the tool loaded. The context's own Status when it could not be entered;
+  // InvalidArgument naming the tool, the error and its line when the tool did not
+  // compile or load (whatever the error's outcome: it is the tool's source that
+  // cannot be registered).
+  absl::Status status() const;
   CompiledTool& compiled() { return compiled_; }
   const ToolModule& module() const { return module_; }
 
@@ -55,7 +58,8 @@ class ToolLoadExecution : public Execution {
   const std::string name_;
   const std::string source_;
   Answer answer_;
-  std::optional<Failure> failure_;
+  absl::Status context_status_;
+  std::optional<ExecError> error_;
   CompiledTool compiled_;
   ToolModule module_;
 };
@@ -66,19 +70,17 @@ class ToolLoadExecution : public Execution {
 class ToolCallExecution : public Execution {
  public:
   ToolCallExecution(const CompiledTool& tool, const ToolModule* module, const nlohmann::json& args,
-                    size_t max_output_bytes, ToolCallResult& result)
-      : tool_(tool), module_(module), args_(args), max_output_bytes_(max_output_bytes),
-        result_(result) {}
-  void Run(Interpreter& interp, const ExecutionContext& context,
-           Cancellation& cancellation) override;
-  void Fail(Outcome outcome, ExecError error) override;
+                    ToolCallResult& result)
+      : tool_(tool), module_(module), args_(args), result_(result) {}
+  void Run(const ExecutionSettings& settings, Interpreter& interp,
+           const ExecutionContext& context, Cancellation& cancellation) override;
+  void Fail(const absl::Status& why) override;
   Answer& answer() override { return result_; }
 
  private:
   const CompiledTool& tool_;
   const ToolModule* module_;
   const nlohmann::json& args_;
-  const size_t max_output_bytes_;
   ToolCallResult& result_;
 };
 

@@ -2,6 +2,9 @@
 
 #include <stdlib.h>
 
+#include <optional>
+
+#include "absl/strings/str_cat.h"
 #include "bindings/cancellation.h"
 #include "embed/executions.h"
 #include "embed/isolation.h"
@@ -46,13 +49,26 @@ class Host::Impl {
 
 namespace {
 
-// A request's limits lower its policy's: each limit the request sets replaces the
-// policy's.
-Limits LimitsInForce(const Limits& policy, const Limits& request) {
-  Limits limits = policy;
-  if (request.timeout_ms) limits.timeout_ms = request.timeout_ms;
-  if (request.cpu_ms) limits.cpu_ms = request.cpu_ms;
-  if (request.memory_mb) limits.memory_mb = request.memory_mb;
+// A policy's limits are ceilings: a request may lower each, and one asking for more
+// is refused naming the limit and the ceiling (never silently clamped).
+absl::StatusOr<Limits> LimitsInForce(const Policy& policy, const Limits& request) {
+  Limits limits = policy.limits;
+  const struct {
+    const char* name;
+    const std::optional<int64_t>& asked;
+    std::optional<int64_t>& in_force;
+  } fields[] = {{"timeout_ms", request.timeout_ms, limits.timeout_ms},
+                {"cpu_ms", request.cpu_ms, limits.cpu_ms},
+                {"memory_mb", request.memory_mb, limits.memory_mb}};
+  for (const auto& field : fields) {
+    if (!field.asked) continue;
+    if (field.in_force && *field.asked > *field.in_force) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field.name, " ", *field.asked, " is above policy '", policy.name, "''s ceiling of ",
+          *field.in_force));
+    }
+    field.in_force = field.asked;
+  }
   return limits;
 }
 
@@ -91,9 +107,15 @@ Host::Impl::Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std
       tools_(isolations_, options_.max_output_bytes, options_.default_policy, env_network_) {}
 
 absl::Status Host::Impl::CheckDefaultLimits() {
-  absl::StatusOr<IsolationMode*> fresh = isolations_.Shared(Isolation::kFresh);
-  if (!fresh.ok()) return fresh.status();
-  return CheckEnforced(**fresh, options_.default_policy.limits);
+  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
+    absl::StatusOr<IsolationMode*> mode = isolations_.Shared(isolation);
+    if (!mode.ok()) return mode.status();
+    if (absl::Status enforced = CheckEnforced(**mode, options_.default_policy.limits);
+        !enforced.ok()) {
+      return enforced;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ExecResult> Host::Impl::Execute(const ExecRequest& request) {
@@ -101,13 +123,15 @@ absl::StatusOr<ExecResult> Host::Impl::Execute(const ExecRequest& request) {
   if (!mode.ok()) return mode.status();
   ExecutionSettings settings;
   settings.policy = request.policy ? &*request.policy : &options_.default_policy;
-  settings.limits = LimitsInForce(settings.policy->limits, request.limits);
+  absl::StatusOr<Limits> limits = LimitsInForce(*settings.policy, request.limits);
+  if (!limits.ok()) return limits.status();
+  settings.limits = *std::move(limits);
   settings.max_output_bytes = request.max_output_bytes.value_or(options_.max_output_bytes);
   settings.extra_network = env_network_;
   settings.extra_network.insert(settings.extra_network.end(), request.allow_net.begin(),
                                 request.allow_net.end());
   ExecResult result;
-  SnippetExecution snippet(request, settings.max_output_bytes, result);
+  SnippetExecution snippet(request, result);
   if (absl::Status ran = isolations_.Run(**mode, settings, snippet); !ran.ok()) return ran;
   return result;
 }

@@ -2,36 +2,33 @@
 
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "bindings/thread_state.h"
 #include "embed/stopwatch.h"
 
 namespace pyhost {
 namespace {
 
-absl::Status ProcessIsolationUnavailable() {
-  return absl::UnimplementedError("process isolation is not implemented yet");
-}
-
 // Enters the execution's context in `interp` (entered), runs the execution in it and
-// reports the files it left. A context that cannot be entered is the answer.
+// reports the files it left. A context that cannot be entered is the execution's to
+// report.
 void RunInNewContext(Interpreter& interp, const ExecutionSettings& settings, WorkDirStock& dirs,
                      Cancellation& cancellation, Execution& execution,
                      std::unique_ptr<ExecutionContext>* keep = nullptr) {
   absl::StatusOr<std::unique_ptr<ExecutionContext>> context = ExecutionContext::Enter(
       interp, *settings.policy, ExecutionSetup{settings.extra_network, &dirs}, &cancellation);
   if (!context.ok()) {
-    bool interrupted = absl::IsCancelled(context.status());
-    execution.Fail(interrupted ? Outcome::kInterrupted : Outcome::kHostError,
-                   ExecError{std::string(interrupted ? error_type::kKeyboardInterrupt
-                                                     : error_type::kHost),
-                             std::string(context.status().message())});
+    execution.Fail(context.status());
     return;
   }
-  execution.Run(interp, **context, cancellation);
-  Answer& answer = execution.answer();
-  answer.output.files = (*context)->OutputFiles();
-  if (!answer.output.files.empty()) answer.output.dir = (*context)->output_dir();
+  execution.Run(settings, interp, **context, cancellation);
+  if (execution.ReportsOutputs()) {
+    Answer& answer = execution.answer();
+    answer.output.files = (*context)->OutputFiles();
+    if (!answer.output.files.empty()) answer.output.dir = (*context)->output_dir();
+  }
   if (keep != nullptr) *keep = *std::move(context);
 }
 
@@ -84,7 +81,7 @@ class ResidentIsolation : public IsolationMode {
     execution.answer().stats.interpreter_id = lease_->id();
     ThreadStateScope scope(lease_->ThreadStateForThisThread(), ThreadStateScope::Borrow{});
     if (kept_context_ != nullptr) {
-      execution.Run(lease_.get(), *kept_context_, cancellation);
+      execution.Run(settings, lease_.get(), *kept_context_, cancellation);
       return absl::OkStatus();
     }
     RunInNewContext(lease_.get(), settings, dirs_, cancellation, execution,
@@ -146,12 +143,10 @@ absl::StatusOr<IsolationMode*> Isolations::Shared(Isolation isolation) {
     case Isolation::kProcess:
       break;
   }
-  return ProcessIsolationUnavailable();
+  return absl::UnimplementedError("process isolation is not implemented yet");
 }
 
-absl::StatusOr<std::unique_ptr<IsolationMode>> Isolations::Dedicated(Isolation isolation) {
-  if (isolation == Isolation::kProcess) return ProcessIsolationUnavailable();
-  if (isolation == Isolation::kFresh) return std::make_unique<FreshIsolation>(pool_, dirs_);
+std::unique_ptr<IsolationMode> Isolations::DedicatedResident() {
   return std::make_unique<ResidentIsolation>(pool_, dirs_, /*keep_first_context=*/true);
 }
 

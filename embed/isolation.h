@@ -18,8 +18,9 @@
 //   absl::Status ran = isolations.Run(**fresh, settings, snippet);
 //
 // A Status means nothing ran (the mode cannot enforce a limit, or could not provide an
-// interpreter); everything that happened once an interpreter was entered is in the
-// answer, as an outcome (pyhost/outcome.h).
+// interpreter); everything that happened once an interpreter was taken is the
+// execution's to report (Execution::Fail): snippets and tool calls answer it, as an
+// outcome (pyhost/outcome.h); a tool's load turns it into the registration's Status.
 // Thread-safety: Isolations and the modes are thread-safe; a resident mode runs one
 // execution at a time.
 #ifndef PYHOST_EMBED_ISOLATION_H_
@@ -29,9 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "bindings/cancellation.h"
 #include "embed/execution_context.h"
 #include "embed/interpreter.h"
@@ -58,11 +57,14 @@ class Execution {
   virtual ~Execution() = default;
   // GIL held in `interp`, `context` entered (its policy in force). Sets the answer's
   // outcome, streams and result; Python errors never escape.
-  virtual void Run(Interpreter& interp, const ExecutionContext& context,
-                   Cancellation& cancellation) = 0;
-  // The execution ended before Run could start (e.g. interrupted while its
-  // environment was set): records why, as the answer.
-  virtual void Fail(Outcome outcome, ExecError error) = 0;
+  virtual void Run(const ExecutionSettings& settings, Interpreter& interp,
+                   const ExecutionContext& context, Cancellation& cancellation) = 0;
+  // The execution's context could not be entered (`why`: Cancelled when it was
+  // interrupted while its environment was set), so Run never started: records it.
+  virtual void Fail(const absl::Status& why) = 0;
+  // Whether the files the code leaves in OUTPUT_DIR are the caller's (listed in the
+  // answer, the directory kept); a tool's load has no caller to hand them to.
+  virtual bool ReportsOutputs() const { return true; }
   virtual Answer& answer() = 0;
 };
 
@@ -100,10 +102,9 @@ class Isolations {
   // The host's mode for `isolation`: kFresh, or kResident (the one resident
   // interpreter of snippets, made on first use). Unimplemented for kProcess.
   absl::StatusOr<IsolationMode*> Shared(Isolation isolation);
-  // A mode of its own, for a resident tool: its interpreter, and the context of its
-  // first execution (the load) kept in force until the mode is destroyed.
-  // Unimplemented for kProcess.
-  absl::StatusOr<std::unique_ptr<IsolationMode>> Dedicated(Isolation isolation);
+  // A resident mode of its own, for a resident tool: its interpreter, and the context
+  // of its first execution (the load) kept in force until the mode is destroyed.
+  std::unique_ptr<IsolationMode> DedicatedResident();
 
   // Checks the settings' limits against `mode`, marks the pool busy, registers the
   // execution to be interrupted (Host::InterruptAll), runs it and times it.

@@ -21,7 +21,7 @@ using json = nlohmann::json;
 void CheckEntered(Interpreter& interp) {
   PyThreadState* current = CurrentThreadStateOrNull();
   PYHOST_CHECK(current != nullptr && current->interp == interp.state(),
-               "the executor runs with the GIL held in its interpreter");
+               "the runner runs with the GIL held in its interpreter");
 }
 
 // A str item of describe_error's dict, shown with what UTF-8 cannot encode escaped
@@ -34,8 +34,10 @@ std::string TextItem(PyObject* dict, const char* key) {
 // `args` and `ns` (may be null) feed the hints.
 // Describing runs the code's own methods (the exception's __str__, its audit hooks on
 // traceback access): as user code, under `cancellation`.
-// A KeyboardInterrupt while the execution's cancellation fired is the interruption's,
-// whoever raised it; any other exception is the code's.
+// What a Cancellation raises (KeyboardInterrupt, ExecutionStopped) once the
+// execution's cancellation fired is the interruption's, whoever raised it; any other
+// exception is the code's (also one the code raised after the interruption, catching
+// it), as is a KeyboardInterrupt the code raises itself.
 Failure DescribePendingError(Interpreter& interp, const std::string& filename,
                              absl::string_view source, PyObject* args, PyObject* ns,
                              Cancellation* cancellation) {
@@ -47,7 +49,7 @@ Failure DescribePendingError(Interpreter& interp, const std::string& filename,
   auto owned_value = py::reinterpret_steal<py::object>(value);
   auto owned_tb = py::reinterpret_steal<py::object>(traceback);
   bool interrupted = cancellation != nullptr && cancellation->cancelled() && type != nullptr &&
-                     PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt);
+                     IsCancellationException(type);
   Failure failure{interrupted ? Outcome::kInterrupted : Outcome::kCodeError, ExecError{}};
   ExecError& error = failure.error;
   error.type = type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Error";
@@ -217,10 +219,11 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
                 const json& extra_globals, ExecResult& result, Cancellation* cancellation) {
   CheckEntered(interp);
   ArmOutputCaptures(interp.captures(), max_output_bytes);
+  result.outcome = Outcome::kOk;
   absl::Cleanup take_output = [&] {
     TakeOutputCapture(interp.captures().out.ptr(), result.stdout_stream);
     TakeOutputCapture(interp.captures().err.ptr(), result.stderr_stream);
-    result.ok = !result.error.has_value();
+    result.ok = result.outcome == Outcome::kOk;
   };
 
   absl::StatusOr<py::object> args = JsonToPython(request.args);

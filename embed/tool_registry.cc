@@ -23,6 +23,8 @@ absl::Status ValidateToolName(absl::string_view name) {
 absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view source,
                                     ToolOptions options) {
   if (absl::Status valid = ValidateToolName(name); !valid.ok()) return valid;
+  absl::StatusOr<IsolationMode*> shared = isolations_.Shared(options.isolation);
+  if (!shared.ok()) return shared.status();
   auto tool = std::make_shared<Tool>();
   tool->policy = options.policy.value_or(default_policy_);
   tool->settings.policy = &tool->policy;
@@ -30,27 +32,14 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
   tool->settings.max_output_bytes = max_output_bytes_;
   tool->settings.extra_network = extra_network_;
   if (options.isolation == Isolation::kResident) {
-    absl::StatusOr<std::unique_ptr<IsolationMode>> own = isolations_.Dedicated(options.isolation);
-    if (!own.ok()) return own.status();
-    tool->dedicated = *std::move(own);
+    tool->dedicated = isolations_.DedicatedResident();
     tool->mode = tool->dedicated.get();
   } else {
-    absl::StatusOr<IsolationMode*> shared = isolations_.Shared(options.isolation);
-    if (!shared.ok()) return shared.status();
     tool->mode = *shared;
   }
   ToolLoadExecution load(name, source);
   if (absl::Status ran = isolations_.Run(*tool->mode, tool->settings, load); !ran.ok()) return ran;
-  if (const std::optional<Failure>& failure = load.failure()) {
-    const ExecError& error = failure->error;
-    std::string where = error.line > 0 ? absl::StrCat(" at line ", error.line) : "";
-    std::string hint = error.hint.empty() ? "" : absl::StrCat(" (hint: ", error.hint, ")");
-    std::string message =
-        absl::StrCat("tool '", name, "': ", error.type, where, ": ", error.message, hint);
-    if (failure->outcome == Outcome::kHostError) return absl::InternalError(message);
-    if (failure->outcome == Outcome::kInterrupted) return absl::CancelledError(message);
-    return absl::InvalidArgumentError(message);
-  }
+  if (absl::Status loaded = load.status(); !loaded.ok()) return loaded;
   tool->compiled = std::move(load.compiled());
   // A fresh tool's module lived in the throwaway interpreter; calls load it afresh.
   if (tool->dedicated != nullptr) tool->module = load.module();
@@ -78,7 +67,7 @@ absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,
   const Tool& tool = **found;
   ToolCallResult result;
   ToolCallExecution call(tool.compiled, tool.dedicated != nullptr ? &tool.module : nullptr, args,
-                         max_output_bytes_, result);
+                         result);
   if (absl::Status ran = isolations_.Run(*tool.mode, tool.settings, call); !ran.ok()) return ran;
   return result;
 }

@@ -48,10 +48,13 @@ class ToolRegistry {
         extra_network_(std::move(extra_network)) {}
 
   // InvalidArgument for a bad name, a source that does not compile or load, or no
-  // run(); Unimplemented for process isolation or policy limits.
+  // run(); Unimplemented for process isolation or policy limits; the execution
+  // context's own Status when it cannot be entered (e.g. Unavailable: no execution
+  // directory), Cancelled when interrupted then.
   absl::Status Register(absl::string_view name, absl::string_view source, ToolOptions options)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // NotFound for an unknown tool. Failures of the tool itself are in the envelope.
+  // NotFound for an unknown tool. Failures of the tool itself, and of pyhost once an
+  // interpreter was taken, are in the envelope (and the answer's outcome).
   absl::StatusOr<ToolCallResult> Call(absl::string_view name, const nlohmann::json& args)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Unregister(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
@@ -59,6 +62,9 @@ class ToolRegistry {
 
  private:
   struct Tool {
+    Tool() = default;
+    Tool(const Tool&) = delete;  // `settings` points at `policy`
+    Tool& operator=(const Tool&) = delete;
     CompiledTool compiled;
     Policy policy;
     ExecutionSettings settings;  // points at `policy`

@@ -10,8 +10,9 @@
 //   }
 //
 // An answer (ExecResult, ToolCallResult) always has an outcome; a Status instead of
-// an answer means there was nothing to run: the request was bad (a usage error), or
-// pyhost itself could not run it (a host error). The type names on the wire (the
+// an answer means nothing ran: the request was bad (a usage error), or pyhost could not
+// even take an interpreter for it (a host error). Once an interpreter was taken,
+// pyhost's own failures are answers too, with Outcome::kHostError. The type names on the wire (the
 // "type" of an "error" object) are the constants below, or a Python exception's name
 // for code errors.
 #ifndef PYHOST_OUTCOME_H_

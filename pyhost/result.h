@@ -52,7 +52,9 @@ struct ExecStats {
 
 // What every request's answer holds, whichever isolation ran it.
 struct Answer {
-  Outcome outcome = Outcome::kOk;
+  // Set by whatever ran the request; kHostError until then (an answer nothing
+  // filled in is never mistaken for a success).
+  Outcome outcome = Outcome::kHostError;
   CapturedStream stdout_stream;  // for a tool call, not part of the envelope
   CapturedStream stderr_stream;
   OutputFiles output;

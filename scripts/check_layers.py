@@ -23,10 +23,25 @@ HIDDEN_FROM_CONSUMERS = re.compile(r"^(Python\.h|pybind11/|internal/pycore)")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 
 
+SUFFIXES = ("*.h", "*.hpp", "*.inc", "*.c", "*.cc", "*.cpp")
+
+
 def sources(root):
-    listed = subprocess.run(["git", "-C", root, "ls-files", "*.h", "*.c", "*.cc"],
+    """Tracked and untracked (not ignored) sources: a new file is checked before it is added."""
+    listed = subprocess.run(["git", "-C", root, "ls-files", "--cached", "--others",
+                             "--exclude-standard", *SUFFIXES],
                             capture_output=True, text=True, check=True).stdout.split()
-    return [path for path in listed if "/" in path]
+    return sorted({path for path in listed if "/" in path and
+                   os.path.exists(os.path.join(root, path))})
+
+
+def project_path(includer, header, root):
+    """The project-relative path `header` names: as written from the root
+    ("embed/host.h"), or relative to the including file ("../embed/host.h")."""
+    if header.startswith("."):
+        resolved = os.path.normpath(os.path.join(os.path.dirname(includer), header))
+        return None if resolved.startswith("..") else resolved
+    return header
 
 
 def allowed(folder):
@@ -61,7 +76,8 @@ def main():
             if folder == "pyhost" and HIDDEN_FROM_CONSUMERS.match(header):
                 problems.append(f"{path}:{number}: a public header includes {header}")
                 continue
-            target = header.split("/", 1)[0] if "/" in header else None
+            named = project_path(path, header, root)
+            target = named.split("/", 1)[0] if named and "/" in named else None
             if target not in LAYERS or may is None:
                 continue  # a system or package header, or a folder that may use all
             if target not in may:

@@ -70,7 +70,7 @@ TEST_F(IsolationTest, RunRefusesBeforeAnythingRuns) {
   ExecRequest request;
   request.code = "result = 1";
   ExecResult result;
-  SnippetExecution snippet(request, 1024, result);
+  SnippetExecution snippet(request, result);
   ExecutionSettings settings = Settings();
   settings.limits.cpu_ms = 10;
   absl::Status ran = isolations_.Run(**isolations_.Shared(Isolation::kFresh), settings, snippet);
@@ -78,13 +78,10 @@ TEST_F(IsolationTest, RunRefusesBeforeAnythingRuns) {
   EXPECT_EQ(result.stats.interpreter_id, -1);  // no interpreter was taken
 }
 
-TEST_F(IsolationTest, ProcessIsolationIsRefusedTheSameWayForSharedAndDedicatedModes) {
-  absl::StatusOr<IsolationMode*> shared = isolations_.Shared(Isolation::kProcess);
-  absl::StatusOr<std::unique_ptr<IsolationMode>> dedicated =
-      isolations_.Dedicated(Isolation::kProcess);
-  ASSERT_TRUE(absl::IsUnimplemented(shared.status()));
-  ASSERT_TRUE(absl::IsUnimplemented(dedicated.status()));
-  EXPECT_EQ(shared.status(), dedicated.status());
+TEST_F(IsolationTest, ProcessIsolationIsRefused) {
+  absl::StatusOr<IsolationMode*> process = isolations_.Shared(Isolation::kProcess);
+  ASSERT_TRUE(absl::IsUnimplemented(process.status()));
+  EXPECT_THAT(std::string(process.status().message()), HasSubstr("process isolation"));
 }
 
 TEST_F(IsolationTest, AnswersCarryTheModeThePolicyTheInterpreterAndTheTimes) {
@@ -93,7 +90,7 @@ TEST_F(IsolationTest, AnswersCarryTheModeThePolicyTheInterpreterAndTheTimes) {
     request.code = "result = sum(args['xs'])";
     request.args = {{"xs", {1, 2, 3}}};
     ExecResult result;
-    SnippetExecution snippet(request, 1024, result);
+    SnippetExecution snippet(request, result);
     ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), snippet).ok());
     EXPECT_EQ(result.outcome, Outcome::kOk);
     EXPECT_TRUE(result.ok);
@@ -110,7 +107,7 @@ TEST_F(IsolationTest, ResidentSnippetsShareOneInterpreterFreshOnesNever) {
     ExecRequest request;
     request.code = "pass";
     ExecResult result;
-    SnippetExecution snippet(request, 1024, result);
+    SnippetExecution snippet(request, result);
     EXPECT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), snippet).ok());
     return result.stats.interpreter_id;
   };
@@ -135,7 +132,7 @@ TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
   ExecRequest request;
   request.code = "result = 1";
   ExecResult result;
-  SnippetExecution snippet(request, 1024, result);
+  SnippetExecution snippet(request, result);
   ASSERT_TRUE(isolations.Run(fresh, Settings(), snippet).ok());
   EXPECT_EQ(result.outcome, Outcome::kHostError);
   EXPECT_FALSE(result.ok);
@@ -147,20 +144,33 @@ TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
     ToolLoadExecution load("echo", "def run(args):\n    return args\n");
     // Compiled where directories can be made: the host's own isolations.
     ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), load).ok());
-    ASSERT_FALSE(load.failure().has_value());
+    ASSERT_TRUE(load.status().ok()) << load.status();
     tool = load.compiled();
   }
   ToolCallResult call;
-  ToolCallExecution calling(tool, nullptr, json::object(), 1024, call);
+  ToolCallExecution calling(tool, nullptr, json::object(), call);
   ASSERT_TRUE(isolations.Run(fresh, Settings(), calling).ok());
   EXPECT_EQ(call.outcome, Outcome::kHostError);
   EXPECT_EQ(call.envelope["ok"], false);
   EXPECT_EQ(call.envelope["error"]["type"], std::string(error_type::kHost));
 
+  // A tool's load gives the context's own Status: the registration's answer.
   ToolLoadExecution load("echo", "def run(args):\n    return args\n");
   ASSERT_TRUE(isolations.Run(fresh, Settings(), load).ok());
-  ASSERT_TRUE(load.failure().has_value());
-  EXPECT_EQ(load.failure()->outcome, Outcome::kHostError);
+  EXPECT_FALSE(load.status().ok());
+  EXPECT_FALSE(absl::IsInvalidArgument(load.status())) << load.status();
+}
+
+// The code's files in OUTPUT_DIR are the caller's only when there is a caller to hand
+// them to: a tool's load keeps none (its directory is removed like any other).
+TEST_F(IsolationTest, ALoadKeepsNoOutputs) {
+  ToolLoadExecution load("writer",
+                         "import os\nopen(os.path.join(OUTPUT_DIR, 'f.txt'), 'w').write('x')\n"
+                         "def run(args):\n    return 1\n");
+  ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), load).ok());
+  ASSERT_TRUE(load.status().ok()) << load.status();
+  EXPECT_TRUE(load.answer().output.files.empty());
+  EXPECT_TRUE(load.answer().output.dir.empty());
 }
 
 TEST_F(IsolationTest, OutcomesComeFromWhereTheFailureArose) {
@@ -177,7 +187,7 @@ TEST_F(IsolationTest, OutcomesComeFromWhereTheFailureArose) {
     ExecRequest request;
     request.code = c.code;
     ExecResult result;
-    SnippetExecution snippet(request, 1024, result);
+    SnippetExecution snippet(request, result);
     ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), snippet).ok());
     EXPECT_EQ(result.outcome, c.outcome) << c.code;
     EXPECT_EQ(result.ok, c.outcome == Outcome::kOk) << c.code;
