@@ -13,8 +13,10 @@
 //      file, a log file, a TCP connection, a pty, the listener) still open, the same
 //      files, unwritten and unread; and the host still answers the next request.
 //
-// Cases named BUG_* are real escapes found by this suite: the side effect happens (or
-// the host dies). They fail until the library is fixed; do not weaken them.
+// 55 of the tests reproduce escapes this suite found and the library has since closed
+// (they were named BUG_* until they all passed; FixedEscape(...) builds those whose right
+// answer is any denial naming the policy): they are regression cases, and pass; do not
+// weaken them.
 // Cases that would kill the whole test process if the guard failed (signals, aborts,
 // crashes) run in a child process (a gtest "threadsafe" death test that must exit 0).
 #include <arpa/inet.h>
@@ -394,8 +396,9 @@ Case SqliteDenied(std::string name, std::string code) {
   c.stderr_contains = "SQLite statement denied by pyhost policy 'strict'";
   return c;
 }
-// Real escapes: what the right answer is (a denial naming the policy).
-Case Bug(std::string name, std::string code) {
+// A regression case of a fixed escape (one this suite found): the right answer, which
+// the library now gives, is a denial naming the policy.
+Case FixedEscape(std::string name, std::string code) {
   return Denied(std::move(name), std::move(code),
                 {"PermissionError", "ImportError", "ModuleNotFoundError"}, kImportOrPolicy);
 }
@@ -426,7 +429,7 @@ import warnings
 sys = _cls('catch_warnings').__init__.__globals__['sys']
 sys.modules['os'].popen('touch ' + args['canary']).read()
 )PY", {"subprocess.Popen denied by pyhost policy 'strict'"}),
-      Bug("BUG_BuiltinImporterLoadModuleForkExec", R"PY(
+      FixedEscape("BuiltinImporterLoadModuleForkExec", R"PY(
 import os
 m = _cls('BuiltinImporter').load_module('_posixsubprocess')
 r, w = os.pipe()
@@ -435,21 +438,21 @@ pid = m.fork_exec([b'/bin/sh', b'-c', ('touch ' + args['canary']).encode()], [b'
                   None, -1, None, False)
 os.waitpid(pid, 0)
 )PY"),
-      Bug("BUG_BuiltinImporterLoadModuleFreshPosix", R"PY(
+      FixedEscape("BuiltinImporterLoadModuleFreshPosix", R"PY(
 import sys
 del sys.modules['posix']
 m = _cls('BuiltinImporter').load_module('posix')
 m.write(args['pipe_fd'], PWN.encode())
 )PY"),
-      Bug("BUG_ImpCreateBuiltinFreshPosixWritesHostPipe", R"PY(
+      FixedEscape("ImpCreateBuiltinFreshPosixWritesHostPipe", R"PY(
 posix = _fresh_builtin('posix')
 posix.write(args['pipe_fd'], PWN.encode())
 )PY"),
-      Bug("BUG_ImpCreateBuiltinFreshPosixLeaksHostEnviron", R"PY(
+      FixedEscape("ImpCreateBuiltinFreshPosixLeaksHostEnviron", R"PY(
 posix = _fresh_builtin('posix')
 result = {k.decode(): v.decode() for k, v in posix.environ.items()}
 )PY"),
-      Bug("BUG_ImpCreateBuiltinFreshThreadStartsThread", R"PY(
+      FixedEscape("ImpCreateBuiltinFreshThreadStartsThread", R"PY(
 import time
 thread = _fresh_builtin('_thread')
 box = []
@@ -457,11 +460,11 @@ thread.start_new_thread(box.append, (PWN,))
 time.sleep(0.05)
 result = box
 )PY"),
-      Bug("BUG_ImpCreateBuiltinFreshSignalMasksHostThread", R"PY(
+      FixedEscape("ImpCreateBuiltinFreshSignalMasksHostThread", R"PY(
 signal = _fresh_builtin('_signal')
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
 )PY"),
-      Bug("BUG_ImpCreateBuiltinFaulthandlerSigsegv", R"PY(
+      FixedEscape("ImpCreateBuiltinFaulthandlerSigsegv", R"PY(
 fh = _bootstrap()['_imp'].create_builtin(_Spec('faulthandler'))
 fh._sigsegv()
 )PY").Isolated(),
@@ -609,7 +612,7 @@ types.FunctionType(json.dumps.__code__, {'__builtins__': __builtins__})
 marshal = _external()['marshal']
 exec(marshal.loads(marshal.dumps(compile('x = 1', '<x>', 'exec'))))
 )PY", {"code cannot be loaded from bytes"}),
-      Denied("BUG_MarshalViaCompileBytecodeForgesStdlibFrame", R"PY(
+      Denied("MarshalViaCompileBytecodeForgesStdlibFrame", R"PY(
 g = _external()
 fake = '/usr/lib/python3.11/zz.py'
 placeholder = '<' + 'x' * (len(fake) - 2) + '>'
@@ -619,7 +622,7 @@ fcode = [c for c in module.co_consts if hasattr(c, 'co_name')][0]
 data = g['marshal'].dumps(fcode).replace(placeholder.encode(), fake.encode())
 exec(g['_compile_bytecode'](data))
 )PY", {"PermissionError"}, {"is not the stdlib's own"}),
-      Denied("BUG_SourcelessLoaderForgesStdlibFrame", R"PY(
+      Denied("SourcelessLoaderForgesStdlibFrame", R"PY(
 import types
 g = _external()
 fake = '/usr/lib/python3.11/zz.py'
@@ -632,20 +635,20 @@ m = types.ModuleType('zz')
 g['SourcelessFileLoader']('zz', WORK_DIR + '/zz.pyc').exec_module(m)
 result = m.__dict__.get('result')
 )PY", {"PermissionError"}, {"is not the stdlib's own"}),
-      Denied("BUG_CompileBytecodeRenamesCodeFrozen", R"PY(
+      Denied("CompileBytecodeRenamesCodeFrozen", R"PY(
 g = _external()
 code = g['_compile_bytecode'](g['marshal'].dumps(compile('import socket\nresult = PWN + socket.__name__\n', '<x>', 'exec')),
                               source_path='<frozen os>')
 exec(code, globals())
 )PY", {"PermissionError"}, {"may not be renamed into the stdlib"}),
-      Denied("BUG_FrozenImportlibBytecodeTakesTheImportLock", R"PY(
+      Denied("FrozenImportlibBytecodeTakesTheImportLock", R"PY(
 g = _external()
 imp = _bootstrap()['_imp']
 data = g['marshal'].dumps(compile('imp.acquire_lock()\nresult = PWN\n', '<' + 'x' * 27 + '>', 'exec'))
 data = data.replace(('<' + 'x' * 27 + '>').encode(), b'<frozen importlib._bootstrap>')
 exec(g['_compile_bytecode'](data), {'imp': imp, 'PWN': PWN})
 )PY", {"PermissionError"}, {"is not the stdlib's own"}),
-      Denied("BUG_LoaderRenamesCodeIntoTheStdlib", R"PY(
+      Denied("LoaderRenamesCodeIntoTheStdlib", R"PY(
 g = _external()
 fcode = [c for c in compile('def f():\n    import socket\n    global result\n    result = PWN + socket.__name__\n',
                             '<x>', 'exec').co_consts if hasattr(c, 'co_name')][0]
@@ -660,7 +663,7 @@ class Loader(g['SourceLoader']):
 exec(Loader().get_code('zz'))
 )PY", {"PermissionError"}, {"may not be renamed into the stdlib"}),
 
-      Bug("BUG_ImpFixCoFilenameForgesImportlibFrame", R"PY(
+      FixedEscape("ImpFixCoFilenameForgesImportlibFrame", R"PY(
 imp = _bootstrap()['_imp']
 marshal = _external()['marshal']
 def f():
@@ -671,7 +674,7 @@ import os
 imp._fix_co_filename(f.__code__, os.path.dirname(os.__file__) + '/importlib/zz.py')
 f()
 )PY"),
-      Bug("BUG_CreateDynamicLoadsFreshPosixUnderAllowedName", R"PY(
+      FixedEscape("CreateDynamicLoadsFreshPosixUnderAllowedName", R"PY(
 # An extension "module" named like an allowed one ('os.*'), whose init function is
 # libpython's own PyInit_posix (the last part of the name picks the init function).
 libpython = '/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0'  # Debian's: the one pyhost links
@@ -681,14 +684,14 @@ posix = loader.create_module(spec)
 posix.write(args['pipe_fd'], PWN.encode())
 )PY"),
 
-      Bug("BUG_CreateDynamicFreshPosixLeaksHostEnviron", R"PY(
+      FixedEscape("CreateDynamicFreshPosixLeaksHostEnviron", R"PY(
 libpython = '/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0'
 loader = _cls('ExtensionFileLoader')('os.posix', libpython)
 posix = loader.create_module(_bootstrap()['ModuleSpec']('os.posix', loader, origin=libpython))
 _bootstrap()['_imp'].exec_dynamic(posix)
 result = {k.decode(): v.decode() for k, v in posix.environ.items()}
 )PY"),
-      Bug("BUG_CreateDynamicPosixsubprocessSpawnsProcess", R"PY(
+      FixedEscape("CreateDynamicPosixsubprocessSpawnsProcess", R"PY(
 import os
 libpython = '/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0'
 loader = _cls('ExtensionFileLoader')('os._posixsubprocess', libpython)
@@ -703,7 +706,7 @@ for _ in range(100):
         break
     time.sleep(0.01)
 )PY"),
-      Bug("BUG_ImpAcquireLockHangsTheHost", R"PY(
+      FixedEscape("ImpAcquireLockHangsTheHost", R"PY(
 _bootstrap()['_imp'].acquire_lock()
 )PY").Isolated(),
 
@@ -779,12 +782,12 @@ _bootstrap()['_gcd_import']('mmap')
       Imp("ImportXxsubinterpreters", "import _xxsubinterpreters\n", {"never allowed in pyhost"}),
       Imp("ImportFaulthandler", "import faulthandler\nfaulthandler._sigsegv()\n",
           {"never allowed in pyhost"}).Isolated(),
-      Bug("BUG_StdlibCallbackImportsUnlistedModule", R"PY(
+      FixedEscape("StdlibCallbackImportsUnlistedModule", R"PY(
 import sys
 _reach('select')
 result = PWN + ' imported select' if 'select' in sys.modules else 'refused'
 )PY"),
-      Bug("BUG_DbmOpenCreatesOutsideFile", R"PY(
+      FixedEscape("DbmOpenCreatesOutsideFile", R"PY(
 db = _reach('_dbm').open(args['canary'], 'c')
 db[b'k'] = PWN.encode()
 db.close()
@@ -825,7 +828,7 @@ import os
 os.symlink(args['secret_path'], OUTPUT_DIR + '/s')
 result = open(OUTPUT_DIR + '/s').read()
 )PY", {"outside the readable paths", "the link's target is outside the writable paths"}),
-      Bug("BUG_DanglingSymlinkInOutputDirCreatesOutsideFile", R"PY(
+      FixedEscape("DanglingSymlinkInOutputDirCreatesOutsideFile", R"PY(
 import os
 os.symlink(args['canary'], OUTPUT_DIR + '/l')
 with open(OUTPUT_DIR + '/l', 'w') as f:
@@ -836,12 +839,12 @@ import os
 rel = os.path.relpath(args['canary'], OUTPUT_DIR)
 open(OUTPUT_DIR + '/' + rel, 'w').write(PWN)
 )PY", {"outside the writable paths"}),
-      Bug("BUG_SymlinkToProcFdReadsHostDeletedSecret", R"PY(
+      FixedEscape("SymlinkToProcFdReadsHostDeletedSecret", R"PY(
 import os
 os.symlink('/proc/self/fd/%d' % args['secret_fd'], OUTPUT_DIR + '/fd')
 result = open(OUTPUT_DIR + '/fd').read()
 )PY"),
-      Bug("BUG_SymlinkToProcFdWritesHostPipe", R"PY(
+      FixedEscape("SymlinkToProcFdWritesHostPipe", R"PY(
 import os
 os.symlink('/proc/self/fd/%d' % args['pipe_fd'], WORK_DIR + '/fd')
 with open(WORK_DIR + '/fd', 'w') as f:
@@ -849,17 +852,17 @@ with open(WORK_DIR + '/fd', 'w') as f:
 )PY"),
       Perm("ProcSelfFdDirect", "open('/proc/self/fd/%d' % args['pipe_fd'], 'w').write(PWN)\n",
            {"outside the writable paths"}),
-      Bug("BUG_MkfifoOutside", "import os\nos.mkfifo(args['canary'])\n"),
-      Bug("BUG_MknodOutside", "import os\nos.mknod(args['canary'])\n"),
+      FixedEscape("MkfifoOutside", "import os\nos.mkfifo(args['canary'])\n"),
+      FixedEscape("MknodOutside", "import os\nos.mknod(args['canary'])\n"),
       // ---- sqlite3 under strict: what SQL opens is its authorizer's (guards/sqlite.h) ------
-      SqliteDenied("BUG_SqliteAttachCreatesOutsideFile", R"PY(
+      SqliteDenied("SqliteAttachCreatesOutsideFile", R"PY(
 import sqlite3
 db = sqlite3.connect(':memory:')
 db.execute("ATTACH DATABASE ? AS x", (args['canary'],))
 db.execute("CREATE TABLE x.t(a)")
 db.commit()
 )PY"),
-      SqliteDenied("BUG_SqliteVacuumIntoOutsideFile", R"PY(
+      SqliteDenied("SqliteVacuumIntoOutsideFile", R"PY(
 import sqlite3
 db = sqlite3.connect(':memory:')
 db.execute("CREATE TABLE t(a)")
@@ -1071,19 +1074,19 @@ pid = os.fork()
 if pid == 0:
     os._exit(0)
 )PY", {"PermissionError"}, {"fork() is not supported in a subinterpreter"}).WithPolicy("yolo").Isolated(),
-      Bug("BUG_OpenerReturnsHostPipeFd", R"PY(
+      FixedEscape("OpenerReturnsHostPipeFd", R"PY(
 with open(WORK_DIR + '/x', 'w', opener=lambda path, flags: args['pipe_fd']) as f:
     f.write(PWN)
 )PY"),
-      Bug("BUG_PositionalOpenerReturnsHostPipeFd", R"PY(
+      FixedEscape("PositionalOpenerReturnsHostPipeFd", R"PY(
 with open(WORK_DIR + '/x', 'w', -1, None, None, None, True, lambda path, flags: args['pipe_fd']) as f:
     f.write(PWN)
 )PY"),
-      Bug("BUG_FileIOOpenerReturnsHostPipeFd", R"PY(
+      FixedEscape("FileIOOpenerReturnsHostPipeFd", R"PY(
 import io
 io.FileIO(WORK_DIR + '/x', 'w', True, lambda path, flags: args['pipe_fd']).write(PWN.encode())
 )PY"),
-      Bug("BUG_FileIOInitDescriptorWithHostOpener", R"PY(
+      FixedEscape("FileIOInitDescriptorWithHostOpener", R"PY(
 import io
 f = io.FileIO.__new__(io.FileIO)
 io.FileIO.__init__(f, WORK_DIR + '/x', 'w', opener=lambda path, flags: args['pipe_fd'])
@@ -1110,15 +1113,15 @@ import os
 open(WORK_DIR + '/x', 'w').write(PWN)
 os.rename(WORK_DIR + '/x', args['canary'])
 )PY", {"outside the writable paths"}),
-      Bug("BUG_PasswdViaTarfilePwd", R"PY(
+      FixedEscape("PasswdViaTarfilePwd", R"PY(
 import tarfile
 pwd = tarfile.pwd or _reach('pwd')
 result = [':'.join(map(str, p)) for p in pwd.getpwall()]
 )PY"),
-      Bug("BUG_ShadowViaStdlibSpwd", R"PY(
+      FixedEscape("ShadowViaStdlibSpwd", R"PY(
 result = [':'.join(map(str, s)) for s in _reach('spwd').getspall()]
 )PY"),
-      Perm("BUG_ListdirDefaultListsHostCwd", "import os\nresult = os.listdir()\n",
+      Perm("ListdirDefaultListsHostCwd", "import os\nresult = os.listdir()\n",
            {"outside the readable paths"}),
       Perm("ListdirOutside", "import os\nresult = os.listdir(args['outside'])\n",
            {"outside the readable paths"}),
@@ -1148,7 +1151,7 @@ multiprocessing.Process(target=print).start()
            {"os.exec denied"}),
       Perm("OsSpawnv", "import os\nos.spawnv(os.P_WAIT, '/bin/touch', ['touch', args['canary']])\n",
            {"denied by pyhost policy 'strict'"}),
-      Bug("BUG_WaitpidReapsHostChild", R"PY(
+      FixedEscape("WaitpidReapsHostChild", R"PY(
 import os
 result = os.waitpid(args['child_pid'], 0)
 )PY"),
@@ -1227,29 +1230,29 @@ fh._sigsegv()
            {"file descriptors the code did not open belong to the host"}),
       Perm("OsSetBlockingHostPipe", "import os\nos.set_blocking(args['pipe_fd'], False)\n",
            {"os.set_blocking is not available in pyhost"}),
-      Bug("BUG_SpliceIntoHostPipe", R"PY(
+      FixedEscape("SpliceIntoHostPipe", R"PY(
 import os
 r, w = os.pipe()
 os.write(w, PWN.encode())
 os.splice(r, args['pipe_fd'], len(PWN))
 )PY"),
-      Bug("BUG_SendfileFromHostSecretFd", R"PY(
+      FixedEscape("SendfileFromHostSecretFd", R"PY(
 import os
 r, w = os.pipe()
 n = os.sendfile(w, args['secret_fd'], 0, 4096)
 result = os.read(r, n).decode()
 )PY"),
-      Bug("BUG_CopyFileRangeIntoHostLog", R"PY(
+      FixedEscape("CopyFileRangeIntoHostLog", R"PY(
 import os
 fd = os.open(WORK_DIR + '/src', os.O_RDWR | os.O_CREAT)
 os.write(fd, PWN.encode())
 os.lseek(fd, 0, 0)
 os.copy_file_range(fd, args['log_fd'], len(PWN))
 )PY"),
-      Bug("BUG_SocketModuleCloseHostFd", R"PY(
+      FixedEscape("SocketModuleCloseHostFd", R"PY(
 _socket().close(args['pipe_fd'])
 )PY"),
-      Bug("BUG_TermiosOnHostPty", R"PY(
+      FixedEscape("TermiosOnHostPty", R"PY(
 termios = _reach('termios')
 attrs = termios.tcgetattr(args['pty_fd'])
 attrs[3] &= ~termios.ECHO
@@ -1323,11 +1326,11 @@ db = sqlite3.connect(':memory:')
 db.enable_load_extension(True)
 db.load_extension('/usr/lib/x86_64-linux-gnu/libc.so.6')
 )PY", {"native extensions cannot be loaded"}),
-      Bug("BUG_LocaleSetlocaleChangesHostProcess", R"PY(
+      FixedEscape("LocaleSetlocaleChangesHostProcess", R"PY(
 import locale
 locale.setlocale(locale.LC_NUMERIC, args['other_locale'])
 )PY"),
-      Bug("BUG_SethostnameReachesKernel", R"PY(
+      FixedEscape("SethostnameReachesKernel", R"PY(
 _socket().sethostname('x' * 100)
 )PY"),
       [] {
@@ -1382,23 +1385,23 @@ s.listen()
 )PY", {"listening for connections is not allowed"}).Net({"*"}),
       Perm("GethostbyaddrDenied", "_socket().gethostbyaddr('127.0.0.1')\n",
            {"address not on the network allowlist"}).Net({"api.example.com"}),
-      Bug("BUG_GetaddrinfoNoneWhitelistsLoopback", R"PY(
+      FixedEscape("GetaddrinfoNoneWhitelistsLoopback", R"PY(
 socket = _socket()
 socket.getaddrinfo(None, args['port'])
 socket.create_connection(('127.0.0.1', args['port']), timeout=2).close()
 )PY").Net({"api.example.com"}),
-      Bug("BUG_SocketOnHostFdWithAllowlist", R"PY(
+      FixedEscape("SocketOnHostFdWithAllowlist", R"PY(
 socket = _socket()
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fileno=args['conn_fd'])
 s.send(PWN.encode())
 )PY").Net({"api.example.com"}),
-      Bug("BUG_SocketInitDescriptorOnHostFd", R"PY(
+      FixedEscape("SocketInitDescriptorOnHostFd", R"PY(
 socket = _socket()
 s = socket.socket.__new__(socket.socket)
 socket.socket.__bases__[0].__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, args['conn_fd'])
 s.send(PWN.encode())
 )PY").Net({"api.example.com"}),
-      Bug("BUG_SocketFilenoKeywordAsStrSubclass", R"PY(
+      FixedEscape("SocketFilenoKeywordAsStrSubclass", R"PY(
 class Key(str):
     calls = 0
     def __hash__(self):
@@ -1412,7 +1415,7 @@ s = raw.__new__(raw)
 raw.__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, **{Key('fileno'): args['conn_fd']})
 s.send(PWN.encode())
 )PY").Net({"api.example.com"}),
-      Bug("BUG_FileIOOpenerKeywordAsStrSubclass", R"PY(
+      FixedEscape("FileIOOpenerKeywordAsStrSubclass", R"PY(
 import io
 class Key(str):
     calls = 0
@@ -1423,7 +1426,7 @@ class Key(str):
         return Key.calls > 1
 io.FileIO(WORK_DIR + '/x', 'w', **{Key('opener'): lambda path, flags: args['pipe_fd']}).write(PWN.encode())
 )PY"),
-      Bug("BUG_SocketFromDetachedHostFd", R"PY(
+      FixedEscape("SocketFromDetachedHostFd", R"PY(
 socket = _socket()
 socket.socket(fileno=args['conn_fd']).send(PWN.encode())
 )PY").WithPolicy("yolo"),
@@ -1434,7 +1437,7 @@ socket.socket(fileno=args['conn_fd']).send(PWN.encode())
       Perm("YoloChdirRefused", "import os\nos.chdir('/')\n", {"os.chdir"}).WithPolicy("yolo"),
       Perm("YoloUmaskRefused", "import os\nos.umask(0)\n", {"os.umask is not available in pyhost"})
           .WithPolicy("yolo"),
-      Perm("BUG_YoloKillOwnPid", "import os\nos.kill(os.getpid(), 12)\n",
+      Perm("YoloKillOwnPid", "import os\nos.kill(os.getpid(), 12)\n",
            {"pyhost policy 'yolo'", "in pyhost"}).WithPolicy("yolo"),
   };
   return cases;
@@ -1981,10 +1984,10 @@ result = out
 // _tracemalloc is process-wide: started from one execution it hooks the allocators of
 // the whole process (the host's and every interpreter's). Runs in a child process: the
 // host may never answer again.
-TEST_F(HostileTest, BUG_TracemallocStartIsProcessWide) {
+TEST_F(HostileTest, TracemallocCannotStartProcessWide) {
   auto body = [] {
     ExecResult started = Run(*host_, "_reach('_tracemalloc').start()\n");
-    std::vector<std::string> problems = CheckDenial(Bug("tracemalloc", ""), started);
+    std::vector<std::string> problems = CheckDenial(FixedEscape("tracemalloc", ""), started);
     CheckNoSideEffects(started, problems);
     // The side effect: tracing is on for the whole process, seen from a later execution.
     ExecResult probe = Run(*host_, "result = _reach('_tracemalloc').is_tracing()\n");
@@ -2003,7 +2006,7 @@ TEST_F(HostileTest, BUG_TracemallocStartIsProcessWide) {
 // Objects the code keeps alive past the end of its execution are finalized when the
 // interpreter is destroyed, after the policy has been lifted: __del__ must still be held
 // to the policy (or never run).
-TEST_F(HostileTest, BUG_FinalizerRunsAfterThePolicyIsLifted) {
+TEST_F(HostileTest, FinalizerAtTeardownHasNoSideEffects) {
   ExecResult r = Run(*host_, R"PY(
 import os, sys
 class Bomb:
@@ -2030,7 +2033,7 @@ result = 'armed'
 
 // Under a policy that allows threads, a thread outlives its execution: once the answer is
 // given the interpreter's policy is lifted, and the thread is still running the code.
-TEST_F(HostileTest, BUG_ThreadOutlivesItsExecutionsPolicy) {
+TEST_F(HostileTest, ThreadOutlivingItsExecutionHasNoSideEffects) {
   ExecResult r = Run(*host_, R"PY(
 import os, queue, time
 threading = queue.threading
@@ -2057,7 +2060,7 @@ result = 'started'
 
 // pyhost's own teardown (pyhost_support.before_end) looks up sys.modules['atexit'] and
 // sys.modules['threading'] and calls them after the policy has been lifted.
-TEST_F(HostileTest, BUG_TeardownCallsModulesTheCodeReplaced) {
+TEST_F(HostileTest, ModulesTheCodeReplacedHaveNoSideEffectsAtTeardown) {
   ExecResult r = Run(*host_, R"PY(
 import os, sys
 class StandIn:
@@ -2083,7 +2086,7 @@ result = 'armed'
 // A resident interpreter keeps module state between executions, and pyhost runs some
 // Python of its own there before the next execution's policy is in force (it resets
 // os.environ): code that replaced what that Python calls runs with no policy at all.
-TEST_F(HostileTest, BUG_ResidentSnippetHookRunsBeforeThePolicyIsInForce) {
+TEST_F(HostileTest, ResidentHookBeforeThePolicyIsInForceHasNoSideEffects) {
   ExecRequest request;
   request.isolation = Isolation::kResident;
   request.args = Args();
@@ -2119,7 +2122,7 @@ result = 'armed'
   for (const std::string& p : problems) ADD_FAILURE() << p;
 }
 
-TEST_F(HostileTest, BUG_ListenWithoutBindAcceptsConnections) {
+TEST_F(HostileTest, ListenWithoutBindIsRefused) {
   std::map<unsigned long, int> before = OwnListeningSockets();
   ExecResult r;
   std::thread run([&] {
@@ -2159,7 +2162,7 @@ except OSError:
   for (const std::string& p : problems) ADD_FAILURE() << p;
 }
 
-TEST_F(HostileTest, BUG_RawSocketSniffsHostTraffic) {
+TEST_F(HostileTest, RawSocketCannotSniffHostTraffic) {
   std::string traffic = RandomToken("traffic-secret-");
   std::atomic<bool> done{false};
   std::thread sender([&] {
