@@ -6,8 +6,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -276,8 +274,7 @@ TEST_F(ExecTest, OutputDirFilesAreListed) {
   EXPECT_EQ(answer["result"]["files"], json({"hello.txt"}));
   EXPECT_EQ(answer["output_files"], json({"hello.txt"}));
   std::string dir = answer["output_dir"].get<std::string>();
-  std::ifstream written(dir + "/hello.txt");
-  std::string text((std::istreambuf_iterator<char>(written)), std::istreambuf_iterator<char>());
+  std::string text = testutil::ReadFile(dir + "/hello.txt");
   EXPECT_EQ(text, "hi");
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
@@ -381,9 +378,7 @@ result = outcome
   EXPECT_EQ(result["rename"], "denied") << result.dump();
   EXPECT_EQ(result["link"], "denied") << result.dump();
   EXPECT_EQ(result["inside"], json::array()) << result.dump();
-  std::ifstream still(canary);
-  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(still), std::istreambuf_iterator<char>()),
-            "host secret");
+  EXPECT_EQ(testutil::ReadFile(canary), "host secret");
 }
 
 // _posixsubprocess.fork_exec raises no audit event of its own (subprocess.Popen

@@ -6,8 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -885,8 +883,7 @@ result = {'found': len(fds) > 0, 'reached': reached}
   }));
   Outcome run = serve.Finish(std::chrono::seconds(60));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
-  std::ifstream file(answers_path);
-  run.out.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  run.out = testutil::ReadFile(answers_path);
   ASSERT_EQ(CountLines(run.out), 3u) << run.out.substr(0, 3000);
   std::map<std::string, json> answers = AnswersById(run);
   ASSERT_EQ(answers.size(), 3u) << run.out.substr(0, 3000);
@@ -961,8 +958,7 @@ TEST_F(ServeTest, ClosedOutputRunsNoQueuedRequest) {
   closed.close_stdout = true;
   Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(20), closed);
   EXPECT_TRUE(run.exited) << run.Describe();
-  std::ifstream file(ran);
-  std::string marks((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::string marks = testutil::ReadFile(ran);
   EXPECT_LE(marks.size(), 2u) << "requests ran after the output closed";
   EXPECT_FALSE(WorkRootExists(run.pid));
 }
