@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace pyhost_bench {
 

@@ -1,5 +1,5 @@
 // pyhost_bench: in-process Python tool calls and snippets through the public API
-// (embed/host.h) against the subprocess baseline (one /usr/bin/python3 per call), in
+// (pyhost/host.h) against the subprocess baseline (one /usr/bin/python3 per call), in
 // one run, with a summary table.
 //
 //   cmake --build build -j2 --target pyhost_bench && ./build/benchmarks/pyhost_bench
@@ -26,7 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "benchmarks/bench_support.h"
 #include "benchmarks/subprocess_runner.h"
-#include "embed/host.h"
+#include "pyhost/host.h"
 
 namespace pyhost_bench {
 namespace {

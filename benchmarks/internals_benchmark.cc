@@ -26,12 +26,12 @@
 #include "audit_hooks/sandbox.h"
 #include "audit_hooks/stdlib_bytecode.h"
 #include "benchmarks/bench_support.h"
+#include "bindings/thread_state.h"
 #include "embed/execution_context.h"
-#include "embed/executor.h"
-#include "embed/host.h"
 #include "embed/pool.h"
-#include "embed/thread_state.h"
+#include "embed/runner.h"
 #include "embed/work_dirs.h"
+#include "pyhost/host.h"
 
 namespace pyhost_bench {
 namespace {

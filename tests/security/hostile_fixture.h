@@ -43,7 +43,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "embed/host.h"
+#include "pyhost/host.h"
 #include "tests/testing/files.h"
 
 namespace pyhost::hostile {
