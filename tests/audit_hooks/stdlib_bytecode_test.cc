@@ -6,11 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace pyhost {
 namespace {
@@ -30,20 +30,20 @@ std::string LongString(const std::string& text) {
 class StdlibBytecodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/pyhost-stdlib-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
+    std::string made = testutil::MakeTempDir("/tmp/pyhost-stdlib-");
+    ASSERT_FALSE(made.empty()) << "mkdtemp";
     char resolved[PATH_MAX];
-    ASSERT_NE(realpath(pattern, resolved), nullptr);
+    ASSERT_NE(realpath(made.c_str(), resolved), nullptr);
     stdlib_ = resolved;
     ASSERT_EQ(mkdir((stdlib_ + "/__pycache__").c_str(), 0700), 0);
     source_ = stdlib_ + "/mod.py";
     body_ = absl::StrCat("\xe3...code...", ShortString(source_), "...rest");
     Write(CachedBytecodePath(source_), std::string(16, 'H') + body_);
   }
-  void TearDown() override { (void)system(absl::StrCat("rm -rf '", stdlib_, "'").c_str()); }
+  void TearDown() override { testutil::RemoveTree(stdlib_); }
 
   static void Write(const std::string& path, const std::string& contents) {
-    std::ofstream(path, std::ios::binary) << contents;
+    testutil::WriteFile(path, contents);
   }
 
   std::string stdlib_, source_, body_;
@@ -84,15 +84,14 @@ TEST_F(StdlibBytecodeTest, GenuineBytecodeOfAnotherFileDoesNotVouchForAForgedOne
 
 TEST_F(StdlibBytecodeTest, PathsLeavingTheStdlibCannotVouch) {
   // A cache the code could write, reached through "..": never the stdlib's.
-  char pattern[] = "/tmp/pyhost-outside-XXXXXX";
-  ASSERT_NE(mkdtemp(pattern), nullptr);
-  std::string outside = pattern;
+  std::string outside = testutil::MakeTempDir("/tmp/pyhost-outside-");
+  ASSERT_FALSE(outside.empty()) << "mkdtemp";
   ASSERT_EQ(mkdir((outside + "/__pycache__").c_str(), 0700), 0);
   std::string sneaky = absl::StrCat(stdlib_, "/..", outside.substr(4), "/evil.py");  // stdlib/../<tmp>/evil.py
   std::string body = absl::StrCat("x", ShortString(sneaky));
   Write(CachedBytecodePath(absl::StrCat(outside, "/evil.py")), std::string(16, 'H') + body);
   EXPECT_FALSE(CheckStdlibClaim(body, stdlib_).ok());
-  (void)system(absl::StrCat("rm -rf '", outside, "'").c_str());
+  testutil::RemoveTree(outside);
 }
 
 TEST_F(StdlibBytecodeTest, FrozenAndPyhostNamesAreClaimsToo) {

@@ -19,6 +19,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "pyhost/host.h"
+#include "tests/testing/descriptors.h"
+#include "tests/testing/files.h"
 
 namespace pyhost {
 namespace {
@@ -447,11 +449,7 @@ result = g.read().decode()
 // Teardown releases them.
 TEST(LifecycleTest, DescriptorsTheCodeLeftOpenAreReleased) {
   auto host = MakeHost();
-  auto open_descriptors = [] {
-    int count = 0;
-    for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/fd")) ++count;
-    return count;
-  };
+  auto open_descriptors = testutil::CountOpenDescriptors;
   ExpectAnswers(*host, 2, 5.0);
   const int before = open_descriptors();
   for (int i = 0; i < 12; ++i) {
@@ -699,9 +697,8 @@ os.symlink(WORK_DIR, OUTPUT_DIR + '/link')
 // nothing. In a directory of the test's own: every default-root host of the other test
 // processes running in parallel sweeps /dev/shm.
 TEST(LifecycleTest, AbandonedRootsAreSweptOthersAreNot) {
-  char base_template[] = "/tmp/pyhost-sweep-XXXXXX";
-  ASSERT_NE(mkdtemp(base_template), nullptr);
-  const fs::path base = base_template;
+  const fs::path base = testutil::MakeTempDir("/tmp/pyhost-sweep-");
+  ASSERT_FALSE(base.empty()) << "mkdtemp";
   const fs::path abandoned = base / "pyhost-999999901";
   const fs::path finished = base / "pyhost-999999902";
   const fs::path live = base / "pyhost-999999903";

@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "tests/testing/files.h"
+#include "tests/testing/process.h"
 
 #ifndef PYHOST_BINARY
 #error "PYHOST_BINARY must name the pyhost executable"
@@ -49,24 +50,15 @@ struct Outcome {
 };
 
 Outcome RunPyhost(const std::string& code, const std::string& policy) {
-  char path[] = "/tmp/c-stack-XXXXXX";
-  int fd = mkstemp(path);
-  EXPECT_GE(fd, 0);
-  close(fd);
-  std::ofstream(path) << "N = " << kDepth << "\n" << code;
+  std::string path = testutil::MakeTempFile("/tmp/c-stack-", absl::StrCat("N = ", kDepth, "\n", code));
   // A hang is a failure too (generous: slow machines, big chains).
   std::string command =
       absl::StrCat("timeout 300 ", PYHOST_BINARY, " exec --policy ", policy, " ", path, " 2>/dev/null");
+  testutil::ShellResult run = testutil::RunShell(command);
+  unlink(path.c_str());
   Outcome outcome;
-  std::string out;
-  if (FILE* pipe = popen(command.c_str(), "r")) {
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-    outcome.status = pclose(pipe);
-  }
-  unlink(path);
-  outcome.answer = json::parse(out, nullptr, /*allow_exceptions=*/false);
+  outcome.status = run.status;
+  outcome.answer = json::parse(run.output, nullptr, /*allow_exceptions=*/false);
   return outcome;
 }
 

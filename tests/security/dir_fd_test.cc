@@ -15,7 +15,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <string>
 #include <tuple>
@@ -25,17 +24,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "pyhost/host.h"
+#include "tests/testing/files.h"
 
 namespace pyhost {
 namespace {
 
 using json = nlohmann::json;
 using ::testing::HasSubstr;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testutil::ReadFile;
 
 // Name -> (mode, uid, gid, mtime, size, content) of everything in `dir`.
 using Listing = std::map<std::string, std::tuple<mode_t, uid_t, gid_t, time_t, off_t, std::string>>;
@@ -69,9 +65,9 @@ open(WORK_DIR + '/mine', 'w').write('mine')
 class DirFdTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char pattern[] = "/tmp/dirfd-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = new std::string(pattern);
+    std::string root = testutil::MakeTempDir("/tmp/dirfd-");
+    ASSERT_FALSE(root.empty()) << "mkdtemp";
+    root_ = new std::string(root);
     outside_ = new std::string(*root_ + "/outside");
     std::string work = *root_ + "/work";
     ASSERT_EQ(mkdir(outside_->c_str(), 0755), 0);

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/security/shared_host.h"
+#include "tests/testing/files.h"
 
 namespace pyhost {
 namespace {
@@ -214,9 +215,8 @@ TEST_F(EncodingTest, CompileJudgesAnUnencodableFilenameByWhatItClaims) {
 
 // "\udcff" is the byte 0xff to the OS: the audit hook must judge the bytes the OS gets.
 TEST_F(EncodingTest, PathsAreJudgedByTheBytesTheOsGets) {
-  char pattern[] = "/tmp/encoding-test-XXXXXX";
-  ASSERT_NE(mkdtemp(pattern), nullptr);
-  std::string outside = pattern;
+  std::string outside = testutil::MakeTempDir("/tmp/encoding-test-");
+  ASSERT_FALSE(outside.empty()) << "mkdtemp";
   ExecResult created = Run(absl::StrCat("import os\nos.mkdir('", outside, "/\\udcff')\n"));
   ExpectError(created, "PermissionError", "outside the writable paths");
   struct stat st;
@@ -236,9 +236,8 @@ result = open(up + '/etc/passwd').read()
 
   // sqlite3.connect took a name it could not read as ":memory:" (under a policy that
   // allows sqlite3: files still only in the execution's directories).
-  char db_pattern[] = "/tmp/encoding-test-db-XXXXXX";
-  ASSERT_NE(mkdtemp(db_pattern), nullptr);
-  std::string db_dir = db_pattern;
+  std::string db_dir = testutil::MakeTempDir("/tmp/encoding-test-db-");
+  ASSERT_FALSE(db_dir.empty()) << "mkdtemp";
   ExecResult db = Run(absl::StrCat("import sqlite3\nsqlite3.connect('", db_dir,
                                    "/\\udcff.db').execute('create table t (x)')\n"),
                       *PolicyFromJson(json::parse(R"({"name": "sqlite", "imports": {"allow": ["sqlite3"]}})")));

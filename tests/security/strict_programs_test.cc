@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -17,6 +16,8 @@
 
 #include "pyhost/host.h"
 #include "tests/security/shared_host.h"
+#include "tests/testing/files.h"
+#include "tests/testing/process.h"
 
 namespace pyhost {
 namespace {
@@ -40,12 +41,7 @@ sys.__stdout__.write('\n@@RESULT@@' + json.dumps(g.get('result')) + '\n')
 class StrictProgramsTest : public SharedHostTest {
  protected:
   static std::string TempFile(const std::string& text) {
-    char path[] = "/tmp/strict_programs_XXXXXX";
-    int fd = mkstemp(path);
-    EXPECT_GE(fd, 0);
-    close(fd);
-    std::ofstream(path) << text;
-    return path;
+    return testutil::MakeTempFile("/tmp/strict_programs_", text);
   }
 
   // python3's `result` for `code`, or an error string.
@@ -53,13 +49,7 @@ class StrictProgramsTest : public SharedHostTest {
     std::string program = TempFile(code), runner = TempFile(kPython3Runner);
     std::string command =
         std::string(PYHOST_PYTHON_EXECUTABLE) + " " + runner + " " + program + " </dev/null 2>&1";
-    std::string output;
-    if (FILE* pipe = popen(command.c_str(), "r")) {
-      char buffer[4096];
-      size_t n;
-      while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-      pclose(pipe);
-    }
+    std::string output = testutil::RunShell(command).output;
     unlink(program.c_str());
     unlink(runner.c_str());
     size_t at = output.rfind("@@RESULT@@");
