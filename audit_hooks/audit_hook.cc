@@ -21,8 +21,9 @@
 #include "absl/strings/str_split.h"
 #include "audit_hooks/sandbox.h"
 #include "audit_hooks/stdlib_bytecode.h"
-#include "bindings/py_string.h"
 #include "audit_hooks/sqlite_database.h"
+#include "bindings/py_string.h"
+#include "policy/module_rules.h"
 
 namespace pyhost {
 namespace {
@@ -272,7 +273,7 @@ bool AtImportStatementOf(PyFrameObject* frame, PyCodeObject* code, const std::st
     targets.push_back(name.empty() ? own : absl::StrCat(own, ".", name));
   }
   for (const std::string& target : targets) {
-    if (module == target || absl::StartsWith(target, absl::StrCat(module, "."))) return true;
+    if (InPackage(target, module)) return true;  // the target or a parent package
     if (absl::StartsWith(module, absl::StrCat(target, ".")) &&
         module.find('.', target.size() + 1) == absl::string_view::npos) {
       return true;  // from target import submodule
