@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/audit_hooks/temp_dir.h"
 
 namespace pyhost {
 namespace {
@@ -30,22 +31,18 @@ std::string LongString(const std::string& text) {
 class StdlibBytecodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/pyhost-stdlib-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    char resolved[PATH_MAX];
-    ASSERT_NE(realpath(pattern, resolved), nullptr);
-    stdlib_ = resolved;
+    stdlib_ = dir_.path();
+    ASSERT_FALSE(stdlib_.empty());
     ASSERT_EQ(mkdir((stdlib_ + "/__pycache__").c_str(), 0700), 0);
     source_ = stdlib_ + "/mod.py";
     body_ = absl::StrCat("\xe3...code...", ShortString(source_), "...rest");
     Write(CachedBytecodePath(source_), std::string(16, 'H') + body_);
   }
-  void TearDown() override { (void)system(absl::StrCat("rm -rf '", stdlib_, "'").c_str()); }
-
   static void Write(const std::string& path, const std::string& contents) {
     std::ofstream(path, std::ios::binary) << contents;
   }
 
+  TempDir dir_{"pyhost-stdlib"};
   std::string stdlib_, source_, body_;
 };
 
