@@ -1,13 +1,10 @@
 #include "audit_hooks/audit_hook.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 
-#include <functional>
 #include <utility>
 #include <vector>
 
@@ -19,185 +16,40 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "audit_hooks/audit_rules.h"
 #include "audit_hooks/sandbox.h"
 #include "audit_hooks/stdlib_bytecode.h"
-#include "bindings/py_string.h"
 #include "audit_hooks/sqlite_database.h"
+#include "bindings/py_string.h"
+#include "policy/module_rules.h"
 
 namespace pyhost {
 namespace {
 
 namespace py = pybind11;
 
-// --- reading event arguments ------------------------------------------------------
-
-PyObject* Arg(PyObject* args, Py_ssize_t i) {
-  return PyTuple_Check(args) && i < PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, i) : nullptr;
-}
-
-// A path argument as the bytes the OS gets: a str in the filesystem encoding (as os
-// and io encode it: with surrogateescape, "\udcff" is the byte 0xff), bytes, or an
-// os.PathLike giving either.
-// kUnstable: an object whose conversion runs code the check cannot trust to answer
-// again what it answered the call (the call converts before its event, the check
-// after): an object with __index__ that is not an int, or a path whose __fspath__
-// (or, for a Python one, __str__) is not the stdlib's. Refused under every policy.
-struct PathArg {
-  enum Kind { kNotAPath, kPath, kUnencodable, kUnstable } kind = kNotAPath;
-  std::string text;  // kPath: the bytes; kUnencodable: the str, escaped; kUnstable: the type
-};
-
-// Whether `attribute` of `value`'s type is C code or a function of the stdlib's (code
-// objects cannot claim a stdlib filename: the compile and code.replace rules).
-bool StdlibMethod(PyObject* value, const char* attribute) {
-  auto name = py::reinterpret_steal<py::object>(PyUnicode_InternFromString(attribute));
-  PyObject* method = name ? _PyType_Lookup(Py_TYPE(value), name.ptr()) : nullptr;  // borrowed
-  PyErr_Clear();
-  if (method == nullptr) return false;
-  if (Py_IS_TYPE(method, &PyMethodDescr_Type) || Py_IS_TYPE(method, &PyWrapperDescr_Type)) return true;
-  if (!PyFunction_Check(method)) return false;
-  auto* code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(method));
-  std::optional<std::string> filename = Utf8(code->co_filename);
-  return filename && absl::StartsWith(*filename, StdlibDir() + "/");
-}
-
-// Whether os.fspath(value) answers the check what it answered the call: os.DirEntry's
-// is C; pathlib's returns str(self), which caches the text on the first call.
-bool StableFsPath(PyObject* value) {
-  auto name = py::reinterpret_steal<py::object>(PyUnicode_InternFromString("__fspath__"));
-  PyObject* method = name ? _PyType_Lookup(Py_TYPE(value), name.ptr()) : nullptr;
-  PyErr_Clear();
-  if (method == nullptr) return true;  // not a path at all
-  if (!StdlibMethod(value, "__fspath__")) return false;
-  return !PyFunction_Check(method) || StdlibMethod(value, "__str__");
-}
-
-PathArg PathText(PyObject* value) {
-  if (value == nullptr || value == Py_None || PyLong_Check(value)) return {};  // an fd, or none
-  if (!PyUnicode_Check(value) && !PyBytes_Check(value) && (PyIndex_Check(value) || !StableFsPath(value))) {
-    return {PathArg::kUnstable, Py_TYPE(value)->tp_name};
-  }
-  auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(value));
-  if (!fspath) {
-    PyErr_Clear();
-    return {};
-  }
-  if (std::optional<std::string> bytes = FsEncoded(fspath.ptr())) return {PathArg::kPath, *bytes};
-  return {PathArg::kUnencodable, DisplayText(fspath.ptr())};
-}
-
-// A str argument's UTF-8 text, or a path's bytes; "" for anything else, and for a str
-// UTF-8 cannot encode: every rule must read "" as naming nothing it allows.
-std::string Text(PyObject* value) {
-  if (value == nullptr) return "";
-  if (PyUnicode_Check(value)) return Utf8(value).value_or("");
-  PathArg path = PathText(value);
-  return path.kind == PathArg::kPath ? path.text : "";
-}
-
-std::optional<int> Fd(PyObject* value) {
-  if (value == nullptr || !PyLong_Check(value)) return std::nullopt;
-  int overflow = 0;
-  long fd = PyLong_AsLongAndOverflow(value, &overflow);
-  if (overflow != 0 || fd < INT_MIN || fd > INT_MAX) return std::nullopt;
-  return static_cast<int>(fd);
-}
-
-bool IsIpLiteral(const std::string& host) {
-  unsigned char buffer[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
-}
-
-// --- denials ------------------------------------------------------------------------
-
-int Deny(const Sandbox& sandbox, absl::string_view operation, absl::string_view rule) {
-  std::string message = absl::StrCat(operation, " denied by pyhost policy '",
-                                     sandbox.policy().name, "': ", rule);
-  // The operation may name a path's bytes, which need not be UTF-8.
-  auto text = py::reinterpret_steal<py::object>(DisplayStr(message));
-  if (text) PyErr_SetObject(PyExc_PermissionError, text.ptr());
-  return -1;
-}
-
-int DenyImport(absl::string_view module, const std::string& why) {
-  auto name = py::reinterpret_steal<py::object>(
-      PyUnicode_FromStringAndSize(module.data(), static_cast<Py_ssize_t>(module.size())));
-  auto message = py::reinterpret_steal<py::object>(PyUnicode_FromString(why.c_str()));
-  if (name && message) PyErr_SetImportError(message.ptr(), name.ptr(), nullptr);
-  return -1;
-}
-
-using Access = Sandbox::FileAccess;
-
-// python3's answer for a descriptor the code closed (its number stays buried).
-int ClosedDescriptor() {
-  errno = EBADF;
-  PyErr_SetFromErrno(PyExc_OSError);
-  return -1;
-}
-
-// `dir_fd`: the directory a relative path is relative to, -1 for the cwd.
-int CheckPath(Sandbox& sandbox, absl::string_view event, PyObject* path, Access access,
-              int dir_fd = -1) {
-  if (std::optional<int> fd = Fd(path)) {
-    if (sandbox.OwnsFd(*fd)) return 0;
-    if (sandbox.IsBuried(*fd)) return ClosedDescriptor();
-    return Deny(sandbox, absl::StrCat(event, "(fd ", *fd, ")"),
-                "file descriptors the code did not open belong to the host");
-  }
-  PathArg arg = PathText(path);
-  if (arg.kind == PathArg::kUnstable) {
-    return Deny(sandbox, absl::StrCat(event, "(<", arg.text, " object>)"),
-                "a path must be str, bytes, an int or a stdlib path object (pathlib, "
-                "os.DirEntry): this one's __index__ or __fspath__ could answer the check "
-                "otherwise than the call");
-  }
-  if (arg.kind == PathArg::kUnencodable) {
-    // The OS call would fail too; under rules, say so rather than guess what it meant.
-    if (!sandbox.policy().enforce) return 0;
-    return Deny(sandbox, absl::StrCat(event, "('", arg.text, "')"),
-                "the path cannot be encoded for the filesystem");
-  }
-  if (arg.kind == PathArg::kNotAPath) {
-    if (path != nullptr && path != Py_None) return 0;  // not a path at all
-    arg.text = ".";  // os.listdir() / os.scandir(): the host's current directory
-  }
-  std::string shown = absl::StrCat("'", arg.text, "'");
-  if (dir_fd >= 0 && !absl::StartsWith(arg.text, "/")) {
-    if (sandbox.IsBuried(dir_fd)) return ClosedDescriptor();
-    absl::StrAppend(&shown, ", dir_fd=", dir_fd);
-  }
-  switch (sandbox.JudgePath(arg.text, access, dir_fd)) {
-    case Sandbox::PathVerdict::kAllowed:
-      return 0;
-    case Sandbox::PathVerdict::kHostDescriptor:
-      return Deny(sandbox, absl::StrCat(event, "(", shown, ")"),
-                  "it reaches a file descriptor of the host (one the code did not open), "
-                  "whatever the policy");
-    case Sandbox::PathVerdict::kOutsideRoots:
-      break;
-  }
-  return Deny(sandbox, absl::StrCat(event, "(", shown, ")"),
-              access == Access::kRead
-                  ? "outside the readable paths"
-                  : "outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
-}
-
-// A dir_fd argument of an audit event: an int, -1 when the call had none.
-int DirFd(PyObject* value) { return Fd(value).value_or(-1); }
-
-int CheckRead(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd = -1) {
-  return CheckPath(sandbox, event, path, Access::kRead, dir_fd);
-}
-
-int CheckWrite(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd = -1) {
-  return CheckPath(sandbox, event, path, Access::kWrite, dir_fd);
-}
-
-int CheckWriteEntry(Sandbox& sandbox, absl::string_view event, PyObject* path, int dir_fd) {
-  return CheckPath(sandbox, event, path, Access::kWriteEntry, dir_fd);
-}
+using audit::Access;
+using audit::AddressRule;
+using audit::AllOf;
+using audit::Arg;
+using audit::CheckNetworkAddress;
+using audit::CheckPath;
+using audit::DenyAlways;
+using audit::DenyIfEnforcing;
+using audit::Deny;
+using audit::DenyImport;
+using audit::DirFd;
+using audit::Enforced;
+using audit::Fd;
+using audit::IsIpLiteral;
+using audit::kChangesTheHost;
+using audit::PathArg;
+using audit::PathRule;
+using audit::PathText;
+using audit::RequireProcesses;
+using audit::Rule;
+using audit::SignalRule;
+using audit::Text;
 
 bool OpensForWriting(PyObject* mode, PyObject* flags) {
   if (mode != nullptr && PyUnicode_Check(mode)) {
@@ -211,8 +63,9 @@ bool OpensForWriting(PyObject* mode, PyObject* flags) {
 int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {
   PyObject* path = Arg(args, 0);
   int dir_fd = sandbox.TakeOpenAt(path);  // os.open(..., dir_fd=): its guard says so
-  return OpensForWriting(Arg(args, 1), Arg(args, 2)) ? CheckWrite(sandbox, event, path, dir_fd)
-                                                     : CheckRead(sandbox, event, path, dir_fd);
+  return CheckPath(sandbox, event, path,
+                   OpensForWriting(Arg(args, 1), Arg(args, 2)) ? Access::kWrite : Access::kRead,
+                   dir_fd);
 }
 
 int CheckImportOf(Sandbox& sandbox, const std::string& module, bool through_importlib = true) {
@@ -272,7 +125,7 @@ bool AtImportStatementOf(PyFrameObject* frame, PyCodeObject* code, const std::st
     targets.push_back(name.empty() ? own : absl::StrCat(own, ".", name));
   }
   for (const std::string& target : targets) {
-    if (module == target || absl::StartsWith(target, absl::StrCat(module, "."))) return true;
+    if (InPackage(target, module)) return true;  // the target or a parent package
     if (absl::StartsWith(module, absl::StrCat(target, ".")) &&
         module.find('.', target.size() + 1) == absl::string_view::npos) {
       return true;  // from target import submodule
@@ -352,12 +205,12 @@ bool SameCodeButFlags(PyObject* code, PyObject* replacement) {
 // link (os.rename checks names, not what links point to) keeps it inside.
 int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject* link,
                  int dir_fd) {
-  if (CheckWriteEntry(sandbox, event, link, dir_fd) != 0) return -1;
+  if (CheckPath(sandbox, event, link, Access::kWriteEntry, dir_fd) != 0) return -1;
   if (!sandbox.policy().enforce) return 0;
   PathArg text = PathText(target);
   PathArg where = PathText(link);
   if (text.kind != PathArg::kPath || where.kind != PathArg::kPath) {
-    return text.kind == PathArg::kUnencodable ? CheckWrite(sandbox, event, target) : 0;
+    return text.kind == PathArg::kUnencodable ? CheckPath(sandbox, event, target, Access::kWrite) : 0;
   }
   std::string resolved = text.text;
   if (text.text.empty() || text.text[0] != '/') {
@@ -380,13 +233,6 @@ int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject
 
 // --- the rules ----------------------------------------------------------------------
 
-using Rule = std::function<int(Sandbox&, const char* event, PyObject* args)>;
-
-int NoProcesses(Sandbox& sandbox, const char* event, PyObject*) {
-  if (sandbox.policy().processes) return 0;
-  return Deny(sandbox, event, "processes are not allowed");
-}
-
 // fork() in a subinterpreter copies the whole host process (its other threads gone,
 // its locks held) into a child that cannot run on: refused whatever the policy, as
 // 3.12 refuses it, with an error that is both a RuntimeError (3.12's) and a
@@ -405,106 +251,71 @@ int NoFork(Sandbox& sandbox, const char* event, PyObject*) {
   return -1;
 }
 
-// Process-wide state belongs to the host, whatever the policy.
-int HostState(Sandbox& sandbox, const char* event, PyObject*) {
-  return Deny(sandbox, event, "it changes the whole host process");
-}
-
-int Enforced(Sandbox& sandbox, const char* event, absl::string_view rule) {
-  if (!sandbox.policy().enforce) return 0;
-  return Deny(sandbox, event, rule);
-}
-
-int CheckNetworkAddress(Sandbox& sandbox, const char* event, PyObject* address) {
-  if (!sandbox.policy().enforce) return 0;
-  if (address != nullptr && PyTuple_Check(address) && PyTuple_GET_SIZE(address) >= 2) {
-    std::string host = Text(PyTuple_GET_ITEM(address, 0));
-    bool allowed = IsIpLiteral(host) ? sandbox.AddressAllowed(host) : sandbox.HostAllowed(host);
-    if (allowed) return 0;
-    return Deny(sandbox, absl::StrCat(event, "('", host, "')"),
-                "host not on the network allowlist");
-  }
-  return Deny(sandbox, event, "only IPv4/IPv6 addresses of allowlisted hosts are reachable");
-}
-
 const absl::flat_hash_map<std::string, Rule>& Rules() {
   static const auto* rules = new absl::flat_hash_map<std::string, Rule>{
       // Files.
-      {"open", [](Sandbox& s, const char* e, PyObject* a) { return CheckOpen(s, e, a); }},
-      {"os.listdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
-      {"os.scandir", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
-      {"os.getxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
-      {"os.listxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckRead(s, e, Arg(a, 0)); }},
+      {"open", CheckOpen},
+      {"os.listdir", PathRule(0, Access::kRead)},
+      {"os.scandir", PathRule(0, Access::kRead)},
+      {"os.getxattr", PathRule(0, Access::kRead)},
+      {"os.listxattr", PathRule(0, Access::kRead)},
       // Events of calls that take dir_fd carry it (os.open's does not: guards/hardening.h).
-      {"os.mkdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 2))); }},
-      {"os.rmdir", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 1))); }},
-      {"os.remove", [](Sandbox& s, const char* e, PyObject* a) { return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 1))); }},
-      {"os.chmod", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))); }},
-      {"os.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 3))); }},
-      {"os.chflags", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.truncate", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.utime", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 3))); }},
-      {"os.setxattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.removexattr", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"os.rename", [](Sandbox& s, const char* e, PyObject* a) {  // also os.replace
-         return CheckWriteEntry(s, e, Arg(a, 0), DirFd(Arg(a, 2))) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), DirFd(Arg(a, 3))); }},
+      {"os.mkdir", PathRule(0, Access::kWriteEntry, 2)},
+      {"os.rmdir", PathRule(0, Access::kWriteEntry, 1)},
+      {"os.remove", PathRule(0, Access::kWriteEntry, 1)},
+      {"os.chmod", PathRule(0, Access::kWrite, 2)},
+      {"os.chown", PathRule(0, Access::kWrite, 3)},
+      {"os.chflags", PathRule(0, Access::kWrite)},
+      {"os.truncate", PathRule(0, Access::kWrite)},
+      {"os.utime", PathRule(0, Access::kWrite, 3)},
+      {"os.setxattr", PathRule(0, Access::kWrite)},
+      {"os.removexattr", PathRule(0, Access::kWrite)},
+      // os.rename, also os.replace.
+      {"os.rename", AllOf(PathRule(0, Access::kWriteEntry, 2), PathRule(1, Access::kWriteEntry, 3))},
       // A hard link writes its source: both must be writable.
-      {"os.link", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckWrite(s, e, Arg(a, 0), DirFd(Arg(a, 2))) ? -1 : CheckWriteEntry(s, e, Arg(a, 1), DirFd(Arg(a, 3))); }},
+      {"os.link", AllOf(PathRule(0, Access::kWrite, 2), PathRule(1, Access::kWriteEntry, 3))},
       {"os.symlink", [](Sandbox& s, const char* e, PyObject* a) {
          return CheckSymlink(s, e, Arg(a, 0), Arg(a, 1), DirFd(Arg(a, 2))); }},
-      {"shutil.copyfile", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"shutil.copymode", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"shutil.copystat", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"shutil.copytree", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"shutil.move", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckWrite(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"shutil.rmtree", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"shutil.chown", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"shutil.make_archive", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"shutil.unpack_archive", [](Sandbox& s, const char* e, PyObject* a) {
-         return CheckRead(s, e, Arg(a, 0)) ? -1 : CheckWrite(s, e, Arg(a, 1)); }},
-      {"tempfile.mkstemp", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"tempfile.mkdtemp", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      {"shutil.copyfile", AllOf(PathRule(0, Access::kRead), PathRule(1, Access::kWrite))},
+      {"shutil.copymode", AllOf(PathRule(0, Access::kRead), PathRule(1, Access::kWrite))},
+      {"shutil.copystat", AllOf(PathRule(0, Access::kRead), PathRule(1, Access::kWrite))},
+      {"shutil.copytree", AllOf(PathRule(0, Access::kRead), PathRule(1, Access::kWrite))},
+      {"shutil.move", AllOf(PathRule(0, Access::kWrite), PathRule(1, Access::kWrite))},
+      {"shutil.rmtree", PathRule(0, Access::kWrite)},
+      {"shutil.chown", PathRule(0, Access::kWrite)},
+      {"shutil.make_archive", PathRule(0, Access::kWrite)},
+      {"shutil.unpack_archive", AllOf(PathRule(0, Access::kRead), PathRule(1, Access::kWrite))},
+      {"tempfile.mkstemp", PathRule(0, Access::kWrite)},
+      {"tempfile.mkdtemp", PathRule(0, Access::kWrite)},
       // What SQLite opens inside SQL is its authorizer's (guards/sqlite.h).
       {"sqlite3.connect", [](Sandbox& s, const char* e, PyObject* a) {
          PathArg db = PathText(Arg(a, 0));
          if (db.kind == PathArg::kUnencodable || db.kind == PathArg::kUnstable) {
-           return CheckWrite(s, e, Arg(a, 0));
+           return CheckPath(s, e, Arg(a, 0), Access::kWrite);
          }
          std::string why;
          if (SqliteDatabaseAllowed(s, db.text, &why)) return 0;
          return Deny(s, absl::StrCat(e, "('", db.text, "')"), why); }},
-      {"sqlite3.enable_load_extension", [](Sandbox& s, const char* e, PyObject*) {
-         return Enforced(s, e, "native extensions cannot be loaded"); }},
-      {"sqlite3.load_extension", [](Sandbox& s, const char* e, PyObject*) {
-         return Enforced(s, e, "native extensions cannot be loaded"); }},
+      {"sqlite3.enable_load_extension", DenyIfEnforcing("native extensions cannot be loaded")},
+      {"sqlite3.load_extension", DenyIfEnforcing("native extensions cannot be loaded")},
       // Processes.
-      {"subprocess.Popen", NoProcesses}, {"os.system", NoProcesses}, {"os.exec", NoProcesses},
-      {"os.posix_spawn", NoProcesses}, {"os.spawn", NoProcesses}, {"os.fork", NoFork},
-      {"os.forkpty", NoFork}, {"pty.spawn", NoProcesses}, {"os.startfile", NoProcesses},
-      {"os.kill", [](Sandbox& s, const char* e, PyObject* a) {
-         std::optional<int> pid = Fd(Arg(a, 0));
-         if (!pid || *pid <= 0 || *pid == getpid()) return HostState(s, e, a);  // the host itself
-         return NoProcesses(s, e, a); }},
-      {"os.killpg", [](Sandbox& s, const char* e, PyObject* a) {
-         std::optional<int> group = Fd(Arg(a, 0));
-         if (!group || *group <= 0 || *group == getpgrp()) return HostState(s, e, a);
-         return NoProcesses(s, e, a); }},
-      {"signal.pthread_kill", NoProcesses},
+      {"subprocess.Popen", RequireProcesses()}, {"os.system", RequireProcesses()},
+      {"os.exec", RequireProcesses()}, {"os.posix_spawn", RequireProcesses()},
+      {"os.spawn", RequireProcesses()}, {"os.fork", NoFork}, {"os.forkpty", NoFork},
+      {"pty.spawn", RequireProcesses()}, {"os.startfile", RequireProcesses()},
+      {"os.kill", SignalRule(getpid)}, {"os.killpg", SignalRule(getpgrp)},
+      {"signal.pthread_kill", RequireProcesses()},
       // The host process's own state: never.
-      {"os.putenv", HostState}, {"os.unsetenv", HostState}, {"os.chdir", HostState},
-      {"resource.setrlimit", HostState}, {"resource.prlimit", HostState},
-      {"sys._current_frames", HostState}, {"sys._current_exceptions", HostState},
-      {"socket.sethostname", HostState},
-      {"fcntl.fcntl", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"fcntl.ioctl", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"fcntl.flock", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
-      {"fcntl.lockf", [](Sandbox& s, const char* e, PyObject* a) { return CheckWrite(s, e, Arg(a, 0)); }},
+      {"os.putenv", DenyAlways(kChangesTheHost)}, {"os.unsetenv", DenyAlways(kChangesTheHost)},
+      {"os.chdir", DenyAlways(kChangesTheHost)}, {"resource.setrlimit", DenyAlways(kChangesTheHost)},
+      {"resource.prlimit", DenyAlways(kChangesTheHost)},
+      {"sys._current_frames", DenyAlways(kChangesTheHost)},
+      {"sys._current_exceptions", DenyAlways(kChangesTheHost)},
+      {"socket.sethostname", DenyAlways(kChangesTheHost)},
+      {"fcntl.fcntl", PathRule(0, Access::kWrite)},
+      {"fcntl.ioctl", PathRule(0, Access::kWrite)},
+      {"fcntl.flock", PathRule(0, Access::kWrite)},
+      {"fcntl.lockf", PathRule(0, Access::kWrite)},
       // Network.
       {"socket.__new__", [](Sandbox& s, const char* e, PyObject* a) {
          if (!s.policy().enforce) return 0;
@@ -523,17 +334,13 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
          }
          return Deny(s, e, "only IPv4/IPv6 stream or datagram sockets, created with an "
                            "explicit family and type"); }},
-      {"socket.connect", [](Sandbox& s, const char* e, PyObject* a) { return CheckNetworkAddress(s, e, Arg(a, 1)); }},
-      {"socket.sendto", [](Sandbox& s, const char* e, PyObject* a) { return CheckNetworkAddress(s, e, Arg(a, 1)); }},
-      {"socket.sendmsg", [](Sandbox& s, const char* e, PyObject* a) {
-         PyObject* address = Arg(a, 1);
-         return address == nullptr || address == Py_None ? 0 : CheckNetworkAddress(s, e, address); }},
-      {"socket.bind", [](Sandbox& s, const char* e, PyObject*) {
-         return Enforced(s, e, "listening for connections is not allowed"); }},
+      {"socket.connect", AddressRule(1)},
+      {"socket.sendto", AddressRule(1)},
+      {"socket.sendmsg", AddressRule(1, /*optional=*/true)},
+      {"socket.bind", DenyIfEnforcing("listening for connections is not allowed")},
       // Raised by pyhost's guard (guards/shared_types.h): listen() on an unbound
       // socket binds an ephemeral port with no "socket.bind" event.
-      {"socket.listen", [](Sandbox& s, const char* e, PyObject*) {
-         return Enforced(s, e, "listening for connections is not allowed"); }},
+      {"socket.listen", DenyIfEnforcing("listening for connections is not allowed")},
       {"socket.getaddrinfo", [](Sandbox& s, const char* e, PyObject* a) {
          if (!s.policy().enforce || Arg(a, 0) == Py_None) return 0;
          std::string host = Text(Arg(a, 0));
@@ -545,12 +352,11 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
       {"socket.gethostbyaddr", [](Sandbox& s, const char* e, PyObject* a) {
          if (!s.policy().enforce || s.AddressAllowed(Text(Arg(a, 0)))) return 0;
          return Deny(s, e, "address not on the network allowlist"); }},
-      {"socket.getnameinfo", [](Sandbox& s, const char* e, PyObject*) {
-         return Enforced(s, e, "reverse lookups are not allowed"); }},
+      {"socket.getnameinfo", DenyIfEnforcing("reverse lookups are not allowed")},
       // Introspection and code surgery.
-      {"gc.get_objects", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
-      {"gc.get_referrers", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
-      {"gc.get_referents", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "heap walks reach the host's objects"); }},
+      {"gc.get_objects", DenyIfEnforcing("heap walks reach the host's objects")},
+      {"gc.get_referrers", DenyIfEnforcing("heap walks reach the host's objects")},
+      {"gc.get_referents", DenyIfEnforcing("heap walks reach the host's objects")},
       // Code is trusted by its filename (the import gate, CallerIsImportMachinery): code
       // objects the code builds, renames, binds to other globals or swaps in may not
       // claim a trusted one. Others are the code's own, as compile() makes them.
@@ -577,8 +383,7 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
              absl::string_view(PyBytes_AS_STRING(data), static_cast<size_t>(PyBytes_GET_SIZE(data))),
              StdlibDir());
          return origin.ok() ? 0 : Deny(s, e, origin.message()); }},
-      {"marshal.load", [](Sandbox& s, const char* e, PyObject*) {
-         return Enforced(s, e, "code cannot be loaded from bytes"); }},
+      {"marshal.load", DenyIfEnforcing("code cannot be loaded from bytes")},
       {"mmap.__new__", [](Sandbox& s, const char* e, PyObject* a) {
          // (fileno, length, access, offset): -1 maps anonymous memory.
          std::optional<int> fd = Fd(Arg(a, 0));
@@ -587,8 +392,8 @@ const absl::flat_hash_map<std::string, Rule>& Rules() {
                        "file descriptors the code did not open belong to the host");
          }
          return Enforced(s, e, "memory maps are not allowed"); }},
-      {"builtins.breakpoint", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no debugger"); }},
-      {"webbrowser.open", [](Sandbox& s, const char* e, PyObject*) { return Enforced(s, e, "no browser"); }},
+      {"builtins.breakpoint", DenyIfEnforcing("no debugger")},
+      {"webbrowser.open", DenyIfEnforcing("no browser")},
       {"object.__getattr__", [](Sandbox& s, const char* e, PyObject* a) {
          std::string name = Text(Arg(a, 1));
          if (name != "gi_frame" && name != "cr_frame" && name != "ag_frame") return 0;

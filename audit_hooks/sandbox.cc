@@ -24,6 +24,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "bindings/thread_state.h"
+#include "policy/lockdown.h"
+#include "policy/module_rules.h"
 
 namespace pyhost {
 namespace {
@@ -180,20 +182,6 @@ void SetStdlibDir(std::string dir) { StdlibDirStorage() = std::move(dir); }
 const std::string& SysconfigDataModule() { return SysconfigDataStorage(); }
 void SetSysconfigDataModule(std::string module) { SysconfigDataStorage() = std::move(module); }
 
-bool NeverImportable(absl::string_view module) {
-  for (absl::string_view never :
-       {"_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
-        "_testmultiphase", "_testimportmultiple", "_testbuffer", "_testclinic",
-        "_ctypes_test", "_xxtestfuzz", "faulthandler"}) {
-    if (module == never || absl::StartsWith(module, absl::StrCat(never, "."))) return true;
-  }
-  return false;
-}
-
-bool SharesProcessState(absl::string_view module) {
-  return module == "_decimal" || module == "_asyncio" || module == "_zoneinfo";
-}
-
 Sandbox::Sandbox(PyInterpreterState* interp) : interp_(interp) {
   absl::MutexLock lock(&registry_mu);
   Registry()[interp_] = this;
@@ -230,24 +218,10 @@ void Sandbox::Activate(Activation activation) {
   active_ = true;
 }
 
-// What is in force in an interpreter between and after executions: code that ran
-// once can leave finalizers, hooks and replaced methods behind, and they must never
-// run without rules (at teardown, or in the next execution's setup).
-const Policy& Lockdown() {
-  static const Policy* lockdown = [] {
-    auto* policy = new Policy();
-    policy->name = "pyhost-between-executions";
-    policy->import_allow = {"-"};  // matches no module: no imports of the code's own
-    policy->work_dir = false;
-    return policy;
-  }();
-  return *lockdown;
-}
-
 void Sandbox::Deactivate() {
   // Not back to host mode: the policy pointer is dropped (it must not outlive its
   // owner) for the lockdown policy, which lives forever.
-  Activate(Activation{&Lockdown(), "", "", {}});
+  Activate(Activation{&LockdownPolicy(), "", "", {}});
 }
 
 bool Sandbox::CanWrite(absl::string_view path) {
@@ -472,59 +446,15 @@ void ProtectHostDescriptor(int fd) {
 
 bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
                             std::string* why) const {
-  if (NeverImportable(module)) {
-    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost (it can run code "
-                        "outside this interpreter or crash the host)");
-    return false;
-  }
-  if (SharesProcessState(module)) {
-    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost: its state is "
-                        "shared by every interpreter of the process on Python 3.11 (the "
-                        "stdlib uses its pure-Python version instead)");
-    return false;
-  }
-  const Policy& policy = *activation_.policy;
-  if (!policy.enforce) return true;
-  if (!SysconfigDataModule().empty() && module == SysconfigDataModule()) module = "sysconfig";
-  if (module == "__main__") return true;  // the code's own module (pickle imports it)
-  auto denied = [&](absl::string_view module_or_parent) {
-    for (const std::string& pattern : policy.import_deny) {
-      if (pattern == "*" || module_or_parent == pattern ||
-          absl::StartsWith(module_or_parent, absl::StrCat(pattern, "."))) {
-        return true;
-      }
-    }
-    return false;
-  };
-  // A module on the deny list stays out even when an allowed module asks for it (an
-  // allowed module may import names it is given: xml.sax parsers, pickle classes).
-  if (!user_initiated) {
-    if (!denied(module)) return true;
-    *why = absl::StrCat("import of '", module, "' is denied by policy '", policy.name,
-                        "' (on its deny list, also for the standard library)");
-    return false;
-  }
-  if (policy.ImportAllowed(module)) return true;
-  // An allowlist is useless without the modules that connect: with one in force,
-  // they may be imported (what they reach is still checked, host by host).
-  if (!denied(module) && (!policy.network.empty() || !activation_.extra_network.empty())) {
-    for (absl::string_view network : {"socket", "_socket", "ssl", "_ssl", "select", "selectors",
-                                      "urllib.request", "urllib.error", "urllib.response",
-                                      "http", "http.client", "email", "base64"}) {
-      if (module == network) return true;
-    }
-  }
-  *why = absl::StrCat("import of '", module, "' is not allowed by policy '", policy.name, "' (",
-                      denied(module) ? "on its deny list" : "not on its allow list", ")");
-  return false;
+  ImportContext context;
+  context.user_initiated = user_initiated;
+  context.extra_network = !activation_.extra_network.empty();
+  context.sysconfig_data_module = SysconfigDataModule();
+  return JudgeImport(*activation_.policy, module, context, why);
 }
 
 bool Sandbox::UnencodableImportAllowed(absl::string_view shown, std::string* why) const {
-  const Policy& policy = *activation_.policy;
-  if (!policy.enforce) return true;
-  *why = absl::StrCat("import of '", shown, "' is not allowed by policy '", policy.name,
-                      "' (a module name that is not valid UTF-8 text matches no rule)");
-  return false;
+  return JudgeUnencodableImport(*activation_.policy, shown, why);
 }
 
 }  // namespace pyhost

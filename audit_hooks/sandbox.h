@@ -51,9 +51,9 @@ class Sandbox {
     std::vector<std::string> extra_network;  // request and environment allowlists
   };
   void Activate(Activation activation);
-  // Ends an activation. The interpreter does not return to host mode: a lockdown
-  // policy (nothing outside the stdlib, no imports of the code's own, no network,
-  // no processes) stays in force, because what the code left behind (finalizers,
+  // Ends an activation. The interpreter does not return to host mode: the lockdown
+  // policy (policy/lockdown.h: nothing outside the stdlib, no imports of the code's
+  // own, no network, no processes) stays in force, because what the code left behind (finalizers,
   // hooks, replaced methods) can run at teardown or in the next execution's setup.
   void Deactivate();
   // True only before the interpreter's first activation (creation, prewarm). pyhost
@@ -166,14 +166,14 @@ class Sandbox {
   // this identity.
   bool HostHolds(dev_t dev, ino_t ino) const;
 
-  // Whether an import of `module` is allowed now. `user_initiated`: the importing
-  // frame is the code's own (not an allowed stdlib module importing what it needs).
-  // On denial returns false and fills `why`.
+  // Whether an import of `module` is allowed now, as policy/module_rules.h judges it
+  // under this activation. `user_initiated`: the importing frame is the code's own
+  // (not an allowed stdlib module importing what it needs). On denial returns false
+  // and fills `why`.
   bool ImportAllowed(absl::string_view module, bool user_initiated, std::string* why) const;
-  // The same for a module name that is not valid UTF-8 text (lone surrogates, which
-  // surrogateescape may map to real bytes on the filesystem): no rule can name it, so
-  // only a policy without rules lets it through (python3 then answers, usually
-  // ModuleNotFoundError). `shown`: the name for the message.
+  // The same for a module name that is not valid UTF-8 text (JudgeUnencodableImport:
+  // python3 would then answer, usually ModuleNotFoundError). `shown`: the name for
+  // the message.
   bool UnencodableImportAllowed(absl::string_view shown, std::string* why) const;
 
   // Builtin modules hardened at creation must never be created or executed again
@@ -247,17 +247,6 @@ class Sandbox {
 // code runs. Thread-safe.
 void ProtectHostDescriptor(int fd);
 
-// Modules no policy lets code import or create: they run code in other
-// interpreters or crash the process on purpose.
-bool NeverImportable(absl::string_view module);
-
-// C accelerators whose objects are shared by every interpreter on 3.11 (single-phase
-// modules whose classes and state were made by the first interpreter to import them,
-// with that interpreter's Python objects inside): never in a sandbox. The stdlib
-// module using each falls back on its pure-Python twin (decimal -> _pydecimal,
-// asyncio's pure-Python futures and tasks, zoneinfo._zoneinfo). docs/security.md,
-// "State shared by every interpreter".
-bool SharesProcessState(absl::string_view module);
 // The module sysconfig imports its build-time data from (by a computed name:
 // "_sysconfigdata__x86_64-linux-gnu" on Debian). Part of sysconfig for the import
 // rules: allowed exactly where sysconfig is.

@@ -37,47 +37,16 @@ namespace {
 
 namespace py = pybind11;
 
-enum class Kind {
-  kExit,            // os._exit(n): ends the execution like sys.exit(n)
-  kHostOnly,        // changes the whole process: refused
-  kEnvironNoop,     // os.putenv/unsetenv: os.environ is the execution's own copy
-  kFdUse,           // acts on an existing descriptor (first argument)
-  kFdUseTwo,        // acts on two existing descriptors (first and second arguments)
-  kWaitChild,       // waits for a child: only a specific pid, only if processes are allowed
-  kFdDup2,          // dup2(fd, fd2): fd owned, fd2 owned or not open
-  kFdCreate,        // returns new descriptors: remembered as the code's
-  kThreadStart,     // by Policy::threads
-  kRecursionLimit,  // capped
-  kCreateBuiltin,   // _imp.create_builtin(spec)
-  kCreateDynamic,   // _imp.create_dynamic(spec, file=None): an extension module
-  kExecBuiltin,     // _imp.exec_builtin(module)
-  kExecDynamic,     // _imp.exec_dynamic(module): an extension module's body
-  kImport,          // builtins.__import__
-  kImportCheck,     // the meta-path finder's check(name)
-  kGetAddrInfo,     // remembers the addresses an allowed name resolved to
-  kSetlocale,       // locale.setlocale: queries and no-ops only (the locale is process-wide)
-  kImportlibOnly,   // only importlib itself may call it (the import lock)
-  kFixCoFilename,   // _imp._fix_co_filename: importlib only, never renaming into the stdlib
-  kOpen,            // builtins.open / io.open: an opener's descriptor is checked
-  kSleep,           // time.sleep: woken early by a Cancellation (bindings/cancellation.h)
-  kFcntl,           // fcntl.fcntl: F_DUPFD makes a descriptor (counted, the code's)
-  kFdStat,          // os.fstat: python3's EBADF for a number the code closed (Sandbox::Bury)
-  kAuditHook,       // sys.addaudithook: not under an enforcing policy
-  kTimeZone,        // time.tzset/mktime: they read the process's TZ, not os.environ's
-  kGettextQuery,    // locale.textdomain & co.: queries only (the domain is process-wide)
-  kSetDefaultTimeout,  // socket.setdefaulttimeout: this interpreter's own default
-  kGetDefaultTimeout,  // socket.getdefaulttimeout: this interpreter's own default
-  kOsOpen,          // os.open: a dir_fd is handed to the "open" audit rule
-  kChildFds,        // _posixsubprocess.fork_exec: the child gets only the code's descriptors
-  kSpawn,           // os.posix_spawn[p]: file actions only on the code's descriptors and paths
-};
+struct Call;
+// What a guarded function runs instead of its original (below, "the handlers").
+using Handler = PyObject* (*)(const Call& call);
 
 struct Guard {
-  Kind kind;
+  Handler handler;
   std::string name;  // "os.close"
   py::object original;
   py::object error_type;  // what a refusal raises, if not PermissionError itself
-  py::object partner;     // kSetDefaultTimeout: the original getdefaulttimeout
+  py::object partner;     // another original of the module the handler calls
 };
 
 // A guard's state lives in a module object of its own, its __self__ (the only place
@@ -267,6 +236,19 @@ PyObject* CallOriginal(const Guard& guard, PyObject* args, PyObject* kwargs) {
   return PyObject_Call(guard.original.ptr(), args, kwargs);
 }
 
+// One call of a guarded function, as its handler sees it.
+struct Call {
+  const Guard& guard;
+  Sandbox* sandbox;  // the calling interpreter's; null outside sandboxes
+  bool active;       // a sandbox past its first activation: a policy is in force
+  PyObject* args;
+  PyObject* kwargs;  // plain (PlainKeywords), or null
+
+  PyObject* Original() const { return CallOriginal(guard, args, kwargs); }
+  // PermissionError (or the guard's error type): "<name> is not available in pyhost: <why>".
+  PyObject* Refuse(absl::string_view why) const { return SetPermissionError(guard, why); }
+};
+
 bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name);
 
 // -1 or a descriptor the code opened; an int exactly (anything else could answer
@@ -369,6 +351,449 @@ py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* ac
 // creates it (below, after Hardener). Error: a Python error is set.
 absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module);
 
+// --- the handlers: what each guarded function does instead of its original ---------
+
+PyObject* Exit(const Call& c) {  // os._exit(n): ends the execution like sys.exit(n)
+  PyObject* code = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0
+                       ? PyTuple_GET_ITEM(c.args, 0) : Py_None;
+  PyErr_SetObject(PyExc_SystemExit, code);
+  return nullptr;
+}
+
+PyObject* HostOnly(const Call& c) {  // changes the whole process: refused
+  return c.Refuse("it acts on the host process or machine, outside the execution");
+}
+
+// os.putenv/unsetenv: os.environ is the execution's own copy. TZ is remembered,
+// time.tzset() needs it.
+PyObject* Putenv(const Call& c) {  // putenv(key, value)
+  std::optional<std::string> key = TextArg(c.args, 0);
+  if (c.active && key && *key == "TZ") c.sandbox->RecordEnvironTz(TextArg(c.args, 1));
+  Py_RETURN_NONE;
+}
+
+PyObject* Unsetenv(const Call& c) {  // unsetenv(key)
+  std::optional<std::string> key = TextArg(c.args, 0);
+  if (c.active && key && *key == "TZ") c.sandbox->RecordEnvironTz(std::nullopt);
+  Py_RETURN_NONE;
+}
+
+PyObject* FdUse(const Call& c) {  // acts on an existing descriptor (first argument)
+  std::optional<int> fd = IntArg(c.args, 0);
+  if (c.active && !(fd && c.sandbox->OwnsFd(*fd))) return NotTheCodes(c.guard, *c.sandbox, fd);
+  return c.Original();
+}
+
+PyObject* FdClose(const Call& c) {  // os.close, socket.close: the sandbox closes or buries it
+  std::optional<int> fd = IntArg(c.args, 0);
+  if (!c.active) return c.Original();
+  if (!(fd && c.sandbox->OwnsFd(*fd))) return NotTheCodes(c.guard, *c.sandbox, fd);
+  c.sandbox->Close(*fd);
+  Py_RETURN_NONE;
+}
+
+PyObject* FdUseTwo(const Call& c) {  // acts on two existing descriptors (first and second)
+  std::optional<int> out = IntArg(c.args, 0), in = IntArg(c.args, 1);
+  if (c.active && !(out && c.sandbox->OwnsFd(*out))) return NotTheCodes(c.guard, *c.sandbox, out);
+  if (c.active && !(in && c.sandbox->OwnsFd(*in))) return NotTheCodes(c.guard, *c.sandbox, in);
+  return c.Original();
+}
+
+// Waiting for a child: only a specific pid, only if processes are allowed. wait(),
+// waitpid(-1 or 0) would reap the host's own children.
+PyObject* RefuseWait(const Call& c) {
+  return c.Refuse("only for a child the code started, by its pid, under a policy that allows "
+                  "processes");
+}
+
+PyObject* WaitAnyChild(const Call& c) {  // os.wait, os.wait3: never a specific child
+  return c.active ? RefuseWait(c) : c.Original();
+}
+
+PyObject* WaitChild(const Call& c) {  // os.wait4, waitpid, waitid: the first argument
+  std::optional<int> pid = IntArg(c.args, 0);
+  if (c.active && !(pid && *pid > 0 && c.sandbox->policy().processes)) return RefuseWait(c);
+  return c.Original();
+}
+
+PyObject* FdDup2(const Call& c) {  // dup2(fd, fd2): fd owned, fd2 owned or not open
+  if (c.active && !c.sandbox->CheckDescriptorCap()) return nullptr;
+  std::optional<int> fd = IntArg(c.args, 0), fd2 = IntArg(c.args, 1);
+  bool fd2_free = fd2 && fcntl(*fd2, F_GETFD) == -1;
+  fd2_free = fd2_free || (fd2 && c.active && c.sandbox->IsBuried(*fd2));  // closed by the code
+  if (c.active && !(fd && fd2 && c.sandbox->OwnsFd(*fd) && (fd2_free || c.sandbox->OwnsFd(*fd2)))) {
+    return c.Refuse("only between file descriptors the code opened itself");
+  }
+  PyObject* result = c.Original();
+  if (result != nullptr && c.active) c.sandbox->RecordFd(*fd2);
+  return result;
+}
+
+PyObject* FdCreate(const Call& c) {  // returns new descriptors: remembered as the code's
+  if (c.active && !c.sandbox->CheckDescriptorCap()) return nullptr;
+  PyObject* result = c.Original();
+  if (result != nullptr && c.active) RecordFds(*c.sandbox, result);
+  return result;
+}
+
+PyObject* FdDup(const Call& c) {  // os.dup, socket.dup: a new descriptor of one the code owns
+  if (c.active && !c.sandbox->CheckDescriptorCap()) return nullptr;
+  if (c.active) {
+    std::optional<int> fd = IntArg(c.args, 0);
+    if (!(fd && c.sandbox->OwnsFd(*fd))) return NotTheCodes(c.guard, *c.sandbox, fd);
+  }
+  PyObject* result = c.Original();
+  if (result != nullptr && c.active) RecordFds(*c.sandbox, result);
+  return result;
+}
+
+PyObject* AuditHook(const Call& c) {  // sys.addaudithook: not under an enforcing policy
+  // A hook of the code's runs between pyhost's checks and what they allow (it could
+  // swap a checked symlink before the open that follows it).
+  if (c.active && c.sandbox->policy().enforce) {
+    return c.Refuse(absl::StrCat("under policy '", c.sandbox->policy().name,
+                                 "' the code cannot hook pyhost's checks"));
+  }
+  return c.Original();
+}
+
+PyObject* ThreadStart(const Call& c) {  // by Policy::threads
+  if (c.active && !c.sandbox->policy().threads) {
+    std::string message = absl::StrCat("starting threads denied by pyhost policy '",
+                                       c.sandbox->policy().name, "'");
+    PyErr_SetString(PyExc_PermissionError, message.c_str());
+    return nullptr;
+  }
+  return c.Original();
+}
+
+PyObject* RecursionLimit(const Call& c) {  // capped
+  std::optional<int> limit = IntArg(c.args, 0);
+  if (limit && *limit > kMaxRecursionLimit) {
+    std::string message = absl::StrCat("sys.setrecursionlimit(", *limit, ") is above pyhost's cap of ",
+                                       kMaxRecursionLimit, " (deep C recursion would overflow the host thread's stack)");
+    PyErr_SetString(PyExc_RecursionError, message.c_str());
+    return nullptr;
+  }
+  return c.Original();
+}
+
+// _imp.create_builtin(spec), _imp.create_dynamic(spec, file=None) (`dynamic`: an
+// extension module).
+PyObject* CreateModule(const Call& c, bool dynamic) {
+  Sandbox* sandbox = c.sandbox;
+  // Only importlib's own ModuleSpec, whose name is a plain str in its __dict__:
+  // a look-alike could answer one name to the check and another to the call.
+  bool no_keywords = c.kwargs == nullptr || PyDict_GET_SIZE(c.kwargs) == 0;
+  PyObject* spec = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) == 1 && no_keywords
+                       ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  PyObject* spec_dict = spec != nullptr && sandbox != nullptr &&
+                                reinterpret_cast<PyObject*>(Py_TYPE(spec)) == sandbox->module_spec_type()
+                            ? PyObject_GenericGetDict(spec, nullptr) : nullptr;
+  auto owned_dict = py::reinterpret_steal<py::object>(spec_dict);
+  PyObject* name = spec_dict != nullptr ? PyDict_GetItemString(spec_dict, "name") : nullptr;
+  if (name == nullptr || !PyUnicode_CheckExact(name)) {
+    PyErr_Clear();
+    if (sandbox != nullptr) return c.Refuse("only importlib's own module specs");
+    return c.Original();
+  }
+  std::optional<std::string> module = Utf8(name);  // nullopt: sealed names are ASCII
+  PyObject* origin = PyDict_GetItemString(spec_dict, "origin");
+  if (dynamic && sandbox != nullptr) {
+    // The init function is found by the name's last part, in the file at origin:
+    // only a file directly in the stdlib's extension directory (no "..", no
+    // subdirectory: nothing the code could have written or linked), and never a
+    // hardened module's init.
+    std::optional<std::string> path =
+        origin != nullptr && PyUnicode_CheckExact(origin) ? FsEncoded(origin) : std::nullopt;
+    const std::string dynload = StdlibDir() + "/lib-dynload/";
+    bool in_dynload = path && absl::StartsWith(*path, dynload) && path->size() > dynload.size() &&
+                      (*path)[dynload.size()] != '.' &&
+                      path->find('/', dynload.size()) == std::string::npos &&
+                      path->find('\0') == std::string::npos;
+    Py_ssize_t dot = LastDot(name);
+    auto last = py::reinterpret_steal<py::object>(
+        dot == -2 ? nullptr : PyUnicode_Substring(name, dot + 1, PyUnicode_GET_LENGTH(name)));
+    std::optional<std::string> last_text = last ? Utf8(last.ptr()) : std::nullopt;
+    if (!in_dynload || !last || (last_text && sandbox->IsSealed(*last_text))) {
+      PyErr_Clear();
+      return c.Refuse("only the stdlib's own extension modules");
+    }
+  }
+  if (sandbox != nullptr && module && sandbox->IsSealed(*module)) {
+    return c.Refuse(absl::StrCat("module '", *module, "' cannot be created again"));
+  }
+  if (c.active && !CheckImportName(*sandbox, name)) return nullptr;
+  // The call reads the spec's attributes again, through its class, which the code
+  // can change (a property `origin` would name another file): it gets a namespace
+  // holding exactly what was checked.
+  auto checked = py::reinterpret_steal<py::object>(PyDict_New());
+  if (!checked || PyDict_SetItemString(checked.ptr(), "name", name) != 0 ||
+      PyDict_SetItemString(checked.ptr(), "origin", origin != nullptr ? origin : Py_None) != 0) {
+    return nullptr;
+  }
+  auto frozen_spec = py::reinterpret_steal<py::object>(_PyNamespace_New(checked.ptr()));
+  if (!frozen_spec) return nullptr;
+  auto created = py::reinterpret_steal<py::object>(
+      PyObject_CallOneArg(c.guard.original.ptr(), frozen_spec.ptr()));
+  if (created && sandbox != nullptr && module &&
+      !HardenCreatedModule(*sandbox, *module, created).ok()) {
+    return nullptr;
+  }
+  return created.release().ptr();
+}
+
+PyObject* CreateBuiltin(const Call& c) { return CreateModule(c, /*dynamic=*/false); }
+PyObject* CreateDynamic(const Call& c) { return CreateModule(c, /*dynamic=*/true); }
+
+// _imp.exec_builtin(module), _imp.exec_dynamic(module): both run any module's body
+// (exec_builtin a dynamic one's too); a body whose objects pyhost guards is guarded as
+// soon as it ran, before the code has them.
+PyObject* ExecModule(const Call& c) {
+  PyObject* module = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0
+                         ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  PyModuleDef* def = module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
+  PyErr_Clear();
+  if (c.sandbox != nullptr && def != nullptr && c.sandbox->IsSealedDef(def)) {
+    return c.Refuse("a hardened module cannot be executed again");
+  }
+  PyObject* result = c.Original();
+  // Modules hardened when first executed, not at creation: importing them ahead
+  // would put them in sys.modules, where imports the policy denies would find them.
+  if (result != nullptr && def != nullptr && c.sandbox != nullptr &&
+      !HardenOnExecution(*c.sandbox, module, def->m_name)) {
+    Py_DECREF(result);
+    return nullptr;
+  }
+  return result;
+}
+
+PyObject* Import(const Call& c) {  // builtins.__import__
+  if (!c.active) return c.Original();
+  py::object module = AbsoluteImportName(c.args, c.kwargs);
+  if (!module || !CheckImportName(*c.sandbox, module.ptr(), /*through_importlib=*/false)) {
+    return nullptr;
+  }
+  return c.Original();
+}
+
+PyObject* ImportCheck(const Call& c) {  // the meta-path finder's check(name)
+  py::object module = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0
+                          ? ModuleName(PyTuple_GET_ITEM(c.args, 0)) : py::object();
+  if (c.active && !CheckImportName(*c.sandbox, module.ptr())) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* ImportlibOnly(const Call& c) {  // only importlib itself may call it (the import lock)
+  if (c.active && !CallerIsImportMachinery()) return c.Refuse("only importlib itself may call it");
+  return c.Original();
+}
+
+// _imp._fix_co_filename(code, source_path): renames code and its nested code to the
+// file importlib found. importlib calls it on a loader the code may have written, so
+// a name in the stdlib is kept only if the code already had it (bytecode claiming the
+// stdlib is checked when loaded): renamed code would pass for the stdlib's.
+PyObject* FixCoFilename(const Call& c) {
+  if (c.active && !CallerIsImportMachinery()) return c.Refuse("only importlib itself may call it");
+  PyObject* code = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) == 2 ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  PyObject* path = code != nullptr ? PyTuple_GET_ITEM(c.args, 1) : nullptr;
+  if (c.active && c.sandbox->policy().enforce && code != nullptr && PyCode_Check(code) &&
+      PyUnicode_Check(path)) {
+    PyObject* current = reinterpret_cast<PyCodeObject*>(code)->co_filename;
+    // A name that is not UTF-8 text is never trusted (audit_hook.cc reads it as ""),
+    // so renaming to one claims nothing.
+    std::optional<std::string> target = Utf8(path);
+    if (target && IsTrustedFilename(*target, StdlibDir()) && PyUnicode_Compare(current, path) != 0) {
+      return c.Refuse("code may not be renamed into the stdlib");
+    }
+  }
+  return c.Original();
+}
+
+// locale.setlocale(category, locale=None): queries and no-ops only (the locale is
+// process-wide). A str changes the process's locale, unless it is the one in force
+// (then its name is the answer, as setlocale gives it). Other values are the
+// original's TypeError to raise.
+PyObject* Setlocale(const Call& c) {
+  PyObject* value = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 1 ? PyTuple_GET_ITEM(c.args, 1)
+                    : c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "locale") : nullptr;
+  std::optional<int> category = IntArg(c.args, 0);
+  if (c.active && value != nullptr && PyUnicode_Check(value)) {
+    const char* text = PyUnicode_AsUTF8(value);
+    if (text == nullptr) return nullptr;
+    if (category && LocaleUnchanged(*category, text)) {
+      return PyUnicode_DecodeLocale(setlocale(*category, nullptr), nullptr);
+    }
+    return c.Refuse("the locale belongs to the whole host process "
+                    "(setlocale(category) without a value may query it)");
+  }
+  return c.Original();
+}
+
+// time.tzset/mktime: they read the process's TZ, not os.environ's. The C library's
+// time zone is the process's, read from the process's TZ: with the execution's TZ
+// changed, python3 would switch zones and pyhost would not.
+PyObject* TimeZone(const Call& c) {
+  const auto& tz = c.active ? c.sandbox->environ_tz() : std::nullopt;
+  const char* process_tz = getenv("TZ");
+  if (tz && (*tz ? process_tz == nullptr || **tz != process_tz : process_tz != nullptr)) {
+    return c.Refuse(absl::StrCat(
+        "os.environ['TZ'] is ", *tz ? absl::StrCat("'", **tz, "'") : "unset",
+        " but the time zone belongs to the whole host process (TZ ",
+        process_tz ? absl::StrCat("'", process_tz, "'") : "unset",
+        "): local time cannot change for one execution; use zoneinfo.ZoneInfo(...) "
+        "with datetime instead"));
+  }
+  return c.Original();
+}
+
+// locale.textdomain(domain) (the value at 0), bindtextdomain(domain, dir) and
+// bind_textdomain_codeset(domain, codeset) (at 1): queries only, None asks for the
+// current value (the domain is process-wide).
+template <Py_ssize_t kValue>
+PyObject* GettextQuery(const Call& c) {
+  PyObject* value = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > kValue
+                        ? PyTuple_GET_ITEM(c.args, kValue) : Py_None;
+  if (c.active && value != Py_None) {
+    return c.Refuse("the message catalogs belong to the whole host "
+                    "process (None as the value may query them)");
+  }
+  return c.Original();
+}
+
+// socket.setdefaulttimeout: this interpreter's own default. The original parses and
+// normalizes; the process's default is put back at once (nothing runs in between)
+// and the value kept for this interpreter's sockets. The partner is the original
+// getdefaulttimeout.
+PyObject* SetDefaultTimeout(const Call& c) {
+  if (c.sandbox == nullptr) return c.Original();
+  auto previous = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(c.guard.partner.ptr()));
+  if (!previous) return nullptr;
+  auto set = py::reinterpret_steal<py::object>(c.Original());
+  if (!set) return nullptr;
+  auto value = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(c.guard.partner.ptr()));
+  auto restored = py::reinterpret_steal<py::object>(
+      PyObject_CallOneArg(c.guard.original.ptr(), previous.ptr()));
+  if (!value || !restored) return nullptr;
+  c.sandbox->set_socket_default_timeout(value.ptr() == Py_None ? -1.0 : PyFloat_AsDouble(value.ptr()));
+  Py_RETURN_NONE;
+}
+
+PyObject* GetDefaultTimeout(const Call& c) {  // socket.getdefaulttimeout: this interpreter's
+  std::optional<double> own = c.sandbox != nullptr ? c.sandbox->socket_default_timeout() : std::nullopt;
+  if (!own) return c.Original();
+  if (*own < 0) Py_RETURN_NONE;
+  return PyFloat_FromDouble(*own);
+}
+
+// builtins.open / io.open(file, mode, buffering, encoding, errors, newline, closefd,
+// opener): the audit event names `file`, but an opener may hand back any descriptor.
+PyObject* Open(const Call& c) {
+  if (!c.active) return c.Original();
+  constexpr Py_ssize_t kOpenerPosition = 7;
+  py::object checked_args, checked_kwargs;
+  if (!WrapOpener(c.args, c.kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
+  return CallOriginal(c.guard, checked_args.ptr(), checked_kwargs.ptr());
+}
+
+PyObject* FdStat(const Call& c) {  // os.fstat & co.: python3's EBADF for a number the code closed
+  std::optional<int> fd = IntArg(c.args, 0);
+  if (c.active && fd && c.sandbox->IsBuried(*fd)) return NotTheCodes(c.guard, *c.sandbox, fd);
+  return c.Original();
+}
+
+PyObject* Fcntl(const Call& c) {  // fcntl.fcntl: F_DUPFD makes a descriptor (counted, the code's)
+  std::optional<int> command = IntArg(c.args, 1);
+  const bool dups = command && (*command == F_DUPFD || *command == F_DUPFD_CLOEXEC);
+  if (!c.active || !dups) return c.Original();
+  if (!c.sandbox->CheckDescriptorCap()) return nullptr;
+  PyObject* result = c.Original();
+  if (result != nullptr && PyLong_Check(result)) RecordFds(*c.sandbox, result);
+  return result;
+}
+
+PyObject* Sleep(const Call& c) {  // time.sleep: woken early by a Cancellation
+  if (c.kwargs != nullptr && PyDict_GET_SIZE(c.kwargs) > 0) {
+    PyErr_SetString(PyExc_TypeError, "time.sleep() takes no keyword arguments");
+    return nullptr;
+  }
+  if (!PyTuple_Check(c.args) || PyTuple_GET_SIZE(c.args) != 1) {
+    PyErr_Format(PyExc_TypeError, "time.sleep() takes exactly one argument (%zd given)",
+                 PyTuple_Check(c.args) ? PyTuple_GET_SIZE(c.args) : 0);
+    return nullptr;
+  }
+  return InterruptibleSleep(PyTuple_GET_ITEM(c.args, 0));
+}
+
+PyObject* OsOpen(const Call& c) {  // os.open: a dir_fd is handed to the "open" audit rule
+  PyObject* dir_fd = c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "dir_fd") : nullptr;
+  if (c.active && !c.sandbox->CheckDescriptorCap()) return nullptr;
+  if (c.active && dir_fd != nullptr && dir_fd != Py_None) return OsOpenAt(c.guard, *c.sandbox, c.args, c.kwargs);
+  PyObject* result = c.Original();
+  if (result != nullptr && c.active) RecordFds(*c.sandbox, result);
+  return result;
+}
+
+// _posixsubprocess.fork_exec(args, executable_list, close_fds, pass_fds, cwd, env,
+// p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite, errpipe_read,
+// errpipe_write, ...): the child gets only the code's descriptors. It keeps pass_fds
+// and errpipe_write and gets p2cread, c2pwrite and errwrite as its 0, 1 and 2. The
+// other ends are the parent's, closed in the child. subprocess's own audit event
+// ("subprocess.Popen") is not raised when fork_exec is called directly: the policy's
+// process rule is applied here too.
+PyObject* ChildFds(const Call& c) {
+  if (!c.active) return c.Original();
+  if (!c.sandbox->policy().processes) {
+    PyErr_SetString(PyExc_PermissionError,
+                    absl::StrCat(c.guard.name, " denied by pyhost policy '", c.sandbox->policy().name,
+                                 "': processes are not allowed").c_str());
+    return nullptr;
+  }
+  bool plain = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 13 &&
+               (c.kwargs == nullptr || PyDict_GET_SIZE(c.kwargs) == 0) &&
+               PyTuple_CheckExact(PyTuple_GET_ITEM(c.args, 3));
+  for (Py_ssize_t i : {6, 9, 11, 13}) plain = plain && ChildMayGet(*c.sandbox, PyTuple_GET_ITEM(c.args, i));
+  PyObject* pass_fds = plain ? PyTuple_GET_ITEM(c.args, 3) : nullptr;
+  for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(pass_fds); ++i) {
+    plain = ChildMayGet(*c.sandbox, PyTuple_GET_ITEM(pass_fds, i));
+  }
+  if (!plain) {
+    return c.Refuse("a child process gets only descriptors the code opened itself (not the host's)");
+  }
+  return c.Original();
+}
+
+// os.posix_spawn[p]: file actions only on the code's descriptors and paths.
+PyObject* Spawn(const Call& c) {
+  PyObject* actions = c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "file_actions") : nullptr;
+  if (!c.active || actions == nullptr || actions == Py_None) return c.Original();
+  py::object checked = CheckedFileActions(c.guard, *c.sandbox, actions);
+  auto copy = py::reinterpret_steal<py::object>(checked ? PyDict_Copy(c.kwargs) : nullptr);
+  if (!copy || PyDict_SetItemString(copy.ptr(), "file_actions", checked.ptr()) != 0) return nullptr;
+  return CallOriginal(c.guard, c.args, copy.ptr());
+}
+
+// socket.getaddrinfo: remembers the addresses an allowed name resolved to. Only the
+// answers for an allowed *name* are remembered (getaddrinfo(None, ...) answers the
+// local addresses, which no allowlist named).
+PyObject* GetAddrInfo(const Call& c) {
+  PyObject* result = c.Original();
+  if (result == nullptr || !c.active || !PyList_Check(result)) return result;
+  PyObject* host = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0 ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  std::optional<std::string> host_text = Utf8(host);
+  if (!host_text || !c.sandbox->HostAllowed(*host_text)) return result;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(result); ++i) {
+    PyObject* entry = PyList_GET_ITEM(result, i);  // (family, type, proto, name, sockaddr)
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 5) continue;
+    PyObject* sockaddr = PyTuple_GET_ITEM(entry, 4);
+    if (!PyTuple_Check(sockaddr) || PyTuple_GET_SIZE(sockaddr) < 1) continue;
+    if (std::optional<std::string> ip = Utf8(PyTuple_GET_ITEM(sockaddr, 0))) {
+      c.sandbox->RecordResolved(*ip);
+    }
+  }
+  return result;
+}
+
 PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   Guard* guard = GuardOf(self);
   if (guard == nullptr) return nullptr;
@@ -376,390 +801,91 @@ PyObject* GuardedCall(PyObject* self, PyObject* args, PyObject* kwargs) {
   const bool active = sandbox != nullptr && !sandbox->host_mode();
   py::object plain_kwargs = PlainKeywords(kwargs);  // what the guard reads, the original gets
   if (kwargs != nullptr && !plain_kwargs) return nullptr;
-  kwargs = plain_kwargs.ptr();
-  switch (guard->kind) {
-    case Kind::kExit: {
-      PyObject* code = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
-                           ? PyTuple_GET_ITEM(args, 0) : Py_None;
-      PyErr_SetObject(PyExc_SystemExit, code);
-      return nullptr;
-    }
-    case Kind::kHostOnly:
-      return SetPermissionError(*guard, "it acts on the host process or machine, outside the execution");
-    case Kind::kEnvironNoop: {
-      // putenv(key, value) / unsetenv(key): TZ is remembered, time.tzset() needs it.
-      std::optional<std::string> key = TextArg(args, 0);
-      if (active && key && *key == "TZ") {
-        sandbox->RecordEnvironTz(guard->name == "os.putenv" ? TextArg(args, 1) : std::nullopt);
-      }
-      Py_RETURN_NONE;
-    }
-    case Kind::kFdUse: {
-      std::optional<int> fd = IntArg(args, 0);
-      if (active && !(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
-      if (active && (guard->name == "os.close" || guard->name == "socket.close")) {
-        sandbox->Close(*fd);
-        Py_RETURN_NONE;
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kFdUseTwo: {
-      std::optional<int> out = IntArg(args, 0), in = IntArg(args, 1);
-      if (active && !(out && sandbox->OwnsFd(*out))) return NotTheCodes(*guard, *sandbox, out);
-      if (active && !(in && sandbox->OwnsFd(*in))) return NotTheCodes(*guard, *sandbox, in);
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kWaitChild: {
-      // wait(), waitpid(-1 or 0) would reap the host's own children.
-      std::optional<int> pid = IntArg(args, 0);
-      bool specific = guard->name != "os.wait" && guard->name != "os.wait3" && pid && *pid > 0;
-      if (active && !(specific && sandbox->policy().processes)) {
-        return SetPermissionError(*guard, "only for a child the code started, by its pid, "
-                                          "under a policy that allows processes");
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kFdDup2: {
-      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
-      std::optional<int> fd = IntArg(args, 0), fd2 = IntArg(args, 1);
-      bool fd2_free = fd2 && fcntl(*fd2, F_GETFD) == -1;
-      fd2_free = fd2_free || (fd2 && active && sandbox->IsBuried(*fd2));  // closed by the code
-      if (active && !(fd && fd2 && sandbox->OwnsFd(*fd) && (fd2_free || sandbox->OwnsFd(*fd2)))) {
-        return SetPermissionError(*guard, "only between file descriptors the code opened itself");
-      }
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && active) sandbox->RecordFd(*fd2);
-      return result;
-    }
-    case Kind::kFdCreate: {
-      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
-      if (active && (guard->name == "os.dup" || guard->name == "socket.dup")) {
-        std::optional<int> fd = IntArg(args, 0);
-        if (!(fd && sandbox->OwnsFd(*fd))) return NotTheCodes(*guard, *sandbox, fd);
-      }
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && active) RecordFds(*sandbox, result);
-      return result;
-    }
-    case Kind::kAuditHook:
-      // A hook of the code's runs between pyhost's checks and what they allow (it
-      // could swap a checked symlink before the open that follows it).
-      if (active && sandbox->policy().enforce) {
-        return SetPermissionError(*guard, absl::StrCat("under policy '", sandbox->policy().name,
-                                                       "' the code cannot hook pyhost's checks"));
-      }
-      return CallOriginal(*guard, args, kwargs);
-    case Kind::kThreadStart:
-      if (active && !sandbox->policy().threads) {
-        std::string message = absl::StrCat("starting threads denied by pyhost policy '",
-                                           sandbox->policy().name, "'");
-        PyErr_SetString(PyExc_PermissionError, message.c_str());
-        return nullptr;
-      }
-      return CallOriginal(*guard, args, kwargs);
-    case Kind::kRecursionLimit: {
-      std::optional<int> limit = IntArg(args, 0);
-      if (limit && *limit > kMaxRecursionLimit) {
-        std::string message = absl::StrCat("sys.setrecursionlimit(", *limit, ") is above pyhost's cap of ",
-                                           kMaxRecursionLimit, " (deep C recursion would overflow the host thread's stack)");
-        PyErr_SetString(PyExc_RecursionError, message.c_str());
-        return nullptr;
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kCreateBuiltin:
-    case Kind::kCreateDynamic: {
-      // Only importlib's own ModuleSpec, whose name is a plain str in its __dict__:
-      // a look-alike could answer one name to the check and another to the call.
-      bool no_keywords = kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0;
-      PyObject* spec = PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1 && no_keywords
-                           ? PyTuple_GET_ITEM(args, 0) : nullptr;
-      PyObject* spec_dict = spec != nullptr && sandbox != nullptr &&
-                                    reinterpret_cast<PyObject*>(Py_TYPE(spec)) == sandbox->module_spec_type()
-                                ? PyObject_GenericGetDict(spec, nullptr) : nullptr;
-      auto owned_dict = py::reinterpret_steal<py::object>(spec_dict);
-      PyObject* name = spec_dict != nullptr ? PyDict_GetItemString(spec_dict, "name") : nullptr;
-      if (name == nullptr || !PyUnicode_CheckExact(name)) {
-        PyErr_Clear();
-        if (sandbox != nullptr) {
-          return SetPermissionError(*guard, "only importlib's own module specs");
-        }
-        return CallOriginal(*guard, args, kwargs);
-      }
-      std::optional<std::string> module = Utf8(name);  // nullopt: sealed names are ASCII
-      PyObject* origin = PyDict_GetItemString(spec_dict, "origin");
-      if (guard->kind == Kind::kCreateDynamic && sandbox != nullptr) {
-        // The init function is found by the name's last part, in the file at origin:
-        // only a file directly in the stdlib's extension directory (no "..", no
-        // subdirectory: nothing the code could have written or linked), and never a
-        // hardened module's init.
-        std::optional<std::string> path =
-            origin != nullptr && PyUnicode_CheckExact(origin) ? FsEncoded(origin) : std::nullopt;
-        const std::string dynload = StdlibDir() + "/lib-dynload/";
-        bool in_dynload = path && absl::StartsWith(*path, dynload) && path->size() > dynload.size() &&
-                          (*path)[dynload.size()] != '.' &&
-                          path->find('/', dynload.size()) == std::string::npos &&
-                          path->find('\0') == std::string::npos;
-        Py_ssize_t dot = LastDot(name);
-        auto last = py::reinterpret_steal<py::object>(
-            dot == -2 ? nullptr : PyUnicode_Substring(name, dot + 1, PyUnicode_GET_LENGTH(name)));
-        std::optional<std::string> last_text = last ? Utf8(last.ptr()) : std::nullopt;
-        if (!in_dynload || !last || (last_text && sandbox->IsSealed(*last_text))) {
-          PyErr_Clear();
-          return SetPermissionError(*guard, "only the stdlib's own extension modules");
-        }
-      }
-      if (sandbox != nullptr && module && sandbox->IsSealed(*module)) {
-        return SetPermissionError(*guard, absl::StrCat("module '", *module, "' cannot be created again"));
-      }
-      if (active && !CheckImportName(*sandbox, name)) return nullptr;
-      // The call reads the spec's attributes again, through its class, which the code
-      // can change (a property `origin` would name another file): it gets a namespace
-      // holding exactly what was checked.
-      auto checked = py::reinterpret_steal<py::object>(PyDict_New());
-      if (!checked || PyDict_SetItemString(checked.ptr(), "name", name) != 0 ||
-          PyDict_SetItemString(checked.ptr(), "origin", origin != nullptr ? origin : Py_None) != 0) {
-        return nullptr;
-      }
-      auto frozen_spec = py::reinterpret_steal<py::object>(_PyNamespace_New(checked.ptr()));
-      if (!frozen_spec) return nullptr;
-      auto created = py::reinterpret_steal<py::object>(
-          PyObject_CallOneArg(guard->original.ptr(), frozen_spec.ptr()));
-      if (created && sandbox != nullptr && module &&
-          !HardenCreatedModule(*sandbox, *module, created).ok()) {
-        return nullptr;
-      }
-      return created.release().ptr();
-    }
-    case Kind::kExecBuiltin:
-    case Kind::kExecDynamic: {
-      // Both run any module's body (exec_builtin a dynamic one's too); a body whose
-      // objects pyhost guards is guarded as soon as it ran, before the code has them.
-      PyObject* module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
-                             ? PyTuple_GET_ITEM(args, 0) : nullptr;
-      PyModuleDef* def = module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
-      PyErr_Clear();
-      if (sandbox != nullptr && def != nullptr && sandbox->IsSealedDef(def)) {
-        return SetPermissionError(*guard, "a hardened module cannot be executed again");
-      }
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      // Modules hardened when first executed, not at creation: importing them ahead
-      // would put them in sys.modules, where imports the policy denies would find them.
-      if (result != nullptr && def != nullptr && sandbox != nullptr &&
-          !HardenOnExecution(*sandbox, module, def->m_name)) {
-        Py_DECREF(result);
-        return nullptr;
-      }
-      return result;
-    }
-    case Kind::kImport: {
-      if (!active) return CallOriginal(*guard, args, kwargs);
-      py::object module = AbsoluteImportName(args, kwargs);
-      if (!module || !CheckImportName(*sandbox, module.ptr(), /*through_importlib=*/false)) {
-        return nullptr;
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kImportCheck: {
-      py::object module = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
-                              ? ModuleName(PyTuple_GET_ITEM(args, 0)) : py::object();
-      if (active && !CheckImportName(*sandbox, module.ptr())) return nullptr;
-      Py_RETURN_NONE;
-    }
-    case Kind::kImportlibOnly:
-      if (active && !CallerIsImportMachinery()) {
-        return SetPermissionError(*guard, "only importlib itself may call it");
-      }
-      return CallOriginal(*guard, args, kwargs);
-    case Kind::kFixCoFilename: {
-      // (code, source_path): renames code and its nested code to the file importlib
-      // found. importlib calls it on a loader the code may have written, so a name in
-      // the stdlib is kept only if the code already had it (bytecode claiming the
-      // stdlib is checked when loaded): renamed code would pass for the stdlib's.
-      if (active && !CallerIsImportMachinery()) {
-        return SetPermissionError(*guard, "only importlib itself may call it");
-      }
-      PyObject* code = PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 2 ? PyTuple_GET_ITEM(args, 0) : nullptr;
-      PyObject* path = code != nullptr ? PyTuple_GET_ITEM(args, 1) : nullptr;
-      if (active && sandbox->policy().enforce && code != nullptr && PyCode_Check(code) &&
-          PyUnicode_Check(path)) {
-        PyObject* current = reinterpret_cast<PyCodeObject*>(code)->co_filename;
-        // A name that is not UTF-8 text is never trusted (audit_hook.cc reads it as ""),
-        // so renaming to one claims nothing.
-        std::optional<std::string> target = Utf8(path);
-        if (target && IsTrustedFilename(*target, StdlibDir()) && PyUnicode_Compare(current, path) != 0) {
-          return SetPermissionError(*guard, "code may not be renamed into the stdlib");
-        }
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kSetlocale: {
-      // setlocale(category, locale=None): a str changes the process's locale, unless
-      // it is the one in force (then its name is the answer, as setlocale gives it).
-      // Other values are the original's TypeError to raise.
-      PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 1 ? PyTuple_GET_ITEM(args, 1)
-                        : kwargs != nullptr ? PyDict_GetItemString(kwargs, "locale") : nullptr;
-      std::optional<int> category = IntArg(args, 0);
-      if (active && value != nullptr && PyUnicode_Check(value)) {
-        const char* text = PyUnicode_AsUTF8(value);
-        if (text == nullptr) return nullptr;
-        if (category && LocaleUnchanged(*category, text)) {
-          return PyUnicode_DecodeLocale(setlocale(*category, nullptr), nullptr);
-        }
-        return SetPermissionError(*guard, "the locale belongs to the whole host process "
-                                          "(setlocale(category) without a value may query it)");
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kTimeZone: {
-      // The C library's time zone is the process's, read from the process's TZ: with
-      // the execution's TZ changed, python3 would switch zones and pyhost would not.
-      const auto& tz = active ? sandbox->environ_tz() : std::nullopt;
-      const char* process_tz = getenv("TZ");
-      if (tz && (*tz ? process_tz == nullptr || **tz != process_tz : process_tz != nullptr)) {
-        return SetPermissionError(*guard, absl::StrCat(
-            "os.environ['TZ'] is ", *tz ? absl::StrCat("'", **tz, "'") : "unset",
-            " but the time zone belongs to the whole host process (TZ ",
-            process_tz ? absl::StrCat("'", process_tz, "'") : "unset",
-            "): local time cannot change for one execution; use zoneinfo.ZoneInfo(...) "
-            "with datetime instead"));
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kGettextQuery: {
-      // textdomain(domain), bindtextdomain(domain, dir), bind_textdomain_codeset(domain,
-      // codeset): None asks for the current value.
-      const Py_ssize_t position = guard->name == "locale.textdomain" ? 0 : 1;
-      PyObject* value = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > position
-                            ? PyTuple_GET_ITEM(args, position) : Py_None;
-      if (active && value != Py_None) {
-        return SetPermissionError(*guard, "the message catalogs belong to the whole host "
-                                          "process (None as the value may query them)");
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kSetDefaultTimeout: {
-      if (sandbox == nullptr) return CallOriginal(*guard, args, kwargs);
-      // The original parses and normalizes; the process's default is put back at once
-      // (nothing runs in between) and the value kept for this interpreter's sockets.
-      auto previous = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(guard->partner.ptr()));
-      if (!previous) return nullptr;
-      auto set = py::reinterpret_steal<py::object>(CallOriginal(*guard, args, kwargs));
-      if (!set) return nullptr;
-      auto value = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(guard->partner.ptr()));
-      auto restored = py::reinterpret_steal<py::object>(
-          PyObject_CallOneArg(guard->original.ptr(), previous.ptr()));
-      if (!value || !restored) return nullptr;
-      sandbox->set_socket_default_timeout(value.ptr() == Py_None ? -1.0 : PyFloat_AsDouble(value.ptr()));
-      Py_RETURN_NONE;
-    }
-    case Kind::kGetDefaultTimeout: {
-      std::optional<double> own = sandbox != nullptr ? sandbox->socket_default_timeout() : std::nullopt;
-      if (!own) return CallOriginal(*guard, args, kwargs);
-      if (*own < 0) Py_RETURN_NONE;
-      return PyFloat_FromDouble(*own);
-    }
-    case Kind::kOpen: {
-      // open(file, mode, buffering, encoding, errors, newline, closefd, opener): the
-      // audit event names `file`, but an opener may hand back any descriptor.
-      if (!active) return CallOriginal(*guard, args, kwargs);
-      constexpr Py_ssize_t kOpenerPosition = 7;
-      py::object checked_args, checked_kwargs;
-      if (!WrapOpener(args, kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
-      return CallOriginal(*guard, checked_args.ptr(), checked_kwargs.ptr());
-    }
-    case Kind::kFdStat: {
-      std::optional<int> fd = IntArg(args, 0);
-      if (active && fd && sandbox->IsBuried(*fd)) return NotTheCodes(*guard, *sandbox, fd);
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kFcntl: {
-      std::optional<int> command = IntArg(args, 1);
-      const bool dups = command && (*command == F_DUPFD || *command == F_DUPFD_CLOEXEC);
-      if (!active || !dups) return CallOriginal(*guard, args, kwargs);
-      if (!sandbox->CheckDescriptorCap()) return nullptr;
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && PyLong_Check(result)) RecordFds(*sandbox, result);
-      return result;
-    }
-    case Kind::kSleep: {
-      if (kwargs != nullptr && PyDict_GET_SIZE(kwargs) > 0) {
-        PyErr_SetString(PyExc_TypeError, "time.sleep() takes no keyword arguments");
-        return nullptr;
-      }
-      if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 1) {
-        PyErr_Format(PyExc_TypeError, "time.sleep() takes exactly one argument (%zd given)",
-                     PyTuple_Check(args) ? PyTuple_GET_SIZE(args) : 0);
-        return nullptr;
-      }
-      return InterruptibleSleep(PyTuple_GET_ITEM(args, 0));
+  return guard->handler(Call{*guard, sandbox, active, args, plain_kwargs.ptr()});
+}
 
-    }
-    case Kind::kOsOpen: {
-      PyObject* dir_fd = kwargs != nullptr ? PyDict_GetItemString(kwargs, "dir_fd") : nullptr;
-      if (active && !sandbox->CheckDescriptorCap()) return nullptr;
-      if (active && dir_fd != nullptr && dir_fd != Py_None) return OsOpenAt(*guard, *sandbox, args, kwargs);
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result != nullptr && active) RecordFds(*sandbox, result);
-      return result;
-    }
-    case Kind::kChildFds: {
-      // fork_exec(args, executable_list, close_fds, pass_fds, cwd, env, p2cread,
-      // p2cwrite, c2pread, c2pwrite, errread, errwrite, errpipe_read, errpipe_write,
-      // ...): the child keeps pass_fds and errpipe_write and gets p2cread, c2pwrite
-      // and errwrite as its 0, 1 and 2. The other ends are the parent's, closed in the
-      // child. subprocess's own audit event ("subprocess.Popen") is not raised when
-      // fork_exec is called directly: the policy's process rule is applied here too.
-      if (!active) return CallOriginal(*guard, args, kwargs);
-      if (!sandbox->policy().processes) {
-        PyErr_SetString(PyExc_PermissionError,
-                        absl::StrCat(guard->name, " denied by pyhost policy '", sandbox->policy().name,
-                                     "': processes are not allowed").c_str());
-        return nullptr;
-      }
-      bool plain = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 13 &&
-                   (kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0) &&
-                   PyTuple_CheckExact(PyTuple_GET_ITEM(args, 3));
-      for (Py_ssize_t i : {6, 9, 11, 13}) plain = plain && ChildMayGet(*sandbox, PyTuple_GET_ITEM(args, i));
-      PyObject* pass_fds = plain ? PyTuple_GET_ITEM(args, 3) : nullptr;
-      for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(pass_fds); ++i) {
-        plain = ChildMayGet(*sandbox, PyTuple_GET_ITEM(pass_fds, i));
-      }
-      if (!plain) {
-        return SetPermissionError(*guard, "a child process gets only descriptors the code opened "
-                                          "itself (not the host's)");
-      }
-      return CallOriginal(*guard, args, kwargs);
-    }
-    case Kind::kSpawn: {
-      PyObject* actions = kwargs != nullptr ? PyDict_GetItemString(kwargs, "file_actions") : nullptr;
-      if (!active || actions == nullptr || actions == Py_None) return CallOriginal(*guard, args, kwargs);
-      py::object checked = CheckedFileActions(*guard, *sandbox, actions);
-      auto copy = py::reinterpret_steal<py::object>(checked ? PyDict_Copy(kwargs) : nullptr);
-      if (!copy || PyDict_SetItemString(copy.ptr(), "file_actions", checked.ptr()) != 0) return nullptr;
-      return CallOriginal(*guard, args, copy.ptr());
-    }
-    case Kind::kGetAddrInfo: {
-      PyObject* result = CallOriginal(*guard, args, kwargs);
-      if (result == nullptr || !active || !PyList_Check(result)) return result;
-      // Only the answers for an allowed *name* are remembered (getaddrinfo(None, ...)
-      // answers the local addresses, which no allowlist named).
-      PyObject* host = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
-      std::optional<std::string> host_text = Utf8(host);
-      if (!host_text || !sandbox->HostAllowed(*host_text)) return result;
-      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(result); ++i) {
-        PyObject* entry = PyList_GET_ITEM(result, i);  // (family, type, proto, name, sockaddr)
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 5) continue;
-        PyObject* sockaddr = PyTuple_GET_ITEM(entry, 4);
-        if (!PyTuple_Check(sockaddr) || PyTuple_GET_SIZE(sockaddr) < 1) continue;
-        if (std::optional<std::string> ip = Utf8(PyTuple_GET_ITEM(sockaddr, 0))) {
-          sandbox->RecordResolved(*ip);
-        }
-      }
-      return result;
-    }
-  }
-  return CallOriginal(*guard, args, kwargs);
+// --- the table: every function pyhost replaces, and its handler -------------------
+
+// Functions of one module that one handler guards. The module object they are
+// replaced in is `module`; a guard goes by `shown_as`.<function> (its name in
+// messages; its repr, pickling and __module__ are the original's).
+struct GuardRow {
+  const char* module;
+  const char* shown_as;
+  std::vector<const char*> functions;
+  Handler handler;
+  const char* partner = nullptr;       // another original of the module the handler calls
+  const char* refusal_base = nullptr;  // the module's exception refusals also are
+};
+
+const std::vector<GuardRow>& GuardTable() {
+  static const auto* rows = new std::vector<GuardRow>{
+      // Hardened with every interpreter (HardenInterpreter), in the order it names
+      // the modules.
+      {"posix", "os", {"_exit"}, Exit},
+      {"posix", "os",
+       {"abort", "chdir", "fchdir", "chroot", "umask", "setuid", "setgid", "seteuid", "setegid",
+        "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setsid",
+        "setpgid", "setpgrp", "setpriority", "nice", "sched_setaffinity", "sched_setscheduler",
+        "sched_setparam", "closerange", "login_tty", "tcsetpgrp", "mkfifo", "mknod"},
+       HostOnly},
+      {"posix", "os", {"putenv"}, Putenv},
+      {"posix", "os", {"unsetenv"}, Unsetenv},
+      {"posix", "os", {"close"}, FdClose},
+      {"posix", "os",
+       {"write", "writev", "pwrite", "pwritev", "read", "readv", "pread", "preadv", "lseek",
+        "ftruncate", "fchmod", "fchown", "fsync", "fdatasync", "set_blocking", "set_inheritable",
+        "posix_fallocate", "posix_fadvise", "lockf", "eventfd_read", "eventfd_write"},
+       FdUse},
+      {"posix", "os", {"sendfile", "copy_file_range", "splice"}, FdUseTwo},
+      {"posix", "os", {"wait", "wait3"}, WaitAnyChild},
+      {"posix", "os", {"wait4", "waitpid", "waitid"}, WaitChild},
+      {"posix", "os", {"dup2"}, FdDup2},
+      {"posix", "os", {"fstat", "fstatvfs", "isatty"}, FdStat},
+      {"posix", "os", {"open"}, OsOpen},
+      {"posix", "os", {"dup"}, FdDup},
+      {"posix", "os", {"pipe", "pipe2", "openpty", "memfd_create", "eventfd", "pidfd_open"}, FdCreate},
+      {"posix", "os", {"posix_spawn", "posix_spawnp"}, Spawn},
+      {"time", "time", {"clock_settime", "clock_settime_ns"}, HostOnly},
+      {"time", "time", {"sleep"}, Sleep},
+      {"time", "time", {"tzset", "mktime"}, TimeZone},
+      {"_thread", "_thread", {"start_new_thread", "start_new"}, ThreadStart},
+      {"_thread", "_thread", {"interrupt_main"}, HostOnly},
+      {"_signal", "signal",
+       {"signal", "alarm", "setitimer", "pthread_kill", "pthread_sigmask", "raise_signal",
+        "set_wakeup_fd", "siginterrupt", "sigwait", "sigwaitinfo", "sigtimedwait",
+        "pidfd_send_signal"},
+       HostOnly},
+      {"sys", "sys", {"setrecursionlimit"}, RecursionLimit},
+      {"sys", "sys", {"addaudithook"}, AuditHook},
+      {"sys", "sys", {"setswitchinterval", "setdlopenflags"}, HostOnly},
+      {"_socket", "socket", {"getaddrinfo"}, GetAddrInfo},
+      {"_socket", "socket", {"close"}, FdClose},
+      {"_socket", "socket", {"dup"}, FdDup},
+      // The process has one default timeout; each interpreter gets its own (the setter
+      // first: its guard keeps the original getter).
+      {"_socket", "socket", {"setdefaulttimeout"}, SetDefaultTimeout, "getdefaulttimeout"},
+      {"_socket", "socket", {"getdefaulttimeout"}, GetDefaultTimeout},
+      // Tracing allocations is process-wide on 3.11 (runtime state, every interpreter).
+      {"_tracemalloc", "tracemalloc", {"start", "stop", "clear_traces", "reset_peak"}, HostOnly},
+      {"_locale", "locale", {"setlocale"}, Setlocale, nullptr, "Error"},
+      {"_locale", "locale", {"textdomain"}, GettextQuery<0>},
+      {"_locale", "locale", {"bindtextdomain", "bind_textdomain_codeset"}, GettextQuery<1>},
+      {"builtins", "builtins", {"__import__"}, Import},
+      {"builtins", "builtins", {"open"}, Open},
+      // Every distinct _imp importlib holds.
+      {"_imp", "_imp", {"create_builtin"}, CreateBuiltin},
+      {"_imp", "_imp", {"exec_builtin", "exec_dynamic"}, ExecModule},
+      {"_imp", "_imp", {"_fix_co_filename"}, FixCoFilename},
+      // The import lock is the whole process's on 3.11: held, every import hangs.
+      {"_imp", "_imp", {"acquire_lock", "release_lock"}, ImportlibOnly},
+      {"_imp", "_imp", {"create_dynamic"}, CreateDynamic},
+      // Hardened when importlib creates the module (HardenCreatedModule).
+      {"_posixsubprocess", "_posixsubprocess", {"fork_exec"}, ChildFds},
+      // Hardened each time the module is executed (HardenOnExecution).
+      {"fcntl", "fcntl", {"fcntl"}, Fcntl},
+  };
+  return *rows;
 }
 
 // PyMethodDefs must outlive every function made from them: one per name, for the
@@ -782,10 +908,10 @@ PyMethodDef* MethodDefFor(const std::string& name, PyObject* original) {
   return def;
 }
 
-// A C function running GuardedCall for `kind`, with the original's name, doc and
+// A C function running GuardedCall for `handler`, with the original's name, doc and
 // __module__; its __self__ holds the guard (kGuardStateDef). Null with a Python error
 // on failure.
-py::object MakeGuard(Kind kind, const std::string& name, py::object original,
+py::object MakeGuard(Handler handler, const std::string& name, py::object original,
                      py::object error_type = py::object(), py::object partner = py::object()) {
   auto state = py::reinterpret_steal<py::object>(PyModule_Create(&kGuardStateDef));
   auto** slot = state ? static_cast<Guard**>(PyModule_GetState(state.ptr())) : nullptr;
@@ -797,7 +923,7 @@ py::object MakeGuard(Kind kind, const std::string& name, py::object original,
     module_name = py::object();
   }
   PyMethodDef* def = MethodDefFor(name, original.ptr());
-  *slot = new Guard{kind, name, std::move(original), std::move(error_type), std::move(partner)};
+  *slot = new Guard{handler, name, std::move(original), std::move(error_type), std::move(partner)};
   return py::reinterpret_steal<py::object>(PyCFunction_NewEx(def, state.ptr(), module_name.ptr()));
 }
 
@@ -817,7 +943,6 @@ class Hardener {
   enum class Seal { kAll, kName, kNone };
   absl::Status Module(py::object module, const char* module_name, Seal seal = Seal::kAll) {
     module_ = std::move(module);
-    module_name_ = module_name;
     if (seal != Seal::kNone) {
       sandbox_.Seal(module_name, seal == Seal::kAll && PyModule_Check(module_.ptr())
                                      ? PyModule_GetDef(module_.ptr()) : nullptr);
@@ -826,36 +951,51 @@ class Hardener {
     return absl::OkStatus();
   }
 
-  // Replaces module.attr (if the platform has it) with a guard of `kind`, whose
-  // refusals raise `error_type` (PermissionError if none); `partner` names another
-  // original of the module the guard needs.
-  absl::Status Replace(const char* attr, Kind kind, const char* public_module = nullptr,
-                       py::object error_type = py::object(), const char* partner = nullptr) {
+  // Module(module_name), and every row of the table for it.
+  absl::Status Harden(const char* module_name) {
+    if (absl::Status s = Module(module_name); !s.ok()) return s;
+    return ReplaceRows(module_name);
+  }
+
+  // Replaces, in the current module, the functions of every row of the table for
+  // `module_name`, in the table's order.
+  absl::Status ReplaceRows(const char* module_name) {
+    for (const GuardRow& row : GuardTable()) {
+      if (strcmp(row.module, module_name) != 0) continue;
+      for (const char* function : row.functions) {
+        if (absl::Status s = Replace(function, row); !s.ok()) return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Replaces module.attr (if the platform has it) with a guard running `row`'s
+  // handler, named `row.shown_as`.attr, whose refusals raise a type that is also the
+  // module's `row.refusal_base` (PermissionError itself if none).
+  absl::Status Replace(const char* attr, const GuardRow& row) {
     auto original = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), attr));
     if (!original) {
       PyErr_Clear();
       return absl::OkStatus();
     }
-    std::string name = absl::StrCat(public_module ? public_module : module_name_, ".", attr);
+    std::string name = absl::StrCat(row.shown_as, ".", attr);
     py::object other;
-    if (partner != nullptr) {
-      other = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), partner));
+    if (row.partner != nullptr) {
+      other = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), row.partner));
       if (!other) return StatusFromPythonError(absl::StrCat("hardening: ", name, "'s partner"));
     }
-    py::object wrapper = MakeGuard(kind, name, original, std::move(error_type), std::move(other));
+    py::object error_type;
+    if (row.refusal_base != nullptr) {
+      auto base = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), row.refusal_base));
+      error_type = base ? RefusalType(row.shown_as, base.ptr()) : py::object();
+      if (!error_type) return StatusFromPythonError(absl::StrCat("hardening: ", row.shown_as, "'s refusal type"));
+    }
+    py::object wrapper = MakeGuard(row.handler, name, original, std::move(error_type), std::move(other));
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
     PyObject* key = original.ptr();
     replaced_[key] = {std::move(original), std::move(wrapper)};
-    return absl::OkStatus();
-  }
-
-  absl::Status ReplaceAll(std::initializer_list<const char*> attrs, Kind kind,
-                          const char* public_module = nullptr) {
-    for (const char* attr : attrs) {
-      if (absl::Status s = Replace(attr, kind, public_module); !s.ok()) return s;
-    }
     return absl::OkStatus();
   }
 
@@ -895,7 +1035,6 @@ class Hardener {
 
   Sandbox& sandbox_;
   py::object module_;
-  std::string module_name_;
   // original -> (original kept alive, its guard)
   absl::flat_hash_map<PyObject*, std::pair<py::object, py::object>> replaced_;
 };
@@ -948,7 +1087,7 @@ absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, cons
   if (name != "_posixsubprocess") return absl::OkStatus();
   Hardener h(sandbox);
   if (absl::Status s = h.Module(module, "_posixsubprocess", Hardener::Seal::kName); !s.ok()) return s;
-  absl::Status replaced = h.Replace("fork_exec", Kind::kChildFds);
+  absl::Status replaced = h.ReplaceRows("_posixsubprocess");
   if (!replaced.ok()) PyErr_SetString(PyExc_RuntimeError, std::string(replaced.message()).c_str());
   return replaced;
 }
@@ -968,7 +1107,7 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
   } else if (strcmp(name, "fcntl") == 0) {
     Hardener h(sandbox);
     status = h.Module(py::reinterpret_borrow<py::object>(module), "fcntl", Hardener::Seal::kNone);
-    if (status.ok()) status = h.Replace("fcntl", Kind::kFcntl);
+    if (status.ok()) status = h.ReplaceRows("fcntl");
   }
   if (status.ok()) return true;
   PyErr_SetString(PyExc_ImportError, std::string(status.message()).c_str());
@@ -979,77 +1118,11 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
 
 absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   Hardener h(sandbox);
-  PYHOST_RETURN_IF_ERROR(h.Module("posix"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("_exit", Kind::kExit, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
-      {"abort", "chdir", "fchdir", "chroot", "umask", "setuid", "setgid", "seteuid", "setegid",
-       "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setsid",
-       "setpgid", "setpgrp", "setpriority", "nice", "sched_setaffinity", "sched_setscheduler",
-       "sched_setparam", "closerange", "login_tty", "tcsetpgrp", "mkfifo", "mknod"},
-      Kind::kHostOnly, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"putenv", "unsetenv"}, Kind::kEnvironNoop, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
-      {"close", "write", "writev", "pwrite", "pwritev", "read", "readv", "pread", "preadv",
-       "lseek", "ftruncate", "fchmod", "fchown", "fsync", "fdatasync", "set_blocking",
-       "set_inheritable", "posix_fallocate", "posix_fadvise", "lockf", "eventfd_read",
-       "eventfd_write"},
-      Kind::kFdUse, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"sendfile", "copy_file_range", "splice"}, Kind::kFdUseTwo, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"wait", "wait3", "wait4", "waitpid", "waitid"},
-                                      Kind::kWaitChild, "os"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("dup2", Kind::kFdDup2, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"fstat", "fstatvfs", "isatty"}, Kind::kFdStat, "os"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOsOpen, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"pipe", "pipe2", "dup", "openpty", "memfd_create", "eventfd",
-                                       "pidfd_open"},
-                                      Kind::kFdCreate, "os"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"posix_spawn", "posix_spawnp"}, Kind::kSpawn, "os"));
+  PYHOST_RETURN_IF_ERROR(h.Harden("posix"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
-
-
-  PYHOST_RETURN_IF_ERROR(h.Module("time"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"clock_settime", "clock_settime_ns"}, Kind::kHostOnly));
-  PYHOST_RETURN_IF_ERROR(h.Replace("sleep", Kind::kSleep));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"tzset", "mktime"}, Kind::kTimeZone));
-
-  PYHOST_RETURN_IF_ERROR(h.Module("_thread"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start_new_thread", "start_new"}, Kind::kThreadStart));
-  PYHOST_RETURN_IF_ERROR(h.Replace("interrupt_main", Kind::kHostOnly));
-
-  PYHOST_RETURN_IF_ERROR(h.Module("_signal"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll(
-      {"signal", "alarm", "setitimer", "pthread_kill", "pthread_sigmask", "raise_signal",
-       "set_wakeup_fd", "siginterrupt", "sigwait", "sigwaitinfo", "sigtimedwait", "pidfd_send_signal"},
-      Kind::kHostOnly, "signal"));
-
-  PYHOST_RETURN_IF_ERROR(h.Module("sys"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("setrecursionlimit", Kind::kRecursionLimit));
-  PYHOST_RETURN_IF_ERROR(h.Replace("addaudithook", Kind::kAuditHook));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"setswitchinterval", "setdlopenflags"}, Kind::kHostOnly));
-
-  PYHOST_RETURN_IF_ERROR(h.Module("_socket"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("getaddrinfo", Kind::kGetAddrInfo, "socket"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("close", Kind::kFdUse, "socket"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("dup", Kind::kFdCreate, "socket"));
-  // The process has one default timeout; each interpreter gets its own (the setter
-  // first: its guard keeps the original getter).
-  PYHOST_RETURN_IF_ERROR(h.Replace("setdefaulttimeout", Kind::kSetDefaultTimeout, "socket",
-                                   py::object(), "getdefaulttimeout"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("getdefaulttimeout", Kind::kGetDefaultTimeout, "socket"));
-
-  // Tracing allocations is process-wide on 3.11 (runtime state, every interpreter).
-  PYHOST_RETURN_IF_ERROR(h.Module("_tracemalloc"));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"start", "stop", "clear_traces", "reset_peak"},
-                                      Kind::kHostOnly, "tracemalloc"));
-
-  PYHOST_RETURN_IF_ERROR(h.Module("_locale"));
-  auto locale_error = py::reinterpret_steal<py::object>(
-      PyObject_GetAttrString(PyImport_AddModule("_locale"), "Error"));
-  py::object locale_refusal = locale_error ? RefusalType("locale", locale_error.ptr()) : py::object();
-  if (!locale_refusal) return StatusFromPythonError("hardening: locale's refusal type");
-  PYHOST_RETURN_IF_ERROR(h.Replace("setlocale", Kind::kSetlocale, "locale", locale_refusal));
-  PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"textdomain", "bindtextdomain", "bind_textdomain_codeset"},
-                                      Kind::kGettextQuery, "locale"));
+  for (const char* module : {"time", "_thread", "_signal", "sys", "_socket", "_tracemalloc", "_locale"}) {
+    PYHOST_RETURN_IF_ERROR(h.Harden(module));
+  }
 
   // os.fork()'s refusal (audit_hooks/audit_hook.cc): a RuntimeError as 3.12 raises,
   // and a PermissionError naming the rule. Kept alive by the support module.
@@ -1061,8 +1134,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
     sandbox.set_fork_error_type(fork_refusal.ptr());
   }
 
-  PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("__import__", Kind::kImport));
+  PYHOST_RETURN_IF_ERROR(h.Harden("builtins"));
 
   // importlib keeps its own reference to _imp, which need not be sys.modules['_imp']:
   // every distinct one is hardened.
@@ -1091,28 +1163,28 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   }
   for (const py::object& module : imps) {
     PYHOST_RETURN_IF_ERROR(h.Module(module, "_imp"));
-    PYHOST_RETURN_IF_ERROR(h.Replace("create_builtin", Kind::kCreateBuiltin));
-    PYHOST_RETURN_IF_ERROR(h.Replace("exec_builtin", Kind::kExecBuiltin));
-    PYHOST_RETURN_IF_ERROR(h.Replace("exec_dynamic", Kind::kExecDynamic));
-    PYHOST_RETURN_IF_ERROR(h.Replace("_fix_co_filename", Kind::kFixCoFilename));
-    // The import lock is the whole process's on 3.11: held, every import hangs.
-    PYHOST_RETURN_IF_ERROR(h.ReplaceAll({"acquire_lock", "release_lock"}, Kind::kImportlibOnly));
-    PYHOST_RETURN_IF_ERROR(h.Replace("create_dynamic", Kind::kCreateDynamic));
+    PYHOST_RETURN_IF_ERROR(h.ReplaceRows("_imp"));
   }
-  PYHOST_RETURN_IF_ERROR(h.Module("builtins"));
-  PYHOST_RETURN_IF_ERROR(h.Replace("open", Kind::kOpen));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
 
   PYHOST_RETURN_IF_ERROR(GuardCRecursionInInterpreter());
 
   if (support == nullptr) return absl::OkStatus();
-  py::object check = MakeGuard(Kind::kImportCheck, "pyhost.import_check", py::none());
+  py::object check = MakeGuard(ImportCheck, "pyhost.import_check", py::none());
   auto installed = py::reinterpret_steal<py::object>(
       check ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(support, "install_import_gate"),
                                            check.ptr(), nullptr)
             : nullptr);
   if (!installed) return StatusFromPythonError("hardening: import gate");
   return absl::OkStatus();
+}
+
+std::vector<std::pair<std::string, std::string>> GuardedFunctions() {
+  std::vector<std::pair<std::string, std::string>> functions;
+  for (const GuardRow& row : GuardTable()) {
+    for (const char* function : row.functions) functions.emplace_back(row.module, function);
+  }
+  return functions;
 }
 
 }  // namespace pyhost

@@ -21,10 +21,17 @@
 // The replacements are C functions whose __self__ is an empty module holding their
 // state in C, so Python code cannot pull the original back out of them; they keep
 // the original's name, doc and __module__ (they pickle and print as it does).
+// Every replaced function is a row of hardening.cc's table ({module, the name it goes
+// by, functions, handler}); a guard is added with a row and, for what no handler does
+// yet, a handler.
 #ifndef PYHOST_GUARDS_HARDENING_H_
 #define PYHOST_GUARDS_HARDENING_H_
 
 #include <Python.h>
+
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "audit_hooks/sandbox.h"
@@ -37,6 +44,10 @@ inline constexpr int kMaxRecursionLimit = 1000;
 
 // `support` may be null (the main interpreter: no import gate finder there).
 absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support);
+
+// Every function a guard replaces, as {module, attribute}: the module object it is
+// replaced in ("posix", "_imp", "_posixsubprocess"), in the order of the table.
+std::vector<std::pair<std::string, std::string>> GuardedFunctions();
 
 }  // namespace pyhost
 

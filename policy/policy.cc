@@ -10,79 +10,12 @@
 #include "absl/strings/strip.h"
 #include "bindings/json_text.h"
 #include "bindings/user_file.h"
+#include "policy/module_rules.h"
 
 namespace pyhost {
 namespace {
 
 using json = nlohmann::json;
-
-bool ModuleMatches(absl::string_view pattern, absl::string_view module) {
-  if (pattern == "*" || pattern == module) return true;
-  return absl::StartsWith(module, pattern) && module.size() > pattern.size() &&
-         module[pattern.size()] == '.';
-}
-
-bool AnyModuleMatches(const std::vector<std::string>& patterns, absl::string_view module) {
-  for (const std::string& pattern : patterns) {
-    if (ModuleMatches(pattern, module)) return true;
-  }
-  return false;
-}
-
-// Modules that are dangerous in-process whatever the policy says they are for, so
-// refused even when the stdlib asks for them: native code and memory, process
-// creation without an audit event, the host process's own state (crash handlers,
-// rlimits, allocation tracing), code loading from bytes, terminals, the
-// host's accounts and logs, files opened in C without an audit event (dbm's C
-// backends). docs/security.md has the table with each reason.
-// subprocess, signal, pickle, sqlite3, pkgutil, pdb are not here: the stdlib imports
-// them (asyncio, unittest, doctest) and what they reach is checked (audit hook,
-// hardened functions, SQLite's authorizer).
-const std::vector<std::string>& DangerousModules() {
-  static const auto* modules = new std::vector<std::string>{
-      "ctypes", "_ctypes", "multiprocessing", "_multiprocessing", "_posixshmem", "pty",
-      "faulthandler", "mmap", "resource", "fcntl", "termios", "tty", "marshal",
-      "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
-      "sys.monitoring", "zipimport", "runpy", "webbrowser", "tkinter", "_tkinter", "readline",
-      "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog", "tracemalloc",
-      "_tracemalloc", "_dbm", "_gdbm"};
-  return *modules;
-}
-
-// The stdlib modules for computation, data and text handling, time, async code and
-// testing: what they can reach outside the execution is checked like the code's own
-// calls (docs/security.md, "The strict profile", says what is left out and why).
-const std::vector<std::string>& CuratedStdlib() {
-  static const auto* modules = new std::vector<std::string>{
-      // the language and the interpreter
-      "__future__", "builtins", "sys", "os", "os.path", "posix", "posixpath", "errno", "stat", "abc",
-      "types", "typing", "dataclasses", "enum", "functools", "operator", "itertools",
-      "contextlib", "contextvars", "copy", "copyreg", "weakref", "warnings", "traceback",
-      "linecache", "inspect", "dis", "ast", "tokenize", "token", "keyword", "symtable",
-      "sysconfig", "platform", "threading", "queue", "_strptime",
-      "gc",  // collect(), thresholds (per interpreter); heap walks are refused (audit hook)
-      // numbers
-      "math", "cmath", "decimal", "fractions", "numbers", "random", "statistics", "secrets",
-      // data structures and formats
-      "array", "bisect", "heapq", "collections", "graphlib", "struct", "json", "csv",
-      "pickle", "pickletools", "sqlite3", "configparser", "tomllib",
-      "plistlib", "xml", "html", "email", "mailbox", "netrc", "xdrlib", "uu", "quopri",
-      "base64", "binascii", "hashlib", "hmac", "uuid", "ipaddress", "urllib.parse",
-      "mimetypes", "colorsys", "wave", "chunk", "aifc", "sunau", "audioop", "imghdr",
-      "sndhdr", "pyexpat",
-      // text
-      "re", "string", "stringprep", "textwrap", "difflib", "unicodedata", "codecs", "_codecs",
-      "encodings", "locale", "gettext", "shlex", "pprint", "reprlib",
-      // time
-      "time", "datetime", "calendar", "zoneinfo", "sched", "timeit",
-      // files in the execution's own directories, and archives
-      "io", "pathlib", "fnmatch", "glob", "tempfile", "shutil", "filecmp", "fileinput",
-      "zlib", "gzip", "bz2", "lzma", "zipfile", "tarfile",
-      // programs: async code, command lines, logging, tests, profiling
-      "asyncio", "concurrent.futures", "argparse", "getopt", "optparse", "logging",
-      "unittest", "doctest", "cProfile", "profile", "pstats"};
-  return *modules;
-}
 
 // Public data files that allowed modules read: the time zone database (zoneinfo's
 // TZPATH), the MIME type tables (mimetypes.knownfiles).
@@ -166,10 +99,7 @@ bool Policy::ImportAllowed(absl::string_view module) const {
   if (AnyModuleMatches(import_deny, module)) return false;
   if (import_allow.empty() || AnyModuleMatches(import_allow, module)) return true;
   for (const std::string& pattern : import_allow) {  // an ancestor of an allowed module
-    if (absl::StartsWith(pattern, module) && pattern.size() > module.size() &&
-        pattern[module.size()] == '.') {
-      return true;
-    }
+    if (pattern.size() > module.size() && InPackage(pattern, module)) return true;
   }
   return false;
 }

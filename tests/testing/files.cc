@@ -64,8 +64,13 @@ std::string MakeTempFile(const std::string& prefix, const std::string& text) {
 
 TempDir::TempDir(const std::string& name) {
   std::string pattern = (std::filesystem::temp_directory_path() / name).string() + ".XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-  path_ = pattern;
+  if (mkdtemp(pattern.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    path_ = pattern;
+    return;
+  }
+  // Canonical (no symlinks in it): the sandbox compares resolved paths.
+  path_ = std::filesystem::canonical(pattern);
 }
 
 TempDir::~TempDir() { RemoveTree(path_.string()); }

@@ -34,7 +34,8 @@ std::string MakeTempDir(const std::string& prefix);
 std::string MakeTempFile(const std::string& prefix, const std::string& text);
 
 // A scratch directory under the system's temporary directory ($TMPDIR or /tmp), named
-// after `name`, removed with everything in it when this goes out of scope.
+// after `name`, by its canonical path (the sandbox compares resolved paths), removed
+// with everything in it when this goes out of scope.
 class TempDir {
  public:
   explicit TempDir(const std::string& name = "pyhost_test");
