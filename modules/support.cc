@@ -14,16 +14,27 @@
 namespace pyhost::modules {
 
 // Generated from the files modules/CMakeLists.txt lists (cmake/EmbedPythonSources.cmake).
-extern const char kPyhostSupportSource[];
+extern const char kErrorsSource[];
+extern const char kStdinSource[];
+extern const char kImportGateSource[];
+extern const char kEnvironSource[];
 
 namespace py = pybind11;
 
 namespace {
 
-constexpr char kFilenamePrefix[] = "<pyhost_support";
+constexpr char kFilenamePrefix[] = "<pyhost_support/";
 
+// One file per concern, in load order. errors.py first: it imports difflib (and what
+// difflib imports), which the helpers have always imported first; the others import
+// only modules every interpreter has from its start (io, os, sys). So sys.modules
+// keeps its order, which teardown clears in reverse (embed/interpreter.cc, Quiesce).
+// No file uses another's names.
 const SupportSource kEmbedded[] = {
-    {"<pyhost_support>", kPyhostSupportSource},
+    {"<pyhost_support/errors.py>", kErrorsSource},
+    {"<pyhost_support/stdin.py>", kStdinSource},
+    {"<pyhost_support/import_gate.py>", kImportGateSource},
+    {"<pyhost_support/environ.py>", kEnvironSource},
 };
 
 // A str item of describe_error's dict, shown with what UTF-8 cannot encode escaped
@@ -97,10 +108,10 @@ absl::StatusOr<Support> Support::Load(absl::Span<const SupportSource> sources,
     const char* file;
     py::object Support::*slot;
   } helpers[] = {
-      {"eof_stdin", "modules/pyhost_support.py", &Support::eof_stdin_},
-      {"install_import_gate", "modules/pyhost_support.py", &Support::install_import_gate_},
-      {"set_environ", "modules/pyhost_support.py", &Support::set_environ_},
-      {"describe_error", "modules/pyhost_support.py", &Support::describe_error_},
+      {"eof_stdin", "modules/stdin.py", &Support::eof_stdin_},
+      {"install_import_gate", "modules/import_gate.py", &Support::install_import_gate_},
+      {"set_environ", "modules/environ.py", &Support::set_environ_},
+      {"describe_error", "modules/errors.py", &Support::describe_error_},
   };
   for (const auto& helper : helpers) {
     PyObject* found = PyDict_GetItemString(ns, helper.name);  // borrowed

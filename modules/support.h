@@ -8,9 +8,9 @@
 //   if (!support->SetEnviron(values)) return StatusFromPythonError("setting os.environ");
 //
 // The helper files run in one module namespace, "_pyhost_support", that is in no
-// sys.modules (user code gets no name for it). Their code is compiled under the
-// filename "<pyhost_support>" (IsSupportFilename): the audit hook trusts frames of
-// pyhost's helpers as import machinery (audit_hooks/audit_hook.cc), and
+// sys.modules (user code gets no name for it). Each file's code is compiled under a
+// filename of its own, "<pyhost_support/NAME.py>" (IsSupportFilename): the audit hook
+// trusts frames of those files as import machinery (audit_hooks/audit_hook.cc), and
 // code may not compile or build code under a "<pyhost" name, nor load bytecode that
 // claims one (audit_hooks/stdlib_bytecode.h). The files are loaded before the
 // interpreter is hardened and prewarmed, with no policy in force, so what they import
@@ -40,7 +40,7 @@ namespace pyhost::modules {
 
 // One helper file: the filename its code is compiled under and its text.
 struct SupportSource {
-  const char* filename;  // "<pyhost_support>"
+  const char* filename;  // "<pyhost_support/errors.py>" for modules/errors.py
   const char* text;
 };
 
@@ -78,21 +78,21 @@ class Support {
   // (StatusFromPythonError) or to clear, once the code's Python it may have run is
   // over (a cancelled execution's error is not described).
 
-  // eof_stdin(): a new standard input at its end, as python3's with nothing to read
-  // (input() raises EOFError, read() returns "").
+  // stdin.py eof_stdin(): a new standard input at its end, as python3's with nothing
+  // to read (input() raises EOFError, read() returns "").
   pybind11::object EofStdin() const;
 
-  // install_import_gate(check): puts first on sys.meta_path a finder that calls
-  // `check(name)` (pyhost's C function: raises ImportError or returns None) for every
-  // module importlib looks for.
+  // import_gate.py install_import_gate(check): puts first on sys.meta_path a finder
+  // that calls `check(name)` (pyhost's C function: raises ImportError or returns
+  // None) for every module importlib looks for.
   [[nodiscard]] bool InstallImportGate(PyObject* check) const;
 
-  // set_environ(values): makes os.environ exactly `values` (a dict of str; the
-  // process's environment is untouched once hardened: os.putenv and os.unsetenv are
-  // no-ops in a sandbox) and has tempfile recompute its directory.
+  // environ.py set_environ(values): makes os.environ exactly `values` (a dict of str;
+  // the process's environment is untouched once hardened: os.putenv and os.unsetenv
+  // are no-ops in a sandbox) and has tempfile recompute its directory.
   [[nodiscard]] bool SetEnviron(PyObject* values) const;
 
-  // describe_error(exception, sources, args, namespace): the exception
+  // errors.py describe_error(exception, sources, args, namespace): the exception
   // raised by user code compiled as `filename` from `source` (decoded as UTF-8, bad
   // bytes replaced), as an ExecError: type, message, line, a traceback of that code's
   // frames only, and a hint (fed by `args` and `ns`, the globals the code ran in; both

@@ -109,7 +109,7 @@ TEST_F(SupportTest, EveryEmbeddedFilenameIsPyhostsAndNoOther) {
     EXPECT_EQ(std::string(source.filename).rfind("<pyhost", 0), 0u) << source.filename;
     EXPECT_FALSE(IsSupportFilename(std::string(source.filename) + "x"));
   }
-  for (const char* other : {"", "<code>", "<tool:x>", "<pyhost", "<pyhost_support", "<frozen os>",
+  for (const char* other : {"", "<code>", "<tool:x>", "<pyhost", "<pyhost_support>", "<frozen os>",
                             "<pyhost_supportx>"}) {
     EXPECT_FALSE(IsSupportFilename(other)) << other;
   }
