@@ -21,6 +21,7 @@
 #include "audit_hooks/stdlib_bytecode.h"
 #include "audit_hooks/sqlite_database.h"
 #include "bindings/py_string.h"
+#include "modules/support.h"
 #include "policy/module_rules.h"
 
 namespace pyhost {
@@ -149,13 +150,11 @@ void WalkFrames(Visit visit) {
   }
 }
 
-// pyhost's own Python (its import gate finder among it) runs under this filename.
-constexpr char kSupportFilename[] = "<pyhost_support>";
-
+// importlib, and pyhost's own Python (its import gate finder among it).
 bool IsImportMachinery(const std::string& filename) {
   static const std::string importlib_dir = absl::StrCat(StdlibDir(), "/importlib/");
   return absl::StartsWith(filename, "<frozen importlib") ||
-         absl::StartsWith(filename, importlib_dir) || filename == kSupportFilename;
+         absl::StartsWith(filename, importlib_dir) || modules::IsSupportFilename(filename);
 }
 
 

@@ -41,11 +41,10 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
       {&policy, context->work_dir_, context->output_dir_, setup.extra_network});
   absl::StatusOr<py::object> values = JsonToPython(environ);
   if (!values.ok()) return values.status();
-  py::object set;
+  bool set;
   {
     Cancellation::UserCode setting(cancellation);
-    set = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
-        PyDict_GetItemString(interp.support(), "set_environ"), values->ptr(), nullptr));
+    set = interp.support().SetEnviron(values->ptr());
   }
   if (!set) {
     if (cancellation != nullptr && cancellation->cancelled()) {

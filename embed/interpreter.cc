@@ -16,9 +16,6 @@
 #include "guards/hardening.h"
 
 namespace pyhost {
-namespace modules {
-extern const char kPyhostSupportSource[];
-}  // namespace modules
 
 namespace py = pybind11;
 
@@ -111,44 +108,30 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
 
 absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
   builtins_ = py::reinterpret_borrow<py::object>(PyEval_GetBuiltins());
-  auto module = py::reinterpret_steal<py::object>(PyModule_New("_pyhost_support"));
-  if (!module) return StatusFromPythonError("creating the support module");
-  support_ = py::reinterpret_borrow<py::object>(PyModule_GetDict(module.ptr()));
-  if (PyDict_SetItemString(support_.ptr(), "__builtins__", builtins_.ptr()) != 0) {
-    return StatusFromPythonError("support module builtins");
-  }
-  auto code = py::reinterpret_steal<py::object>(
-      Py_CompileString(modules::kPyhostSupportSource, "<pyhost_support>", Py_file_input));
-  if (!code) return StatusFromPythonError("compiling pyhost_support.py");
-  auto ran = py::reinterpret_steal<py::object>(
-      PyEval_EvalCode(code.ptr(), support_.ptr(), support_.ptr()));
-  if (!ran) return StatusFromPythonError("running pyhost_support.py");
+  absl::StatusOr<modules::Support> support = modules::Support::Load(builtins_.ptr());
+  if (!support.ok()) return support.status();
+  support_ = *std::move(support);
 
   absl::StatusOr<OutputCaptures> captures = InstallOutputCaptures(config.max_output_bytes);
   if (!captures.ok()) return captures.status();
   captures_ = *std::move(captures);
   // Standard input at its end, as python3's with nothing to read (input() raises
   // EOFError); never the host's descriptor 0.
-  auto stdin_stream = py::reinterpret_steal<py::object>(
-      PyObject_CallNoArgs(PyDict_GetItemString(support_.ptr(), "eof_stdin")));
+  py::object stdin_stream = support_.EofStdin();
   if (!stdin_stream || PySys_SetObject("stdin", stdin_stream.ptr()) != 0 ||
       PySys_SetObject("__stdin__", stdin_stream.ptr()) != 0) {
     return StatusFromPythonError("installing standard input");
   }
-  describe_error_ = py::reinterpret_borrow<py::object>(
-      PyDict_GetItemString(support_.ptr(), "describe_error"));
   // Before prewarming, so modules imported later find only the hardened functions.
-  if (absl::Status hardened = HardenInterpreter(*sandbox_, support_.ptr()); !hardened.ok()) {
+  if (absl::Status hardened = HardenInterpreter(*sandbox_, &support_); !hardened.ok()) {
     return hardened;
   }
   // The host's environment is not the code's: empty os.environ now, off the request
   // path (os.putenv is a no-op by now, so the process's environment stays).
   auto empty = py::reinterpret_steal<py::object>(PyDict_New());
-  auto cleared = py::reinterpret_steal<py::object>(
-      empty ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(support_.ptr(), "set_environ"),
-                                           empty.ptr(), nullptr)
-            : nullptr);
-  if (!cleared) return StatusFromPythonError("clearing os.environ");
+  if (!empty || !support_.SetEnviron(empty.ptr())) {
+    return StatusFromPythonError("clearing os.environ");
+  }
 
   for (const std::string& name : config.prewarm_modules) {
     auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(name.c_str()));
@@ -262,7 +245,7 @@ int Interpreter::Quiesce(absl::Duration thread_grace) {
     }
   }
   entries = py::object();
-  PyDict_Clear(support_.ptr());
+  support_.Clear();
   PyGC_Collect();
   sandbox_->BuryOwned();  // what no object closes (os.pipe's numbers)
   UndoHooks();  // anything a finalizer managed to put back
@@ -283,9 +266,8 @@ Interpreter::~Interpreter() {
   sys_snapshot_ = py::object();
   builtins_snapshot_ = py::object();
   sys_dict_ = py::object();
-  describe_error_ = py::object();
   captures_ = OutputCaptures();
-  support_ = py::object();
+  support_ = modules::Support();
   builtins_ = py::object();
   {
     absl::MutexLock lock(&mu_);

@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "audit_hooks/sandbox.h"
 #include "embed/output_capture.h"
+#include "modules/support.h"
 
 namespace pyhost {
 
@@ -63,8 +64,9 @@ class Interpreter {
   // What the audit hook and the hardened functions enforce here (inactive until a
   // request activates a policy).
   Sandbox& sandbox() const { return *sandbox_; }
-  // The dict of pyhost_support.py (borrowed; GIL held in this interpreter).
-  PyObject* support() const { return support_.ptr(); }
+  // pyhost's Python helpers, loaded here (modules/support.h; GIL held in this
+  // interpreter to call them).
+  const modules::Support& support() const { return support_; }
 
   // A thread state of this interpreter for the calling thread, made on first use and
   // deleted with the interpreter (for resident interpreters: no per-call allocation).
@@ -74,11 +76,10 @@ class Interpreter {
   // of an interpreter must be released inside it, which the destructor does.
   PyObject* Adopt(pybind11::object object);
 
-  // pyhost_support.py objects (borrowed; GIL held in this interpreter).
+  // The interpreter's builtins dict (borrowed; GIL held in this interpreter).
   PyObject* builtins() const { return builtins_.ptr(); }
   // sys.stdout and sys.stderr (embed/output_capture.h).
   const OutputCaptures& captures() const { return captures_; }
-  PyObject* describe_error() const { return describe_error_.ptr(); }
 
   // Readies the interpreter for Py_EndInterpreter, with its Sandbox deactivated
   // (lockdown) and none of the code's Python allowed to run: on a thread state of
@@ -114,9 +115,8 @@ class Interpreter {
   std::unique_ptr<Sandbox> sandbox_;
 
   pybind11::object builtins_;
-  pybind11::object support_;  // module dict of pyhost_support.py
+  modules::Support support_;
   OutputCaptures captures_;
-  pybind11::object describe_error_;
   std::vector<pybind11::object> adopted_;
   // Taken at creation, before any request: the genuine atexit._clear (code can
   // replace sys.modules['atexit'], never this function), and what sys and builtins

@@ -7,7 +7,6 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/json_convert.h"
-#include "bindings/py_string.h"
 #include "bindings/python_error.h"
 #include "bindings/check.h"
 #include "bindings/thread_state.h"
@@ -24,13 +23,7 @@ void CheckEntered(Interpreter& interp) {
                "the runner runs with the GIL held in its interpreter");
 }
 
-// A str item of describe_error's dict, shown with what UTF-8 cannot encode escaped
-// (an exception message may hold lone surrogates); "" when absent or not a str.
-std::string TextItem(PyObject* dict, const char* key) {
-  return DisplayText(PyDict_GetItemString(dict, key));
-}
-
-// Fetches the pending Python error and describes it with pyhost_support.describe_error.
+// Fetches the pending Python error and describes it (describe_error, modules/support.h).
 // `args` and `ns` (may be null) feed the hints.
 // Describing runs the code's own methods (the exception's __str__, its audit hooks on
 // traceback access): as user code, under `cancellation`.
@@ -57,30 +50,10 @@ Failure DescribePendingError(Interpreter& interp, const std::string& filename,
   if (owned_tb) PyException_SetTraceback(owned_value.ptr(), owned_tb.ptr());
   error.message = DescribeException(owned_value.ptr());
 
-  auto sources = py::reinterpret_steal<py::object>(PyDict_New());
-  auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-      source.data(), static_cast<Py_ssize_t>(source.size()), "replace"));
-  if (!sources || !text ||
-      PyDict_SetItemString(sources.ptr(), filename.c_str(), text.ptr()) != 0) {
-    PyErr_Clear();
-    return failure;
+  if (std::optional<ExecError> described = interp.support().DescribeError(
+          owned_value.ptr(), filename, source, args, ns)) {
+    error = *std::move(described);
   }
-  auto described = py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(
-      interp.describe_error(), owned_value.ptr(), sources.ptr(),
-      args != nullptr ? args : Py_None, ns != nullptr ? ns : Py_None, nullptr));
-  if (!described || !PyDict_Check(described.ptr())) {
-    PyErr_Clear();
-    return failure;
-  }
-  error.type = TextItem(described.ptr(), "type");
-  error.message = TextItem(described.ptr(), "message");
-  error.traceback = TextItem(described.ptr(), "traceback");
-  error.hint = TextItem(described.ptr(), "hint");
-  PyObject* line = PyDict_GetItemString(described.ptr(), "line");
-  int overflow = 0;
-  long number = line != nullptr && PyLong_Check(line) ? PyLong_AsLongAndOverflow(line, &overflow) : 0;
-  if (overflow == 0 && number > 0 && number <= INT_MAX) error.line = static_cast<int>(number);
-  PyErr_Clear();
   return failure;
 }
 

@@ -1116,7 +1116,7 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
 
 }  // namespace
 
-absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
+absl::Status HardenInterpreter(Sandbox& sandbox, modules::Support* support) {
   Hardener h(sandbox);
   PYHOST_RETURN_IF_ERROR(h.Harden("posix"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
@@ -1128,7 +1128,7 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
   // and a PermissionError naming the rule. Kept alive by the support module.
   if (support != nullptr) {
     py::object fork_refusal = RefusalType("builtins", PyExc_RuntimeError);
-    if (!fork_refusal || PyDict_SetItemString(support, "_fork_refusal", fork_refusal.ptr()) != 0) {
+    if (!fork_refusal || !support->Keep("_fork_refusal", fork_refusal.ptr())) {
       return StatusFromPythonError("hardening: fork's refusal type");
     }
     sandbox.set_fork_error_type(fork_refusal.ptr());
@@ -1171,11 +1171,9 @@ absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support) {
 
   if (support == nullptr) return absl::OkStatus();
   py::object check = MakeGuard(ImportCheck, "pyhost.import_check", py::none());
-  auto installed = py::reinterpret_steal<py::object>(
-      check ? PyObject_CallFunctionObjArgs(PyDict_GetItemString(support, "install_import_gate"),
-                                           check.ptr(), nullptr)
-            : nullptr);
-  if (!installed) return StatusFromPythonError("hardening: import gate");
+  if (!check || !support->InstallImportGate(check.ptr())) {
+    return StatusFromPythonError("hardening: import gate");
+  }
   return absl::OkStatus();
 }
 

@@ -2,9 +2,9 @@
 // that interpreter's own module objects, the functions that harm the host and raise
 // no audit event (docs/architecture.md, "Pitfalls" 3), and gates the import machinery.
 //
-//   // At interpreter creation, GIL held in it, its Sandbox inactive; `support` is the
-//   // dict of modules/pyhost_support.py in that interpreter:
-//   absl::Status hardened = HardenInterpreter(sandbox, support);
+//   // At interpreter creation, GIL held in it, its Sandbox inactive; `support` is
+//   // pyhost's Python helpers loaded in that interpreter (modules/support.h):
+//   absl::Status hardened = HardenInterpreter(sandbox, &support);
 //
 // Always (every policy, yolo too; the host process is not the code's to change):
 //   os._exit -> SystemExit; os.abort, setuid/setsid/umask/nice/chdir/..., signal
@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "audit_hooks/sandbox.h"
+#include "modules/support.h"
 
 namespace pyhost {
 
@@ -42,8 +43,9 @@ namespace pyhost {
 // thread's own stack, which pyhost does not size.
 inline constexpr int kMaxRecursionLimit = 1000;
 
-// `support` may be null (the main interpreter: no import gate finder there).
-absl::Status HardenInterpreter(Sandbox& sandbox, PyObject* support);
+// `support` may be null (the main interpreter: no import gate finder there); it keeps
+// what the hardening makes for the interpreter alive (os.fork's refusal type).
+absl::Status HardenInterpreter(Sandbox& sandbox, modules::Support* support);
 
 // Every function a guard replaces, as {module, attribute}: the module object it is
 // replaced in ("posix", "_imp", "_posixsubprocess"), in the order of the table.

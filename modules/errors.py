@@ -1,65 +1,12 @@
-# pyhost's helpers inside every interpreter: policy plumbing and error description
-# (the output capture is C: embed/output_capture.h).
+# pyhost's Python helpers: describing an exception raised by user code (type,
+# message, line, user-frames-only traceback, and a hint). Loaded by modules/support.cc.
 #
-# Loaded by embed/interpreter.cc into a module object that is NOT put in sys.modules,
-# when the interpreter is created (off the request path). The C++ side keeps the
-# objects it needs; user code gets no name for this module.
-#
-# It runs before the interpreter is hardened and prewarmed, with no policy in force;
-# what it needs later (the error path runs under the code's policy) it imports now.
+# Loaded before the interpreter is hardened and prewarmed, with no policy in force;
+# describe_error runs later, under the code's policy, so what it needs it imports now.
 
 import builtins
 import difflib
-import io
-import os
-import sys
 
-
-def eof_stdin():
-    """A standard input at its end, as python3's with nothing to read: input() raises
-    EOFError, read() returns "". Never the host's descriptor 0."""
-    stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(b"")), encoding="utf-8")
-    stdin.mode = "r"
-    return stdin
-
-
-# ---------------------------------------------------------------------------
-# Policy plumbing (guards/hardening.cc, embed/host.cc).
-
-class ImportGate:
-    """First on sys.meta_path: refuses what the policy refuses, saying why.
-
-    `check` is pyhost's C function; it raises ImportError or returns None. Removing
-    this finder gains nothing: the audit hook and builtins.__import__ check too.
-    No __dict__: the code must not hang its objects on pyhost's (they would
-    outlive its execution)."""
-
-    __slots__ = ("_check",)
-
-    def __init__(self, check):
-        self._check = check
-
-    def find_spec(self, name, path=None, target=None):
-        self._check(name)
-        return None
-
-
-def install_import_gate(check):
-    sys.meta_path.insert(0, ImportGate(check))
-
-
-def set_environ(values):
-    """Makes os.environ exactly `values` (the process's environment is untouched:
-    os.putenv and os.unsetenv are no-ops in a sandbox)."""
-    os.environ.clear()
-    os.environ.update(values)
-    tempfile = sys.modules.get("tempfile")
-    if tempfile is not None:
-        tempfile.tempdir = None  # recomputed from TMPDIR
-
-
-# ---------------------------------------------------------------------------
-# Errors: type, message, line, user-frames-only traceback, and a hint.
 
 _COMMON_MODULES = frozenset(
     "json re math os sys time datetime random collections itertools functools "
