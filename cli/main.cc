@@ -1,4 +1,6 @@
-// The pyhost command: exec, call and serve over the same library as the C++ API.
+// The pyhost command: exec, call and serve over the same library as the C++ API. This
+// file walks argv, reads code files and standard input, and writes answers; what a
+// flag means is protocol/request_codec.h's, as for serve's JSON fields.
 // Exit status: 0 ok, 1 the code failed (or was stopped), 2 usage errors.
 #include <algorithm>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/protocol_channel.h"
+#include "protocol/request_codec.h"
 #include "protocol/requests.h"
 #include "cli/serve.h"
 #include "cli/stop_signals.h"
@@ -22,6 +25,8 @@ namespace pyhost::cli {
 namespace {
 
 using json = nlohmann::json;
+using protocol::Field;
+using protocol::FieldForFlag;
 
 constexpr char kUsage[] = R"(usage:
   pyhost exec [--args JSON] [--policy NAME|FILE.json] [--isolation fresh|tool|process]
@@ -37,7 +42,9 @@ call   loads FILE as a run(args) tool, calls it once and prints the envelope
        {"ok": true, "data": ...} or {"ok": false, "error": {"message", "type"}}.
 serve  answers JSON lines on stdin, one line per request:
        {"id", "op": "exec", "code", "args"?, ...}, {"id", "op": "register", "name",
-       "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
+       "source", "isolation"?, "policy"?}, {"id", "op": "call", "name", "args"?}.
+       Flags and JSON fields are the same: --timeout-ms is "timeout_ms", --allow-net
+       "network_allowlist", and so on.
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
 limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
@@ -148,42 +155,17 @@ int Exec(ArgReader& reader) {
       }
       continue;
     }
-    if (!IsOneOf(flag, {"--args", "--policy", "--isolation", "--allow-net", "--timeout-ms",
-                        "--cpu-ms", "--memory-mb", "--max-output-bytes"})) {
-      return UsageError(absl::StrCat("exec: unknown flag ", flag));
-    }
+    const Field<ExecRequest>* field = FieldForFlag(protocol::ExecFields(), flag);
+    if (field == nullptr) return UsageError(absl::StrCat("exec: unknown flag ", flag));
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
-    absl::Status status;
-    if (flag == "--args") {
-      absl::StatusOr<json> args = ParseJsonArgument("--args", *value);
-      if (args.ok()) request.args = *std::move(args);
-      status = args.status();
-    } else if (flag == "--policy") {
-      absl::StatusOr<Policy> policy = LoadPolicy(*value);
-      if (policy.ok()) request.policy = *std::move(policy);
-      status = policy.status();
-    } else if (flag == "--isolation") {
-      absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
-      if (isolation.ok()) request.isolation = *isolation;
-      status = isolation.status();
-    } else if (flag == "--allow-net") {
-      for (std::string& pattern : SplitHostPatterns(*value)) request.allow_net.push_back(pattern);
-    } else {  // --timeout-ms, --cpu-ms, --memory-mb, --max-output-bytes
-      absl::StatusOr<int64_t> number = ParsePositive(flag, *value);
-      status = number.status();
-      if (number.ok()) {
-        if (flag == "--timeout-ms") request.limits.timeout_ms = *number;
-        if (flag == "--cpu-ms") request.limits.cpu_ms = *number;
-        if (flag == "--memory-mb") request.limits.memory_mb = *number;
-        if (flag == "--max-output-bytes") request.max_output_bytes = static_cast<size_t>(*number);
-      }
+    if (absl::Status read = field->from_text(*value, request); !read.ok()) {
+      return UsageError(read.message());
     }
-    if (!status.ok()) return UsageError(status.message());
   }
   if (!code && !file) return UsageError("exec needs -c CODE, FILE or - (standard input)");
   if (file) {
-    absl::StatusOr<std::string> source = ReadSource(*file);
+    absl::StatusOr<std::string> source = protocol::ReadSource(*file);
     if (!source.ok()) return UsageError(source.status().message());
     code = *std::move(source);
   }
@@ -223,8 +205,9 @@ std::string ToolNameFor(const std::string& path) {
 
 int Call(ArgReader& reader) {
   std::optional<std::string> file;
-  json args = json::object();
-  ToolOptions options;
+  // `pyhost call FILE` registers FILE, then calls it: its flags are the fields of both.
+  protocol::RegisterRequest tool;
+  protocol::CallRequest call;
   while (!reader.Done()) {
     std::string arg = reader.Next();
     std::string flag = FlagName(arg);
@@ -233,43 +216,39 @@ int Call(ArgReader& reader) {
       file = arg;
       continue;
     }
-    if (!IsOneOf(flag, {"--args", "--isolation", "--policy"})) {
+    const Field<protocol::RegisterRequest>* tool_field =
+        FieldForFlag(protocol::RegisterFields(), flag);
+    const Field<protocol::CallRequest>* call_field =
+        tool_field != nullptr ? nullptr : FieldForFlag(protocol::CallFields(), flag);
+    if (tool_field == nullptr && call_field == nullptr) {
       return UsageError(absl::StrCat("call: unknown flag ", flag));
     }
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
-    if (flag == "--args") {
-      absl::StatusOr<json> parsed = ParseJsonArgument("--args", *value);
-      if (!parsed.ok()) return UsageError(parsed.status().message());
-      args = *std::move(parsed);
-    } else if (flag == "--isolation") {
-      absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
-      if (!isolation.ok()) return UsageError(isolation.status().message());
-      options.isolation = *isolation;
-    } else {  // --policy
-      absl::StatusOr<Policy> policy = LoadPolicy(*value);
-      if (!policy.ok()) return UsageError(policy.status().message());
-      options.policy = *std::move(policy);
-    }
+    absl::Status read = tool_field != nullptr ? tool_field->from_text(*value, tool)
+                                              : call_field->from_text(*value, call);
+    if (!read.ok()) return UsageError(read.message());
   }
   if (!file) return UsageError("call needs a FILE defining run(args)");
-  absl::StatusOr<std::string> source = ReadSource(*file);
+  absl::StatusOr<std::string> source = protocol::ReadSource(*file);
   if (!source.ok()) return UsageError(source.status().message());
+  tool.name = call.name = ToolNameFor(*file);
+  tool.source = *std::move(source);
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
   if (!channel.ok()) return UsageError(channel.status().message());
   std::ostream& out = (*channel)->out();
   absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
   if (!host.ok()) return 1;
   StopConnection stoppable(**host);
-  std::string name = ToolNameFor(*file);
-  if (absl::Status registered = (*host)->RegisterTool(name, *source, options); !registered.ok()) {
+  if (absl::Status registered = (*host)->RegisterTool(tool.name, tool.source, tool.options);
+      !registered.ok()) {
     if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
     json envelope = {{"ok", false},
                      {"error", {{"type", "ToolLoadError"}, {"message", std::string(registered.message())}}}};
     WriteAnswer(out, envelope);
     return 1;
   }
-  absl::StatusOr<ToolCallResult> result = (*host)->CallTool(name, args);
+  absl::StatusOr<ToolCallResult> result = (*host)->CallTool(call.name, call.args);
   if (!result.ok()) return UsageError(result.status().message());
   // What run() printed goes to stderr, so stdout stays one JSON document.
   std::cerr << result->stdout_stream.text << result->stderr_stream.text;
@@ -293,7 +272,7 @@ int Serve(ArgReader& reader) {
       options.prewarm_modules = absl::StrSplit(*value, ',', absl::SkipEmpty());
       continue;
     }
-    absl::StatusOr<int64_t> count = ParsePositive(flag, *value);
+    absl::StatusOr<int64_t> count = protocol::ParsePositive(flag, *value);
     if (!count.ok() || *count > 256) return UsageError(absl::StrCat(flag, " takes 1 to 256"));
     (flag == "--workers" ? workers : options.pool_size) = static_cast<int>(*count);
   }

@@ -13,6 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "protocol/request_codec.h"
 #include "protocol/requests.h"
 #include "cli/stop_signals.h"
 
@@ -37,17 +38,8 @@ json StatusAnswer(const json& id, const absl::Status& status,
   return ErrorAnswer(id, type, status.message());
 }
 
-absl::StatusOr<std::string> StringField(const json& request, const char* field) {
-  auto it = request.find(field);
-  if (it == request.end()) return absl::InvalidArgumentError(absl::StrCat("missing field '", field, "'"));
-  if (!it->is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat("field '", field, "' must be a string"));
-  }
-  return it->get<std::string>();
-}
-
 json Exec(Host& host, const json& id, const json& request) {
-  absl::StatusOr<ExecRequest> exec = ExecRequestFromJson(request);
+  absl::StatusOr<ExecRequest> exec = protocol::ExecRequestFromJson(request);
   if (!exec.ok()) return StatusAnswer(id, exec.status());
   absl::StatusOr<ExecResult> result = host.Execute(*exec);
   if (!result.ok()) return StatusAnswer(id, result.status());
@@ -57,11 +49,9 @@ json Exec(Host& host, const json& id, const json& request) {
 }
 
 json Call(Host& host, const json& id, const json& request) {
-  absl::StatusOr<std::string> name = StringField(request, "name");
-  if (!name.ok()) return StatusAnswer(id, name.status());
-  auto args = request.find("args");
-  absl::StatusOr<ToolCallResult> result =
-      host.CallTool(*name, args != request.end() ? *args : json::object());
+  absl::StatusOr<protocol::CallRequest> call = protocol::CallRequestFromJson(request);
+  if (!call.ok()) return StatusAnswer(id, call.status());
+  absl::StatusOr<ToolCallResult> result = host.CallTool(call->name, call->args);
   if (!result.ok()) return StatusAnswer(id, result.status());
   json answer = result->envelope;
   answer["id"] = id;
@@ -72,24 +62,11 @@ json Call(Host& host, const json& id, const json& request) {
 }
 
 json Register(Host& host, const json& id, const json& request) {
-  absl::StatusOr<std::string> name = StringField(request, "name");
-  if (!name.ok()) return StatusAnswer(id, name.status());
-  absl::StatusOr<std::string> source = StringField(request, "source");
-  if (!source.ok()) return StatusAnswer(id, source.status());
-  ToolOptions options;
-  absl::StatusOr<std::optional<Policy>> policy = PolicyField(request);
-  if (!policy.ok()) return StatusAnswer(id, policy.status());
-  options.policy = *std::move(policy);
-  if (auto isolation = request.find("isolation"); isolation != request.end()) {
-    absl::StatusOr<Isolation> parsed = isolation->is_string()
-        ? ParseIsolation(isolation->get<std::string>())
-        : absl::InvalidArgumentError("field 'isolation' must be \"fresh\" or \"tool\"");
-    if (!parsed.ok()) return StatusAnswer(id, parsed.status());
-    options.isolation = *parsed;
-  }
-  absl::Status registered = host.RegisterTool(*name, *source, options);
+  absl::StatusOr<protocol::RegisterRequest> tool = protocol::RegisterRequestFromJson(request);
+  if (!tool.ok()) return StatusAnswer(id, tool.status());
+  absl::Status registered = host.RegisterTool(tool->name, tool->source, tool->options);
   if (!registered.ok()) return StatusAnswer(id, registered, "ToolLoadError");
-  return json{{"id", id}, {"ok", true}, {"name", *name}};
+  return json{{"id", id}, {"ok", true}, {"name", tool->name}};
 }
 
 // A fixed set of threads running queued jobs; the destructor drains the queue. Post
@@ -259,7 +236,7 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
       continue;
     }
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ServeLine parsed = ParseServeLine(line, number);
+    protocol::ServeLine parsed = protocol::ParseServeLine(line, number);
     if (!parsed.status.ok()) {
       answer(ErrorAnswer(parsed.id, "BadRequest", parsed.status.message()));
       continue;
