@@ -1,7 +1,7 @@
 // The pyhost command: exec, call and serve over the same library as the C++ API. This
 // file walks argv, reads code files and standard input, and writes answers; what a
-// flag means is protocol/request_codec.h's, as for serve's JSON fields.
-// Exit status: 0 ok, 1 the code failed (or was stopped), 2 usage errors.
+// flag means is protocol/request_codec.h's, as for serve's JSON fields. Exit status:
+// pyhost/outcome.h (kExitOk, kExitCodeFailed, kExitUsage, kExitHostError; 128+N).
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
@@ -20,6 +20,7 @@
 #include "cli/serve.h"
 #include "cli/stop_signals.h"
 #include "pyhost/host.h"
+#include "pyhost/outcome.h"
 
 namespace pyhost::cli {
 namespace {
@@ -50,13 +51,26 @@ policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON 
 limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
 only); serve: a line at most 16 MiB, reading stops while 64 requests (or 64 MiB of
 them) wait for an answer.
-exit status: 0 ok, 1 the code failed, 2 usage error; 128+N stopped by signal N
-(SIGINT, SIGTERM, SIGHUP: running code gets KeyboardInterrupt, then the command exits).
+exit status: 0 ok; 1 the code failed, was stopped or hit a limit (or its answer could
+not be written); 2 usage error: the request was bad and nothing ran (an unknown flag,
+a bad value, a file that cannot be read, a prewarm module that does not import, what
+is not implemented yet); 3 pyhost itself failed (e.g. no interpreter can be created);
+128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP: running code gets
+KeyboardInterrupt, then the command exits).
 )";
 
 int UsageError(absl::string_view message) {
   std::cerr << "pyhost: " << message << "\n(run 'pyhost --help' for usage)\n";
-  return 2;
+  return kExitUsage;
+}
+
+// A request that got a Status instead of an answer: said on stderr, and the exit
+// status for it (usage, host error, or code failed for one that was interrupted).
+int StatusError(const absl::Status& status, absl::string_view context = "") {
+  int code = ExitCodeForStatus(status);
+  if (code == kExitUsage) return UsageError(absl::StrCat(context, status.message()));
+  std::cerr << "pyhost: " << context << status.message() << "\n";
+  return code;
 }
 
 // Walks argv, taking "--flag VALUE" and "--flag=VALUE" alike.
@@ -98,9 +112,11 @@ HostOptions OneShotOptions() {
   return options;
 }
 
-absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options) {
+// The host, or the exit status of its failure (said on stderr): a bad option (a
+// prewarm module that does not import) is a usage error, anything else pyhost's own.
+absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options, int& exit_status) {
   absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(std::move(options));
-  if (!host.ok()) std::cerr << "pyhost: cannot start: " << host.status().message() << "\n";
+  if (!host.ok()) exit_status = StatusError(host.status(), "cannot start: ");
   return host;
 }
 
@@ -171,9 +187,10 @@ int Exec(ArgReader& reader) {
   }
   request.code = *std::move(code);
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
-  if (!channel.ok()) return UsageError(channel.status().message());
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
-  if (!host.ok()) return 1;
+  if (!channel.ok()) return StatusError(channel.status());
+  int failed = kExitHostError;
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions(), failed);
+  if (!host.ok()) return failed;
   StopConnection stoppable(**host);
   // One answer, whoever gives it: a forced exit (code stuck in C past the stop grace)
   // answers for the execution it abandons.
@@ -182,15 +199,17 @@ int Exec(ArgReader& reader) {
   StopSignals::Install().SetLastWords([&answered, &out] {
     if (answered.exchange(true)) return;
     ExecResult abandoned;
-    abandoned.error = ExecError{"Interrupted", "stopped by a signal; the code did not stop in time"};
+    abandoned.outcome = Outcome::kInterrupted;
+    abandoned.error = ExecError{std::string(error_type::kInterrupted),
+                                "stopped by a signal; the code did not stop in time"};
     WriteAnswer(out, abandoned.ToJson());
   });
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);
   StopSignals::Install().SetLastWords(nullptr);
-  if (answered.exchange(true)) return ExitStatus(1);
-  if (!result.ok()) return UsageError(result.status().message());
-  if (!WriteAnswer(out, result->ToJson())) return ExitStatus(1);
-  return ExitStatus(result->ok ? 0 : 1);
+  if (answered.exchange(true)) return ExitStatus(kExitCodeFailed);  // the last words answered
+  if (!result.ok()) return ExitStatus(StatusError(result.status()));
+  if (!WriteAnswer(out, result->ToJson())) return ExitStatus(kExitCodeFailed);
+  return ExitStatus(ExitCodeForOutcome(result->outcome));
 }
 
 // A tool name from a file name: "tools/word_count.py" -> "word_count".
@@ -235,26 +254,35 @@ int Call(ArgReader& reader) {
   tool.name = call.name = ToolNameFor(*file);
   tool.source = *std::move(source);
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
-  if (!channel.ok()) return UsageError(channel.status().message());
+  if (!channel.ok()) return StatusError(channel.status());
   std::ostream& out = (*channel)->out();
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
-  if (!host.ok()) return 1;
+  int failed = kExitHostError;
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions(), failed);
+  if (!host.ok()) return failed;
   StopConnection stoppable(**host);
   if (absl::Status registered = (*host)->RegisterTool(tool.name, tool.source, tool.options);
       !registered.ok()) {
-    if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
+    // A tool that does not load (or was interrupted loading) is the code's failure,
+    // answered as an envelope; what is not implemented, or pyhost's own failure, is not.
+    absl::string_view type = ErrorTypeForStatus(registered, error_type::kToolLoad);
+    if (type != error_type::kToolLoad && type != error_type::kInterrupted) {
+      return ExitStatus(StatusError(registered));
+    }
     json envelope = {{"ok", false},
-                     {"error", {{"type", "ToolLoadError"}, {"message", std::string(registered.message())}}}};
+                     {"error", {{"type", std::string(type)}, {"message", std::string(registered.message())}}}};
     WriteAnswer(out, envelope);
-    return 1;
+    return ExitStatus(kExitCodeFailed);
   }
   absl::StatusOr<ToolCallResult> result = (*host)->CallTool(call.name, call.args);
-  if (!result.ok()) return UsageError(result.status().message());
+  if (!result.ok()) return ExitStatus(StatusError(result.status()));
   // What run() printed goes to stderr, so stdout stays one JSON document.
   std::cerr << result->stdout_stream.text << result->stderr_stream.text;
-  if (!WriteAnswer(out, result->envelope)) return ExitStatus(1);
-  auto ok = result->envelope.find("ok");  // run() may return {"ok": <anything>}
-  return ExitStatus(ok != result->envelope.end() && *ok == true ? 0 : 1);
+  if (!WriteAnswer(out, result->envelope)) return ExitStatus(kExitCodeFailed);
+  // run() returned (outcome ok) but may have returned {"ok": <anything but true>}.
+  auto ok = result->envelope.find("ok");
+  int status = ExitCodeForOutcome(result->outcome);
+  if (status == kExitOk && (ok == result->envelope.end() || *ok != true)) status = kExitCodeFailed;
+  return ExitStatus(status);
 }
 
 int Serve(ArgReader& reader) {
@@ -278,9 +306,10 @@ int Serve(ArgReader& reader) {
   }
   StopSignals& stop = StopSignals::Install();
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take(stop.wake_fd());
-  if (!channel.ok()) return UsageError(channel.status().message());
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(std::move(options));
-  if (!host.ok()) return 1;
+  if (!channel.ok()) return StatusError(channel.status());
+  int failed = kExitHostError;
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(std::move(options), failed);
+  if (!host.ok()) return failed;
   StopConnection stoppable(**host);
   return ExitStatus(cli::Serve(**host, (*channel)->in(), (*channel)->out(), workers,
                                [&stop] { return stop.received() != 0; }));
@@ -292,7 +321,7 @@ int Main(int argc, char** argv) {
   std::string command = argv[1];
   if (command == "-h" || command == "--help" || command == "help") {
     std::cout << kUsage;
-    return 0;
+    return kExitOk;
   }
   ArgReader reader(argc, argv, 2);
   if (command == "exec") return Exec(reader);
