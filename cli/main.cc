@@ -30,10 +30,10 @@ using protocol::Field;
 using protocol::FieldForFlag;
 
 constexpr char kUsage[] = R"(usage:
-  pyhost exec [--args JSON] [--policy NAME|FILE.json] [--isolation fresh|tool|process]
+  pyhost exec [--args JSON] [--policy NAME|FILE.json] [--isolation fresh|resident|process]
               [--timeout-ms N] [--cpu-ms N] [--memory-mb N] [--allow-net PATTERN]...
               [--max-output-bytes N] (-c CODE | FILE | -)
-  pyhost call FILE [--args JSON] [--isolation fresh|tool] [--policy NAME|FILE.json]
+  pyhost call FILE [--args JSON] [--isolation fresh|resident] [--policy NAME|FILE.json]
   pyhost serve [--workers N] [--pool-size N] [--prewarm MODULE,...]
 
 exec   runs Python code in a fresh subinterpreter and prints one JSON object:
@@ -46,6 +46,8 @@ serve  answers JSON lines on stdin, one line per request:
        "source", "isolation"?, "policy"?}, {"id", "op": "call", "name", "args"?}.
        Flags and JSON fields are the same: --timeout-ms is "timeout_ms", --allow-net
        "network_allowlist", and so on.
+isolation: fresh (default), resident (a long-lived interpreter; "tool" is accepted as
+       an old name for it), process (not implemented yet).
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
 limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files

@@ -74,7 +74,7 @@ constexpr Value<int64_t> kPositive = {
 constexpr Value<Isolation> kIsolation = {
     false,
     [](absl::string_view key, const json& value) -> absl::StatusOr<Isolation> {
-      if (!value.is_string()) return FieldError(key, "\"fresh\", \"tool\" or \"process\"");
+      if (!value.is_string()) return FieldError(key, "\"fresh\", \"resident\" or \"process\"");
       return Of(FieldNamed(key), ParseIsolation(value.get_ref<const std::string&>()));
     },
     [](absl::string_view flag, absl::string_view text) { return Of(flag, ParseIsolation(text)); }};

@@ -1,7 +1,7 @@
 // The `pyhost` command's exit status (pyhost/outcome.h: 0 ok, 1 the code failed,
 // 2 usage error, 3 host error, 128+N signal) where the cases of cli_test.cc do not
-// reach: pyhost's own failures and options the host refuses. Every test runs the real
-// binary.
+// reach: pyhost's own failures and options the host refuses, and the isolation names
+// on the command line. Every test runs the real binary.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -171,6 +171,44 @@ TEST(ExitStatusTest, HelpNamesEveryExitStatus) {
   EXPECT_THAT(help.out, HasSubstr("2 usage error"));
   EXPECT_THAT(help.out, HasSubstr("3 pyhost itself failed"));
   EXPECT_THAT(help.out, HasSubstr("128+N stopped by signal N"));
+}
+
+// ---------------------------------------------------------------------------------
+// Isolation names: answers say "resident"; "tool", its old name, is still accepted.
+
+TEST(IsolationNameTest, ResidentIsTheNameAndToolIsStillAccepted) {
+  for (const char* name : {"resident", "tool"}) {
+    SCOPED_TRACE(name);
+    Exit exec = RunPyhost({"exec", "--isolation", name, "-c", "result = 3"});
+    ASSERT_EQ(exec.code, 0) << Describe(exec);
+    json answer = json::parse(exec.out);
+    EXPECT_EQ(answer["result"], 3);
+    EXPECT_EQ(answer["stats"]["isolation"], "resident");
+  }
+  Exit serve = RunPyhost({"serve"},
+                   R"({"id": 1, "op": "exec", "code": "result = 1", "isolation": "tool"})" "\n"
+                   R"({"id": 2, "op": "register", "name": "t", "isolation": "tool", "source": "def run(args):\n    return 2\n"})" "\n"
+                   R"({"id": 3, "op": "call", "name": "t"})" "\n");
+  ASSERT_EQ(serve.code, 0) << Describe(serve);
+  std::vector<json> answers;
+  size_t start = 0;
+  for (size_t end; (end = serve.out.find('\n', start)) != std::string::npos; start = end + 1) {
+    answers.push_back(json::parse(serve.out.substr(start, end - start)));
+  }
+  ASSERT_EQ(answers.size(), 3u) << Describe(serve);
+  for (const json& answer : answers) {
+    EXPECT_EQ(answer["ok"], true) << answer.dump();
+    if (answer["id"] != 2) {  // exec and call; register answers no stats
+      EXPECT_EQ(answer["stats"]["isolation"], "resident") << answer.dump();
+    }
+  }
+}
+
+TEST(IsolationNameTest, AnUnknownNameListsTheNames) {
+  Exit exit = RunPyhost({"exec", "--isolation", "shared", "-c", "1"});
+  EXPECT_EQ(exit.code, 2) << Describe(exit);
+  EXPECT_THAT(exit.err,
+              HasSubstr("--isolation: unknown isolation 'shared' (expected fresh, resident or process)"));
 }
 
 }  // namespace
