@@ -1,5 +1,7 @@
-// The pyhost command: exec, call and serve over the same library as the C++ API.
-// Exit status: 0 ok, 1 the code failed (or was stopped), 2 usage errors.
+// The pyhost command: exec, call and serve over the same library as the C++ API. This
+// file walks argv, reads code files and standard input, and writes answers; what a
+// flag means is protocol/request_codec.h's, as for serve's JSON fields. Exit status:
+// pyhost/outcome.h (kExitOk, kExitCodeFailed, kExitUsage, kExitHostError; 128+N).
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
@@ -13,21 +15,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/protocol_channel.h"
+#include "protocol/request_codec.h"
 #include "protocol/requests.h"
 #include "cli/serve.h"
 #include "cli/stop_signals.h"
 #include "pyhost/host.h"
+#include "pyhost/outcome.h"
 
 namespace pyhost::cli {
 namespace {
 
 using json = nlohmann::json;
+using protocol::Field;
+using protocol::FieldForFlag;
 
 constexpr char kUsage[] = R"(usage:
-  pyhost exec [--args JSON] [--policy NAME|FILE.json] [--isolation fresh|tool|process]
+  pyhost exec [--args JSON] [--policy NAME|FILE.json] [--isolation fresh|resident|process]
               [--timeout-ms N] [--cpu-ms N] [--memory-mb N] [--allow-net PATTERN]...
               [--max-output-bytes N] (-c CODE | FILE | -)
-  pyhost call FILE [--args JSON] [--isolation fresh|tool] [--policy NAME|FILE.json]
+  pyhost call FILE [--args JSON] [--isolation fresh|resident] [--policy NAME|FILE.json]
   pyhost serve [--workers N] [--pool-size N] [--prewarm MODULE,...]
 
 exec   runs Python code in a fresh subinterpreter and prints one JSON object:
@@ -37,19 +43,36 @@ call   loads FILE as a run(args) tool, calls it once and prints the envelope
        {"ok": true, "data": ...} or {"ok": false, "error": {"message", "type"}}.
 serve  answers JSON lines on stdin, one line per request:
        {"id", "op": "exec", "code", "args"?, ...}, {"id", "op": "register", "name",
-       "source", "isolation"?}, {"id", "op": "call", "name", "args"?}.
+       "source", "isolation"?, "policy"?}, {"id", "op": "call", "name", "args"?}.
+       Flags and JSON fields are the same: --timeout-ms is "timeout_ms", --allow-net
+       "network_allowlist", and so on.
+isolation: fresh (default), resident (a long-lived interpreter; "tool" is accepted as
+       an old name for it), process (not implemented yet).
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
 limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
 only); serve: a line at most 16 MiB, reading stops while 64 requests (or 64 MiB of
 them) wait for an answer.
-exit status: 0 ok, 1 the code failed, 2 usage error; 128+N stopped by signal N
-(SIGINT, SIGTERM, SIGHUP: running code gets KeyboardInterrupt, then the command exits).
+exit status: 0 ok; 1 the code failed, was stopped or hit a limit (or its answer could
+not be written); 2 usage error: the request was bad and nothing ran (an unknown flag,
+a bad value, a file that cannot be read, a prewarm module that does not import, what
+is not implemented yet); 3 pyhost itself failed (e.g. no interpreter can be created);
+128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP: running code gets
+KeyboardInterrupt, then the command exits).
 )";
 
 int UsageError(absl::string_view message) {
   std::cerr << "pyhost: " << message << "\n(run 'pyhost --help' for usage)\n";
-  return 2;
+  return kExitUsage;
+}
+
+// A request that got a Status instead of an answer: said on stderr, and the exit
+// status for it (usage, host error, or code failed for one that was interrupted).
+int StatusError(const absl::Status& status, absl::string_view context = "") {
+  int code = ExitCodeForStatus(status);
+  if (code == kExitUsage) return UsageError(absl::StrCat(context, status.message()));
+  std::cerr << "pyhost: " << context << status.message() << "\n";
+  return code;
 }
 
 // Walks argv, taking "--flag VALUE" and "--flag=VALUE" alike.
@@ -91,9 +114,11 @@ HostOptions OneShotOptions() {
   return options;
 }
 
-absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options) {
+// The host, or the exit status of its failure (said on stderr): a bad option (a
+// prewarm module that does not import) is a usage error, anything else pyhost's own.
+absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options, int& exit_status) {
   absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(std::move(options));
-  if (!host.ok()) std::cerr << "pyhost: cannot start: " << host.status().message() << "\n";
+  if (!host.ok()) exit_status = StatusError(host.status(), "cannot start: ");
   return host;
 }
 
@@ -148,50 +173,26 @@ int Exec(ArgReader& reader) {
       }
       continue;
     }
-    if (!IsOneOf(flag, {"--args", "--policy", "--isolation", "--allow-net", "--timeout-ms",
-                        "--cpu-ms", "--memory-mb", "--max-output-bytes"})) {
-      return UsageError(absl::StrCat("exec: unknown flag ", flag));
-    }
+    const Field<ExecRequest>* field = FieldForFlag(protocol::ExecFields(), flag);
+    if (field == nullptr) return UsageError(absl::StrCat("exec: unknown flag ", flag));
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
-    absl::Status status;
-    if (flag == "--args") {
-      absl::StatusOr<json> args = ParseJsonArgument("--args", *value);
-      if (args.ok()) request.args = *std::move(args);
-      status = args.status();
-    } else if (flag == "--policy") {
-      absl::StatusOr<Policy> policy = LoadPolicy(*value);
-      if (policy.ok()) request.policy = *std::move(policy);
-      status = policy.status();
-    } else if (flag == "--isolation") {
-      absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
-      if (isolation.ok()) request.isolation = *isolation;
-      status = isolation.status();
-    } else if (flag == "--allow-net") {
-      for (std::string& pattern : SplitHostPatterns(*value)) request.allow_net.push_back(pattern);
-    } else {  // --timeout-ms, --cpu-ms, --memory-mb, --max-output-bytes
-      absl::StatusOr<int64_t> number = ParsePositive(flag, *value);
-      status = number.status();
-      if (number.ok()) {
-        if (flag == "--timeout-ms") request.limits.timeout_ms = *number;
-        if (flag == "--cpu-ms") request.limits.cpu_ms = *number;
-        if (flag == "--memory-mb") request.limits.memory_mb = *number;
-        if (flag == "--max-output-bytes") request.max_output_bytes = static_cast<size_t>(*number);
-      }
+    if (absl::Status read = field->from_text(*value, request); !read.ok()) {
+      return UsageError(read.message());
     }
-    if (!status.ok()) return UsageError(status.message());
   }
   if (!code && !file) return UsageError("exec needs -c CODE, FILE or - (standard input)");
   if (file) {
-    absl::StatusOr<std::string> source = ReadSource(*file);
+    absl::StatusOr<std::string> source = protocol::ReadSource(*file);
     if (!source.ok()) return UsageError(source.status().message());
     code = *std::move(source);
   }
   request.code = *std::move(code);
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
-  if (!channel.ok()) return UsageError(channel.status().message());
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
-  if (!host.ok()) return 1;
+  if (!channel.ok()) return StatusError(channel.status());
+  int failed = kExitHostError;
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions(), failed);
+  if (!host.ok()) return failed;
   StopConnection stoppable(**host);
   // One answer, whoever gives it: a forced exit (code stuck in C past the stop grace)
   // answers for the execution it abandons.
@@ -207,10 +208,10 @@ int Exec(ArgReader& reader) {
   });
   absl::StatusOr<ExecResult> result = (*host)->Execute(request);
   StopSignals::Install().SetLastWords(nullptr);
-  if (answered.exchange(true)) return ExitStatus(1);
-  if (!result.ok()) return UsageError(result.status().message());
-  if (!WriteAnswer(out, result->ToJson())) return ExitStatus(1);
-  return ExitStatus(result->ok ? 0 : 1);
+  if (answered.exchange(true)) return ExitStatus(kExitCodeFailed);  // the last words answered
+  if (!result.ok()) return ExitStatus(StatusError(result.status()));
+  if (!WriteAnswer(out, result->ToJson())) return ExitStatus(kExitCodeFailed);
+  return ExitStatus(ExitCodeForOutcome(result->outcome));
 }
 
 // A tool name from a file name: "tools/word_count.py" -> "word_count".
@@ -225,8 +226,9 @@ std::string ToolNameFor(const std::string& path) {
 
 int Call(ArgReader& reader) {
   std::optional<std::string> file;
-  json args = json::object();
-  ToolOptions options;
+  // `pyhost call FILE` registers FILE, then calls it: its flags are the fields of both.
+  protocol::RegisterRequest tool;
+  protocol::CallRequest call;
   while (!reader.Done()) {
     std::string arg = reader.Next();
     std::string flag = FlagName(arg);
@@ -235,49 +237,54 @@ int Call(ArgReader& reader) {
       file = arg;
       continue;
     }
-    if (!IsOneOf(flag, {"--args", "--isolation", "--policy"})) {
+    const Field<protocol::RegisterRequest>* tool_field =
+        FieldForFlag(protocol::RegisterFields(), flag);
+    const Field<protocol::CallRequest>* call_field =
+        tool_field != nullptr ? nullptr : FieldForFlag(protocol::CallFields(), flag);
+    if (tool_field == nullptr && call_field == nullptr) {
       return UsageError(absl::StrCat("call: unknown flag ", flag));
     }
     absl::StatusOr<std::string> value = reader.Value(arg);
     if (!value.ok()) return UsageError(value.status().message());
-    if (flag == "--args") {
-      absl::StatusOr<json> parsed = ParseJsonArgument("--args", *value);
-      if (!parsed.ok()) return UsageError(parsed.status().message());
-      args = *std::move(parsed);
-    } else if (flag == "--isolation") {
-      absl::StatusOr<Isolation> isolation = ParseIsolation(*value);
-      if (!isolation.ok()) return UsageError(isolation.status().message());
-      options.isolation = *isolation;
-    } else {  // --policy
-      absl::StatusOr<Policy> policy = LoadPolicy(*value);
-      if (!policy.ok()) return UsageError(policy.status().message());
-      options.policy = *std::move(policy);
-    }
+    absl::Status read = tool_field != nullptr ? tool_field->from_text(*value, tool)
+                                              : call_field->from_text(*value, call);
+    if (!read.ok()) return UsageError(read.message());
   }
   if (!file) return UsageError("call needs a FILE defining run(args)");
-  absl::StatusOr<std::string> source = ReadSource(*file);
+  absl::StatusOr<std::string> source = protocol::ReadSource(*file);
   if (!source.ok()) return UsageError(source.status().message());
+  tool.name = call.name = ToolNameFor(*file);
+  tool.source = *std::move(source);
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take();
-  if (!channel.ok()) return UsageError(channel.status().message());
+  if (!channel.ok()) return StatusError(channel.status());
   std::ostream& out = (*channel)->out();
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions());
-  if (!host.ok()) return 1;
+  int failed = kExitHostError;
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(OneShotOptions(), failed);
+  if (!host.ok()) return failed;
   StopConnection stoppable(**host);
-  std::string name = ToolNameFor(*file);
-  if (absl::Status registered = (*host)->RegisterTool(name, *source, options); !registered.ok()) {
-    if (absl::IsUnimplemented(registered)) return UsageError(registered.message());
+  if (absl::Status registered = (*host)->RegisterTool(tool.name, tool.source, tool.options);
+      !registered.ok()) {
+    // A tool that does not load (or was interrupted loading) is the code's failure,
+    // answered as an envelope; what is not implemented, or pyhost's own failure, is not.
+    absl::string_view type = ErrorTypeForStatus(registered, error_type::kToolLoad);
+    if (type != error_type::kToolLoad && type != error_type::kInterrupted) {
+      return ExitStatus(StatusError(registered));
+    }
     json envelope = {{"ok", false},
-                     {"error", {{"type", "ToolLoadError"}, {"message", std::string(registered.message())}}}};
+                     {"error", {{"type", std::string(type)}, {"message", std::string(registered.message())}}}};
     WriteAnswer(out, envelope);
-    return 1;
+    return ExitStatus(kExitCodeFailed);
   }
-  absl::StatusOr<ToolCallResult> result = (*host)->CallTool(name, args);
-  if (!result.ok()) return UsageError(result.status().message());
+  absl::StatusOr<ToolCallResult> result = (*host)->CallTool(call.name, call.args);
+  if (!result.ok()) return ExitStatus(StatusError(result.status()));
   // What run() printed goes to stderr, so stdout stays one JSON document.
   std::cerr << result->stdout_stream.text << result->stderr_stream.text;
-  if (!WriteAnswer(out, result->envelope)) return ExitStatus(1);
-  auto ok = result->envelope.find("ok");  // run() may return {"ok": <anything>}
-  return ExitStatus(ok != result->envelope.end() && *ok == true ? 0 : 1);
+  if (!WriteAnswer(out, result->envelope)) return ExitStatus(kExitCodeFailed);
+  // run() returned (outcome ok) but may have returned {"ok": <anything but true>}.
+  auto ok = result->envelope.find("ok");
+  int status = ExitCodeForOutcome(result->outcome);
+  if (status == kExitOk && (ok == result->envelope.end() || *ok != true)) status = kExitCodeFailed;
+  return ExitStatus(status);
 }
 
 int Serve(ArgReader& reader) {
@@ -295,15 +302,16 @@ int Serve(ArgReader& reader) {
       options.prewarm_modules = absl::StrSplit(*value, ',', absl::SkipEmpty());
       continue;
     }
-    absl::StatusOr<int64_t> count = ParsePositive(flag, *value);
+    absl::StatusOr<int64_t> count = protocol::ParsePositive(flag, *value);
     if (!count.ok() || *count > 256) return UsageError(absl::StrCat(flag, " takes 1 to 256"));
     (flag == "--workers" ? workers : options.pool_size) = static_cast<int>(*count);
   }
   StopSignals& stop = StopSignals::Install();
   absl::StatusOr<std::unique_ptr<ProtocolChannel>> channel = ProtocolChannel::Take(stop.wake_fd());
-  if (!channel.ok()) return UsageError(channel.status().message());
-  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(std::move(options));
-  if (!host.ok()) return 1;
+  if (!channel.ok()) return StatusError(channel.status());
+  int failed = kExitHostError;
+  absl::StatusOr<std::unique_ptr<Host>> host = MakeHost(std::move(options), failed);
+  if (!host.ok()) return failed;
   StopConnection stoppable(**host);
   return ExitStatus(cli::Serve(**host, (*channel)->in(), (*channel)->out(), workers,
                                [&stop] { return stop.received() != 0; }));
@@ -315,7 +323,7 @@ int Main(int argc, char** argv) {
   std::string command = argv[1];
   if (command == "-h" || command == "--help" || command == "help") {
     std::cout << kUsage;
-    return 0;
+    return kExitOk;
   }
   ArgReader reader(argc, argv, 2);
   if (command == "exec") return Exec(reader);

@@ -13,7 +13,9 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "protocol/request_codec.h"
 #include "protocol/requests.h"
+#include "pyhost/outcome.h"
 #include "cli/stop_signals.h"
 
 namespace pyhost::cli {
@@ -27,27 +29,14 @@ json ErrorAnswer(const json& id, absl::string_view type, absl::string_view messa
               {"error", {{"type", std::string(type)}, {"message", std::string(message)}}}};
 }
 
-// `invalid_type` names what an InvalidArgument means for this op.
+// `invalid` names what an InvalidArgument means for this op.
 json StatusAnswer(const json& id, const absl::Status& status,
-                  absl::string_view invalid_type = "BadRequest") {
-  absl::string_view type = invalid_type;
-  if (absl::IsNotFound(status)) type = "NotFound";
-  if (absl::IsUnimplemented(status)) type = "NotImplemented";
-  if (absl::IsUnavailable(status) || absl::IsInternal(status)) type = "HostError";
-  return ErrorAnswer(id, type, status.message());
-}
-
-absl::StatusOr<std::string> StringField(const json& request, const char* field) {
-  auto it = request.find(field);
-  if (it == request.end()) return absl::InvalidArgumentError(absl::StrCat("missing field '", field, "'"));
-  if (!it->is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat("field '", field, "' must be a string"));
-  }
-  return it->get<std::string>();
+                  absl::string_view invalid = error_type::kBadRequest) {
+  return ErrorAnswer(id, ErrorTypeForStatus(status, invalid), status.message());
 }
 
 json Exec(Host& host, const json& id, const json& request) {
-  absl::StatusOr<ExecRequest> exec = ExecRequestFromJson(request);
+  absl::StatusOr<ExecRequest> exec = protocol::ExecRequestFromJson(request);
   if (!exec.ok()) return StatusAnswer(id, exec.status());
   absl::StatusOr<ExecResult> result = host.Execute(*exec);
   if (!result.ok()) return StatusAnswer(id, result.status());
@@ -57,11 +46,9 @@ json Exec(Host& host, const json& id, const json& request) {
 }
 
 json Call(Host& host, const json& id, const json& request) {
-  absl::StatusOr<std::string> name = StringField(request, "name");
-  if (!name.ok()) return StatusAnswer(id, name.status());
-  auto args = request.find("args");
-  absl::StatusOr<ToolCallResult> result =
-      host.CallTool(*name, args != request.end() ? *args : json::object());
+  absl::StatusOr<protocol::CallRequest> call = protocol::CallRequestFromJson(request);
+  if (!call.ok()) return StatusAnswer(id, call.status());
+  absl::StatusOr<ToolCallResult> result = host.CallTool(call->name, call->args);
   if (!result.ok()) return StatusAnswer(id, result.status());
   json answer = result->envelope;
   answer["id"] = id;
@@ -72,24 +59,11 @@ json Call(Host& host, const json& id, const json& request) {
 }
 
 json Register(Host& host, const json& id, const json& request) {
-  absl::StatusOr<std::string> name = StringField(request, "name");
-  if (!name.ok()) return StatusAnswer(id, name.status());
-  absl::StatusOr<std::string> source = StringField(request, "source");
-  if (!source.ok()) return StatusAnswer(id, source.status());
-  ToolOptions options;
-  absl::StatusOr<std::optional<Policy>> policy = PolicyField(request);
-  if (!policy.ok()) return StatusAnswer(id, policy.status());
-  options.policy = *std::move(policy);
-  if (auto isolation = request.find("isolation"); isolation != request.end()) {
-    absl::StatusOr<Isolation> parsed = isolation->is_string()
-        ? ParseIsolation(isolation->get<std::string>())
-        : absl::InvalidArgumentError("field 'isolation' must be \"fresh\" or \"tool\"");
-    if (!parsed.ok()) return StatusAnswer(id, parsed.status());
-    options.isolation = *parsed;
-  }
-  absl::Status registered = host.RegisterTool(*name, *source, options);
-  if (!registered.ok()) return StatusAnswer(id, registered, "ToolLoadError");
-  return json{{"id", id}, {"ok", true}, {"name", *name}};
+  absl::StatusOr<protocol::RegisterRequest> tool = protocol::RegisterRequestFromJson(request);
+  if (!tool.ok()) return StatusAnswer(id, tool.status());
+  absl::Status registered = host.RegisterTool(tool->name, tool->source, tool->options);
+  if (!registered.ok()) return StatusAnswer(id, registered, error_type::kToolLoad);
+  return json{{"id", id}, {"ok", true}, {"name", tool->name}};
 }
 
 // A fixed set of threads running queued jobs; the destructor drains the queue. Post
@@ -241,10 +215,10 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
   StopSignals::Install().SetLastWords([&] {
     for (const auto& [id, answered] : pool.Running()) {
       if (answered->exchange(true)) continue;  // its own answer got there first
-      answer(ErrorAnswer(id, "Interrupted", "the server was stopped and this request did not end in time"));
+      answer(ErrorAnswer(id, error_type::kInterrupted, "the server was stopped and this request did not end in time"));
     }
     for (const json& id : pool.Withdraw()) {
-      answer(ErrorAnswer(id, "Interrupted", "the server was stopped before this request ran"));
+      answer(ErrorAnswer(id, error_type::kInterrupted, "the server was stopped before this request ran"));
     }
   });
   absl::Cleanup no_last_words = [] { StopSignals::Install().SetLastWords(nullptr); };
@@ -253,15 +227,15 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
     LineRead read = ReadLine(in, line);
     if (read == LineRead::kEnd) break;
     if (read == LineRead::kTooLong) {
-      answer(ErrorAnswer(nullptr, "BadRequest",
+      answer(ErrorAnswer(nullptr, error_type::kBadRequest,
                          absl::StrCat("line ", number, " is longer than ", kMaxRequestLineBytes,
                                       " bytes, the limit of one request; it was skipped")));
       continue;
     }
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ServeLine parsed = ParseServeLine(line, number);
+    protocol::ServeLine parsed = protocol::ParseServeLine(line, number);
     if (!parsed.status.ok()) {
-      answer(ErrorAnswer(parsed.id, "BadRequest", parsed.status.message()));
+      answer(ErrorAnswer(parsed.id, error_type::kBadRequest, parsed.status.message()));
       continue;
     }
     json request = std::move(parsed.request);
@@ -283,21 +257,21 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
       };
       pool.Post(std::move(job));
     } else {
-      answer(ErrorAnswer(id, "BadRequest",
+      answer(ErrorAnswer(id, error_type::kBadRequest,
                          op == request.end()
                              ? std::string("missing field 'op' (exec, call or register)")
                              : absl::StrCat("unknown op ", op->dump(),
                                             " (expected exec, call or register)")));
     }
   }
-  if (output_closed) return 1;
+  if (output_closed) return kExitCodeFailed;  // answers were lost, as exec's is
   if (stopping && stopping()) {
     for (const json& id : pool.Withdraw()) {
-      answer(ErrorAnswer(id, "Interrupted", "the server was stopped before this request ran"));
+      answer(ErrorAnswer(id, error_type::kInterrupted, "the server was stopped before this request ran"));
     }
   }
   pool.Drain();  // what is still queued or running is answered (last words still set)
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace pyhost::cli

@@ -11,7 +11,7 @@ absl::string_view IsolationName(Isolation isolation) {
     case Isolation::kFresh:
       return "fresh";
     case Isolation::kResident:
-      return "tool";
+      return "resident";
     case Isolation::kProcess:
       return "process";
   }
@@ -22,8 +22,9 @@ absl::StatusOr<Isolation> ParseIsolation(absl::string_view name) {
   for (Isolation isolation : {Isolation::kFresh, Isolation::kResident, Isolation::kProcess}) {
     if (name == IsolationName(isolation)) return isolation;
   }
+  if (name == "tool") return Isolation::kResident;  // its old name, still accepted
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown isolation '", name, "' (expected fresh, tool or process)"));
+      absl::StrCat("unknown isolation '", name, "' (expected fresh, resident or process)"));
 }
 
 json ExecError::ToJson() const {

@@ -23,7 +23,8 @@ enum class Isolation {
   kProcess,   // a forked worker process (not implemented yet)
 };
 
-// "fresh", "tool", "process": the names used on the command line and in JSON.
+// "fresh", "resident", "process": the names used on the command line and in JSON
+// (answers' stats.isolation). ParseIsolation also takes "tool", kResident's old name.
 absl::string_view IsolationName(Isolation isolation);
 absl::StatusOr<Isolation> ParseIsolation(absl::string_view name);
 

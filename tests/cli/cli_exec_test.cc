@@ -88,7 +88,7 @@ TEST_F(ExecTest, IsolationTool) {
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json answer = OnlyJson(run);
   EXPECT_EQ(answer["result"], "resident");
-  EXPECT_EQ(answer["stats"]["isolation"], "tool");
+  EXPECT_EQ(answer["stats"]["isolation"], "resident");
 }
 
 TEST_F(ExecTest, IsolationFreshExplicit) {

@@ -272,7 +272,7 @@ TEST_F(ServeTest, ExecFieldsAreChecked) {
   EXPECT_EQ(answers["3"]["stdout_truncated"], true);
   EXPECT_LE(answers["3"]["stdout"].get<std::string>().size(), 8u);
   EXPECT_EQ(answers["4"]["result"], 4);
-  EXPECT_EQ(answers["4"]["stats"]["isolation"], "tool");
+  EXPECT_EQ(answers["4"]["stats"]["isolation"], "resident");
 }
 
 // --- concurrency and the protocol stream ---------------------------------------------
@@ -327,7 +327,7 @@ TEST_F(ServeTest, ConcurrentCallsOfAResidentTool) {
     EXPECT_EQ(answer["ok"], true);
     EXPECT_EQ(answer["data"]["n"], n);
     EXPECT_EQ(answer["stdout"], "n = " + std::to_string(n) + "\n");
-    EXPECT_EQ(answer["stats"]["isolation"], "tool");
+    EXPECT_EQ(answer["stats"]["isolation"], "resident");
     counts.insert(answer["data"]["calls_so_far"].get<int>());
   }
   // Module state persists in a resident tool and calls are serialized: 1..20, once each.

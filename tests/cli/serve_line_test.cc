@@ -4,9 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "bindings/json_convert.h"
+#include "protocol/request_codec.h"
 #include "protocol/requests.h"
 
-namespace pyhost::cli {
+namespace pyhost::protocol {
 namespace {
 
 using json = nlohmann::json;
@@ -102,4 +103,4 @@ TEST(ParseJsonArgumentTest, BoundsAndExactIntegers) {
 }
 
 }  // namespace
-}  // namespace pyhost::cli
+}  // namespace pyhost::protocol

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bindings/json_text.h"
+#include "protocol/request_codec.h"
 #include "protocol/requests.h"
 
 namespace {
@@ -32,7 +33,7 @@ void CheckBounded(const absl::Status& status) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
-  pyhost::cli::ServeLine line = pyhost::cli::ParseServeLine(text, 1);
+  pyhost::protocol::ServeLine line = pyhost::protocol::ParseServeLine(text, 1);
   if (!line.status.ok()) {
     CheckBounded(line.status);
     return 0;
@@ -49,11 +50,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto policy = request.find("policy"); policy != request.end() && policy->is_string()) {
     request.erase(policy);
   }
-  absl::StatusOr<pyhost::ExecRequest> exec = pyhost::cli::ExecRequestFromJson(request);
+  absl::StatusOr<pyhost::ExecRequest> exec = pyhost::protocol::ExecRequestFromJson(request);
   if (!exec.ok()) CheckBounded(exec.status());
-  absl::StatusOr<std::optional<pyhost::Policy>> policy = pyhost::cli::PolicyField(request);
-  if (!policy.ok()) CheckBounded(policy.status());
-  absl::StatusOr<json> argument = pyhost::cli::ParseJsonArgument("--args", text);
+  absl::StatusOr<pyhost::protocol::RegisterRequest> tool =
+      pyhost::protocol::RegisterRequestFromJson(request);
+  if (!tool.ok()) CheckBounded(tool.status());
+  absl::StatusOr<pyhost::protocol::CallRequest> call = pyhost::protocol::CallRequestFromJson(request);
+  if (!call.ok()) CheckBounded(call.status());
+  absl::StatusOr<json> argument = pyhost::protocol::ParseJsonArgument("--args", text);
   if (!argument.ok()) CheckBounded(argument.status());
   return 0;
 }
