@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Rewrites every tracked C/C++ file (see scripts/format_files.sh) in place with
+# clang-format-14 and the repository's .clang-format. scripts/check_format.sh checks.
+# Usage: scripts/format.sh [FILE...]   (default: all of them)
+set -euo pipefail
+files=()
+for f in "$@"; do files+=("$(realpath "$f")"); done
+cd "$(dirname "$0")/.."
+source scripts/format_files.sh
+if [ ${#files[@]} -gt 0 ]; then
+  "$clang_format" --style=file -i "${files[@]}"
+else
+  format_files | xargs -0 -r "$clang_format" --style=file -i
+fi
