@@ -3,7 +3,7 @@
 # targets for a bounded time (scripts/fuzz.sh, its own clang build), the fidelity
 # subset against python3 (scripts/fidelity.sh --fast), then ctest, whose summary ends
 # the output. ctest runs every test, the soak tests labeled "slow" included, each under
-# its own timeout (tests/CMakeLists.txt: 120 s, 1800 s for the slow ones).
+# its own timeout (tests/CMakeLists.txt: 120 s, 3000 s for the slow ones).
 # Usage: scripts/test.sh [BUILD_DIR]   (default: build; fuzzing: PYHOST_FUZZ_SECONDS, 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -128,8 +128,9 @@ result = 'started'
   for (const std::string& p : problems) ADD_FAILURE() << p;
 }
 
-// pyhost's own teardown (pyhost_support.before_end) looks up sys.modules['atexit'] and
-// sys.modules['threading'] and calls them after the policy has been lifted.
+// Stand-ins the code puts in sys.modules['atexit'] and ['threading'] are never called
+// at teardown: Interpreter::Quiesce clears atexit with the atexit._clear it took at
+// creation and drops sys.modules['threading'] (Py_EndInterpreter would call it).
 TEST_F(HostileTest, ModulesTheCodeReplacedHaveNoSideEffectsAtTeardown) {
   ExecResult r = Run(*host_, R"PY(
 import os, sys
