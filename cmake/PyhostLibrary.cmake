@@ -8,7 +8,5 @@ function(pyhost_library name)
   add_library(${name} STATIC ${ARG_SOURCES})
   target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS} ${ARG_EXTERNAL})
-  target_compile_options(${name} PRIVATE
-    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-missing-field-initializers>)
   set_property(GLOBAL APPEND PROPERTY PYHOST_LIBRARIES ${name})
 endfunction()

@@ -103,6 +103,15 @@ void RemoveAbandonedRoots(const fs::path& ours) {
   }
 }
 
+// The root resolved (created first if needed), so the directories under it are
+// canonical paths: the sandbox compares them with resolved paths as they are.
+std::string CanonicalRoot(const std::string& root) {
+  std::error_code error;
+  fs::create_directories(root, error);
+  fs::path canonical = fs::canonical(root, error);
+  return error ? root : canonical.string();
+}
+
 }  // namespace
 
 std::string DefaultWorkRoot() {
@@ -124,15 +133,6 @@ std::vector<std::string> RegularFilesUnder(const std::string& dir) {
   }
   std::sort(files.begin(), files.end());
   return files;
-}
-
-// The root resolved (created first if needed), so the directories under it are
-// canonical paths: the sandbox compares them with resolved paths as they are.
-std::string CanonicalRoot(const std::string& root) {
-  std::error_code error;
-  fs::create_directories(root, error);
-  fs::path canonical = fs::canonical(root, error);
-  return error ? root : canonical.string();
 }
 
 WorkDirStock::WorkDirStock(std::string root, int spares)
