@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstring>
-
 #include <utility>
 #include <vector>
 
@@ -18,8 +17,8 @@
 #include "absl/strings/str_split.h"
 #include "audit_hooks/audit_rules.h"
 #include "audit_hooks/sandbox.h"
-#include "audit_hooks/stdlib_bytecode.h"
 #include "audit_hooks/sqlite_database.h"
+#include "audit_hooks/stdlib_bytecode.h"
 #include "bindings/py_string.h"
 #include "modules/support.h"
 #include "policy/module_rules.h"
@@ -35,9 +34,9 @@ using audit::AllOf;
 using audit::Arg;
 using audit::CheckNetworkAddress;
 using audit::CheckPath;
+using audit::Deny;
 using audit::DenyAlways;
 using audit::DenyIfEnforcing;
-using audit::Deny;
 using audit::DenyImport;
 using audit::DirFd;
 using audit::Enforced;
@@ -72,7 +71,8 @@ int CheckOpen(Sandbox& sandbox, const char* event, PyObject* args) {
 int CheckImportOf(Sandbox& sandbox, const std::string& module, bool through_importlib = true) {
   if (module.empty()) return 0;
   std::string why;
-  if (sandbox.ImportAllowed(module, ImportIsUserInitiated(module, through_importlib), &why)) return 0;
+  if (sandbox.ImportAllowed(module, ImportIsUserInitiated(module, through_importlib), &why))
+    return 0;
   return DenyImport(module, why);
 }
 
@@ -157,7 +157,6 @@ bool IsImportMachinery(const std::string& filename) {
          absl::StartsWith(filename, importlib_dir) || modules::IsSupportFilename(filename);
 }
 
-
 // Whether a filename (str, bytes or path; a code object's co_filename) is one the
 // import gate trusts: a stdlib file, "<frozen ...>", pyhost's own.
 // A str is read as displayed (escapes replace only what is not text, never a prefix),
@@ -184,8 +183,8 @@ bool SameCodeButFlags(PyObject* code, PyObject* replacement) {
   };
   if (a->co_consts != b->co_consts || a->co_names != b->co_names ||
       !equal(a->co_localsplusnames, b->co_localsplusnames) ||
-      !equal(a->co_localspluskinds, b->co_localspluskinds) ||
-      a->co_filename != b->co_filename || a->co_name != b->co_name || a->co_qualname != b->co_qualname ||
+      !equal(a->co_localspluskinds, b->co_localspluskinds) || a->co_filename != b->co_filename ||
+      a->co_name != b->co_name || a->co_qualname != b->co_qualname ||
       a->co_linetable != b->co_linetable || a->co_exceptiontable != b->co_exceptiontable ||
       a->co_argcount != b->co_argcount || a->co_posonlyargcount != b->co_posonlyargcount ||
       a->co_kwonlyargcount != b->co_kwonlyargcount || a->co_stacksize != b->co_stacksize ||
@@ -209,7 +208,8 @@ int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject
   PathArg text = PathText(target);
   PathArg where = PathText(link);
   if (text.kind != PathArg::kPath || where.kind != PathArg::kPath) {
-    return text.kind == PathArg::kUnencodable ? CheckPath(sandbox, event, target, Access::kWrite) : 0;
+    return text.kind == PathArg::kUnencodable ? CheckPath(sandbox, event, target, Access::kWrite)
+                                              : 0;
   }
   std::string resolved = text.text;
   if (text.text.empty() || text.text[0] != '/') {
@@ -220,14 +220,16 @@ int CheckSymlink(Sandbox& sandbox, const char* event, PyObject* target, PyObject
       }
     }
     size_t slash = where.text.rfind('/');
-    resolved = slash == std::string::npos ? text.text
-                                          : absl::StrCat(where.text.substr(0, slash + 1), text.text);
+    resolved = slash == std::string::npos
+                   ? text.text
+                   : absl::StrCat(where.text.substr(0, slash + 1), text.text);
   }
   // Relative to the link's directory: dir_fd's too, when the link's name is relative.
   const int base = where.text[0] != '/' && resolved[0] != '/' ? dir_fd : -1;
   if (sandbox.JudgePath(resolved, Access::kWrite, base) == Sandbox::PathVerdict::kAllowed) return 0;
-  return Deny(sandbox, absl::StrCat(event, "('", text.text, "')"),
-              "the link's target is outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
+  return Deny(
+      sandbox, absl::StrCat(event, "('", text.text, "')"),
+      "the link's target is outside the writable paths (WORK_DIR, OUTPUT_DIR and the policy's)");
 }
 
 // --- the rules ----------------------------------------------------------------------
@@ -244,8 +246,8 @@ int NoFork(Sandbox& sandbox, const char* event, PyObject*) {
           ? "fork() is not supported in a subinterpreter (the child would be a copy of the "
             "whole host process); start programs with subprocess"
           : "processes are not allowed");
-  PyObject* type = sandbox.fork_error_type() != nullptr ? sandbox.fork_error_type()
-                                                        : PyExc_PermissionError;
+  PyObject* type =
+      sandbox.fork_error_type() != nullptr ? sandbox.fork_error_type() : PyExc_PermissionError;
   PyErr_SetString(type, message.c_str());
   return -1;
 }
@@ -460,11 +462,12 @@ int AuditHook(const char* event, PyObject* args, void*) {
   if (sandbox->host_mode()) {
     // Prewarming too: once in an interpreter, such a module's shared objects are
     // the code's (the main interpreter's own imports never reach a sandbox).
-    const bool shared = strcmp(event, "import") == 0 &&
-                        SharesProcessState(Text(Arg(args, 0))) &&
+    const bool shared = strcmp(event, "import") == 0 && SharesProcessState(Text(Arg(args, 0))) &&
                         PyThreadState_Get()->interp != PyInterpreterState_Main();
-    return shared ? DenyImport(Text(Arg(args, 0)), "its state is shared by every interpreter of "
-                                                   "the process on Python 3.11") : 0;
+    return shared ? DenyImport(Text(Arg(args, 0)),
+                               "its state is shared by every interpreter of "
+                               "the process on Python 3.11")
+                  : 0;
   }
   return rule->second(*sandbox, event, args);
 }

@@ -34,7 +34,8 @@ bool StdlibMethod(PyObject* value, const char* attribute) {
   PyObject* method = name ? _PyType_Lookup(Py_TYPE(value), name.ptr()) : nullptr;  // borrowed
   PyErr_Clear();
   if (method == nullptr) return false;
-  if (Py_IS_TYPE(method, &PyMethodDescr_Type) || Py_IS_TYPE(method, &PyWrapperDescr_Type)) return true;
+  if (Py_IS_TYPE(method, &PyMethodDescr_Type) || Py_IS_TYPE(method, &PyWrapperDescr_Type))
+    return true;
   if (!PyFunction_Check(method)) return false;
   auto* code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(method));
   std::optional<std::string> filename = Utf8(code->co_filename);
@@ -56,7 +57,8 @@ bool StableFsPath(PyObject* value) {
 
 PathArg PathText(PyObject* value) {
   if (value == nullptr || value == Py_None || PyLong_Check(value)) return {};  // an fd, or none
-  if (!PyUnicode_Check(value) && !PyBytes_Check(value) && (PyIndex_Check(value) || !StableFsPath(value))) {
+  if (!PyUnicode_Check(value) && !PyBytes_Check(value) &&
+      (PyIndex_Check(value) || !StableFsPath(value))) {
     return {PathArg::kUnstable, Py_TYPE(value)->tp_name};
   }
   auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(value));
@@ -94,8 +96,8 @@ bool IsIpLiteral(const std::string& host) {
 // --- refusals ------------------------------------------------------------------------
 
 int Deny(const Sandbox& sandbox, absl::string_view operation, absl::string_view rule) {
-  std::string message = absl::StrCat(operation, " denied by pyhost policy '",
-                                     sandbox.policy().name, "': ", rule);
+  std::string message =
+      absl::StrCat(operation, " denied by pyhost policy '", sandbox.policy().name, "': ", rule);
   // The operation may name a path's bytes, which need not be UTF-8.
   auto text = py::reinterpret_steal<py::object>(DisplayStr(message));
   if (text) PyErr_SetObject(PyExc_PermissionError, text.ptr());
@@ -200,7 +202,8 @@ int CheckNetworkAddress(Sandbox& sandbox, const char* event, PyObject* address) 
 
 Rule PathRule(int arg, Access access, int dir_fd_arg) {
   return [arg, access, dir_fd_arg](Sandbox& s, const char* e, PyObject* a) {
-    return CheckPath(s, e, Arg(a, arg), access, dir_fd_arg == kNoDirFd ? -1 : DirFd(Arg(a, dir_fd_arg)));
+    return CheckPath(s, e, Arg(a, arg), access,
+                     dir_fd_arg == kNoDirFd ? -1 : DirFd(Arg(a, dir_fd_arg)));
   };
 }
 

@@ -1,12 +1,12 @@
 #include "audit_hooks/sandbox.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -159,8 +159,7 @@ bool IsProtected(const std::string& resolved) {
 bool UnderAny(const std::vector<std::string>& roots, const std::string& path) {
   for (const std::string& root : roots) {
     if (path == root) return true;
-    if (absl::StartsWith(path, root) &&
-        (root.back() == '/' || path[root.size()] == '/')) {
+    if (absl::StartsWith(path, root) && (root.back() == '/' || path[root.size()] == '/')) {
       return true;
     }
   }
@@ -233,7 +232,8 @@ Sandbox::PathVerdict Sandbox::JudgePath(absl::string_view path, FileAccess acces
   if (dir_fd >= 0 && (path.empty() || path[0] != '/')) {
     if (!OwnsFd(dir_fd)) return PathVerdict::kHostDescriptor;
     char target[PATH_MAX];
-    ssize_t n = readlink(absl::StrCat("/proc/self/fd/", dir_fd).c_str(), target, sizeof(target) - 1);
+    ssize_t n =
+        readlink(absl::StrCat("/proc/self/fd/", dir_fd).c_str(), target, sizeof(target) - 1);
     base = n > 0 && target[0] == '/' ? std::string(target, static_cast<size_t>(n)) : kUnresolvable;
   }
   auto host_link = [this](pid_t owner, const std::string& link) {
@@ -444,8 +444,7 @@ void ProtectHostDescriptor(int fd) {
   any_protected.store(true, std::memory_order_release);
 }
 
-bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated,
-                            std::string* why) const {
+bool Sandbox::ImportAllowed(absl::string_view module, bool user_initiated, std::string* why) const {
   ImportContext context;
   context.user_initiated = user_initiated;
   context.extra_network = !activation_.extra_network.empty();

@@ -45,9 +45,9 @@ class Sandbox {
   static Sandbox* Current();
 
   struct Activation {
-    const Policy* policy = nullptr;  // not owned: outlives the activation
-    std::string work_dir;    // empty: none; else canonical (no symlinks, no ..)
-    std::string output_dir;  // empty: none; else canonical
+    const Policy* policy = nullptr;          // not owned: outlives the activation
+    std::string work_dir;                    // empty: none; else canonical (no symlinks, no ..)
+    std::string output_dir;                  // empty: none; else canonical
     std::vector<std::string> extra_network;  // request and environment allowlists
   };
   void Activate(Activation activation);
@@ -216,7 +216,7 @@ class Sandbox {
   PyInterpreterState* const interp_;
   bool active_ = false;
   Activation activation_;
-  std::vector<std::string> read_roots_;   // resolved at activation
+  std::vector<std::string> read_roots_;  // resolved at activation
   std::vector<std::string> write_roots_;
   bool output_written_ = false;
   absl::flat_hash_set<std::string> resolved_;

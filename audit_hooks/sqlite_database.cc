@@ -13,7 +13,9 @@ namespace {
 // if it would hold a NUL (SQLite would stop there).
 std::optional<std::string> PercentDecode(absl::string_view text) {
   auto hex = [](char c) {
-    return absl::ascii_isdigit(c) ? c - '0' : absl::ascii_isxdigit(c) ? absl::ascii_tolower(c) - 'a' + 10 : -1;
+    return absl::ascii_isdigit(c)    ? c - '0'
+           : absl::ascii_isxdigit(c) ? absl::ascii_tolower(c) - 'a' + 10
+                                     : -1;
   };
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {

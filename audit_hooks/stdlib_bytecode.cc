@@ -1,6 +1,7 @@
 #include "audit_hooks/stdlib_bytecode.h"
 
 #include <Python.h>
+
 #include <limits.h>
 #include <stdlib.h>
 
@@ -29,7 +30,8 @@ std::optional<absl::string_view> StringAt(absl::string_view data, size_t at) {
     int t = type(at - 5);
     if (t == 'a' || t == 'A' || t == 'u' || t == 't') {
       uint32_t length = 0;
-      for (size_t i = 1; i <= 4; ++i) length = length << 8 | static_cast<unsigned char>(data[at - i]);
+      for (size_t i = 1; i <= 4; ++i)
+        length = length << 8 | static_cast<unsigned char>(data[at - i]);
       if (length <= data.size() - at) return data.substr(at, length);
     }
   }
@@ -42,8 +44,8 @@ std::optional<absl::string_view> StringAt(absl::string_view data, size_t at) {
 // never read more).
 std::optional<std::string> GenuineBytecode(absl::string_view source, const std::string& stdlib_dir,
                                            size_t max_bytes) {
-  if (absl::StrContains(source, "/../") ||
-      absl::StrContains(source, "/./") || absl::StrContains(source, "//")) {
+  if (absl::StrContains(source, "/../") || absl::StrContains(source, "/./") ||
+      absl::StrContains(source, "//")) {
     return std::nullopt;
   }
   char resolved[PATH_MAX];
@@ -65,8 +67,8 @@ std::string CachedBytecodePath(absl::string_view source) {
   absl::string_view dir = slash == absl::string_view::npos ? "." : source.substr(0, slash);
   absl::string_view name = source.substr(slash == absl::string_view::npos ? 0 : slash + 1);
   if (absl::EndsWith(name, ".py")) name.remove_suffix(3);
-  return absl::StrCat(dir, "/__pycache__/", name, ".cpython-", PY_MAJOR_VERSION,
-                      PY_MINOR_VERSION, ".pyc");
+  return absl::StrCat(dir, "/__pycache__/", name, ".cpython-", PY_MAJOR_VERSION, PY_MINOR_VERSION,
+                      ".pyc");
 }
 
 bool IsTrustedFilename(absl::string_view filename, const std::string& stdlib_dir) {
@@ -86,16 +88,17 @@ absl::Status CheckStdlibClaim(absl::string_view data, const std::string& stdlib_
     }
   }
   if (claimed.empty()) return absl::OkStatus();
-  for (size_t at = data.find(prefix); at != absl::string_view::npos; at = data.find(prefix, at + 1)) {
+  for (size_t at = data.find(prefix); at != absl::string_view::npos;
+       at = data.find(prefix, at + 1)) {
     std::optional<absl::string_view> text = StringAt(data, at);
     if (!text || !absl::EndsWith(*text, ".py")) continue;
     if (claimed == prefix) claimed = std::string(*text);
     std::optional<std::string> genuine = GenuineBytecode(*text, stdlib_dir, data.size());
     if (genuine && *genuine == data) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "bytecode naming ", claimed,
-      " is not the stdlib's own (code may not pass itself off as the stdlib)"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("bytecode naming ", claimed,
+                   " is not the stdlib's own (code may not pass itself off as the stdlib)"));
 }
 
 }  // namespace pyhost

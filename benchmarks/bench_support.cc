@@ -98,8 +98,8 @@ void PrintSummary(const char* title) {
     if (s.baseline) baseline = &s;
   }
   std::printf("\n== %s summary: latency per call (C++ args in, C++ answer out) ==\n", title);
-  std::printf("%-36s %7s %10s %10s %10s  %-22s %s\n", "benchmark", "calls", "p50", "p99",
-              "mean", "python3 p50 / p50", "target");
+  std::printf("%-36s %7s %10s %10s %10s  %-22s %s\n", "benchmark", "calls", "p50", "p99", "mean",
+              "python3 p50 / p50", "target");
   for (const Summary& s : all) {
     std::string ratio = "n/a (baseline not run)";
     if (s.baseline) {
@@ -117,15 +117,15 @@ void PrintSummary(const char* title) {
     }
     if (!s.note.empty()) target = absl::StrCat(target == "-" ? "" : target + "; ", s.note);
     std::printf("%-36s %7zu %10s %10s %10s  %-22s %s\n", s.name.c_str(), s.samples,
-                FormatUs(s.p50_us).c_str(), FormatUs(s.p99_us).c_str(),
-                FormatUs(s.mean_us).c_str(), ratio.c_str(), target.c_str());
+                FormatUs(s.p50_us).c_str(), FormatUs(s.p99_us).c_str(), FormatUs(s.mean_us).c_str(),
+                ratio.c_str(), target.c_str());
   }
   if (baseline != nullptr) {
     std::printf("\n");
     for (const Summary& s : all) {
       if (s.baseline || !s.in_process || s.p50_us <= 0) continue;
-      std::printf("%-30s is %6.0fx faster than python3 per call (p50 %s vs %s)\n",
-                  s.name.c_str(), baseline->p50_us / s.p50_us, FormatUs(s.p50_us).c_str(),
+      std::printf("%-30s is %6.0fx faster than python3 per call (p50 %s vs %s)\n", s.name.c_str(),
+                  baseline->p50_us / s.p50_us, FormatUs(s.p50_us).c_str(),
                   FormatUs(baseline->p50_us).c_str());
     }
   }
@@ -150,13 +150,15 @@ void PrintSummary(const char* title) {
     std::printf("%-26s p50 %s strict vs %s unenforced: %+.1f%%%s\n", with,
                 FormatUs(a->p50_us).c_str(), FormatUs(b->p50_us).c_str(), pct,
                 target > 0 ? absl::StrFormat(" (target <= %.0f%%: %s)", target,
-                                             pct <= target ? "MET" : "MISSED").c_str()
+                                             pct <= target ? "MET" : "MISSED")
+                                 .c_str()
                            : "");
   }
   if (!Notes().empty()) std::printf("\n");
   for (const std::string& note : Notes()) std::printf("%s\n", note.c_str());
-  std::printf("\nTimes are wall clock per call on a shared, noisy machine; "
-              "see docs/benchmarks.md.\n");
+  std::printf(
+      "\nTimes are wall clock per call on a shared, noisy machine; "
+      "see docs/benchmarks.md.\n");
   std::fflush(stdout);
 }
 

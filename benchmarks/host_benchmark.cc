@@ -60,25 +60,23 @@ bool QuietAllPools() {
 
 pyhost::Host* ToolHost(benchmark::State& state) {
   if (!g_tool_host) {
-    absl::StatusOr<std::unique_ptr<pyhost::Host>> host =
-        pyhost::Host::Create(BenchHostOptions());
+    absl::StatusOr<std::unique_ptr<pyhost::Host>> host = pyhost::Host::Create(BenchHostOptions());
     if (!host.ok()) {
       state.SkipWithError(absl::StrCat("Host::Create: ", host.status().ToString()).c_str());
       return nullptr;
     }
-    absl::Status resident = (*host)->RegisterTool(
-        kResidentTool, kToolSource, {.isolation = pyhost::Isolation::kResident});
-    absl::Status fresh = (*host)->RegisterTool(kFreshTool, kToolSource,
-                                               {.isolation = pyhost::Isolation::kFresh});
+    absl::Status resident = (*host)->RegisterTool(kResidentTool, kToolSource,
+                                                  {.isolation = pyhost::Isolation::kResident});
+    absl::Status fresh =
+        (*host)->RegisterTool(kFreshTool, kToolSource, {.isolation = pyhost::Isolation::kFresh});
     if (resident.ok()) {
       resident = (*host)->RegisterTool(
           kResidentUnenforcedTool, kToolSource,
           {.isolation = pyhost::Isolation::kResident, .policy = Unenforced()});
     }
     if (!resident.ok() || !fresh.ok()) {
-      state.SkipWithError(absl::StrCat("RegisterTool: ", resident.ToString(), " / ",
-                                       fresh.ToString())
-                              .c_str());
+      state.SkipWithError(
+          absl::StrCat("RegisterTool: ", resident.ToString(), " / ", fresh.ToString()).c_str());
       return nullptr;
     }
     g_tool_host = *std::move(host);
@@ -88,8 +86,7 @@ pyhost::Host* ToolHost(benchmark::State& state) {
 
 pyhost::Host* ExecHost(benchmark::State& state) {
   if (!g_exec_host) {
-    absl::StatusOr<std::unique_ptr<pyhost::Host>> host =
-        pyhost::Host::Create(BenchHostOptions());
+    absl::StatusOr<std::unique_ptr<pyhost::Host>> host = pyhost::Host::Create(BenchHostOptions());
     if (!host.ok()) {
       state.SkipWithError(absl::StrCat("Host::Create: ", host.status().ToString()).c_str());
       return nullptr;
@@ -100,8 +97,7 @@ pyhost::Host* ExecHost(benchmark::State& state) {
 }
 
 // Reports a wrong answer (and stops the benchmark). True if the answer is right.
-bool CheckEnvelope(benchmark::State& state,
-                   const absl::StatusOr<pyhost::ToolCallResult>& call) {
+bool CheckEnvelope(benchmark::State& state, const absl::StatusOr<pyhost::ToolCallResult>& call) {
   if (!call.ok()) {
     state.SkipWithError(absl::StrCat("CallTool: ", call.status().ToString()).c_str());
     return false;
@@ -112,7 +108,6 @@ bool CheckEnvelope(benchmark::State& state,
   }
   return true;
 }
-
 
 // ---------------------------------------------------------------------------------
 // The benchmarks.
@@ -258,8 +253,7 @@ void RunSubprocess(benchmark::State& state, const char* name, std::vector<std::s
       return state.SkipWithError(absl::StrCat("unexpected envelope: ", envelope->dump()).c_str());
     }
   }
-  Publish(state, {.name = name, .baseline = baseline, .in_process = false},
-          std::move(samples));
+  Publish(state, {.name = name, .baseline = baseline, .in_process = false}, std::move(samples));
 }
 
 void BM_SubprocessPerCall(benchmark::State& state) {
@@ -272,7 +266,6 @@ void BM_SubprocessIsolatedPerCall(benchmark::State& state) {
   RunSubprocess(state, "Subprocess/python3_-I_-S_per_call", {"-I", "-S"}, /*baseline=*/false);
 }
 
-
 void RegisterAll(const Flags& flags) {
   g_python = flags.python;
   auto reg = [](const char* name, auto fn, int64_t iterations, auto... args) {
@@ -283,8 +276,8 @@ void RegisterAll(const Flags& flags) {
   };
   reg("ToolCall/resident", BM_ToolCallResident, 20000, kResidentTool, "ToolCall/resident",
       std::optional<double>(10.0));
-  reg("Policy/tool_call_resident_unenforced", BM_ToolCallResident, 20000,
-      kResidentUnenforcedTool, "Policy/tool_call_resident_unenforced", std::optional<double>());
+  reg("Policy/tool_call_resident_unenforced", BM_ToolCallResident, 20000, kResidentUnenforcedTool,
+      "Policy/tool_call_resident_unenforced", std::optional<double>());
   reg("ToolCall/fresh", BM_ToolCallFresh, 200);
   reg("Execute/resident_snippet", BM_ExecuteResidentSnippet, 5000);
   reg("Execute/fresh_warm_pool", BM_ExecuteFreshWarmPool, 200, false, "Execute/fresh_warm_pool",

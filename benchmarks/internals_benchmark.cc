@@ -3,7 +3,8 @@
 // the fresh path done by hand with the pool and the runner, and Policy/audit_event_cost,
 // the audit hook per event inside an interpreter under strict.
 //
-//   cmake --build build -j2 --target pyhost_internals_bench && ./build/benchmarks/pyhost_internals_bench
+//   cmake --build build -j2 --target pyhost_internals_bench &&
+//   ./build/benchmarks/pyhost_internals_bench
 //
 // Timed and summarized like pyhost_bench (bench_support.h); there is no subprocess
 // baseline in this binary, so the ratio column says n/a: compare with pyhost_bench's.
@@ -112,7 +113,8 @@ void BM_AuditEventCost(benchmark::State& state) {
     double inactive_ns = 0, strict_ns = 0;
   } probes[] = {{"unruled"}, {"compile"}, {"open"}, {"stdlib_bytecode"}};
   std::string pyc;  // statistics.py's cached bytecode, without its header
-  std::ifstream in(pyhost::CachedBytecodePath(pyhost::StdlibDir() + "/statistics.py"), std::ios::binary);
+  std::ifstream in(pyhost::CachedBytecodePath(pyhost::StdlibDir() + "/statistics.py"),
+                   std::ios::binary);
   pyc.assign(std::istreambuf_iterator<char>(in), {});
   if (pyc.size() <= 16) return state.SkipWithError("no cached bytecode for statistics.py");
   pyc.erase(0, 16);
@@ -136,13 +138,12 @@ void BM_AuditEventCost(benchmark::State& state) {
   std::string note;
   for (const Probe& probe : probes) {
     state.counters[absl::StrCat(probe.name, "_ns")] = probe.strict_ns;
-    absl::StrAppend(&note, note.empty() ? "" : ", ", probe.name, " ",
-                    absl::StrFormat("%.0f ns (%.0f without a policy)", probe.strict_ns,
-                                    probe.inactive_ns));
+    absl::StrAppend(
+        &note, note.empty() ? "" : ", ", probe.name, " ",
+        absl::StrFormat("%.0f ns (%.0f without a policy)", probe.strict_ns, probe.inactive_ns));
   }
   AddNote(absl::StrCat("audit hook per event: ", note));
 }
-
 
 void RegisterAll(const Flags&) {
   auto reg = [](const char* name, auto fn, int64_t iterations, auto... args) {

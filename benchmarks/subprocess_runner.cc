@@ -134,8 +134,8 @@ absl::StatusOr<json> SubprocessToolRunner::Call(const json& args) const {
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_env = CStrings(env);
   pid_t pid = -1;
-  int spawn_error = posix_spawn(&pid, options_.python.c_str(), &actions, &attr,
-                                c_argv.data(), c_env.data());
+  int spawn_error =
+      posix_spawn(&pid, options_.python.c_str(), &actions, &attr, c_argv.data(), c_env.data());
   if (spawn_error != 0) {
     return absl::ErrnoToStatus(spawn_error, absl::StrCat("posix_spawn ", options_.python));
   }
@@ -191,8 +191,8 @@ absl::StatusOr<json> SubprocessToolRunner::Call(const json& args) const {
   }
   reaped = true;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("the child ended with status ", status,
-                                            "; stderr: ", err.substr(0, 2000)));
+    return absl::InternalError(
+        absl::StrCat("the child ended with status ", status, "; stderr: ", err.substr(0, 2000)));
   }
   json value = json::parse(out, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) {

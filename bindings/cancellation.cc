@@ -11,9 +11,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "bindings/python_error.h"
-#include "bindings/cpython_internals.h"
 #include "bindings/check.h"
+#include "bindings/cpython_internals.h"
+#include "bindings/python_error.h"
 #include "bindings/thread_state.h"
 
 namespace pyhost {
@@ -36,8 +36,8 @@ void WakeSleeper(PyThreadState* tstate) {
   auto it = Sleepers().find(tstate);
   if (it == Sleepers().end()) return;
   it->second->store(1);
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(it->second), FUTEX_WAKE_PRIVATE, 1,
-          nullptr, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(it->second), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
 }
 
 // Registers the calling thread as sleeping with `tstate` for its lifetime.
@@ -68,7 +68,7 @@ int ExecutionStoppedInit(PyObject* self, PyObject* args, PyObject* kwargs);
 
 PyTypeObject g_execution_stopped = {
     PyVarObject_HEAD_INIT(nullptr, 0) "pyhost.ExecutionStopped",  // tp_name
-    sizeof(PyBaseExceptionObject),                                  // tp_basicsize
+    sizeof(PyBaseExceptionObject),                                // tp_basicsize
 };
 
 PyObject* Stopped() { return reinterpret_cast<PyObject*>(&g_execution_stopped); }
@@ -245,20 +245,16 @@ PyObject* InterruptibleSleep(PyObject* seconds) {
     const int64_t remaining = deadline - MonotonicNs();
     if (remaining <= 0) {
       // time.sleep(0) lets other threads run, as python3's does.
-      Py_BEGIN_ALLOW_THREADS
-      Py_END_ALLOW_THREADS
-      break;
+      Py_BEGIN_ALLOW_THREADS Py_END_ALLOW_THREADS break;
     }
     timespec wait{static_cast<time_t>(remaining / 1000000000),
                   static_cast<long>(remaining % 1000000000)};
     long rc;
     int error;
-    Py_BEGIN_ALLOW_THREADS
-    rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(&t_wake_word), FUTEX_WAIT_PRIVATE, 0,
-                 &wait, nullptr, 0);
+    Py_BEGIN_ALLOW_THREADS rc = syscall(SYS_futex, reinterpret_cast<uint32_t*>(&t_wake_word),
+                                        FUTEX_WAIT_PRIVATE, 0, &wait, nullptr, 0);
     error = errno;
-    Py_END_ALLOW_THREADS
-    if (rc != 0 && error == EINTR && PyErr_CheckSignals() != 0) return nullptr;
+    Py_END_ALLOW_THREADS if (rc != 0 && error == EINTR && PyErr_CheckSignals() != 0) return nullptr;
   }
   Py_RETURN_NONE;
 }

@@ -31,8 +31,8 @@
 #include <Python.h>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/status/status.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
 namespace pyhost {

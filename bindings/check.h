@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define PYHOST_CHECK(cond, why)                                                   \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "pyhost: %s:%d: check failed: %s (%s)\n", __FILE__,    \
-                   __LINE__, #cond, why);                                         \
-      std::abort();                                                               \
-    }                                                                             \
+#define PYHOST_CHECK(cond, why)                                                                 \
+  do {                                                                                          \
+    if (!(cond)) {                                                                              \
+      std::fprintf(stderr, "pyhost: %s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, #cond, \
+                   why);                                                                        \
+      std::abort();                                                                             \
+    }                                                                                           \
   } while (0)
 
 #endif  // PYHOST_BINDINGS_CHECK_H_

@@ -11,12 +11,13 @@
  * code's own) is never overwritten.
  * C, not C++: the internal headers use C11 atomics. */
 #define Py_BUILD_CORE 1
+#include "bindings/cpython_internals.h"
+
 #include <Python.h>
+
 #include "internal/pycore_ceval.h"
 #include "internal/pycore_interp.h"
 #include "internal/pycore_pystate.h"
-
-#include "bindings/cpython_internals.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
 #error "cpython_internals.c reads 3.11's eval-breaker layout: port it to this Python"
@@ -24,9 +25,8 @@
 
 int pyhost_async_exc_offer(PyThreadState* tstate, PyObject* exception_type) {
   PyObject* expected = NULL;
-  int handed_over = __atomic_compare_exchange_n(&tstate->async_exc, &expected,
-                                                exception_type, 0, __ATOMIC_SEQ_CST,
-                                                __ATOMIC_SEQ_CST);
+  int handed_over = __atomic_compare_exchange_n(&tstate->async_exc, &expected, exception_type, 0,
+                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   /* Signal in both cases: the holder may have cleared the interpreter's flag after
    * consuming an earlier exception while this one was being published. */
   _PyEval_SignalAsyncExc(tstate->interp);
@@ -45,8 +45,7 @@ PyObject* pyhost_async_exc_take_back(PyThreadState* tstate) {
   _Py_atomic_store_relaxed(
       &ceval2->eval_breaker,
       _Py_atomic_load_relaxed(&ceval2->gil_drop_request) |
-          (_Py_atomic_load_relaxed(&ceval->signals_pending) &&
-           _Py_ThreadCanHandleSignals(interp)) |
+          (_Py_atomic_load_relaxed(&ceval->signals_pending) && _Py_ThreadCanHandleSignals(interp)) |
           (_Py_atomic_load_relaxed(&ceval2->pending.calls_to_do) &&
            _Py_ThreadCanHandlePendingCalls()) |
           ceval2->pending.async_exc);

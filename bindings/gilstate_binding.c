@@ -9,10 +9,11 @@
  * _PyRuntime, whose layout is read from the headers of the Python we build against.
  * C, not C++: the internal headers use C11 atomics. */
 #define Py_BUILD_CORE 1
-#include <Python.h>
-#include "internal/pycore_runtime.h"
-
 #include "bindings/gilstate_binding.h"
+
+#include <Python.h>
+
+#include "internal/pycore_runtime.h"
 
 PyThreadState* pyhost_gilstate_bind(PyThreadState* tstate) {
 #if PY_VERSION_HEX >= 0x030C0000

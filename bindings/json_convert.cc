@@ -56,8 +56,8 @@ absl::StatusOr<py::object> ToPython(const json& value, int depth) {
         if (!converted.ok()) return converted.status();
         items.push_back(*std::move(converted));
       }
-      auto list = py::reinterpret_steal<py::object>(
-          PyList_New(static_cast<Py_ssize_t>(items.size())));
+      auto list =
+          py::reinterpret_steal<py::object>(PyList_New(static_cast<Py_ssize_t>(items.size())));
       if (!list) return StatusFromPythonError("list allocation");
       for (size_t i = 0; i < items.size(); ++i) {
         PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), items[i].release().ptr());
@@ -68,8 +68,8 @@ absl::StatusOr<py::object> ToPython(const json& value, int depth) {
       auto dict = py::reinterpret_steal<py::object>(PyDict_New());
       if (!dict) return StatusFromPythonError("dict allocation");
       for (const auto& [key, item] : value.items()) {
-        auto py_key = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-            key.data(), static_cast<Py_ssize_t>(key.size()), "strict"));
+        auto py_key = py::reinterpret_steal<py::object>(
+            PyUnicode_DecodeUTF8(key.data(), static_cast<Py_ssize_t>(key.size()), "strict"));
         if (!py_key) {
           PyErr_Clear();
           return absl::InvalidArgumentError("object key is not valid UTF-8");
@@ -83,9 +83,8 @@ absl::StatusOr<py::object> ToPython(const json& value, int depth) {
       return dict;
     }
     case json::value_t::binary:
-      out = PyBytes_FromStringAndSize(
-          reinterpret_cast<const char*>(value.get_binary().data()),
-          static_cast<Py_ssize_t>(value.get_binary().size()));
+      out = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(value.get_binary().data()),
+                                      static_cast<Py_ssize_t>(value.get_binary().size()));
       break;
     case json::value_t::discarded:
       return absl::InvalidArgumentError("discarded JSON value");
@@ -96,7 +95,7 @@ absl::StatusOr<py::object> ToPython(const json& value, int depth) {
 
 // --- describing a value without running its code ----------------------------------
 
-constexpr size_t kMaxShown = 120;   // bytes of a value's description in a message
+constexpr size_t kMaxShown = 120;    // bytes of a value's description in a message
 constexpr size_t kMaxShownKey = 40;  // bytes of one dict key in a path
 constexpr int kMaxShownDepth = 3;
 
@@ -182,13 +181,15 @@ void Describe(PyObject* value, int depth, std::string& out) {
   } else if (PyList_Check(value) || PyTuple_Check(value)) {
     bool list = PyList_Check(value);
     Py_ssize_t i = 0;
-    DescribeItems(list ? "[" : "(", list ? "]" : ")", depth, out, [&](py::object&, py::object& item) {
-      if (i >= Py_SIZE(value)) return false;  // re-read: a finalizer may have shrunk it
-      item = py::reinterpret_borrow<py::object>(list ? PyList_GET_ITEM(value, i)
-                                                      : PyTuple_GET_ITEM(value, i));
-      ++i;
-      return true;
-    });
+    DescribeItems(list ? "[" : "(", list ? "]" : ")", depth, out,
+                  [&](py::object&, py::object& item) {
+                    if (i >= Py_SIZE(value))
+                      return false;  // re-read: a finalizer may have shrunk it
+                    item = py::reinterpret_borrow<py::object>(list ? PyList_GET_ITEM(value, i)
+                                                                   : PyTuple_GET_ITEM(value, i));
+                    ++i;
+                    return true;
+                  });
   } else if (PyAnySet_Check(value)) {
     // The set type's own iterator, whatever a subclass defines; it stops with an
     // error if the set changes size meanwhile.
@@ -303,8 +304,8 @@ class Converter {
     }
     if (PyList_Check(value) || PyTuple_Check(value) || PyDict_Check(value)) {
       if (depth >= kMaxValueDepth) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path_.ToString(), ": nested deeper than ", kMaxValueDepth, " levels (a cycle?)"));
+        return absl::InvalidArgumentError(absl::StrCat(path_.ToString(), ": nested deeper than ",
+                                                       kMaxValueDepth, " levels (a cycle?)"));
       }
       return PyDict_Check(value) ? DictToJson(value, depth) : SequenceToJson(value, depth);
     }
@@ -368,8 +369,8 @@ class Converter {
       return NotRepresentable(key, "float dict key is not finite");
     }
     if (is_float || PyLong_Check(key)) {
-      auto text = py::reinterpret_steal<py::object>(
-          is_float ? PyFloat_Type.tp_repr(key) : PyLong_Type.tp_repr(key));
+      auto text = py::reinterpret_steal<py::object>(is_float ? PyFloat_Type.tp_repr(key)
+                                                             : PyLong_Type.tp_repr(key));
       if (!text) {  // an int past sys.get_int_max_str_digits()
         PyErr_Clear();
         return NotRepresentable(key, "int dict key has too many digits");
@@ -386,10 +387,11 @@ class Converter {
   absl::Status Spend(size_t cost) {
     weight_ += cost;
     if (weight_ <= max_bytes_) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrCat(
-        path_.ToString(), ": the value is larger than ",
-        max_bytes_ >= (1 << 20) ? absl::StrCat(max_bytes_ >> 20, " MiB") : absl::StrCat(max_bytes_, " bytes"),
-        " once converted (a part it shares counts each time it appears)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_.ToString(), ": the value is larger than ",
+                     max_bytes_ >= (1 << 20) ? absl::StrCat(max_bytes_ >> 20, " MiB")
+                                             : absl::StrCat(max_bytes_, " bytes"),
+                     " once converted (a part it shares counts each time it appears)"));
   }
 
   absl::Status NotRepresentable(PyObject* value, absl::string_view why) const {

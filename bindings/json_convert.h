@@ -7,9 +7,9 @@
 //
 // PythonToJson follows json.dumps: dict keys that are str/int/float/bool/None become
 // strings, tuples become arrays; anything else (sets, NaN, ints past 64 bits, objects,
-// cycles, more than kMaxValueBytes) is an error naming where in the value it sits, its type and a bounded
-// description of it. Subclasses of str/int/float/list/tuple/dict convert by their
-// C-level content: no method the code defined (__str__, __repr__, __iter__, items(),
+// cycles, more than kMaxValueBytes) is an error naming where in the value it sits, its type and a
+// bounded description of it. Subclasses of str/int/float/list/tuple/dict convert by their C-level
+// content: no method the code defined (__str__, __repr__, __iter__, items(),
 // __hash__, ...) runs during a conversion, not even to describe a value in an error,
 // and what is walked is held by strong references (a finalizer the garbage collector
 // runs meanwhile cannot free it). The cost is linear in the size of the value.
@@ -45,8 +45,7 @@ absl::StatusOr<pybind11::object> JsonToPython(const nlohmann::json& value);
 // `where` names the value in messages, e.g. "result" gives "result['a'][2]: ...".
 // InvalidArgument when the value is not JSON-representable or weighs more than
 // `max_bytes`. Leaves no Python error set.
-absl::StatusOr<nlohmann::json> PythonToJson(PyObject* value,
-                                            absl::string_view where = "value",
+absl::StatusOr<nlohmann::json> PythonToJson(PyObject* value, absl::string_view where = "value",
                                             size_t max_bytes = kMaxValueBytes);
 
 }  // namespace pyhost

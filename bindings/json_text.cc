@@ -44,7 +44,8 @@ class Reader final : public nlohmann::json_sax<json> {
   }
   bool end_object() override { return Close(); }
   bool end_array() override { return Close(); }
-  bool parse_error(std::size_t, const std::string& token, const nlohmann::detail::exception& e) override {
+  bool parse_error(std::size_t, const std::string& token,
+                   const nlohmann::detail::exception& e) override {
     constexpr int kNumberOverflow = 406;  // past a double's range: parsing cannot go on
     if (e.id == kNumberOverflow && token.find_first_of(".eE") == std::string::npos) {
       Unfit(token);
@@ -102,8 +103,8 @@ class Reader final : public nlohmann::json_sax<json> {
   bool Open(json container) {
     if (static_cast<int>(frames_.size()) >= max_depth_) {
       return Fail(JsonText::kTooDeep,
-                  absl::StrCat("nested deeper than ", max_depth_, " levels of arrays and objects (at ",
-                               Path(), ")"));
+                  absl::StrCat("nested deeper than ", max_depth_,
+                               " levels of arrays and objects (at ", Path(), ")"));
     }
     frames_.push_back({Place(std::move(container)), ""});
     return true;
@@ -121,8 +122,9 @@ class Reader final : public nlohmann::json_sax<json> {
     }
     if (out_.problem == JsonText::kNone) {
       out_.problem = JsonText::kUnfitInteger;
-      out_.status = absl::InvalidArgumentError(absl::StrCat(
-          Path(), ": integer ", shown, " does not fit in 64 bits (integers must lie in [-2^63, 2^64))"));
+      out_.status = absl::InvalidArgumentError(
+          absl::StrCat(Path(), ": integer ", shown,
+                       " does not fit in 64 bits (integers must lie in [-2^63, 2^64))"));
     }
     return Put(json(nullptr));
   }

@@ -37,7 +37,7 @@ struct JsonText {
                     // parser stops there)
   };
   Problem problem = kNone;
-  absl::Status status;  // the first problem, naming where it is; OK when kNone
+  absl::Status status;   // the first problem, naming where it is; OK when kNone
   nlohmann::json value;  // discarded unless problem is kNone or kUnfitInteger
   // For kUnfitInteger: each top-level object key under which an integer did not fit,
   // with the first such integer as written (bounded).

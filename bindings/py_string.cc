@@ -43,7 +43,8 @@ std::string DisplayText(PyObject* value) {
 }
 
 PyObject* DisplayStr(absl::string_view text) {
-  return PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "backslashreplace");
+  return PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
+                              "backslashreplace");
 }
 
 }  // namespace pyhost

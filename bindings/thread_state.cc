@@ -45,16 +45,14 @@ void ReleaseCodesState(PyThreadState* tstate) {
 
 bool InsideThreadStateScope() { return t_inside_scope; }
 
-ThreadStateScope::ThreadStateScope(PyInterpreterState* interp)
-    : tstate_(nullptr), owned_(true) {
+ThreadStateScope::ThreadStateScope(PyInterpreterState* interp) : tstate_(nullptr), owned_(true) {
   PYHOST_CHECK(!t_inside_scope, "this thread is already inside an interpreter");
   tstate_ = PyThreadState_New(interp);  // needs no GIL (documented)
   PYHOST_CHECK(tstate_ != nullptr, "PyThreadState_New failed (out of memory)");
   Enter();
 }
 
-ThreadStateScope::ThreadStateScope(PyThreadState* tstate, Borrow)
-    : tstate_(tstate), owned_(false) {
+ThreadStateScope::ThreadStateScope(PyThreadState* tstate, Borrow) : tstate_(tstate), owned_(false) {
   PYHOST_CHECK(!t_inside_scope, "this thread is already inside an interpreter");
   Enter();
 }

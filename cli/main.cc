@@ -3,11 +3,11 @@
 // flag means is protocol/request_codec.h's, as for serve's JSON fields. Exit status:
 // pyhost/outcome.h (kExitOk, kExitCodeFailed, kExitUsage, kExitHostError; 128+N).
 #include <algorithm>
-#include <cstring>
-#include <initializer_list>
-#include <filesystem>
-#include <iostream>
 #include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <initializer_list>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/protocol_channel.h"
-#include "protocol/request_codec.h"
-#include "protocol/requests.h"
 #include "cli/serve.h"
 #include "cli/stop_signals.h"
+#include "protocol/request_codec.h"
+#include "protocol/requests.h"
 #include "pyhost/host.h"
 #include "pyhost/outcome.h"
 
@@ -270,8 +270,9 @@ int Call(ArgReader& reader) {
     if (type != error_type::kToolLoad && type != error_type::kInterrupted) {
       return ExitStatus(StatusError(registered));
     }
-    json envelope = {{"ok", false},
-                     {"error", {{"type", std::string(type)}, {"message", std::string(registered.message())}}}};
+    json envelope = {
+        {"ok", false},
+        {"error", {{"type", std::string(type)}, {"message", std::string(registered.message())}}}};
     WriteAnswer(out, envelope);
     return ExitStatus(kExitCodeFailed);
   }

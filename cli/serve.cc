@@ -13,10 +13,10 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "cli/stop_signals.h"
 #include "protocol/request_codec.h"
 #include "protocol/requests.h"
 #include "pyhost/outcome.h"
-#include "cli/stop_signals.h"
 
 namespace pyhost::cli {
 namespace {
@@ -110,13 +110,13 @@ class Workers {
   void Drain() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
-        +[](Workers* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-          return w->jobs_.empty() && w->running_ == 0;
-        },
+        +[](Workers* w)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->jobs_.empty() && w->running_ == 0; },
         this));
   }
   // The jobs running now: their ids and answered flags.
-  std::vector<std::pair<json, std::shared_ptr<std::atomic<bool>>>> Running() ABSL_LOCKS_EXCLUDED(mu_) {
+  std::vector<std::pair<json, std::shared_ptr<std::atomic<bool>>>> Running()
+      ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     return running_jobs_;
   }
@@ -140,9 +140,8 @@ class Workers {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
-            +[](Workers* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-              return w->closing_ || !w->jobs_.empty();
-            },
+            +[](Workers* w)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->closing_ || !w->jobs_.empty(); },
             this));
         if (jobs_.empty()) return;  // closing, and nothing left
         job = std::move(jobs_.front());
@@ -155,7 +154,7 @@ class Workers {
       absl::MutexLock lock(&mu_);
       --running_;
       running_jobs_.erase(std::find_if(running_jobs_.begin(), running_jobs_.end(),
-                                  [&job](const auto& r) { return r.second == job.answered; }));
+                                       [&job](const auto& r) { return r.second == job.answered; }));
       pending_bytes_ -= job.bytes;
     }
   }
@@ -163,7 +162,8 @@ class Workers {
   absl::Mutex mu_;
   std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of jobs queued or running
-  std::vector<std::pair<json, std::shared_ptr<std::atomic<bool>>>> running_jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<json, std::shared_ptr<std::atomic<bool>>>> running_jobs_
+      ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
@@ -215,10 +215,12 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
   StopSignals::Install().SetLastWords([&] {
     for (const auto& [id, answered] : pool.Running()) {
       if (answered->exchange(true)) continue;  // its own answer got there first
-      answer(ErrorAnswer(id, error_type::kInterrupted, "the server was stopped and this request did not end in time"));
+      answer(ErrorAnswer(id, error_type::kInterrupted,
+                         "the server was stopped and this request did not end in time"));
     }
     for (const json& id : pool.Withdraw()) {
-      answer(ErrorAnswer(id, error_type::kInterrupted, "the server was stopped before this request ran"));
+      answer(ErrorAnswer(id, error_type::kInterrupted,
+                         "the server was stopped before this request ran"));
     }
   });
   absl::Cleanup no_last_words = [] { StopSignals::Install().SetLastWords(nullptr); };
@@ -257,17 +259,18 @@ int Serve(Host& host, std::istream& in, std::ostream& out, int workers,
       };
       pool.Post(std::move(job));
     } else {
-      answer(ErrorAnswer(id, error_type::kBadRequest,
-                         op == request.end()
-                             ? std::string("missing field 'op' (exec, call or register)")
-                             : absl::StrCat("unknown op ", op->dump(),
-                                            " (expected exec, call or register)")));
+      answer(ErrorAnswer(
+          id, error_type::kBadRequest,
+          op == request.end()
+              ? std::string("missing field 'op' (exec, call or register)")
+              : absl::StrCat("unknown op ", op->dump(), " (expected exec, call or register)")));
     }
   }
   if (output_closed) return kExitCodeFailed;  // answers were lost, as exec's is
   if (stopping && stopping()) {
     for (const json& id : pool.Withdraw()) {
-      answer(ErrorAnswer(id, error_type::kInterrupted, "the server was stopped before this request ran"));
+      answer(ErrorAnswer(id, error_type::kInterrupted,
+                         "the server was stopped before this request ran"));
     }
   }
   pool.Drain();  // what is still queued or running is answered (last words still set)

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-
 #include <pybind11/pytypes.h>
 
 #include "absl/strings/match.h"

@@ -65,7 +65,6 @@ class ExecutionContext {
   bool outputs_reported_ = false;
 };
 
-
 }  // namespace pyhost
 
 #endif  // PYHOST_EMBED_EXECUTION_CONTEXT_H_

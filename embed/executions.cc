@@ -9,10 +9,10 @@ namespace {
 // environment was set (Cancelled), or pyhost's failure.
 Failure ContextFailure(const absl::Status& why) {
   bool interrupted = absl::IsCancelled(why);
-  return Failure{interrupted ? Outcome::kInterrupted : Outcome::kHostError,
-                 ExecError{std::string(interrupted ? error_type::kKeyboardInterrupt
-                                                   : error_type::kHost),
-                           std::string(why.message())}};
+  return Failure{
+      interrupted ? Outcome::kInterrupted : Outcome::kHostError,
+      ExecError{std::string(interrupted ? error_type::kKeyboardInterrupt : error_type::kHost),
+                std::string(why.message())}};
 }
 
 }  // namespace
@@ -52,8 +52,8 @@ absl::Status ToolLoadExecution::status() const {
 void ToolCallExecution::Run(const ExecutionSettings& settings, Interpreter& interp,
                             const ExecutionContext& context, Cancellation& cancellation) {
   if (module_ != nullptr) {
-    CallToolRun(interp, tool_, *module_, args_, /*isolate_globals=*/true,
-                settings.max_output_bytes, result_, &cancellation);
+    CallToolRun(interp, tool_, *module_, args_, /*isolate_globals=*/true, settings.max_output_bytes,
+                result_, &cancellation);
     return;
   }
   ToolModule module;

@@ -23,8 +23,8 @@ class SnippetExecution : public Execution {
   // `request` and `result` outlive the execution.
   SnippetExecution(const ExecRequest& request, ExecResult& result)
       : request_(request), result_(result) {}
-  void Run(const ExecutionSettings& settings, Interpreter& interp,
-           const ExecutionContext& context, Cancellation& cancellation) override;
+  void Run(const ExecutionSettings& settings, Interpreter& interp, const ExecutionContext& context,
+           Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override;
   Answer& answer() override { return result_; }
 
@@ -40,8 +40,8 @@ class ToolLoadExecution : public Execution {
  public:
   ToolLoadExecution(absl::string_view name, absl::string_view source)
       : name_(name), source_(source) {}
-  void Run(const ExecutionSettings& settings, Interpreter& interp,
-           const ExecutionContext& context, Cancellation& cancellation) override;
+  void Run(const ExecutionSettings& settings, Interpreter& interp, const ExecutionContext& context,
+           Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override { context_status_ = why; }
   bool ReportsOutputs() const override { return false; }
   Answer& answer() override { return answer_; }
@@ -72,8 +72,8 @@ class ToolCallExecution : public Execution {
   ToolCallExecution(const CompiledTool& tool, const ToolModule* module, const nlohmann::json& args,
                     ToolCallResult& result)
       : tool_(tool), module_(module), args_(args), result_(result) {}
-  void Run(const ExecutionSettings& settings, Interpreter& interp,
-           const ExecutionContext& context, Cancellation& cancellation) override;
+  void Run(const ExecutionSettings& settings, Interpreter& interp, const ExecutionContext& context,
+           Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override;
   Answer& answer() override { return result_; }
 

@@ -63,9 +63,9 @@ absl::StatusOr<Limits> LimitsInForce(const Policy& policy, const Limits& request
   for (const auto& field : fields) {
     if (!field.asked) continue;
     if (field.in_force && *field.asked > *field.in_force) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field.name, " ", *field.asked, " is above policy '", policy.name, "''s ceiling of ",
-          *field.in_force));
+      return absl::InvalidArgumentError(absl::StrCat(field.name, " ", *field.asked,
+                                                     " is above policy '", policy.name,
+                                                     "''s ceiling of ", *field.in_force));
     }
     field.in_force = field.asked;
   }
@@ -85,9 +85,9 @@ absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
       InterpreterPool::Start(std::move(pool_options));
   if (!pool.ok()) return pool.status();
   const char* env_list = getenv("PYHOST_NETWORK_ALLOWLIST");
-  auto impl = std::make_unique<Impl>(std::move(options), *std::move(pool),
-                                     (*runtime)->python_version(),
-                                     SplitHostPatterns(env_list != nullptr ? env_list : ""));
+  auto impl =
+      std::make_unique<Impl>(std::move(options), *std::move(pool), (*runtime)->python_version(),
+                             SplitHostPatterns(env_list != nullptr ? env_list : ""));
   if (absl::Status enforced = impl->CheckDefaultLimits(); !enforced.ok()) return enforced;
   return std::unique_ptr<Host>(new Host(std::move(impl)));
 }
@@ -145,8 +145,7 @@ absl::Status Host::RegisterTool(absl::string_view name, absl::string_view source
   return impl_->tools().Register(name, source, options);
 }
 
-absl::StatusOr<ToolCallResult> Host::CallTool(absl::string_view name,
-                                              const nlohmann::json& args) {
+absl::StatusOr<ToolCallResult> Host::CallTool(absl::string_view name, const nlohmann::json& args) {
   return impl_->tools().Call(name, args);
 }
 

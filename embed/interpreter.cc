@@ -7,11 +7,11 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "bindings/python_error.h"
 #include "bindings/cancellation.h"
 #include "bindings/check.h"
 #include "bindings/cpython_internals.h"
 #include "bindings/gilstate_binding.h"
+#include "bindings/python_error.h"
 #include "bindings/thread_state.h"
 #include "guards/hardening.h"
 
@@ -76,8 +76,8 @@ void Restore(PyObject* dict, PyObject* snapshot) {
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (PyDict_Next(snapshot, &pos, &key, &value)) {
-    auto fresh = py::reinterpret_steal<py::object>(
-        PyList_CheckExact(value) ? PySequence_List(value) : Py_NewRef(value));
+    auto fresh = py::reinterpret_steal<py::object>(PyList_CheckExact(value) ? PySequence_List(value)
+                                                                            : Py_NewRef(value));
     if (fresh) PyDict_SetItem(dict, key, fresh.ptr());
   }
   PyErr_Clear();
@@ -85,8 +85,7 @@ void Restore(PyObject* dict, PyObject* snapshot) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
-    const InterpreterConfig& config) {
+absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(const InterpreterConfig& config) {
   CheckHostThreadState();
   if (absl::Status headroom = CheckDescriptorHeadroom(); !headroom.ok()) return headroom;
   PyThreadState* saved = CurrentThreadStateOrNull();
@@ -136,20 +135,20 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
   for (const std::string& name : config.prewarm_modules) {
     auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(name.c_str()));
     if (!imported) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "prewarm module '", name, "' failed to import: ",
-          StatusFromPythonError("import").message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("prewarm module '", name,
+                       "' failed to import: ", StatusFromPythonError("import").message()));
     }
   }
   ArmOutputCaptures(captures_, config.max_output_bytes);  // what prewarming printed (`this`)
   // Last, so that teardown restores the interpreter as requests found it.
   auto atexit = py::reinterpret_steal<py::object>(PyImport_ImportModule("atexit"));
-  atexit_clear_ = atexit ? py::reinterpret_steal<py::object>(
-                               PyObject_GetAttrString(atexit.ptr(), "_clear"))
-                         : py::object();
+  atexit_clear_ =
+      atexit ? py::reinterpret_steal<py::object>(PyObject_GetAttrString(atexit.ptr(), "_clear"))
+             : py::object();
   PyObject* sys = PyImport_AddModule("sys");  // borrowed
-  sys_dict_ = sys != nullptr ? py::reinterpret_borrow<py::object>(PyModule_GetDict(sys))
-                             : py::object();
+  sys_dict_ =
+      sys != nullptr ? py::reinterpret_borrow<py::object>(PyModule_GetDict(sys)) : py::object();
   if (!atexit_clear_ || !sys_dict_) return StatusFromPythonError("reading atexit and sys");
   sys_snapshot_ = Snapshot(sys_dict_.ptr(), PyImport_GetModuleDict());
   builtins_snapshot_ = Snapshot(builtins_.ptr(), nullptr);
@@ -188,8 +187,7 @@ void Interpreter::StopThreads(PyThreadState* current, absl::Duration grace) {
          t = PyThreadState_Next(t)) {
       if (t != current && t != initial_tstate_) StopThread(t);
     }
-    Py_BEGIN_ALLOW_THREADS
-    absl::SleepFor(absl::Milliseconds(2));
+    Py_BEGIN_ALLOW_THREADS absl::SleepFor(absl::Milliseconds(2));
     Py_END_ALLOW_THREADS
   }
   // A thread that catches the stop in a loop would otherwise keep the GIL for good
@@ -214,7 +212,7 @@ bool Interpreter::MayRunThreads() const { return pyhost_running_threads_hint(sta
 
 int Interpreter::Quiesce(absl::Duration thread_grace) {
   ThreadStateScope scope(state_);
-  sandbox_->Deactivate();  // GIL held: the code's threads read the sandbox too
+  sandbox_->Deactivate();      // GIL held: the code's threads read the sandbox too
   StopThread(scope.tstate());  // from here, no Python frame of this thread runs
   // Parking a thread raises "sys.settrace": no hook of the code's may answer it.
   pyhost_clear_audit_hooks(state_);
@@ -248,7 +246,7 @@ int Interpreter::Quiesce(absl::Duration thread_grace) {
   support_.Clear();
   PyGC_Collect();
   sandbox_->BuryOwned();  // what no object closes (os.pipe's numbers)
-  UndoHooks();  // anything a finalizer managed to put back
+  UndoHooks();            // anything a finalizer managed to put back
   PyErr_Clear();
   return OtherThreads(scope.tstate());
 }

@@ -8,8 +8,8 @@
 //   int left = (*interp)->Quiesce(absl::Milliseconds(200));
 //   if (left == 0) interp->reset();  // GIL held, another interpreter's thread state
 //
-// Creation and destruction cost milliseconds (docs/architecture.md, "Measured costs"), so they belong to the pool
-// (pool.h), never to the request path. Requests enter an interpreter with a
+// Creation and destruction cost milliseconds (docs/architecture.md, "Measured costs"), so they
+// belong to the pool (pool.h), never to the request path. Requests enter an interpreter with a
 // ThreadStateScope (thread_state.h) on their own thread.
 //
 // Teardown must not run what the code left behind (finalizers, threads, hooks):

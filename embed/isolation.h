@@ -45,9 +45,9 @@ namespace pyhost {
 
 // One request's settings, resolved by the Host: nothing is left to default.
 struct ExecutionSettings {
-  const Policy* policy = nullptr;  // outlives the execution
-  Limits limits;                   // the policy's, lowered by the request's
-  size_t max_output_bytes = 0;     // cap of captured stdout, and of stderr
+  const Policy* policy = nullptr;          // outlives the execution
+  Limits limits;                           // the policy's, lowered by the request's
+  size_t max_output_bytes = 0;             // cap of captured stdout, and of stderr
   std::vector<std::string> extra_network;  // PYHOST_NETWORK_ALLOWLIST + the request's
 };
 
@@ -108,8 +108,7 @@ class Isolations {
 
   // Checks the settings' limits against `mode`, marks the pool busy, registers the
   // execution to be interrupted (Host::InterruptAll), runs it and times it.
-  absl::Status Run(IsolationMode& mode, const ExecutionSettings& settings,
-                   Execution& execution);
+  absl::Status Run(IsolationMode& mode, const ExecutionSettings& settings, Execution& execution);
 
  private:
   InterpreterPool& pool_;

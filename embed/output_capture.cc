@@ -16,18 +16,16 @@ namespace py = pybind11;
 
 // sys.stdout.buffer: the bytes and the cap, kept in C.
 struct CaptureBuffer {
-  PyObject_HEAD
-  std::string* data;
+  PyObject_HEAD std::string* data;
   size_t limit;
-  bool truncated;  // a write did not fit: everything after it is dropped
-  bool unchecked;  // bytes came through write(bytes): may not be UTF-8
+  bool truncated;         // a write did not fit: everything after it is dropped
+  bool unchecked;         // bytes came through write(bytes): may not be UTF-8
   PyObject* unsupported;  // io.UnsupportedOperation
 };
 
 // sys.stdout: text, encoded to UTF-8 into its buffer.
 struct TextCapture {
-  PyObject_HEAD
-  CaptureBuffer* buffer;
+  PyObject_HEAD CaptureBuffer* buffer;
 };
 
 // Appends what fits of `data` (cut before a UTF-8 character that would not fit
@@ -40,7 +38,8 @@ void Append(CaptureBuffer* b, const char* data, size_t size) {
     size = room;
     // A continuation byte at the cut belongs to a character that would not fit whole
     // (at most 3 of them: beyond that the bytes are not UTF-8 anyway).
-    for (int i = 0; i < 3 && size > 0 && (static_cast<unsigned char>(data[size]) & 0xC0) == 0x80; ++i) {
+    for (int i = 0; i < 3 && size > 0 && (static_cast<unsigned char>(data[size]) & 0xC0) == 0x80;
+         ++i) {
       --size;
     }
   }
@@ -118,22 +117,23 @@ PyObject* WriteLines(PyObject* self, PyObject* lines) {
   auto iterator = py::reinterpret_steal<py::object>(PyObject_GetIter(lines));
   if (!iterator) return nullptr;
   while (auto line = py::reinterpret_steal<py::object>(PyIter_Next(iterator.ptr()))) {
-    auto written = py::reinterpret_steal<py::object>(PyObject_CallMethod(self, "write", "O", line.ptr()));
+    auto written =
+        py::reinterpret_steal<py::object>(PyObject_CallMethod(self, "write", "O", line.ptr()));
     if (!written) return nullptr;
   }
   if (PyErr_Occurred()) return nullptr;
   Py_RETURN_NONE;
 }
 
-#define PYHOST_STREAM_METHODS(fileno)                                                 \
-  {"writelines", WriteLines, METH_O, nullptr},                                        \
-      {"flush", ReturnNone, METH_NOARGS, nullptr},                                    \
-      {"close", ReturnNone, METH_NOARGS, "A no-op: the stream belongs to the host."}, \
-      {"isatty", ReturnFalse, METH_NOARGS, nullptr},                                  \
-      {"readable", ReturnFalse, METH_NOARGS, nullptr},                                \
-      {"seekable", ReturnFalse, METH_NOARGS, nullptr},                                \
-      {"writable", ReturnTrue, METH_NOARGS, nullptr},                                 \
-      {"fileno", fileno, METH_NOARGS, nullptr}
+#define PYHOST_STREAM_METHODS(fileno)                                                       \
+  {"writelines", WriteLines, METH_O, nullptr}, {"flush", ReturnNone, METH_NOARGS, nullptr}, \
+      {"close", ReturnNone, METH_NOARGS, "A no-op: the stream belongs to the host."},       \
+      {"isatty", ReturnFalse, METH_NOARGS, nullptr},                                        \
+      {"readable", ReturnFalse, METH_NOARGS, nullptr},                                      \
+      {"seekable", ReturnFalse, METH_NOARGS, nullptr},                                      \
+      {"writable", ReturnTrue, METH_NOARGS, nullptr}, {                                     \
+    "fileno", fileno, METH_NOARGS, nullptr                                                  \
+  }
 
 // --- the buffer ---------------------------------------------------------------------
 
@@ -184,7 +184,8 @@ PyType_Spec kBufferSpec = {"pyhost.CaptureBuffer", sizeof(CaptureBuffer), 0, kFl
 
 PyObject* TextWrite(PyObject* self, PyObject* text) {
   if (!PyUnicode_Check(text)) {
-    PyErr_Format(PyExc_TypeError, "write() argument must be str, not %.100s", Py_TYPE(text)->tp_name);
+    PyErr_Format(PyExc_TypeError, "write() argument must be str, not %.100s",
+                 Py_TYPE(text)->tp_name);
     return nullptr;
   }
   if (PyUnicode_READY(text) != 0) return nullptr;
@@ -219,12 +220,13 @@ PyObject* GetNone(PyObject*, void*) { Py_RETURN_NONE; }
 // is, or buffering choices it has no use for, is answered; another encoding or error
 // handler is refused (the capture is UTF-8, strict, as python3's streams here).
 PyObject* TextReconfigure(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"encoding", "errors", "newline", "line_buffering",
-                                   "write_through", nullptr};
+  static const char* keywords[] = {"encoding",       "errors",        "newline",
+                                   "line_buffering", "write_through", nullptr};
   PyObject *encoding = Py_None, *errors = Py_None, *newline = Py_None, *line_buffering = Py_None,
            *write_through = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOO:reconfigure", const_cast<char**>(keywords),
-                                   &encoding, &errors, &newline, &line_buffering, &write_through)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOO:reconfigure",
+                                   const_cast<char**>(keywords), &encoding, &errors, &newline,
+                                   &line_buffering, &write_through)) {
     return nullptr;
   }
   auto is = [](PyObject* value, std::initializer_list<const char*> names) {
@@ -292,7 +294,8 @@ absl::StatusOr<OutputCaptures> InstallOutputCaptures(size_t max_bytes) {
       io ? PyObject_GetAttrString(io.ptr(), "UnsupportedOperation") : nullptr);
   auto buffer_type = py::reinterpret_steal<py::object>(PyType_FromSpec(&kBufferSpec));
   auto text_type = py::reinterpret_steal<py::object>(PyType_FromSpec(&kTextSpec));
-  if (!unsupported || !buffer_type || !text_type) return StatusFromPythonError("output capture types");
+  if (!unsupported || !buffer_type || !text_type)
+    return StatusFromPythonError("output capture types");
   auto make = [&]() -> py::object {
     auto* buffer = PyObject_New(CaptureBuffer, reinterpret_cast<PyTypeObject*>(buffer_type.ptr()));
     if (buffer == nullptr) return py::object();
@@ -325,8 +328,8 @@ void TakeOutputCapture(PyObject* capture, CapturedStream& out) {
   out.truncated = b->truncated;
   if (b->unchecked) {
     // Bytes from write(bytes): what is not UTF-8 becomes U+FFFD, as errors="replace".
-    auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-        b->data->data(), static_cast<Py_ssize_t>(b->data->size()), "replace"));
+    auto text = py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeUTF8(b->data->data(), static_cast<Py_ssize_t>(b->data->size()), "replace"));
     Py_ssize_t size = 0;
     const char* utf8 = text ? PyUnicode_AsUTF8AndSize(text.ptr(), &size) : nullptr;
     if (utf8 == nullptr) {

@@ -11,8 +11,8 @@
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/sandbox.h"
 #include "bindings/check.h"
-#include "embed/runtime.h"
 #include "bindings/thread_state.h"
+#include "embed/runtime.h"
 #include "guards/watchdog.h"
 
 namespace pyhost {
@@ -45,9 +45,9 @@ struct InterpreterPool::State {
   // run (Interpreter::MayRunThreads).
   int urgent ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
-  bool closed ABSL_GUARDED_BY(mu) = false;  // the pool is gone: the reaper exits
+  bool closed ABSL_GUARDED_BY(mu) = false;            // the pool is gone: the reaper exits
   int64_t reaper_generation ABSL_GUARDED_BY(mu) = 0;  // the live reaper's
-  int in_flight ABSL_GUARDED_BY(mu) = 0;  // teardowns the live reaper has in hand
+  int in_flight ABSL_GUARDED_BY(mu) = 0;              // teardowns the live reaper has in hand
   PoolStats stats ABSL_GUARDED_BY(mu);
 };
 
@@ -133,8 +133,7 @@ absl::StatusOr<std::unique_ptr<InterpreterPool>> InterpreterPool::Start(PoolOpti
   {
     absl::MutexLock lock(&state->mu);
     auto first = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
-      return !state->ready.empty() || !state->creation_error.ok() ||
-             !state->transient_error.ok();
+      return !state->ready.empty() || !state->creation_error.ok() || !state->transient_error.ok();
     };
     state->mu.Await(absl::Condition(&first));
     error = state->ready.empty()
@@ -168,8 +167,8 @@ absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
   absl::MutexLock lock(&state->mu);
   ++state->waiters;
   auto available = [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
-    return !state->ready.empty() || !state->creation_error.ok() ||
-           !state->transient_error.ok() || state->stopping;
+    return !state->ready.empty() || !state->creation_error.ok() || !state->transient_error.ok() ||
+           state->stopping;
   };
   state->mu.Await(absl::Condition(&available));
   if (state->ready.empty() && state->creation_error.ok() && !state->stopping) {
@@ -189,8 +188,7 @@ absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
   if (state->stopping) return absl::FailedPreconditionError("the interpreter pool is stopping");
   const absl::Status& cause =
       state->creation_error.ok() ? state->transient_error : state->creation_error;
-  return absl::UnavailableError(
-      absl::StrCat("no interpreter can be created: ", cause.message()));
+  return absl::UnavailableError(absl::StrCat("no interpreter can be created: ", cause.message()));
 }
 
 InterpreterPool::Busy::Busy(InterpreterPool& pool) : pool_(pool) {
@@ -240,9 +238,8 @@ void InterpreterPool::FactoryLoop(std::shared_ptr<State> state) {
         return state->busy == 0 || (state->waiters > 0 && state->ready.empty());
       };
       if (retry_at > absl::Now()) {
-        auto stopping = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
-          return state->stopping;
-        };
+        auto stopping = [&state]()
+                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->stopping; };
         state->mu.AwaitWithDeadline(absl::Condition(&stopping), retry_at);
       }
       state->mu.Await(absl::Condition(&has_work));
@@ -296,9 +293,9 @@ void InterpreterPool::ReaperLoop(std::shared_ptr<State> state, int64_t generatio
       if (state->urgent > 0) --state->urgent;
       ++state->in_flight;
     }
-    Watchdog::Watch abandon = Watchdog::Global().Arm(
-        absl::Now() + options.abandon_after, absl::ZeroDuration(),
-        [&state, generation] { state->Abandon(state, generation); });
+    Watchdog::Watch abandon =
+        Watchdog::Global().Arm(absl::Now() + options.abandon_after, absl::ZeroDuration(),
+                               [&state, generation] { state->Abandon(state, generation); });
     const int threads_left = interpreter->Quiesce(options.thread_grace);
     home.Enter();
     if (threads_left > 0) {

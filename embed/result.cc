@@ -28,8 +28,11 @@ absl::StatusOr<Isolation> ParseIsolation(absl::string_view name) {
 }
 
 json ExecError::ToJson() const {
-  return json{{"type", type},           {"message", message}, {"line", line},
-              {"traceback", traceback}, {"hint", hint}};
+  return json{{"type", type},
+              {"message", message},
+              {"line", line},
+              {"traceback", traceback},
+              {"hint", hint}};
 }
 
 json ExecStats::ToJson() const {

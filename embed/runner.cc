@@ -1,14 +1,14 @@
 #include "embed/runner.h"
 
-#include <marshal.h>
-
 #include <algorithm>
+
+#include <marshal.h>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "bindings/check.h"
 #include "bindings/json_convert.h"
 #include "bindings/python_error.h"
-#include "bindings/check.h"
 #include "bindings/thread_state.h"
 
 namespace pyhost {
@@ -50,8 +50,8 @@ Failure DescribePendingError(Interpreter& interp, const std::string& filename,
   if (owned_tb) PyException_SetTraceback(owned_value.ptr(), owned_tb.ptr());
   error.message = DescribeException(owned_value.ptr());
 
-  if (std::optional<ExecError> described = interp.support().DescribeError(
-          owned_value.ptr(), filename, source, args, ns)) {
+  if (std::optional<ExecError> described =
+          interp.support().DescribeError(owned_value.ptr(), filename, source, args, ns)) {
     error = *std::move(described);
   }
   return failure;
@@ -68,8 +68,9 @@ Failure NotSerializable(const absl::Status& status, absl::string_view what) {
 
 // pyhost failed around the code: `step` names what it was doing.
 Failure HostFailure(absl::string_view step) {
-  return Failure{Outcome::kHostError, ExecError{std::string(error_type::kHost),
-                                                std::string(StatusFromPythonError(step).message())}};
+  return Failure{Outcome::kHostError,
+                 ExecError{std::string(error_type::kHost),
+                           std::string(StatusFromPythonError(step).message())}};
 }
 
 Failure ArgsFailure(const absl::Status& status) {
@@ -92,15 +93,15 @@ void Fail(ToolCallResult& result, const Failure& failure) {
 py::object NewGlobals(Interpreter& interp, const char* name, const json& extra, PyObject* args) {
   auto globals = py::reinterpret_steal<py::object>(PyDict_New());
   auto py_name = py::reinterpret_steal<py::object>(PyUnicode_FromString(name));
-  if (!globals || !py_name ||
-      PyDict_SetItemString(globals.ptr(), "__name__", py_name.ptr()) != 0 ||
+  if (!globals || !py_name || PyDict_SetItemString(globals.ptr(), "__name__", py_name.ptr()) != 0 ||
       PyDict_SetItemString(globals.ptr(), "__builtins__", interp.builtins()) != 0 ||
       (args != nullptr && PyDict_SetItemString(globals.ptr(), "args", args) != 0)) {
     return py::object();
   }
   for (const auto& [key, value] : extra.items()) {
     absl::StatusOr<py::object> converted = JsonToPython(value);
-    if (!converted.ok() || PyDict_SetItemString(globals.ptr(), key.c_str(), converted->ptr()) != 0) {
+    if (!converted.ok() ||
+        PyDict_SetItemString(globals.ptr(), key.c_str(), converted->ptr()) != 0) {
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad extra global");
       return py::object();
     }
@@ -116,8 +117,8 @@ void SetNulByteError(absl::string_view source, size_t nul, const std::string& fi
   line_start = line_start == absl::string_view::npos ? 0 : line_start + 1;
   long line = 1 + static_cast<long>(std::count(source.begin(), source.begin() + nul, '\n'));
   absl::string_view before = source.substr(line_start, nul - line_start);
-  auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-      before.data(), static_cast<Py_ssize_t>(before.size()), "replace"));
+  auto text = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(before.data(), static_cast<Py_ssize_t>(before.size()), "replace"));
   auto args = py::reinterpret_steal<py::object>(
       text ? Py_BuildValue("(s(slnO))", "source code cannot contain null bytes", filename.c_str(),
                            line, PyUnicode_GET_LENGTH(text.ptr()) + 1, text.ptr())
@@ -175,7 +176,8 @@ void SetEnvelope(PyObject* returned, ToolCallResult& result) {
   // __eq__, which may claim to be "ok".
   bool passthrough = PyDict_Check(returned) && value->is_object() && value->contains("ok");
   result.outcome = Outcome::kOk;
-  result.envelope = passthrough ? *std::move(value) : json{{"ok", true}, {"data", *std::move(value)}};
+  result.envelope =
+      passthrough ? *std::move(value) : json{{"ok", true}, {"data", *std::move(value)}};
 }
 
 }  // namespace
@@ -208,10 +210,12 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
   // typing.get_type_hints, dataclasses and unittest.main() look its names up there.
   auto main_module = py::reinterpret_steal<py::object>(PyModule_New("__main__"));
   py::object fields = NewGlobals(interp, "__main__", extra_globals, args->ptr());
-  py::object globals =
-      main_module ? py::reinterpret_borrow<py::object>(PyModule_GetDict(main_module.ptr())) : py::object();
+  py::object globals = main_module
+                           ? py::reinterpret_borrow<py::object>(PyModule_GetDict(main_module.ptr()))
+                           : py::object();
   PyObject* modules = PyImport_GetModuleDict();
-  auto previous_main = py::reinterpret_borrow<py::object>(PyDict_GetItemString(modules, "__main__"));
+  auto previous_main =
+      py::reinterpret_borrow<py::object>(PyDict_GetItemString(modules, "__main__"));
   if (!fields || !globals || PyDict_Update(globals.ptr(), fields.ptr()) != 0 ||
       PyDict_SetItemString(modules, "__main__", main_module.ptr()) != 0) {
     Fail(result, HostFailure("globals"));
@@ -255,7 +259,7 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
 }
 
 std::optional<Failure> CompileTool(Interpreter& interp, absl::string_view name,
-                                     absl::string_view source, CompiledTool& out) {
+                                   absl::string_view source, CompiledTool& out) {
   CheckEntered(interp);
   out.name = std::string(name);
   out.filename = absl::StrCat("<tool:", name, ">");
@@ -271,8 +275,8 @@ std::optional<Failure> CompileTool(Interpreter& interp, absl::string_view name,
 }
 
 std::optional<Failure> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
-                                        const json& extra_globals, ToolModule& out,
-                                        Cancellation* cancellation) {
+                                      const json& extra_globals, ToolModule& out,
+                                      Cancellation* cancellation) {
   CheckEntered(interp);
   auto code = py::reinterpret_steal<py::object>(PyMarshal_ReadObjectFromString(
       tool.marshaled_code.data(), static_cast<Py_ssize_t>(tool.marshaled_code.size())));
@@ -291,10 +295,11 @@ std::optional<Failure> LoadToolModule(Interpreter& interp, const CompiledTool& t
   }
   PyObject* run = PyDict_GetItemString(globals.ptr(), "run");  // borrowed
   if (run == nullptr || !PyCallable_Check(run)) {
-    return Failure{Outcome::kCodeError,
-                   ExecError{std::string(error_type::kTool),
-                             absl::StrCat("tool '", tool.name, "' defines no run(args) function"),
-                             0, "", "define `def run(args):` at the top level of the tool's source"}};
+    return Failure{
+        Outcome::kCodeError,
+        ExecError{std::string(error_type::kTool),
+                  absl::StrCat("tool '", tool.name, "' defines no run(args) function"), 0, "",
+                  "define `def run(args):` at the top level of the tool's source"}};
   }
   auto snapshot = py::reinterpret_steal<py::object>(PyDict_Copy(globals.ptr()));
   if (!snapshot) return HostFailure("globals");

@@ -54,20 +54,20 @@ struct CompiledTool {
 // A tool module executed in one interpreter: its globals, a copy of them as the
 // module body left them, and its run function.
 struct ToolModule {
-  PyObject* globals = nullptr;  // owned by the interpreter (Interpreter::Adopt)
+  PyObject* globals = nullptr;   // owned by the interpreter (Interpreter::Adopt)
   PyObject* snapshot = nullptr;  // likewise; never reachable from Python
   PyObject* run = nullptr;
 };
 
 // Compiles `source`; a SyntaxError comes back as the failure (with its line).
 std::optional<Failure> CompileTool(Interpreter& interp, absl::string_view name,
-                                     absl::string_view source, CompiledTool& out);
+                                   absl::string_view source, CompiledTool& out);
 
 // Runs the tool's module body (with `extra_globals` bound) and finds run(); an
 // exception, or no callable `run`, comes back as the failure.
 std::optional<Failure> LoadToolModule(Interpreter& interp, const CompiledTool& tool,
-                                        const nlohmann::json& extra_globals, ToolModule& out,
-                                        Cancellation* cancellation = nullptr);
+                                      const nlohmann::json& extra_globals, ToolModule& out,
+                                      Cancellation* cancellation = nullptr);
 
 // Calls run(args) and builds the envelope. With isolate_globals, the module's global
 // bindings are put back as the module body left them after the call (and before it,

@@ -19,8 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/sandbox.h"
-#include "bindings/py_string.h"
 #include "bindings/cancellation.h"
+#include "bindings/py_string.h"
 #include "guards/hardening.h"
 #include "guards/shared_types.h"
 
@@ -29,10 +29,10 @@ namespace {
 
 absl::Status CheckStatus(PyStatus status, const char* what) {
   if (!PyStatus_Exception(status)) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(
-      "Python initialization failed at ", what, ": ",
-      status.err_msg != nullptr ? status.err_msg : "unknown error",
-      status.func != nullptr ? absl::StrCat(" (", status.func, ")") : ""));
+  return absl::InternalError(
+      absl::StrCat("Python initialization failed at ", what, ": ",
+                   status.err_msg != nullptr ? status.err_msg : "unknown error",
+                   status.func != nullptr ? absl::StrCat(" (", status.func, ")") : ""));
 }
 
 #ifdef PYHOST_ASAN
@@ -62,8 +62,8 @@ void UntrackedFree(void* ctx, void* p) { untracked_base.free(ctx, p); }
 
 void UseSanitizerAllocators() {
   PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &untracked_base);  // malloc (preconfig below)
-  PyMemAllocatorEx untracked{untracked_base.ctx, UntrackedMalloc, UntrackedCalloc,
-                             UntrackedRealloc, UntrackedFree};
+  PyMemAllocatorEx untracked{untracked_base.ctx, UntrackedMalloc, UntrackedCalloc, UntrackedRealloc,
+                             UntrackedFree};
   PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &untracked);
   PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &untracked);
 }
@@ -100,19 +100,19 @@ absl::StatusOr<Runtime*> Initialize() {
   config.user_site_directory = 0;
   config.use_environment = 0;
   config.safe_path = 1;
-  absl::Status status = CheckStatus(
-      PyConfig_SetBytesString(&config, &config.home, PYHOST_PYTHON_HOME), "home");
+  absl::Status status =
+      CheckStatus(PyConfig_SetBytesString(&config, &config.home, PYHOST_PYTHON_HOME), "home");
   if (status.ok()) {
-    status = CheckStatus(
-        PyConfig_SetBytesString(&config, &config.program_name, "pyhost"), "program name");
+    status = CheckStatus(PyConfig_SetBytesString(&config, &config.program_name, "pyhost"),
+                         "program name");
   }
   // An absolute executable: otherwise the path calculation, which every new
   // interpreter runs again, makes "pyhost" absolute against the working directory,
   // and fails once the host's working directory is removed.
   if (status.ok()) {
-    status = CheckStatus(PyConfig_SetBytesString(&config, &config.executable,
-                                                 PYHOST_PYTHON_HOME "/bin/python3"),
-                         "executable");
+    status = CheckStatus(
+        PyConfig_SetBytesString(&config, &config.executable, PYHOST_PYTHON_HOME "/bin/python3"),
+        "executable");
   }
   InstallAuditHook();  // PEP 578: C hooks must be in place before initialization
   if (status.ok()) status = CheckStatus(Py_InitializeFromConfig(&config), "startup");
@@ -138,8 +138,9 @@ absl::StatusOr<Runtime*> Initialize() {
   // The data module sysconfig imports by a computed name (zoneinfo needs it); without
   // it, such imports stay refused under allow lists (loudly: ImportError).
   PyObject* sysconfig = PyImport_ImportModule("sysconfig");
-  PyObject* data_name =
-      sysconfig != nullptr ? PyObject_CallMethod(sysconfig, "_get_sysconfigdata_name", nullptr) : nullptr;
+  PyObject* data_name = sysconfig != nullptr
+                            ? PyObject_CallMethod(sysconfig, "_get_sysconfigdata_name", nullptr)
+                            : nullptr;
   const char* data_text = data_name != nullptr ? PyUnicode_AsUTF8(data_name) : nullptr;
   if (data_text != nullptr) SetSysconfigDataModule(data_text);
   PyErr_Clear();
@@ -156,8 +157,7 @@ absl::StatusOr<Runtime*> Initialize() {
   if (absl::Status s = ReadyCancellation(); !s.ok()) return s;
 
   std::string version = Py_GetVersion();  // "3.11.2 (main, ...) [GCC ...]"
-  version.resize(version.find(' ') == std::string::npos ? version.size()
-                                                         : version.find(' '));
+  version.resize(version.find(' ') == std::string::npos ? version.size() : version.find(' '));
   auto* runtime = new Runtime(PyInterpreterState_Main(), std::move(version));
   PyEval_SaveThread();
   return runtime;

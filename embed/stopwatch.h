@@ -13,8 +13,7 @@ class Stopwatch {
   Stopwatch() : wall_start_(std::chrono::steady_clock::now()), cpu_start_(ThreadCpuUs()) {}
 
   double WallUs() const {
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
-                                                     wall_start_)
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - wall_start_)
         .count();
   }
   // CPU time of the calling thread since construction (same thread only).

@@ -10,11 +10,11 @@
 namespace pyhost {
 
 absl::Status ValidateToolName(absl::string_view name) {
-  bool valid = !name.empty() && name.size() <= 64 &&
-               std::all_of(name.begin(), name.end(), [](char c) {
-                 return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                        c == '.' || c == '-';
-               });
+  bool valid =
+      !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+               c == '-';
+      });
   if (valid) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "invalid tool name '", name, "': use 1-64 characters of letters, digits, _ . -"));
@@ -56,8 +56,8 @@ absl::StatusOr<std::shared_ptr<ToolRegistry::Tool>> ToolRegistry::Find(absl::str
   for (const auto& [known, tool] : tools_) names.push_back(known);
   std::sort(names.begin(), names.end());
   return absl::NotFoundError(absl::StrCat(
-      "no tool named '", name, "' is registered (registered: ",
-      names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+      "no tool named '", name,
+      "' is registered (registered: ", names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
 }
 
 absl::StatusOr<ToolCallResult> ToolRegistry::Call(absl::string_view name,

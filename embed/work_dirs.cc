@@ -137,8 +137,7 @@ std::vector<std::string> RegularFilesUnder(const std::string& dir) {
 
 WorkDirStock::WorkDirStock(std::string root, int spares)
     : root_(CanonicalRoot(root)), spares_(static_cast<size_t>(spares > 0 ? spares : 0)) {
-  lock_fd_ = open(absl::StrCat(root_, "/", kLockFile).c_str(),
-                  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  lock_fd_ = open(absl::StrCat(root_, "/", kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd_ >= 0) flock(lock_fd_, LOCK_EX | LOCK_NB);
   if (RootPid(fs::path(root_).filename()) == getpid()) RemoveAbandonedRoots(root_);
   thread_ = std::thread([this] { Loop(); });

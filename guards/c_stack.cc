@@ -188,8 +188,8 @@ void GuardedDealloc(PyObject* object) {
 // trashcan of its own); null with a Python error if it cannot be found. GIL held.
 destructor SubtypeDealloc() {
   static destructor dealloc = []() -> destructor {
-    auto probe = py::reinterpret_steal<py::object>(
-        PyObject_CallFunction(reinterpret_cast<PyObject*>(&PyType_Type), "s()N", "probe", PyDict_New()));
+    auto probe = py::reinterpret_steal<py::object>(PyObject_CallFunction(
+        reinterpret_cast<PyObject*>(&PyType_Type), "s()N", "probe", PyDict_New()));
     return probe ? reinterpret_cast<PyTypeObject*>(probe.ptr())->tp_dealloc : nullptr;
   }();
   return dealloc;
@@ -246,7 +246,8 @@ PyObject* GuardedClassmethodGet(PyObject* self, PyObject* obj, PyObject* type) {
 
 // --- what is guarded -------------------------------------------------------------------------
 
-constexpr char kIterating[] = "in nested iterators (map, filter, zip, enumerate, itertools, csv.reader...)";
+constexpr char kIterating[] =
+    "in nested iterators (map, filter, zip, enumerate, itertools, csv.reader...)";
 
 absl::Status GuardIterator(PyObject* type_object) {
   if (type_object == nullptr || !PyType_Check(type_object)) {
@@ -260,9 +261,11 @@ absl::Status GuardIterator(PyObject* type_object) {
 
 // The iterator types of a module, by attribute: the classes themselves, or (for types
 // with no public name) an expression's type.
-absl::Status GuardIterators(const char* module_name, std::initializer_list<const char*> expressions) {
+absl::Status GuardIterators(const char* module_name,
+                            std::initializer_list<const char*> expressions) {
   auto module = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
-  if (!module) return StatusFromPythonError(absl::StrCat("guarding C recursion: import ", module_name));
+  if (!module)
+    return StatusFromPythonError(absl::StrCat("guarding C recursion: import ", module_name));
   auto globals = py::reinterpret_steal<py::object>(PyDict_New());
   if (!globals || PyDict_SetItemString(globals.ptr(), "m", module.ptr()) != 0 ||
       PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) != 0) {
@@ -280,8 +283,9 @@ absl::Status GuardIterators(const char* module_name, std::initializer_list<const
 // Deallocation of every static GC type but the containers that have CPython's own
 // trashcan (hot, and already unwound) and type (guards/shared_types.h wraps it).
 void GuardStaticDeallocs() {
-  const std::array<PyTypeObject*, 7> own = {&PyTuple_Type, &PyList_Type, &PyDict_Type, &PySet_Type,
-                                            &PyFrozenSet_Type, &PyType_Type, &PyBaseObject_Type};
+  const std::array<PyTypeObject*, 7> own = {&PyTuple_Type,     &PyList_Type,      &PyDict_Type,
+                                            &PySet_Type,       &PyFrozenSet_Type, &PyType_Type,
+                                            &PyBaseObject_Type};
   ForEachSubclass(&PyBaseObject_Type, [&own](PyTypeObject* type) {
     if ((type->tp_flags & Py_TPFLAGS_HEAPTYPE) || !(type->tp_flags & Py_TPFLAGS_HAVE_GC)) return;
     if (std::find(own.begin(), own.end(), type) != own.end()) return;
@@ -303,16 +307,17 @@ absl::Status GuardCRecursion() {
     // Builtin modules with static types: ready them now so that they are guarded.
     for (const char* module : {"itertools", "_collections"}) {
       auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(module));
-      if (!imported) return StatusFromPythonError(absl::StrCat("guarding C recursion: import ", module));
+      if (!imported)
+        return StatusFromPythonError(absl::StrCat("guarding C recursion: import ", module));
     }
     for (PyTypeObject* type : {&PyMap_Type, &PyFilter_Type, &PyZip_Type, &PyEnum_Type}) {
       WrapSlot(&type->tp_iternext, kIterating);
     }
-    if (absl::Status s = GuardIterators(
-            "itertools", {"m.chain", "m.islice", "m.takewhile", "m.dropwhile", "m.starmap",
-                          "m.accumulate", "m.compress", "m.filterfalse", "m.zip_longest",
-                          "m.cycle", "m.pairwise", "m.groupby", "type(m.tee(())[0])",
-                          "type(next(m.groupby([0]))[1])"});
+    if (absl::Status s =
+            GuardIterators("itertools", {"m.chain", "m.islice", "m.takewhile", "m.dropwhile",
+                                         "m.starmap", "m.accumulate", "m.compress", "m.filterfalse",
+                                         "m.zip_longest", "m.cycle", "m.pairwise", "m.groupby",
+                                         "type(m.tee(())[0])", "type(next(m.groupby([0]))[1])"});
         !s.ok()) {
       return s;
     }
@@ -332,7 +337,8 @@ absl::Status GuardCRecursion() {
     g_classmethod_get = PyClassMethod_Type.tp_descr_get;
     PyClassMethod_Type.tp_descr_get = GuardedClassmethodGet;
     // classmethod(f).__get__(None, cls) called directly makes methods of methods too.
-    if (absl::Status s = SwapSlotWrapper(&PyClassMethod_Type, "__get__", reinterpret_cast<void*>(g_classmethod_get),
+    if (absl::Status s = SwapSlotWrapper(&PyClassMethod_Type, "__get__",
+                                         reinterpret_cast<void*>(g_classmethod_get),
                                          reinterpret_cast<void*>(GuardedClassmethodGet));
         !s.ok()) {
       return s;
@@ -353,15 +359,17 @@ absl::Status GuardCRecursionInInterpreter() {
   destructor python_class = SubtypeDealloc();
   if (python_class == nullptr) return StatusFromPythonError("guarding C recursion: a probe class");
   ForEachSubclass(&PyTuple_Type, [python_class](PyTypeObject* type) {
-    if ((type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_dealloc != python_class) WrapDealloc(type);
+    if ((type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_dealloc != python_class)
+      WrapDealloc(type);
   });
   if (absl::Status s = GuardIterators("_csv", {"type(m.reader([]))"}); !s.ok()) return s;
   auto guard_dealloc = [](const char* module_name, std::initializer_list<const char*> expressions) {
     auto module = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
-    if (!module) return StatusFromPythonError(absl::StrCat("guarding C recursion: import ", module_name));
+    if (!module)
+      return StatusFromPythonError(absl::StrCat("guarding C recursion: import ", module_name));
     for (const char* expression : expressions) {
-      auto value = py::reinterpret_steal<py::object>(PyObject_CallMethod(
-          module.ptr(), expression, "O", Py_None));
+      auto value = py::reinterpret_steal<py::object>(
+          PyObject_CallMethod(module.ptr(), expression, "O", Py_None));
       if (!value) return StatusFromPythonError(absl::StrCat("guarding C recursion: ", expression));
       WrapDealloc(Py_TYPE(value.ptr()));
     }

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 
 #include <cstring>
-
 #include <deque>
 #include <memory>
 #include <string>
@@ -25,9 +24,9 @@
 #include "absl/synchronization/mutex.h"
 #include "audit_hooks/audit_hook.h"
 #include "audit_hooks/stdlib_bytecode.h"
+#include "bindings/cancellation.h"
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
-#include "bindings/cancellation.h"
 #include "guards/c_stack.h"
 #include "guards/shared_types.h"
 #include "guards/sqlite.h"
@@ -54,9 +53,15 @@ struct Guard {
 // guard pickles, prints and introspects as the module function it replaces does:
 // builtins.open pickles as builtins.open, its repr is "<built-in function open>".
 void FreeGuardState(void* module);
-PyModuleDef kGuardStateDef = {
-    PyModuleDef_HEAD_INIT, "pyhost.guard", "The state of a function pyhost replaced.",
-    sizeof(Guard*), nullptr, nullptr, nullptr, nullptr, FreeGuardState};
+PyModuleDef kGuardStateDef = {PyModuleDef_HEAD_INIT,
+                              "pyhost.guard",
+                              "The state of a function pyhost replaced.",
+                              sizeof(Guard*),
+                              nullptr,
+                              nullptr,
+                              nullptr,
+                              nullptr,
+                              FreeGuardState};
 
 void FreeGuardState(void* module) {
   auto** slot = static_cast<Guard**>(PyModule_GetState(static_cast<PyObject*>(module)));
@@ -68,7 +73,8 @@ void FreeGuardState(void* module) {
 // The guard a GuardedCall's self holds; null with a Python error if self is none.
 Guard* GuardOf(PyObject* self) {
   auto** slot = self != nullptr && PyModule_Check(self) && PyModule_GetDef(self) == &kGuardStateDef
-                    ? static_cast<Guard**>(PyModule_GetState(self)) : nullptr;
+                    ? static_cast<Guard**>(PyModule_GetState(self))
+                    : nullptr;
   if (slot == nullptr || *slot == nullptr) {
     PyErr_SetString(PyExc_SystemError, "a pyhost guard without its state");
     return nullptr;
@@ -78,7 +84,8 @@ Guard* GuardOf(PyObject* self) {
 
 PyObject* SetPermissionError(const Guard& guard, absl::string_view why) {
   std::string message = absl::StrCat(guard.name, " is not available in pyhost: ", why);
-  PyErr_SetString(guard.error_type ? guard.error_type.ptr() : PyExc_PermissionError, message.c_str());
+  PyErr_SetString(guard.error_type ? guard.error_type.ptr() : PyExc_PermissionError,
+                  message.c_str());
   return nullptr;
 }
 
@@ -94,13 +101,19 @@ py::object RefusalType(const char* module, PyObject* base) {
 
 // glibc's locale categories, with the environment variable that names each.
 constexpr std::pair<int, const char*> kLocaleCategories[] = {
-    {LC_CTYPE, "LC_CTYPE"},       {LC_NUMERIC, "LC_NUMERIC"},
-    {LC_TIME, "LC_TIME"},         {LC_COLLATE, "LC_COLLATE"},
-    {LC_MONETARY, "LC_MONETARY"}, {LC_MESSAGES, "LC_MESSAGES"},
+    {LC_CTYPE, "LC_CTYPE"},
+    {LC_NUMERIC, "LC_NUMERIC"},
+    {LC_TIME, "LC_TIME"},
+    {LC_COLLATE, "LC_COLLATE"},
+    {LC_MONETARY, "LC_MONETARY"},
+    {LC_MESSAGES, "LC_MESSAGES"},
 #ifdef LC_PAPER
-    {LC_PAPER, "LC_PAPER"},       {LC_NAME, "LC_NAME"},
-    {LC_ADDRESS, "LC_ADDRESS"},   {LC_TELEPHONE, "LC_TELEPHONE"},
-    {LC_MEASUREMENT, "LC_MEASUREMENT"}, {LC_IDENTIFICATION, "LC_IDENTIFICATION"},
+    {LC_PAPER, "LC_PAPER"},
+    {LC_NAME, "LC_NAME"},
+    {LC_ADDRESS, "LC_ADDRESS"},
+    {LC_TELEPHONE, "LC_TELEPHONE"},
+    {LC_MEASUREMENT, "LC_MEASUREMENT"},
+    {LC_IDENTIFICATION, "LC_IDENTIFICATION"},
 #endif
 };
 
@@ -177,9 +190,9 @@ void RecordFds(Sandbox& sandbox, PyObject* result) {
 // A module name the import gate's check is given: the name (a str), or a spec's
 // `name`. Null for anything else (nothing to judge).
 py::object ModuleName(PyObject* spec_or_name) {
-  auto name = py::reinterpret_steal<py::object>(
-      PyUnicode_Check(spec_or_name) ? Py_NewRef(spec_or_name)
-                                    : PyObject_GetAttrString(spec_or_name, "name"));
+  auto name = py::reinterpret_steal<py::object>(PyUnicode_Check(spec_or_name)
+                                                    ? Py_NewRef(spec_or_name)
+                                                    : PyObject_GetAttrString(spec_or_name, "name"));
   PyErr_Clear();
   return name;
 }
@@ -197,9 +210,8 @@ py::object AbsoluteImportName(PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {"name", "globals", "locals", "fromlist", "level", nullptr};
   PyObject *name = nullptr, *globals = nullptr, *locals = nullptr, *fromlist = nullptr;
   int level = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOi:__import__",
-                                   const_cast<char**>(keywords), &name, &globals, &locals,
-                                   &fromlist, &level)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|OOOi:__import__", const_cast<char**>(keywords),
+                                   &name, &globals, &locals, &fromlist, &level)) {
     PyErr_Clear();
     return py::reinterpret_steal<py::object>(PyUnicode_New(0, 0));
   }
@@ -208,13 +220,16 @@ py::object AbsoluteImportName(PyObject* args, PyObject* kwargs) {
   py::object package;
   if (globals != nullptr && PyDict_Check(globals)) {
     PyObject* value = PyDict_GetItemString(globals, "__package__");
-    if (value == nullptr || !PyUnicode_Check(value)) value = PyDict_GetItemString(globals, "__name__");
-    if (value != nullptr && PyUnicode_Check(value)) package = py::reinterpret_borrow<py::object>(value);
+    if (value == nullptr || !PyUnicode_Check(value))
+      value = PyDict_GetItemString(globals, "__name__");
+    if (value != nullptr && PyUnicode_Check(value))
+      package = py::reinterpret_borrow<py::object>(value);
   }
   for (int i = 1; i < level && package && PyUnicode_GET_LENGTH(package.ptr()) > 0; ++i) {
     Py_ssize_t dot = LastDot(package.ptr());
     if (dot == -2) return py::object();
-    package = py::reinterpret_steal<py::object>(PyUnicode_Substring(package.ptr(), 0, dot < 0 ? 0 : dot));
+    package =
+        py::reinterpret_steal<py::object>(PyUnicode_Substring(package.ptr(), 0, dot < 0 ? 0 : dot));
     if (!package) return package;
   }
   if (!package || PyUnicode_GET_LENGTH(package.ptr()) == 0) return module;
@@ -257,7 +272,8 @@ bool ChildMayGet(Sandbox& sandbox, PyObject* value) {
   if (value == nullptr || !PyLong_CheckExact(value)) return false;
   int overflow = 0;
   long fd = PyLong_AsLongAndOverflow(value, &overflow);
-  return overflow == 0 && (fd == -1 || (fd >= 0 && fd <= INT_MAX && sandbox.OwnsFd(static_cast<int>(fd))));
+  return overflow == 0 &&
+         (fd == -1 || (fd >= 0 && fd <= INT_MAX && sandbox.OwnsFd(static_cast<int>(fd))));
 }
 
 // os.open(path, flags, mode=0o777, *, dir_fd=None) with a dir_fd. Its "open" audit
@@ -267,15 +283,18 @@ bool ChildMayGet(Sandbox& sandbox, PyObject* value) {
 PyObject* OsOpenAt(const Guard& guard, Sandbox& sandbox, PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {"path", "flags", "mode", "dir_fd", nullptr};
   PyObject *path = nullptr, *flags = nullptr, *mode = nullptr, *dir_fd = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$O:open", const_cast<char**>(keywords),
-                                   &path, &flags, &mode, &dir_fd)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$O:open", const_cast<char**>(keywords), &path,
+                                   &flags, &mode, &dir_fd)) {
     return nullptr;
   }
   auto plain_path = py::reinterpret_steal<py::object>(PyOS_FSPath(path));
-  auto plain_flags = py::reinterpret_steal<py::object>(plain_path ? PyNumber_Index(flags) : nullptr);
-  auto plain_mode = py::reinterpret_steal<py::object>(
-      !plain_flags ? nullptr : mode != nullptr ? PyNumber_Index(mode) : PyLong_FromLong(0777));
-  auto plain_dir_fd = py::reinterpret_steal<py::object>(plain_mode ? PyNumber_Index(dir_fd) : nullptr);
+  auto plain_flags =
+      py::reinterpret_steal<py::object>(plain_path ? PyNumber_Index(flags) : nullptr);
+  auto plain_mode = py::reinterpret_steal<py::object>(!plain_flags      ? nullptr
+                                                      : mode != nullptr ? PyNumber_Index(mode)
+                                                                        : PyLong_FromLong(0777));
+  auto plain_dir_fd =
+      py::reinterpret_steal<py::object>(plain_mode ? PyNumber_Index(dir_fd) : nullptr);
   if (!plain_dir_fd) return nullptr;
   auto plain_args = py::reinterpret_steal<py::object>(
       PyTuple_Pack(3, plain_path.ptr(), plain_flags.ptr(), plain_mode.ptr()));
@@ -296,12 +315,13 @@ PyObject* OsOpenAt(const Guard& guard, Sandbox& sandbox, PyObject* args, PyObjec
 // encoding, as posixmodule does). nullopt with a Python error set.
 std::optional<std::string> PathBytes(PyObject* path) {
   auto fspath = py::reinterpret_steal<py::object>(PyOS_FSPath(path));
-  auto bytes = py::reinterpret_steal<py::object>(
-      !fspath ? nullptr
-      : PyBytes_Check(fspath.ptr()) ? Py_NewRef(fspath.ptr())
-                                    : PyUnicode_EncodeFSDefault(fspath.ptr()));
+  auto bytes = py::reinterpret_steal<py::object>(!fspath ? nullptr
+                                                 : PyBytes_Check(fspath.ptr())
+                                                     ? Py_NewRef(fspath.ptr())
+                                                     : PyUnicode_EncodeFSDefault(fspath.ptr()));
   if (!bytes) return std::nullopt;
-  return std::string(PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr())));
+  return std::string(PyBytes_AS_STRING(bytes.ptr()),
+                     static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr())));
 }
 
 // os.posix_spawn[p](..., file_actions=[...]): the actions run in the child, which
@@ -313,7 +333,8 @@ py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* ac
   auto checked = py::reinterpret_steal<py::object>(items ? PyList_New(0) : nullptr);
   if (!checked) return py::object();
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items.ptr()); ++i) {
-    auto action = py::reinterpret_steal<py::object>(PySequence_Tuple(PyTuple_GET_ITEM(items.ptr(), i)));
+    auto action =
+        py::reinterpret_steal<py::object>(PySequence_Tuple(PyTuple_GET_ITEM(items.ptr(), i)));
     if (!action) return py::object();
     Py_ssize_t size = PyTuple_GET_SIZE(action.ptr());
     std::vector<py::object> plain;
@@ -329,19 +350,23 @@ py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* ac
       std::optional<std::string> path = PathBytes(plain[2].ptr());
       std::optional<int> flags = IntValue(plain[3].ptr());
       if (!path || !flags) return py::object();
-      if (sandbox.JudgePath(*path, Sandbox::FlagsWrite(*flags) ? Sandbox::FileAccess::kWrite : Sandbox::FileAccess::kRead) !=
+      if (sandbox.JudgePath(*path, Sandbox::FlagsWrite(*flags) ? Sandbox::FileAccess::kWrite
+                                                               : Sandbox::FileAccess::kRead) !=
           Sandbox::PathVerdict::kAllowed) {
-        SetPermissionError(guard, absl::StrCat("file_actions may not open '", *path,
-                                               "' (outside the policy's paths, or a host descriptor)"));
+        SetPermissionError(guard,
+                           absl::StrCat("file_actions may not open '", *path,
+                                        "' (outside the policy's paths, or a host descriptor)"));
         return py::object();
       }
-    } else if (tag == 2 && size == 3 && !ChildMayGet(sandbox, plain[1].ptr())) {  // POSIX_SPAWN_DUP2
+    } else if (tag == 2 && size == 3 &&
+               !ChildMayGet(sandbox, plain[1].ptr())) {  // POSIX_SPAWN_DUP2
       SetPermissionError(guard, "file_actions may only dup2 a descriptor the code opened itself");
       return py::object();
     }
     auto tuple = py::reinterpret_steal<py::object>(PyTuple_New(size));
     if (!tuple) return py::object();
-    for (Py_ssize_t j = 0; j < size; ++j) PyTuple_SET_ITEM(tuple.ptr(), j, plain[j].release().ptr());
+    for (Py_ssize_t j = 0; j < size; ++j)
+      PyTuple_SET_ITEM(tuple.ptr(), j, plain[j].release().ptr());
     if (PyList_Append(checked.ptr(), tuple.ptr()) != 0) return py::object();
   }
   return checked;
@@ -349,13 +374,14 @@ py::object CheckedFileActions(const Guard& guard, Sandbox& sandbox, PyObject* ac
 
 // Hardens a builtin module that is not loaded at interpreter creation when importlib
 // creates it (below, after Hardener). Error: a Python error is set.
-absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module);
+absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name,
+                                 const py::object& module);
 
 // --- the handlers: what each guarded function does instead of its original ---------
 
 PyObject* Exit(const Call& c) {  // os._exit(n): ends the execution like sys.exit(n)
-  PyObject* code = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0
-                       ? PyTuple_GET_ITEM(c.args, 0) : Py_None;
+  PyObject* code =
+      PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0 ? PyTuple_GET_ITEM(c.args, 0) : Py_None;
   PyErr_SetObject(PyExc_SystemExit, code);
   return nullptr;
 }
@@ -402,8 +428,9 @@ PyObject* FdUseTwo(const Call& c) {  // acts on two existing descriptors (first 
 // Waiting for a child: only a specific pid, only if processes are allowed. wait(),
 // waitpid(-1 or 0) would reap the host's own children.
 PyObject* RefuseWait(const Call& c) {
-  return c.Refuse("only for a child the code started, by its pid, under a policy that allows "
-                  "processes");
+  return c.Refuse(
+      "only for a child the code started, by its pid, under a policy that allows "
+      "processes");
 }
 
 PyObject* WaitAnyChild(const Call& c) {  // os.wait, os.wait3: never a specific child
@@ -459,8 +486,8 @@ PyObject* AuditHook(const Call& c) {  // sys.addaudithook: not under an enforcin
 
 PyObject* ThreadStart(const Call& c) {  // by Policy::threads
   if (c.active && !c.sandbox->policy().threads) {
-    std::string message = absl::StrCat("starting threads denied by pyhost policy '",
-                                       c.sandbox->policy().name, "'");
+    std::string message =
+        absl::StrCat("starting threads denied by pyhost policy '", c.sandbox->policy().name, "'");
     PyErr_SetString(PyExc_PermissionError, message.c_str());
     return nullptr;
   }
@@ -470,8 +497,9 @@ PyObject* ThreadStart(const Call& c) {  // by Policy::threads
 PyObject* RecursionLimit(const Call& c) {  // capped
   std::optional<int> limit = IntArg(c.args, 0);
   if (limit && *limit > kMaxRecursionLimit) {
-    std::string message = absl::StrCat("sys.setrecursionlimit(", *limit, ") is above pyhost's cap of ",
-                                       kMaxRecursionLimit, " (deep C recursion would overflow the host thread's stack)");
+    std::string message = absl::StrCat(
+        "sys.setrecursionlimit(", *limit, ") is above pyhost's cap of ", kMaxRecursionLimit,
+        " (deep C recursion would overflow the host thread's stack)");
     PyErr_SetString(PyExc_RecursionError, message.c_str());
     return nullptr;
   }
@@ -486,10 +514,13 @@ PyObject* CreateModule(const Call& c, bool dynamic) {
   // a look-alike could answer one name to the check and another to the call.
   bool no_keywords = c.kwargs == nullptr || PyDict_GET_SIZE(c.kwargs) == 0;
   PyObject* spec = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) == 1 && no_keywords
-                       ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
-  PyObject* spec_dict = spec != nullptr && sandbox != nullptr &&
-                                reinterpret_cast<PyObject*>(Py_TYPE(spec)) == sandbox->module_spec_type()
-                            ? PyObject_GenericGetDict(spec, nullptr) : nullptr;
+                       ? PyTuple_GET_ITEM(c.args, 0)
+                       : nullptr;
+  PyObject* spec_dict =
+      spec != nullptr && sandbox != nullptr &&
+              reinterpret_cast<PyObject*>(Py_TYPE(spec)) == sandbox->module_spec_type()
+          ? PyObject_GenericGetDict(spec, nullptr)
+          : nullptr;
   auto owned_dict = py::reinterpret_steal<py::object>(spec_dict);
   PyObject* name = spec_dict != nullptr ? PyDict_GetItemString(spec_dict, "name") : nullptr;
   if (name == nullptr || !PyUnicode_CheckExact(name)) {
@@ -550,9 +581,10 @@ PyObject* CreateDynamic(const Call& c) { return CreateModule(c, /*dynamic=*/true
 // (exec_builtin a dynamic one's too); a body whose objects pyhost guards is guarded as
 // soon as it ran, before the code has them.
 PyObject* ExecModule(const Call& c) {
-  PyObject* module = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0
-                         ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
-  PyModuleDef* def = module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
+  PyObject* module =
+      PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0 ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  PyModuleDef* def =
+      module != nullptr && PyModule_Check(module) ? PyModule_GetDef(module) : nullptr;
   PyErr_Clear();
   if (c.sandbox != nullptr && def != nullptr && c.sandbox->IsSealedDef(def)) {
     return c.Refuse("a hardened module cannot be executed again");
@@ -579,7 +611,8 @@ PyObject* Import(const Call& c) {  // builtins.__import__
 
 PyObject* ImportCheck(const Call& c) {  // the meta-path finder's check(name)
   py::object module = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0
-                          ? ModuleName(PyTuple_GET_ITEM(c.args, 0)) : py::object();
+                          ? ModuleName(PyTuple_GET_ITEM(c.args, 0))
+                          : py::object();
   if (c.active && !CheckImportName(*c.sandbox, module.ptr())) return nullptr;
   Py_RETURN_NONE;
 }
@@ -595,7 +628,9 @@ PyObject* ImportlibOnly(const Call& c) {  // only importlib itself may call it (
 // stdlib is checked when loaded): renamed code would pass for the stdlib's.
 PyObject* FixCoFilename(const Call& c) {
   if (c.active && !CallerIsImportMachinery()) return c.Refuse("only importlib itself may call it");
-  PyObject* code = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) == 2 ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  PyObject* code = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) == 2
+                       ? PyTuple_GET_ITEM(c.args, 0)
+                       : nullptr;
   PyObject* path = code != nullptr ? PyTuple_GET_ITEM(c.args, 1) : nullptr;
   if (c.active && c.sandbox->policy().enforce && code != nullptr && PyCode_Check(code) &&
       PyUnicode_Check(path)) {
@@ -603,7 +638,8 @@ PyObject* FixCoFilename(const Call& c) {
     // A name that is not UTF-8 text is never trusted (audit_hook.cc reads it as ""),
     // so renaming to one claims nothing.
     std::optional<std::string> target = Utf8(path);
-    if (target && IsTrustedFilename(*target, StdlibDir()) && PyUnicode_Compare(current, path) != 0) {
+    if (target && IsTrustedFilename(*target, StdlibDir()) &&
+        PyUnicode_Compare(current, path) != 0) {
       return c.Refuse("code may not be renamed into the stdlib");
     }
   }
@@ -615,8 +651,10 @@ PyObject* FixCoFilename(const Call& c) {
 // (then its name is the answer, as setlocale gives it). Other values are the
 // original's TypeError to raise.
 PyObject* Setlocale(const Call& c) {
-  PyObject* value = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 1 ? PyTuple_GET_ITEM(c.args, 1)
-                    : c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "locale") : nullptr;
+  PyObject* value = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 1
+                        ? PyTuple_GET_ITEM(c.args, 1)
+                    : c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "locale")
+                                          : nullptr;
   std::optional<int> category = IntArg(c.args, 0);
   if (c.active && value != nullptr && PyUnicode_Check(value)) {
     const char* text = PyUnicode_AsUTF8(value);
@@ -624,8 +662,9 @@ PyObject* Setlocale(const Call& c) {
     if (category && LocaleUnchanged(*category, text)) {
       return PyUnicode_DecodeLocale(setlocale(*category, nullptr), nullptr);
     }
-    return c.Refuse("the locale belongs to the whole host process "
-                    "(setlocale(category) without a value may query it)");
+    return c.Refuse(
+        "the locale belongs to the whole host process "
+        "(setlocale(category) without a value may query it)");
   }
   return c.Original();
 }
@@ -637,12 +676,12 @@ PyObject* TimeZone(const Call& c) {
   const auto& tz = c.active ? c.sandbox->environ_tz() : std::nullopt;
   const char* process_tz = getenv("TZ");
   if (tz && (*tz ? process_tz == nullptr || **tz != process_tz : process_tz != nullptr)) {
-    return c.Refuse(absl::StrCat(
-        "os.environ['TZ'] is ", *tz ? absl::StrCat("'", **tz, "'") : "unset",
-        " but the time zone belongs to the whole host process (TZ ",
-        process_tz ? absl::StrCat("'", process_tz, "'") : "unset",
-        "): local time cannot change for one execution; use zoneinfo.ZoneInfo(...) "
-        "with datetime instead"));
+    return c.Refuse(
+        absl::StrCat("os.environ['TZ'] is ", *tz ? absl::StrCat("'", **tz, "'") : "unset",
+                     " but the time zone belongs to the whole host process (TZ ",
+                     process_tz ? absl::StrCat("'", process_tz, "'") : "unset",
+                     "): local time cannot change for one execution; use zoneinfo.ZoneInfo(...) "
+                     "with datetime instead"));
   }
   return c.Original();
 }
@@ -653,10 +692,12 @@ PyObject* TimeZone(const Call& c) {
 template <Py_ssize_t kValue>
 PyObject* GettextQuery(const Call& c) {
   PyObject* value = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > kValue
-                        ? PyTuple_GET_ITEM(c.args, kValue) : Py_None;
+                        ? PyTuple_GET_ITEM(c.args, kValue)
+                        : Py_None;
   if (c.active && value != Py_None) {
-    return c.Refuse("the message catalogs belong to the whole host "
-                    "process (None as the value may query them)");
+    return c.Refuse(
+        "the message catalogs belong to the whole host "
+        "process (None as the value may query them)");
   }
   return c.Original();
 }
@@ -675,12 +716,14 @@ PyObject* SetDefaultTimeout(const Call& c) {
   auto restored = py::reinterpret_steal<py::object>(
       PyObject_CallOneArg(c.guard.original.ptr(), previous.ptr()));
   if (!value || !restored) return nullptr;
-  c.sandbox->set_socket_default_timeout(value.ptr() == Py_None ? -1.0 : PyFloat_AsDouble(value.ptr()));
+  c.sandbox->set_socket_default_timeout(value.ptr() == Py_None ? -1.0
+                                                               : PyFloat_AsDouble(value.ptr()));
   Py_RETURN_NONE;
 }
 
 PyObject* GetDefaultTimeout(const Call& c) {  // socket.getdefaulttimeout: this interpreter's
-  std::optional<double> own = c.sandbox != nullptr ? c.sandbox->socket_default_timeout() : std::nullopt;
+  std::optional<double> own =
+      c.sandbox != nullptr ? c.sandbox->socket_default_timeout() : std::nullopt;
   if (!own) return c.Original();
   if (*own < 0) Py_RETURN_NONE;
   return PyFloat_FromDouble(*own);
@@ -692,7 +735,8 @@ PyObject* Open(const Call& c) {
   if (!c.active) return c.Original();
   constexpr Py_ssize_t kOpenerPosition = 7;
   py::object checked_args, checked_kwargs;
-  if (!WrapOpener(c.args, c.kwargs, kOpenerPosition, &checked_args, &checked_kwargs)) return nullptr;
+  if (!WrapOpener(c.args, c.kwargs, kOpenerPosition, &checked_args, &checked_kwargs))
+    return nullptr;
   return CallOriginal(c.guard, checked_args.ptr(), checked_kwargs.ptr());
 }
 
@@ -728,7 +772,8 @@ PyObject* Sleep(const Call& c) {  // time.sleep: woken early by a Cancellation
 PyObject* OsOpen(const Call& c) {  // os.open: a dir_fd is handed to the "open" audit rule
   PyObject* dir_fd = c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "dir_fd") : nullptr;
   if (c.active && !c.sandbox->CheckDescriptorCap()) return nullptr;
-  if (c.active && dir_fd != nullptr && dir_fd != Py_None) return OsOpenAt(c.guard, *c.sandbox, c.args, c.kwargs);
+  if (c.active && dir_fd != nullptr && dir_fd != Py_None)
+    return OsOpenAt(c.guard, *c.sandbox, c.args, c.kwargs);
   PyObject* result = c.Original();
   if (result != nullptr && c.active) RecordFds(*c.sandbox, result);
   return result;
@@ -745,27 +790,31 @@ PyObject* ChildFds(const Call& c) {
   if (!c.active) return c.Original();
   if (!c.sandbox->policy().processes) {
     PyErr_SetString(PyExc_PermissionError,
-                    absl::StrCat(c.guard.name, " denied by pyhost policy '", c.sandbox->policy().name,
-                                 "': processes are not allowed").c_str());
+                    absl::StrCat(c.guard.name, " denied by pyhost policy '",
+                                 c.sandbox->policy().name, "': processes are not allowed")
+                        .c_str());
     return nullptr;
   }
   bool plain = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 13 &&
                (c.kwargs == nullptr || PyDict_GET_SIZE(c.kwargs) == 0) &&
                PyTuple_CheckExact(PyTuple_GET_ITEM(c.args, 3));
-  for (Py_ssize_t i : {6, 9, 11, 13}) plain = plain && ChildMayGet(*c.sandbox, PyTuple_GET_ITEM(c.args, i));
+  for (Py_ssize_t i : {6, 9, 11, 13})
+    plain = plain && ChildMayGet(*c.sandbox, PyTuple_GET_ITEM(c.args, i));
   PyObject* pass_fds = plain ? PyTuple_GET_ITEM(c.args, 3) : nullptr;
   for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(pass_fds); ++i) {
     plain = ChildMayGet(*c.sandbox, PyTuple_GET_ITEM(pass_fds, i));
   }
   if (!plain) {
-    return c.Refuse("a child process gets only descriptors the code opened itself (not the host's)");
+    return c.Refuse(
+        "a child process gets only descriptors the code opened itself (not the host's)");
   }
   return c.Original();
 }
 
 // os.posix_spawn[p]: file actions only on the code's descriptors and paths.
 PyObject* Spawn(const Call& c) {
-  PyObject* actions = c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "file_actions") : nullptr;
+  PyObject* actions =
+      c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "file_actions") : nullptr;
   if (!c.active || actions == nullptr || actions == Py_None) return c.Original();
   py::object checked = CheckedFileActions(c.guard, *c.sandbox, actions);
   auto copy = py::reinterpret_steal<py::object>(checked ? PyDict_Copy(c.kwargs) : nullptr);
@@ -779,7 +828,8 @@ PyObject* Spawn(const Call& c) {
 PyObject* GetAddrInfo(const Call& c) {
   PyObject* result = c.Original();
   if (result == nullptr || !c.active || !PyList_Check(result)) return result;
-  PyObject* host = PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0 ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
+  PyObject* host =
+      PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0 ? PyTuple_GET_ITEM(c.args, 0) : nullptr;
   std::optional<std::string> host_text = Utf8(host);
   if (!host_text || !c.sandbox->HostAllowed(*host_text)) return result;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(result); ++i) {
@@ -823,19 +873,47 @@ const std::vector<GuardRow>& GuardTable() {
       // Hardened with every interpreter (HardenInterpreter), in the order it names
       // the modules.
       {"posix", "os", {"_exit"}, Exit},
-      {"posix", "os",
-       {"abort", "chdir", "fchdir", "chroot", "umask", "setuid", "setgid", "seteuid", "setegid",
-        "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setsid",
-        "setpgid", "setpgrp", "setpriority", "nice", "sched_setaffinity", "sched_setscheduler",
-        "sched_setparam", "closerange", "login_tty", "tcsetpgrp", "mkfifo", "mknod"},
+      {"posix",
+       "os",
+       {"abort",
+        "chdir",
+        "fchdir",
+        "chroot",
+        "umask",
+        "setuid",
+        "setgid",
+        "seteuid",
+        "setegid",
+        "setreuid",
+        "setregid",
+        "setresuid",
+        "setresgid",
+        "setgroups",
+        "initgroups",
+        "setsid",
+        "setpgid",
+        "setpgrp",
+        "setpriority",
+        "nice",
+        "sched_setaffinity",
+        "sched_setscheduler",
+        "sched_setparam",
+        "closerange",
+        "login_tty",
+        "tcsetpgrp",
+        "mkfifo",
+        "mknod"},
        HostOnly},
       {"posix", "os", {"putenv"}, Putenv},
       {"posix", "os", {"unsetenv"}, Unsetenv},
       {"posix", "os", {"close"}, FdClose},
-      {"posix", "os",
-       {"write", "writev", "pwrite", "pwritev", "read", "readv", "pread", "preadv", "lseek",
-        "ftruncate", "fchmod", "fchown", "fsync", "fdatasync", "set_blocking", "set_inheritable",
-        "posix_fallocate", "posix_fadvise", "lockf", "eventfd_read", "eventfd_write"},
+      {"posix",
+       "os",
+       {"write",           "writev",          "pwrite",        "pwritev",   "read",
+        "readv",           "pread",           "preadv",        "lseek",     "ftruncate",
+        "fchmod",          "fchown",          "fsync",         "fdatasync", "set_blocking",
+        "set_inheritable", "posix_fallocate", "posix_fadvise", "lockf",     "eventfd_read",
+        "eventfd_write"},
        FdUse},
       {"posix", "os", {"sendfile", "copy_file_range", "splice"}, FdUseTwo},
       {"posix", "os", {"wait", "wait3"}, WaitAnyChild},
@@ -844,14 +922,18 @@ const std::vector<GuardRow>& GuardTable() {
       {"posix", "os", {"fstat", "fstatvfs", "isatty"}, FdStat},
       {"posix", "os", {"open"}, OsOpen},
       {"posix", "os", {"dup"}, FdDup},
-      {"posix", "os", {"pipe", "pipe2", "openpty", "memfd_create", "eventfd", "pidfd_open"}, FdCreate},
+      {"posix",
+       "os",
+       {"pipe", "pipe2", "openpty", "memfd_create", "eventfd", "pidfd_open"},
+       FdCreate},
       {"posix", "os", {"posix_spawn", "posix_spawnp"}, Spawn},
       {"time", "time", {"clock_settime", "clock_settime_ns"}, HostOnly},
       {"time", "time", {"sleep"}, Sleep},
       {"time", "time", {"tzset", "mktime"}, TimeZone},
       {"_thread", "_thread", {"start_new_thread", "start_new"}, ThreadStart},
       {"_thread", "_thread", {"interrupt_main"}, HostOnly},
-      {"_signal", "signal",
+      {"_signal",
+       "signal",
        {"signal", "alarm", "setitimer", "pthread_kill", "pthread_sigmask", "raise_signal",
         "set_wakeup_fd", "siginterrupt", "sigwait", "sigwaitinfo", "sigtimedwait",
         "pidfd_send_signal"},
@@ -902,7 +984,8 @@ PyMethodDef* MethodDefFor(const std::string& name, PyObject* original) {
     const char* doc = original != nullptr && PyCFunction_Check(original)
                           ? reinterpret_cast<PyCFunctionObject*>(original)->m_ml->ml_doc
                           : "Replaced by pyhost: see pyhost's docs/security.md.";
-    def = new PyMethodDef{names->back().c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCall)),
+    def = new PyMethodDef{names->back().c_str(),
+                          reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCall)),
                           METH_VARARGS | METH_KEYWORDS, doc};
   }
   return def;
@@ -945,7 +1028,8 @@ class Hardener {
     module_ = std::move(module);
     if (seal != Seal::kNone) {
       sandbox_.Seal(module_name, seal == Seal::kAll && PyModule_Check(module_.ptr())
-                                     ? PyModule_GetDef(module_.ptr()) : nullptr);
+                                     ? PyModule_GetDef(module_.ptr())
+                                     : nullptr);
     }
     PyErr_Clear();
     return absl::OkStatus();
@@ -986,11 +1070,14 @@ class Hardener {
     }
     py::object error_type;
     if (row.refusal_base != nullptr) {
-      auto base = py::reinterpret_steal<py::object>(PyObject_GetAttrString(module_.ptr(), row.refusal_base));
+      auto base = py::reinterpret_steal<py::object>(
+          PyObject_GetAttrString(module_.ptr(), row.refusal_base));
       error_type = base ? RefusalType(row.shown_as, base.ptr()) : py::object();
-      if (!error_type) return StatusFromPythonError(absl::StrCat("hardening: ", row.shown_as, "'s refusal type"));
+      if (!error_type)
+        return StatusFromPythonError(absl::StrCat("hardening: ", row.shown_as, "'s refusal type"));
     }
-    py::object wrapper = MakeGuard(row.handler, name, original, std::move(error_type), std::move(other));
+    py::object wrapper =
+        MakeGuard(row.handler, name, original, std::move(error_type), std::move(other));
     if (!wrapper || PyObject_SetAttrString(module_.ptr(), attr, wrapper.ptr()) != 0) {
       return StatusFromPythonError(absl::StrCat("hardening: replace ", name));
     }
@@ -1051,11 +1138,13 @@ PyObject* GuardedEpollNew(PyTypeObject* type, PyObject* args, PyObject* kwargs) 
   if (epoll != nullptr && active) {
     // select.epoll's own fileno, never a subclass's (it could name a host descriptor).
     PyTypeObject* base = type;
-    while (base->tp_base != nullptr && base->tp_base->tp_new == GuardedEpollNew) base = base->tp_base;
+    while (base->tp_base != nullptr && base->tp_base->tp_new == GuardedEpollNew)
+      base = base->tp_base;
     PyObject* fileno = PyDict_GetItemString(base->tp_dict, "fileno");  // borrowed
-    auto fd = py::reinterpret_steal<py::object>(
-        fileno != nullptr && Py_IS_TYPE(fileno, &PyMethodDescr_Type) ? PyObject_CallOneArg(fileno, epoll)
-                                                                      : nullptr);
+    auto fd = py::reinterpret_steal<py::object>(fileno != nullptr &&
+                                                        Py_IS_TYPE(fileno, &PyMethodDescr_Type)
+                                                    ? PyObject_CallOneArg(fileno, epoll)
+                                                    : nullptr);
     if (fd) RecordFds(*sandbox, fd.ptr());
     PyErr_Clear();
   }
@@ -1079,23 +1168,24 @@ absl::Status GuardEpollIn(PyObject* select) {
   return absl::OkStatus();
 }
 
-absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name, const py::object& module) {
+absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name,
+                                 const py::object& module) {
   // _posixsubprocess: loading it at creation would put it in sys.modules, where
   // importlib's own __import__ finds it without asking the import gate. Hardened here,
   // its name is sealed: it cannot be created again unhardened. (Executing it, next,
   // adds no functions: it is not sealed against that.)
   if (name != "_posixsubprocess") return absl::OkStatus();
   Hardener h(sandbox);
-  if (absl::Status s = h.Module(module, "_posixsubprocess", Hardener::Seal::kName); !s.ok()) return s;
+  if (absl::Status s = h.Module(module, "_posixsubprocess", Hardener::Seal::kName); !s.ok())
+    return s;
   absl::Status replaced = h.ReplaceRows("_posixsubprocess");
   if (!replaced.ok()) PyErr_SetString(PyExc_RuntimeError, std::string(replaced.message()).c_str());
   return replaced;
 }
 
-#define PYHOST_RETURN_IF_ERROR(expr)        \
-  do {                                      \
-    if (absl::Status _s = (expr); !_s.ok()) \
-      return _s;                            \
+#define PYHOST_RETURN_IF_ERROR(expr)                   \
+  do {                                                 \
+    if (absl::Status _s = (expr); !_s.ok()) return _s; \
   } while (0)
 
 bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
@@ -1120,7 +1210,8 @@ absl::Status HardenInterpreter(Sandbox& sandbox, modules::Support* support) {
   Hardener h(sandbox);
   PYHOST_RETURN_IF_ERROR(h.Harden("posix"));
   PYHOST_RETURN_IF_ERROR(h.SwapCopies());
-  for (const char* module : {"time", "_thread", "_signal", "sys", "_socket", "_tracemalloc", "_locale"}) {
+  for (const char* module :
+       {"time", "_thread", "_signal", "sys", "_socket", "_tracemalloc", "_locale"}) {
     PYHOST_RETURN_IF_ERROR(h.Harden(module));
   }
 
@@ -1140,9 +1231,10 @@ absl::Status HardenInterpreter(Sandbox& sandbox, modules::Support* support) {
   // every distinct one is hardened.
   auto bootstrap = py::reinterpret_borrow<py::object>(
       PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib"));
-  auto spec_type = bootstrap ? py::reinterpret_steal<py::object>(
-                                   PyObject_GetAttrString(bootstrap.ptr(), "ModuleSpec"))
-                             : py::object();
+  auto spec_type =
+      bootstrap
+          ? py::reinterpret_steal<py::object>(PyObject_GetAttrString(bootstrap.ptr(), "ModuleSpec"))
+          : py::object();
   if (!spec_type) return StatusFromPythonError("hardening: importlib's ModuleSpec");
   sandbox.set_module_spec_type(spec_type.ptr());
   std::vector<py::object> imps;

@@ -63,7 +63,8 @@ absl::Status SwapMethod(PyObject* dict, const char* name, int flags, PyCFunction
     def = reinterpret_cast<PyCFunctionObject*>(value)->m_ml;
   }
   if (def == nullptr || def->ml_flags != flags) {
-    return absl::InternalError(absl::StrCat("cannot guard ", name, ": not the C function expected"));
+    return absl::InternalError(
+        absl::StrCat("cannot guard ", name, ": not the C function expected"));
   }
   *original = def->ml_meth;
   def->ml_meth = replacement;
@@ -74,8 +75,9 @@ namespace {
 
 absl::StatusOr<py::object> Attribute(const char* module_name, const char* name) {
   auto module = py::reinterpret_steal<py::object>(PyImport_ImportModule(module_name));
-  auto value = module ? py::reinterpret_steal<py::object>(PyObject_GetAttrString(module.ptr(), name))
-                      : py::object();
+  auto value = module
+                   ? py::reinterpret_steal<py::object>(PyObject_GetAttrString(module.ptr(), name))
+                   : py::object();
   if (!value) return StatusFromPythonError(absl::StrCat("guarding ", module_name, ".", name));
   return value;
 }
@@ -205,9 +207,11 @@ bool ReachableByName(PyObject* type) {
   size_t start = 0;
   while (current && start <= path.size()) {
     size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part == "<locals>") return false;
-    current = py::reinterpret_steal<py::object>(PyObject_GetAttrString(current.ptr(), part.c_str()));
+    current =
+        py::reinterpret_steal<py::object>(PyObject_GetAttrString(current.ptr(), part.c_str()));
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
@@ -248,8 +252,8 @@ absl::Status IsolateTypeSubclasses() {
   PyObject* dict = PyType_Type.tp_dict;
   PyObject* original = PyDict_GetItemString(dict, "__subclasses__");
   if (original == nullptr) return absl::InternalError("type has no __subclasses__");
-  auto replacement = py::reinterpret_steal<py::object>(
-      PyDescr_NewMethod(&PyType_Type, &kFilteredSubclassesDef));
+  auto replacement =
+      py::reinterpret_steal<py::object>(PyDescr_NewMethod(&PyType_Type, &kFilteredSubclassesDef));
   if (!replacement) return StatusFromPythonError("isolating __subclasses__");
   g_original_subclasses = Py_NewRef(original);
   if (absl::Status s = RecordTypeCreators(); !s.ok()) return s;
@@ -301,8 +305,9 @@ PyObject* CheckedOpenerCall(PyObject* opener, PyObject* args, PyObject* kwargs) 
   std::optional<int> fd = Descriptor(result);
   if (fd && sandbox->OwnsFd(*fd)) return result;
   Py_DECREF(result);
-  PyErr_SetString(PyExc_PermissionError, "opener is not available in pyhost: an opener must "
-                                         "return a descriptor the code opened itself");
+  PyErr_SetString(PyExc_PermissionError,
+                  "opener is not available in pyhost: an opener must "
+                  "return a descriptor the code opened itself");
   return nullptr;
 }
 
@@ -331,7 +336,8 @@ int GuardedFileIOInit(PyObject* self, PyObject* args, PyObject* kwargs) {
   py::object plain = PlainKeywords(kwargs), checked_args, checked_kwargs;
   if (kwargs != nullptr && !plain) return -1;
   PyObject* file = PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0)
-                   : plain ? PyDict_GetItemString(plain.ptr(), "file") : nullptr;
+                   : plain                    ? PyDict_GetItemString(plain.ptr(), "file")
+                                              : nullptr;
   if (std::optional<int> fd = file != nullptr ? Descriptor(file) : std::nullopt;
       fd && sandbox->IsHeld(*fd)) {
     return RefuseSecondHolder("io.FileIO");
@@ -376,7 +382,8 @@ bool ApplyDefaultTimeout(const Sandbox& sandbox, PyObject* socket) {
   auto value = py::reinterpret_steal<py::object>(*timeout < 0 ? Py_NewRef(Py_None)
                                                               : PyFloat_FromDouble(*timeout));
   auto set = py::reinterpret_steal<py::object>(
-      value ? PyObject_CallFunctionObjArgs(g_socket_settimeout, socket, value.ptr(), nullptr) : nullptr);
+      value ? PyObject_CallFunctionObjArgs(g_socket_settimeout, socket, value.ptr(), nullptr)
+            : nullptr);
   return static_cast<bool>(set);
 }
 
@@ -400,8 +407,9 @@ int GuardedSocketInit(PyObject* self, PyObject* args, PyObject* kwargs) {
     std::optional<int> fd = Descriptor(fileno);
     if (fd && sandbox->IsHeld(*fd)) return RefuseSecondHolder("socket.socket");
     if (!fd || !sandbox->OwnsFd(*fd)) {
-      PyErr_SetString(PyExc_PermissionError, "socket.socket(fileno=...) is not available in "
-                                             "pyhost: only on descriptors the code opened itself");
+      PyErr_SetString(PyExc_PermissionError,
+                      "socket.socket(fileno=...) is not available in "
+                      "pyhost: only on descriptors the code opened itself");
       return -1;
     }
     local = sandbox->IsLocalSocket(*fd);
@@ -425,7 +433,8 @@ PyObject* GuardedAccept(PyObject* self, PyObject* unused) {
   Sandbox* sandbox = Sandbox::Current();
   if (Active(sandbox) && !sandbox->CheckDescriptorCap()) return nullptr;
   PyObject* result = g_socket_accept(self, unused);  // (fd, address)
-  if (result != nullptr && Active(sandbox) && PyTuple_Check(result) && PyTuple_GET_SIZE(result) == 2) {
+  if (result != nullptr && Active(sandbox) && PyTuple_Check(result) &&
+      PyTuple_GET_SIZE(result) == 2) {
     if (std::optional<int> fd = Descriptor(PyTuple_GET_ITEM(result, 0))) sandbox->RecordFd(*fd);
   }
   return result;
@@ -502,7 +511,8 @@ bool CheckAsciiLabels(PyObject* host) {
     }
   }
   if (labels.back().size() >= 64) {
-    PyErr_SetString(PyExc_UnicodeError, "encoding with 'idna' codec failed (UnicodeError: label too long)");
+    PyErr_SetString(PyExc_UnicodeError,
+                    "encoding with 'idna' codec failed (UnicodeError: label too long)");
     return false;
   }
   return true;
@@ -519,7 +529,8 @@ py::object ReplacedArg(PyObject* args, Py_ssize_t i, Make make) {
   auto copy = py::reinterpret_steal<py::object>(item ? PyTuple_New(n) : nullptr);
   if (!copy) return py::object();
   for (Py_ssize_t j = 0; j < n; ++j) {
-    PyTuple_SET_ITEM(copy.ptr(), j, j == i ? item.release().ptr() : Py_NewRef(PyTuple_GET_ITEM(args, j)));
+    PyTuple_SET_ITEM(copy.ptr(), j,
+                     j == i ? item.release().ptr() : Py_NewRef(PyTuple_GET_ITEM(args, j)));
   }
   return copy;
 }
@@ -533,7 +544,8 @@ py::object ResolvedAddress(PyObject* address) {
 }
 
 PyObject* GuardedGetaddrinfo(PyObject* module, PyObject* args, PyObject* kwargs) {
-  auto original = reinterpret_cast<PyCFunctionWithKeywords>(reinterpret_cast<void (*)()>(g_getaddrinfo));
+  auto original =
+      reinterpret_cast<PyCFunctionWithKeywords>(reinterpret_cast<void (*)()>(g_getaddrinfo));
   if (!Sandbox::Enforcing(Sandbox::Current())) return original(module, args, kwargs);
   PyObject* host = PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0)
                    : kwargs != nullptr        ? PyDict_GetItemString(kwargs, "host")
@@ -571,16 +583,18 @@ PyObject* GuardedConnect(PyObject* self, PyObject* address) {
 absl::Status GuardHostNames(PyTypeObject* socket_type, PyObject* module_dict) {
   PyObject* methods = socket_type->tp_dict;
   for (absl::Status s : {
-           SwapMethod(module_dict, "getaddrinfo", METH_VARARGS | METH_KEYWORDS,
-                      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedGetaddrinfo)),
-                      &g_getaddrinfo),
+           SwapMethod(
+               module_dict, "getaddrinfo", METH_VARARGS | METH_KEYWORDS,
+               reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedGetaddrinfo)),
+               &g_getaddrinfo),
            SwapMethod(module_dict, "gethostbyname", METH_VARARGS,
                       GuardedHostArg<&g_gethostbyname, 0, false>, &g_gethostbyname),
            SwapMethod(module_dict, "gethostbyname_ex", METH_VARARGS,
                       GuardedHostArg<&g_gethostbyname_ex, 0, false>, &g_gethostbyname_ex),
            SwapMethod(module_dict, "gethostbyaddr", METH_VARARGS,
                       GuardedHostArg<&g_gethostbyaddr, 0, false>, &g_gethostbyaddr),
-           SwapMethod(methods, "connect", METH_O, GuardedConnect<&g_socket_connect>, &g_socket_connect),
+           SwapMethod(methods, "connect", METH_O, GuardedConnect<&g_socket_connect>,
+                      &g_socket_connect),
            SwapMethod(methods, "connect_ex", METH_O, GuardedConnect<&g_socket_connect_ex>,
                       &g_socket_connect_ex),
            SwapMethod(methods, "sendto", METH_VARARGS, GuardedHostArg<&g_socket_sendto, -1, true>,
@@ -603,7 +617,8 @@ absl::Status GuardSockets() {
   if (g_socket_fileno == nullptr) return absl::InternalError("_socket.socket has no fileno");
   Py_INCREF(g_socket_fileno);
   g_socket_settimeout = PyDict_GetItemString(socket_type->tp_dict, "settimeout");
-  if (g_socket_settimeout == nullptr) return absl::InternalError("_socket.socket has no settimeout");
+  if (g_socket_settimeout == nullptr)
+    return absl::InternalError("_socket.socket has no settimeout");
   Py_INCREF(g_socket_settimeout);
   PyObject* methods = socket_type->tp_dict;
   for (absl::Status s : {
@@ -618,9 +633,10 @@ absl::Status GuardSockets() {
   if (!module.ok()) return module.status();
   PyObject* socket_module = PyDict_GetItemString(module->ptr(), "_socket");
   if (socket_module == nullptr) return absl::InternalError("_socket is not loaded");
-  if (absl::Status s = GuardHostNames(socket_type, PyModule_GetDict(socket_module)); !s.ok()) return s;
-  return SwapMethod(PyModule_GetDict(socket_module), "socketpair", METH_VARARGS,
-                    GuardedSocketpair, &g_socketpair);
+  if (absl::Status s = GuardHostNames(socket_type, PyModule_GetDict(socket_module)); !s.ok())
+    return s;
+  return SwapMethod(PyModule_GetDict(socket_module), "socketpair", METH_VARARGS, GuardedSocketpair,
+                    &g_socketpair);
 }
 
 }  // namespace
@@ -637,8 +653,8 @@ py::object PlainKeywords(PyObject* kwargs) {
       return py::object();
     }
     // A str subclass: its exact-str copy, so lookups compare text, never call __eq__.
-    auto name = py::reinterpret_steal<py::object>(
-        PyUnicode_CheckExact(key) ? Py_NewRef(key) : _PyUnicode_Copy(key));
+    auto name = py::reinterpret_steal<py::object>(PyUnicode_CheckExact(key) ? Py_NewRef(key)
+                                                                            : _PyUnicode_Copy(key));
     if (!name || PyDict_SetItem(plain.ptr(), name.ptr(), value) != 0) return py::object();
   }
   return plain;
@@ -652,7 +668,8 @@ bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position, py::objec
   const bool positional = opener == nullptr && PyTuple_GET_SIZE(args) > position;
   if (positional) opener = PyTuple_GET_ITEM(args, position);
   if (opener == nullptr || opener == Py_None) return true;
-  auto checked = py::reinterpret_steal<py::object>(PyCFunction_NewEx(&kCheckedOpenerDef, opener, nullptr));
+  auto checked =
+      py::reinterpret_steal<py::object>(PyCFunction_NewEx(&kCheckedOpenerDef, opener, nullptr));
   if (!checked) return false;
   if (positional) {
     // A new tuple: PyTuple_GetSlice of a whole tuple is the same tuple, not a copy.
@@ -660,7 +677,8 @@ bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position, py::objec
     auto copy = py::reinterpret_steal<py::object>(PyTuple_New(n));
     if (!copy) return false;
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyTuple_SET_ITEM(copy.ptr(), i, Py_NewRef(i == position ? checked.ptr() : PyTuple_GET_ITEM(args, i)));
+      PyTuple_SET_ITEM(copy.ptr(), i,
+                       Py_NewRef(i == position ? checked.ptr() : PyTuple_GET_ITEM(args, i)));
     }
     *new_args = std::move(copy);
   } else {
@@ -678,10 +696,12 @@ std::optional<int64_t> HeapTypeCreator(const void* type) {
   return it->second;
 }
 
-absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement) {
+absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original,
+                             void* replacement) {
   PyObject* descr = PyDict_GetItemString(type->tp_dict, name);  // borrowed
   auto* wrapper = descr != nullptr && Py_IS_TYPE(descr, &PyWrapperDescr_Type)
-                      ? reinterpret_cast<PyWrapperDescrObject*>(descr) : nullptr;
+                      ? reinterpret_cast<PyWrapperDescrObject*>(descr)
+                      : nullptr;
   if (wrapper == nullptr || wrapper->d_wrapped != original) {
     return absl::InternalError(absl::StrCat("cannot guard ", type->tp_name, ".", name));
   }
@@ -690,7 +710,8 @@ absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* origina
 }
 
 void ForEachSubclass(PyTypeObject* root, const std::function<void(PyTypeObject*)>& visit) {
-  std::vector<py::object> stack = {py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(root))};
+  std::vector<py::object> stack = {
+      py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(root))};
   absl::flat_hash_map<PyObject*, bool> seen;
   while (!stack.empty()) {
     py::object type = std::move(stack.back());
@@ -716,9 +737,10 @@ absl::Status GuardSharedTypes() {
   static const absl::Status guarded = []() -> absl::Status {
     if (absl::Status s = IsolateTypeSubclasses(); !s.ok()) return s;
     PyCFunction original_replace = nullptr;
-    if (absl::Status s = SwapMethod(PyCode_Type.tp_dict, "replace", METH_FASTCALL | METH_KEYWORDS,
-                                    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCodeReplace)),
-                                    &original_replace);
+    if (absl::Status s = SwapMethod(
+            PyCode_Type.tp_dict, "replace", METH_FASTCALL | METH_KEYWORDS,
+            reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardedCodeReplace)),
+            &original_replace);
         !s.ok()) {
       return s;
     }
@@ -726,8 +748,8 @@ absl::Status GuardSharedTypes() {
         reinterpret_cast<void (*)()>(original_replace));
     absl::StatusOr<py::object> fileio = Attribute("_io", "FileIO");
     if (!fileio.ok()) return fileio.status();
-    g_fileio_fileno = PyDict_GetItemString(
-        reinterpret_cast<PyTypeObject*>(fileio->ptr())->tp_dict, "fileno");
+    g_fileio_fileno =
+        PyDict_GetItemString(reinterpret_cast<PyTypeObject*>(fileio->ptr())->tp_dict, "fileno");
     if (g_fileio_fileno == nullptr) return absl::InternalError("_io.FileIO has no fileno");
     Py_INCREF(g_fileio_fileno);
     if (absl::Status s = SwapInit(reinterpret_cast<PyTypeObject*>(fileio->ptr()), GuardedFileIOInit,

@@ -49,7 +49,8 @@ std::optional<int64_t> HeapTypeCreator(const void* type);
 // Points the slot wrapper `type.__dict__[name]` (which calls `original`) at
 // `replacement`, so that calling the descriptor directly is guarded like the slot.
 // GIL held.
-absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original, void* replacement);
+absl::Status SwapSlotWrapper(PyTypeObject* type, const char* name, void* original,
+                             void* replacement);
 
 // Calls `visit` on `root` and each of its subclasses, at any depth, as
 // type.__subclasses__ lists them unfiltered (so: of every interpreter). For guards
@@ -69,8 +70,8 @@ absl::Status SwapMethod(PyObject* dict, const char* name, int flags, PyCFunction
 // or positional argument `position`) is wrapped so that the descriptor it returns
 // must be one the running code opened. Without an opener, the copies are the
 // arguments themselves. False with a Python error on failure. GIL held.
-bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position,
-                pybind11::object* new_args, pybind11::object* new_kwargs);
+bool WrapOpener(PyObject* args, PyObject* kwargs, Py_ssize_t position, pybind11::object* new_args,
+                pybind11::object* new_kwargs);
 
 // A copy of a call's keywords whose names are exact str objects (null with a Python
 // error if one is not a str). A guard that reads a keyword must read it from this

@@ -61,7 +61,8 @@ PyObject* Authorize(PyObject* self, PyObject* args) {
   Sandbox* sandbox = Sandbox::Current();
   int overflow = 0;
   long action = PyLong_Check(PyTuple_GET_ITEM(args, 0))
-                    ? PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(args, 0), &overflow) : -1;
+                    ? PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(args, 0), &overflow)
+                    : -1;
   if (Sandbox::Enforcing(sandbox)) {
     std::string why = Refusal(*sandbox, static_cast<int>(action), PyTuple_GET_ITEM(args, 1),
                               PyTuple_GET_ITEM(args, 2));
@@ -104,7 +105,8 @@ PyObject* GuardedSetAuthorizer(PyObject* self, PyTypeObject* cls, PyObject* cons
     return nullptr;
   }
   PyObject* user = args[0] == Py_None ? nullptr : args[0];
-  auto authorizer = py::reinterpret_steal<py::object>(PyCFunction_NewEx(&kAuthorizeDef, user, nullptr));
+  auto authorizer =
+      py::reinterpret_steal<py::object>(PyCFunction_NewEx(&kAuthorizeDef, user, nullptr));
   if (!authorizer) return nullptr;
   PyObject* wrapped[] = {authorizer.ptr()};
   return g_set_authorizer(self, cls, wrapped, 1, nullptr);
@@ -157,7 +159,8 @@ int GuardedConnectionInit(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 absl::Status GuardSqliteModule(PyObject* module) {
   PyObject* connection = PyModule_Check(module)
-                             ? PyDict_GetItemString(PyModule_GetDict(module), "Connection") : nullptr;
+                             ? PyDict_GetItemString(PyModule_GetDict(module), "Connection")
+                             : nullptr;
   if (connection == nullptr || !PyType_Check(connection)) {
     return absl::InternalError("_sqlite3 has no Connection type");
   }

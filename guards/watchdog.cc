@@ -44,15 +44,14 @@ void Watchdog::Loop() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // unlocks around callba
     if (due_id == 0 || next > absl::Now()) {
       // Woken early when an entry is armed (it may be due sooner); then look again.
       const int64_t armed = next_id_;
-      auto rearmed = [this, armed]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return next_id_ != armed;
-      };
+      auto rearmed = [this, armed]()
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return next_id_ != armed; };
       mu_.AwaitWithDeadline(absl::Condition(&rearmed), next);
       continue;
     }
     Entry& entry = entries_[due_id];
-    entry.due = entry.period > absl::ZeroDuration() ? absl::Now() + entry.period
-                                                    : absl::InfiniteFuture();
+    entry.due =
+        entry.period > absl::ZeroDuration() ? absl::Now() + entry.period : absl::InfiniteFuture();
     std::function<void()> callback = entry.callback;
     running_ = due_id;
     mu_.Unlock();

@@ -76,8 +76,7 @@ absl::StatusOr<Support> Support::Load(PyObject* builtins) {
   return Load(EmbeddedSources(), builtins);
 }
 
-absl::StatusOr<Support> Support::Load(absl::Span<const SupportSource> sources,
-                                      PyObject* builtins) {
+absl::StatusOr<Support> Support::Load(absl::Span<const SupportSource> sources, PyObject* builtins) {
   PyThreadState* current = CurrentThreadStateOrNull();
   PYHOST_CHECK(current != nullptr, "pyhost's Python helpers are loaded with the GIL held");
   Support support;
@@ -176,8 +175,8 @@ py::object Support::EofStdin() const {
 
 bool Support::InstallImportGate(PyObject* check) const {
   CheckInterpreter();
-  auto installed = py::reinterpret_steal<py::object>(
-      PyObject_CallOneArg(install_import_gate_.ptr(), check));
+  auto installed =
+      py::reinterpret_steal<py::object>(PyObject_CallOneArg(install_import_gate_.ptr(), check));
   return static_cast<bool>(installed);
 }
 
@@ -192,8 +191,8 @@ std::optional<ExecError> Support::DescribeError(PyObject* exception, absl::strin
                                                 PyObject* ns) const {
   CheckInterpreter();
   auto sources = py::reinterpret_steal<py::object>(PyDict_New());
-  auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
-      source.data(), static_cast<Py_ssize_t>(source.size()), "replace"));
+  auto text = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(source.data(), static_cast<Py_ssize_t>(source.size()), "replace"));
   const std::string name(filename);
   if (!sources || !text || PyDict_SetItemString(sources.ptr(), name.c_str(), text.ptr()) != 0) {
     PyErr_Clear();
@@ -213,7 +212,8 @@ std::optional<ExecError> Support::DescribeError(PyObject* exception, absl::strin
   error.hint = TextItem(described.ptr(), "hint");
   PyObject* line = PyDict_GetItemString(described.ptr(), "line");
   int overflow = 0;
-  long number = line != nullptr && PyLong_Check(line) ? PyLong_AsLongAndOverflow(line, &overflow) : 0;
+  long number =
+      line != nullptr && PyLong_Check(line) ? PyLong_AsLongAndOverflow(line, &overflow) : 0;
   if (overflow == 0 && number > 0 && number <= INT_MAX) error.line = static_cast<int>(number);
   PyErr_Clear();
   return error;

@@ -60,8 +60,7 @@ class Support {
   static absl::StatusOr<Support> Load(PyObject* builtins);
   // The same with other files (tests). A file may not rebind a name an earlier file
   // bound (they share the namespace): that is an error naming the file and the name.
-  static absl::StatusOr<Support> Load(absl::Span<const SupportSource> sources,
-                                      PyObject* builtins);
+  static absl::StatusOr<Support> Load(absl::Span<const SupportSource> sources, PyObject* builtins);
 
   Support() = default;  // holds nothing; only a loaded one may be called
   ~Support();

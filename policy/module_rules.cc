@@ -41,13 +41,41 @@ bool AnyModuleMatches(const std::vector<std::string>& patterns, absl::string_vie
 // them (asyncio, unittest, doctest) and what they reach is checked (audit hook,
 // hardened functions, SQLite's authorizer).
 const std::vector<std::string>& DangerousModules() {
-  static const auto* modules = new std::vector<std::string>{
-      "ctypes", "_ctypes", "multiprocessing", "_multiprocessing", "_posixshmem", "pty",
-      "faulthandler", "mmap", "resource", "fcntl", "termios", "tty", "marshal",
-      "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
-      "sys.monitoring", "zipimport", "runpy", "webbrowser", "tkinter", "_tkinter", "readline",
-      "curses", "_curses", "pwd", "grp", "spwd", "crypt", "syslog", "tracemalloc",
-      "_tracemalloc", "_dbm", "_gdbm"};
+  static const auto* modules = new std::vector<std::string>{"ctypes",
+                                                            "_ctypes",
+                                                            "multiprocessing",
+                                                            "_multiprocessing",
+                                                            "_posixshmem",
+                                                            "pty",
+                                                            "faulthandler",
+                                                            "mmap",
+                                                            "resource",
+                                                            "fcntl",
+                                                            "termios",
+                                                            "tty",
+                                                            "marshal",
+                                                            "_xxsubinterpreters",
+                                                            "_xxinterpchannels",
+                                                            "_testcapi",
+                                                            "_testinternalcapi",
+                                                            "sys.monitoring",
+                                                            "zipimport",
+                                                            "runpy",
+                                                            "webbrowser",
+                                                            "tkinter",
+                                                            "_tkinter",
+                                                            "readline",
+                                                            "curses",
+                                                            "_curses",
+                                                            "pwd",
+                                                            "grp",
+                                                            "spwd",
+                                                            "crypt",
+                                                            "syslog",
+                                                            "tracemalloc",
+                                                            "_tracemalloc",
+                                                            "_dbm",
+                                                            "_gdbm"};
   return *modules;
 }
 
@@ -57,32 +85,31 @@ const std::vector<std::string>& DangerousModules() {
 const std::vector<std::string>& CuratedStdlib() {
   static const auto* modules = new std::vector<std::string>{
       // the language and the interpreter
-      "__future__", "builtins", "sys", "os", "os.path", "posix", "posixpath", "errno", "stat", "abc",
-      "types", "typing", "dataclasses", "enum", "functools", "operator", "itertools",
+      "__future__", "builtins", "sys", "os", "os.path", "posix", "posixpath", "errno", "stat",
+      "abc", "types", "typing", "dataclasses", "enum", "functools", "operator", "itertools",
       "contextlib", "contextvars", "copy", "copyreg", "weakref", "warnings", "traceback",
-      "linecache", "inspect", "dis", "ast", "tokenize", "token", "keyword", "symtable",
-      "sysconfig", "platform", "threading", "queue", "_strptime",
+      "linecache", "inspect", "dis", "ast", "tokenize", "token", "keyword", "symtable", "sysconfig",
+      "platform", "threading", "queue", "_strptime",
       "gc",  // collect(), thresholds (per interpreter); heap walks are refused (audit hook)
       // numbers
       "math", "cmath", "decimal", "fractions", "numbers", "random", "statistics", "secrets",
       // data structures and formats
-      "array", "bisect", "heapq", "collections", "graphlib", "struct", "json", "csv",
-      "pickle", "pickletools", "sqlite3", "configparser", "tomllib",
-      "plistlib", "xml", "html", "email", "mailbox", "netrc", "xdrlib", "uu", "quopri",
-      "base64", "binascii", "hashlib", "hmac", "uuid", "ipaddress", "urllib.parse",
-      "mimetypes", "colorsys", "wave", "chunk", "aifc", "sunau", "audioop", "imghdr",
-      "sndhdr", "pyexpat",
+      "array", "bisect", "heapq", "collections", "graphlib", "struct", "json", "csv", "pickle",
+      "pickletools", "sqlite3", "configparser", "tomllib", "plistlib", "xml", "html", "email",
+      "mailbox", "netrc", "xdrlib", "uu", "quopri", "base64", "binascii", "hashlib", "hmac", "uuid",
+      "ipaddress", "urllib.parse", "mimetypes", "colorsys", "wave", "chunk", "aifc", "sunau",
+      "audioop", "imghdr", "sndhdr", "pyexpat",
       // text
       "re", "string", "stringprep", "textwrap", "difflib", "unicodedata", "codecs", "_codecs",
       "encodings", "locale", "gettext", "shlex", "pprint", "reprlib",
       // time
       "time", "datetime", "calendar", "zoneinfo", "sched", "timeit",
       // files in the execution's own directories, and archives
-      "io", "pathlib", "fnmatch", "glob", "tempfile", "shutil", "filecmp", "fileinput",
-      "zlib", "gzip", "bz2", "lzma", "zipfile", "tarfile",
+      "io", "pathlib", "fnmatch", "glob", "tempfile", "shutil", "filecmp", "fileinput", "zlib",
+      "gzip", "bz2", "lzma", "zipfile", "tarfile",
       // programs: async code, command lines, logging, tests, profiling
-      "asyncio", "concurrent.futures", "argparse", "getopt", "optparse", "logging",
-      "unittest", "doctest", "cProfile", "profile", "pstats"};
+      "asyncio", "concurrent.futures", "argparse", "getopt", "optparse", "logging", "unittest",
+      "doctest", "cProfile", "profile", "pstats"};
   return *modules;
 }
 
@@ -90,9 +117,9 @@ const std::vector<std::string>& CuratedStdlib() {
 // are refused under yolo as well.
 const std::vector<std::string>& NeverImportableModules() {
   static const auto* modules = new std::vector<std::string>{
-      "_xxsubinterpreters", "_xxinterpchannels", "_testcapi", "_testinternalcapi",
-      "_testmultiphase", "_testimportmultiple", "_testbuffer", "_testclinic",
-      "_ctypes_test", "_xxtestfuzz", "faulthandler"};
+      "_xxsubinterpreters", "_xxinterpchannels",   "_testcapi",   "_testinternalcapi",
+      "_testmultiphase",    "_testimportmultiple", "_testbuffer", "_testclinic",
+      "_ctypes_test",       "_xxtestfuzz",         "faulthandler"};
   return *modules;
 }
 
@@ -105,14 +132,15 @@ const std::vector<std::string>& ProcessStateModules() {
   return *modules;
 }
 
-bool SharesProcessState(absl::string_view module) {
-  return IsAnyOf(ProcessStateModules(), module);
-}
+bool SharesProcessState(absl::string_view module) { return IsAnyOf(ProcessStateModules(), module); }
 
 const std::vector<std::string>& NetworkModules() {
-  static const auto* modules = new std::vector<std::string>{
-      "socket", "_socket", "ssl", "_ssl", "select", "selectors", "urllib.request",
-      "urllib.error", "urllib.response", "http", "http.client", "email", "base64"};
+  static const auto* modules =
+      new std::vector<std::string>{"socket",         "_socket",      "ssl",
+                                   "_ssl",           "select",       "selectors",
+                                   "urllib.request", "urllib.error", "urllib.response",
+                                   "http",           "http.client",  "email",
+                                   "base64"};
   return *modules;
 }
 
@@ -123,12 +151,14 @@ bool UnlockedByNetworkAllowlist(absl::string_view module) {
 bool JudgeImport(const Policy& policy, absl::string_view module, const ImportContext& context,
                  std::string* why) {
   if (NeverImportable(module)) {
-    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost (it can run code "
+    *why = absl::StrCat("import of '", module,
+                        "' is never allowed in pyhost (it can run code "
                         "outside this interpreter or crash the host)");
     return false;
   }
   if (SharesProcessState(module)) {
-    *why = absl::StrCat("import of '", module, "' is never allowed in pyhost: its state is "
+    *why = absl::StrCat("import of '", module,
+                        "' is never allowed in pyhost: its state is "
                         "shared by every interpreter of the process on Python 3.11 (the "
                         "stdlib uses its pure-Python version instead)");
     return false;

@@ -20,12 +20,18 @@ using json = nlohmann::json;
 // Public data files that allowed modules read: the time zone database (zoneinfo's
 // TZPATH), the MIME type tables (mimetypes.knownfiles).
 const std::vector<std::string>& PublicDataPaths() {
-  static const auto* paths = new std::vector<std::string>{
-      "/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo", "/etc/zoneinfo",
-      "/etc/mime.types", "/etc/httpd/mime.types", "/etc/httpd/conf/mime.types",
-      "/etc/apache/mime.types", "/etc/apache2/mime.types",
-      "/usr/local/etc/httpd/conf/mime.types", "/usr/local/lib/netscape/mime.types",
-      "/usr/local/etc/mime.types"};
+  static const auto* paths = new std::vector<std::string>{"/usr/share/zoneinfo",
+                                                          "/usr/lib/zoneinfo",
+                                                          "/usr/share/lib/zoneinfo",
+                                                          "/etc/zoneinfo",
+                                                          "/etc/mime.types",
+                                                          "/etc/httpd/mime.types",
+                                                          "/etc/httpd/conf/mime.types",
+                                                          "/etc/apache/mime.types",
+                                                          "/etc/apache2/mime.types",
+                                                          "/usr/local/etc/httpd/conf/mime.types",
+                                                          "/usr/local/lib/netscape/mime.types",
+                                                          "/usr/local/etc/mime.types"};
   return *paths;
 }
 
@@ -43,13 +49,16 @@ struct ListField {
   const char* name;
   std::vector<std::string> Policy::*list;
 };
-constexpr ListField kListFields[] = {
-    {"imports.allow", &Policy::import_allow}, {"imports.deny", &Policy::import_deny},
-    {"files.read", &Policy::read_paths},      {"files.write", &Policy::write_paths},
-    {"network", &Policy::network},            {"env", &Policy::env}};
+constexpr ListField kListFields[] = {{"imports.allow", &Policy::import_allow},
+                                     {"imports.deny", &Policy::import_deny},
+                                     {"files.read", &Policy::read_paths},
+                                     {"files.write", &Policy::write_paths},
+                                     {"network", &Policy::network},
+                                     {"env", &Policy::env}};
 
 // Appends an array of non-empty strings to `out`, skipping those it holds already.
-absl::Status ReadStrings(const json& value, absl::string_view field, std::vector<std::string>& out) {
+absl::Status ReadStrings(const json& value, absl::string_view field,
+                         std::vector<std::string>& out) {
   if (!value.is_array()) return FieldError(field, "an array of strings");
   std::vector<std::string> items = out;
   for (const json& item : value) {
@@ -85,8 +94,8 @@ absl::Status OnlyKnownFields(const json& object, absl::string_view where,
     bool found = false;
     for (const char* k : known) found = found || key == k;
     if (!found) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown policy field '", where, where.empty() ? "" : ".", key, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown policy field '", where, where.empty() ? "" : ".", key, "'"));
     }
   }
   return absl::OkStatus();
@@ -149,16 +158,16 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
     policy.read_paths = PublicDataPaths();
     return policy;
   }
-  return absl::NotFoundError(absl::StrCat(
-      "unknown policy '", name, "' (profiles: yolo, balanced, data_science, strict, "
-      "enterprise; or a path to a .json policy file)"));
+  return absl::NotFoundError(absl::StrCat("unknown policy '", name,
+                                          "' (profiles: yolo, balanced, data_science, strict, "
+                                          "enterprise; or a path to a .json policy file)"));
 }
 
 absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
   if (!doc.is_object()) return absl::InvalidArgumentError("a policy must be a JSON object");
-  if (absl::Status s = OnlyKnownFields(doc, "", {"name", "extends", "replace", "enforce", "imports",
-                                                 "files", "processes", "threads", "network", "env",
-                                                 "limits"});
+  if (absl::Status s = OnlyKnownFields(doc, "",
+                                       {"name", "extends", "replace", "enforce", "imports", "files",
+                                        "processes", "threads", "network", "env", "limits"});
       !s.ok()) {
     return s;
   }
@@ -182,7 +191,9 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
   if (auto extends = doc.find("extends"); extends != doc.end()) {
     if (!extends->is_string()) return FieldError("extends", "a profile name");
     absl::StatusOr<Policy> base = NamedPolicy(extends->get<std::string>());
-    if (!base.ok()) return absl::InvalidArgumentError(absl::StrCat("policy field 'extends': ", base.status().message()));
+    if (!base.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("policy field 'extends': ", base.status().message()));
     policy = *std::move(base);
   }
   auto is_replaced = [&](const char* field) {
@@ -207,7 +218,8 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
     if (auto it = object.find(key); it != object.end()) status = read(*it);
   };
   field(doc, "enforce", [&](const json& v) { return ReadBool(v, "enforce", policy.enforce); });
-  field(doc, "processes", [&](const json& v) { return ReadBool(v, "processes", policy.processes); });
+  field(doc, "processes",
+        [&](const json& v) { return ReadBool(v, "processes", policy.processes); });
   field(doc, "threads", [&](const json& v) { return ReadBool(v, "threads", policy.threads); });
   field(doc, "network", [&](const json& v) { return ReadStrings(v, "network", policy.network); });
   field(doc, "env", [&](const json& v) { return ReadStrings(v, "env", policy.env); });
@@ -217,21 +229,26 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
     absl::Status s;
     if (v.contains("allow")) s = ReadStrings(v["allow"], "imports.allow", policy.import_allow);
     if (allows_all && !is_replaced("imports.allow")) policy.import_allow.clear();
-    if (s.ok() && v.contains("deny")) s = ReadStrings(v["deny"], "imports.deny", policy.import_deny);
+    if (s.ok() && v.contains("deny"))
+      s = ReadStrings(v["deny"], "imports.deny", policy.import_deny);
     return s;
   });
   field(doc, "files", [&](const json& v) {
     if (!v.is_object()) return FieldError("files", "an object {\"read\", \"write\", \"work_dir\"}");
-    if (absl::Status s = OnlyKnownFields(v, "files", {"read", "write", "work_dir"}); !s.ok()) return s;
+    if (absl::Status s = OnlyKnownFields(v, "files", {"read", "write", "work_dir"}); !s.ok())
+      return s;
     absl::Status s;
     if (v.contains("read")) s = ReadPaths(v["read"], "files.read", policy.read_paths);
     if (s.ok() && v.contains("write")) s = ReadPaths(v["write"], "files.write", policy.write_paths);
-    if (s.ok() && v.contains("work_dir")) s = ReadBool(v["work_dir"], "files.work_dir", policy.work_dir);
+    if (s.ok() && v.contains("work_dir"))
+      s = ReadBool(v["work_dir"], "files.work_dir", policy.work_dir);
     return s;
   });
   field(doc, "limits", [&](const json& v) {
     if (!v.is_object()) return FieldError("limits", "an object");
-    if (absl::Status s = OnlyKnownFields(v, "limits", {"timeout_ms", "cpu_ms", "memory_mb"}); !s.ok()) return s;
+    if (absl::Status s = OnlyKnownFields(v, "limits", {"timeout_ms", "cpu_ms", "memory_mb"});
+        !s.ok())
+      return s;
     for (auto [key, target] : {std::pair{"timeout_ms", &policy.limits.timeout_ms},
                                std::pair{"cpu_ms", &policy.limits.cpu_ms},
                                std::pair{"memory_mb", &policy.limits.memory_mb}}) {

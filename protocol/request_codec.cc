@@ -53,8 +53,7 @@ constexpr Value<std::string> kText = {
 
 // Any JSON value, null included (JSON text on the command line).
 constexpr Value<json> kAnyJson = {
-    true,
-    [](absl::string_view, const json& value) -> absl::StatusOr<json> { return value; },
+    true, [](absl::string_view, const json& value) -> absl::StatusOr<json> { return value; },
     [](absl::string_view flag, absl::string_view text) { return ParseJsonArgument(flag, text); }};
 
 constexpr Value<int64_t> kPositive = {
@@ -175,9 +174,10 @@ const std::vector<Field<ExecRequest>>& ExecFields() {
       Bind<R>(kMemoryField, [](R& r, int64_t mb) { r.limits.memory_mb = mb; }),
       Bind<R>(kMaxOutputField,
               [](R& r, int64_t bytes) { r.max_output_bytes = static_cast<size_t>(bytes); }),
-      Bind<R>(kNetworkField, [](R& r, std::vector<std::string> patterns) {
-        AddPatterns(r.allow_net, std::move(patterns));
-      }),
+      Bind<R>(kNetworkField,
+              [](R& r, std::vector<std::string> patterns) {
+                AddPatterns(r.allow_net, std::move(patterns));
+              }),
   };
   return *fields;
 }
@@ -188,8 +188,7 @@ const std::vector<Field<RegisterRequest>>& RegisterFields() {
       Bind<R>(kNameField, [](R& r, std::string name) { r.name = std::move(name); }),
       Bind<R>(kSourceField, [](R& r, std::string source) { r.source = std::move(source); }),
       Bind<R>(kPolicyField, [](R& r, Policy policy) { r.options.policy = std::move(policy); }),
-      Bind<R>(kIsolationField,
-              [](R& r, Isolation isolation) { r.options.isolation = isolation; }),
+      Bind<R>(kIsolationField, [](R& r, Isolation isolation) { r.options.isolation = isolation; }),
   };
   return *fields;
 }

@@ -47,15 +47,14 @@ struct CallRequest {
 // One field of a request of type R.
 template <typename R>
 struct Field {
-  std::string name;           // the JSON key: "timeout_ms"
-  std::string alias;          // another key read as this field ("networkAllowlist"), or empty
-  std::string flag;           // "--timeout-ms"; empty: no flag sets it
-  bool required = false;      // absent: "missing field 'code'"
-  bool takes_null = false;    // null is a value, not an absent field
+  std::string name;         // the JSON key: "timeout_ms"
+  std::string alias;        // another key read as this field ("networkAllowlist"), or empty
+  std::string flag;         // "--timeout-ms"; empty: no flag sets it
+  bool required = false;    // absent: "missing field 'code'"
+  bool takes_null = false;  // null is a value, not an absent field
   // Reads the value found under `key` (the name or the alias) into `out`; errors name
   // `key`. A list field adds to what `out` holds (name and alias both count).
-  std::function<absl::Status(absl::string_view key, const nlohmann::json& value, R& out)>
-      from_json;
+  std::function<absl::Status(absl::string_view key, const nlohmann::json& value, R& out)> from_json;
   // Reads the flag's text into `out`; errors name the flag. A list field (host patterns)
   // adds to what `out` holds, so a flag may be given again; any other is replaced.
   std::function<absl::Status(absl::string_view text, R& out)> from_text;

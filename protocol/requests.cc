@@ -14,14 +14,15 @@ ServeLine ParseServeLine(absl::string_view text, int64_t number) {
   ServeLine out;
   // The request object, then what values may nest inside it.
   JsonText read = ReadJsonText(text, kMaxValueDepth + 1);
-  if (read.problem == JsonText::kSyntax || (read.problem == JsonText::kNone && !read.value.is_object())) {
+  if (read.problem == JsonText::kSyntax ||
+      (read.problem == JsonText::kNone && !read.value.is_object())) {
     out.status = absl::InvalidArgumentError(absl::StrCat("line ", number, " is not a JSON object"));
     return out;
   }
   if (read.problem == JsonText::kTooDeep) {
     out.status = absl::InvalidArgumentError(
-        absl::StrCat("line ", number, " is ", read.status.message(), "; a request's values may nest ",
-                     kMaxValueDepth, " levels"));
+        absl::StrCat("line ", number, " is ", read.status.message(),
+                     "; a request's values may nest ", kMaxValueDepth, " levels"));
     return out;
   }
   if (read.value.is_object() && read.unfit_top_keys.count("id") == 0) {
@@ -49,8 +50,7 @@ absl::StatusOr<std::string> ReadSource(const std::string& path) {
   if (path != "-") return ReadUserFile(path, kMaxSourceBytes, "");
   std::string text;
   char chunk[65536];
-  while (text.size() <= kMaxSourceBytes &&
-         std::cin.read(chunk, sizeof chunk).gcount() > 0) {
+  while (text.size() <= kMaxSourceBytes && std::cin.read(chunk, sizeof chunk).gcount() > 0) {
     text.append(chunk, static_cast<size_t>(std::cin.gcount()));
   }
   if (text.size() > kMaxSourceBytes) {

@@ -5,11 +5,11 @@
 #define PYHOST_PROTOCOL_REQUESTS_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace pyhost::protocol {
 
@@ -19,8 +19,8 @@ namespace pyhost::protocol {
 // JSON object, nests deeper than values may, or its id is an integer past 64 bits;
 // the message then quotes the id as written).
 struct ServeLine {
-  absl::Status status;    // not OK: answer {"ok": false} with this message, and `id`
-  nlohmann::json id;      // null unless the request has one
+  absl::Status status;     // not OK: answer {"ok": false} with this message, and `id`
+  nlohmann::json id;       // null unless the request has one
   nlohmann::json request;  // the object, when `status` is OK
 };
 ServeLine ParseServeLine(absl::string_view text, int64_t number);

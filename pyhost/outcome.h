@@ -44,11 +44,11 @@ absl::string_view OutcomeName(Outcome outcome);
 
 // The "type" of the error object of answers that did not come from a Python exception.
 namespace error_type {
-inline constexpr absl::string_view kArgs = "ArgsError";              // args not convertible
+inline constexpr absl::string_view kArgs = "ArgsError";  // args not convertible
 inline constexpr absl::string_view kResultNotSerializable = "ResultNotSerializable";
-inline constexpr absl::string_view kTool = "ToolError";              // no run(args)
-inline constexpr absl::string_view kToolLoad = "ToolLoadError";      // registration failed
-inline constexpr absl::string_view kInterrupted = "Interrupted";     // stopped, no answer
+inline constexpr absl::string_view kTool = "ToolError";           // no run(args)
+inline constexpr absl::string_view kToolLoad = "ToolLoadError";   // registration failed
+inline constexpr absl::string_view kInterrupted = "Interrupted";  // stopped, no answer
 inline constexpr absl::string_view kKeyboardInterrupt = "KeyboardInterrupt";
 inline constexpr absl::string_view kTimeout = "Timeout";
 inline constexpr absl::string_view kCpuLimit = "CpuLimitExceeded";
@@ -57,8 +57,8 @@ inline constexpr absl::string_view kOutputLimit = "OutputLimitExceeded";
 inline constexpr absl::string_view kPolicyViolation = "PolicyViolation";
 inline constexpr absl::string_view kCrashed = "Crashed";
 inline constexpr absl::string_view kWorkerExited = "WorkerExited";
-inline constexpr absl::string_view kHost = "HostError";              // Internal, Unavailable
-inline constexpr absl::string_view kBadRequest = "BadRequest";       // InvalidArgument
+inline constexpr absl::string_view kHost = "HostError";         // Internal, Unavailable
+inline constexpr absl::string_view kBadRequest = "BadRequest";  // InvalidArgument
 inline constexpr absl::string_view kNotFound = "NotFound";
 inline constexpr absl::string_view kNotImplemented = "NotImplemented";
 }  // namespace error_type

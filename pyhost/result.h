@@ -23,7 +23,7 @@ struct CapturedStream {
 
 // An error of the user's code (or of its result), described for a person or an LLM.
 struct ExecError {
-  std::string type;       // "KeyError", "SyntaxError", "ResultNotSerializable", ...
+  std::string type;  // "KeyError", "SyntaxError", "ResultNotSerializable", ...
   std::string message;
   int line = 0;           // in the user's code; 0 when unknown
   std::string traceback;  // user frames only
@@ -62,8 +62,8 @@ struct Answer {
 };
 
 struct ExecResult : Answer {
-  bool ok = false;  // outcome == Outcome::kOk
-  nlohmann::json result;  // the global `result`; null if unset
+  bool ok = false;                 // outcome == Outcome::kOk
+  nlohmann::json result;           // the global `result`; null if unset
   std::optional<ExecError> error;  // set unless ok
 
   // {"ok", "outcome", "stdout", "stderr", "stdout_truncated", "stderr_truncated",

@@ -101,7 +101,8 @@ class AuditRulesTest : public ::testing::Test {
     PyDict_SetItemString(globals, "__builtins__", builtins);
     PyObject* ran = PyRun_String(setup, Py_file_input, globals, globals);
     Py_XDECREF(ran);
-    PyObject* value = ran != nullptr ? PyRun_String(expression, Py_eval_input, globals, globals) : nullptr;
+    PyObject* value =
+        ran != nullptr ? PyRun_String(expression, Py_eval_input, globals, globals) : nullptr;
     Py_DECREF(globals);
     EXPECT_NE(value, nullptr);
     return value;
@@ -133,7 +134,9 @@ TEST_F(AuditRulesTest, PathRuleAllowsTheRootsAndNamesTheRuleOtherwise) {
   EXPECT_THAT(write.message, HasSubstr("': outside the writable paths (WORK_DIR, OUTPUT_DIR and "
                                        "the policy's)"));
   EXPECT_EQ(Run(audit::PathRule(1, Access::kWrite), "shutil.copyfile",
-                Py_BuildValue("(ss)", "/etc/passwd", (work_ + "/copy").c_str())).answer, 0);
+                Py_BuildValue("(ss)", "/etc/passwd", (work_ + "/copy").c_str()))
+                .answer,
+            0);
 }
 
 TEST_F(AuditRulesTest, PathRuleWithoutAPathJudgesTheCurrentDirectory) {
@@ -155,12 +158,15 @@ TEST_F(AuditRulesTest, PathRuleReadsTheDirFdArgumentItIsGiven) {
   fds_.push_back(host);
   Outcome refused = Run(mkdir_rule, "os.mkdir", Py_BuildValue("(sii)", "new", 0777, host));
   EXPECT_EQ(refused.answer, -1);
-  EXPECT_EQ(refused.message, absl::StrCat("os.mkdir('new', dir_fd=", host, ") denied by pyhost policy "
+  EXPECT_EQ(refused.message, absl::StrCat("os.mkdir('new', dir_fd=", host,
+                                          ") denied by pyhost policy "
                                           "'strict': it reaches a file descriptor of the host (one "
                                           "the code did not open), whatever the policy"));
   // Without a dir_fd argument the third item is not read.
   EXPECT_EQ(Run(audit::PathRule(0, Access::kWriteEntry), "os.mkdir",
-                Py_BuildValue("(sii)", (work_ + "/x").c_str(), 0777, host)).answer, 0);
+                Py_BuildValue("(sii)", (work_ + "/x").c_str(), 0777, host))
+                .answer,
+            0);
 }
 
 TEST_F(AuditRulesTest, PathRuleOnADescriptorAsksWhoseItIs) {
@@ -169,8 +175,9 @@ TEST_F(AuditRulesTest, PathRuleOnADescriptorAsksWhoseItIs) {
   EXPECT_EQ(Run(rule, "os.chmod", Py_BuildValue("(ii)", own, 0600)).answer, 0);
   Outcome host = Run(rule, "os.chmod", Py_BuildValue("(ii)", 0, 0600));
   EXPECT_EQ(host.answer, -1);
-  EXPECT_EQ(host.message, "os.chmod(fd 0) denied by pyhost policy 'strict': file descriptors the "
-                          "code did not open belong to the host");
+  EXPECT_EQ(host.message,
+            "os.chmod(fd 0) denied by pyhost policy 'strict': file descriptors the "
+            "code did not open belong to the host");
   sandbox_.Close(own);  // closed by the code: python3's answer
   fds_.pop_back();
   Outcome closed = Run(rule, "os.chmod", Py_BuildValue("(ii)", own, 0600));
@@ -181,26 +188,32 @@ TEST_F(AuditRulesTest, PathRuleOnADescriptorAsksWhoseItIs) {
 
 TEST_F(AuditRulesTest, PathRuleRefusesPathsItCannotTrustOrEncode) {
   audit::Rule rule = audit::PathRule(0, Access::kRead);
-  PyObject* unstable = Evaluate("class Shifty:\n  def __fspath__(self): return '/etc'\n", "Shifty()");
+  PyObject* unstable =
+      Evaluate("class Shifty:\n  def __fspath__(self): return '/etc'\n", "Shifty()");
   Outcome shifty = Run(rule, "open", Py_BuildValue("(N)", unstable));
   EXPECT_EQ(shifty.answer, -1);
-  EXPECT_THAT(shifty.message, HasSubstr("open(<Shifty object>) denied by pyhost policy 'strict': "
-                                        "a path must be str, bytes, an int or a stdlib path object"));
+  EXPECT_THAT(shifty.message,
+              HasSubstr("open(<Shifty object>) denied by pyhost policy 'strict': "
+                        "a path must be str, bytes, an int or a stdlib path object"));
   PyObject* lone = Evaluate("", "'/tmp/\\ud800'");  // not a surrogateescape byte
   Outcome unencodable = Run(rule, "open", Py_BuildValue("(N)", lone));
   EXPECT_EQ(unencodable.answer, -1);
   EXPECT_THAT(unencodable.message, HasSubstr("the path cannot be encoded for the filesystem"));
   Use("yolo");
   EXPECT_EQ(Run(rule, "open", Py_BuildValue("(N)", Evaluate("", "'/tmp/\\ud800'"))).answer, 0);
-  EXPECT_EQ(Run(rule, "open", Py_BuildValue("(N)", Evaluate("class S:\n  def __fspath__(self): "
-                                                            "return '/'\n", "S()"))).answer,
+  EXPECT_EQ(Run(rule, "open",
+                Py_BuildValue("(N)", Evaluate("class S:\n  def __fspath__(self): "
+                                              "return '/'\n",
+                                              "S()")))
+                .answer,
             -1);  // under every policy
 }
 
 TEST_F(AuditRulesTest, PathRuleJudgesBytesAsTheyAre) {
   audit::Rule rule = audit::PathRule(0, Access::kWrite);
   std::string inside = work_ + "/\xff\xfe";
-  PyObject* bytes = PyBytes_FromStringAndSize(inside.data(), static_cast<Py_ssize_t>(inside.size()));
+  PyObject* bytes =
+      PyBytes_FromStringAndSize(inside.data(), static_cast<Py_ssize_t>(inside.size()));
   EXPECT_EQ(Run(rule, "open", Py_BuildValue("(N)", bytes)).answer, 0);
   PyObject* escaped = Evaluate("", "'/tmp/\\udcff'");  // surrogateescape: the byte 0xff
   Outcome outside = Run(rule, "open", Py_BuildValue("(N)", escaped));
@@ -219,7 +232,8 @@ TEST_F(AuditRulesTest, AllOfStopsAtTheFirstRefusal) {
   EXPECT_EQ(second_ran, 0);
   EXPECT_EQ(Run(both, "shutil.copyfile", Py_BuildValue("(ss)", work_.c_str(), "x")).answer, 0);
   EXPECT_EQ(second_ran, 1);
-  audit::Rule copy = audit::AllOf(audit::PathRule(0, Access::kRead), audit::PathRule(1, Access::kWrite));
+  audit::Rule copy =
+      audit::AllOf(audit::PathRule(0, Access::kRead), audit::PathRule(1, Access::kWrite));
   Outcome target = Run(copy, "shutil.copyfile", Py_BuildValue("(ss)", work_.c_str(), "/etc/x"));
   EXPECT_EQ(target.answer, -1);
   EXPECT_THAT(target.message, HasSubstr("shutil.copyfile('/etc/x') denied"));
@@ -241,8 +255,9 @@ TEST_F(AuditRulesTest, DenyIfEnforcingRefusesOnlyUnderRules) {
   audit::Rule rule = audit::DenyIfEnforcing("heap walks reach the host's objects");
   Outcome outcome = Run(rule, "gc.get_objects", PyTuple_New(0));
   EXPECT_EQ(outcome.answer, -1);
-  EXPECT_EQ(outcome.message, "gc.get_objects denied by pyhost policy 'strict': heap walks reach "
-                             "the host's objects");
+  EXPECT_EQ(outcome.message,
+            "gc.get_objects denied by pyhost policy 'strict': heap walks reach "
+            "the host's objects");
   Use("yolo");
   outcome = Run(rule, "gc.get_objects", PyTuple_New(0));
   EXPECT_EQ(outcome.answer, 0);
@@ -253,8 +268,9 @@ TEST_F(AuditRulesTest, RequireProcessesFollowsThePolicy) {
   audit::Rule rule = audit::RequireProcesses();
   Outcome outcome = Run(rule, "subprocess.Popen", PyTuple_New(0));
   EXPECT_EQ(outcome.answer, -1);
-  EXPECT_EQ(outcome.message, "subprocess.Popen denied by pyhost policy 'strict': processes are not "
-                             "allowed");
+  EXPECT_EQ(outcome.message,
+            "subprocess.Popen denied by pyhost policy 'strict': processes are not "
+            "allowed");
   policy_.processes = true;
   Activate();
   EXPECT_EQ(Run(rule, "subprocess.Popen", PyTuple_New(0)).answer, 0);
@@ -287,25 +303,34 @@ TEST_F(AuditRulesTest, AddressRuleAllowsListedHostsAndResolvedAddresses) {
   Activate();
   audit::Rule connect = audit::AddressRule(1);
   PyObject* socket = Py_None;
-  EXPECT_EQ(Run(connect, "socket.connect",
-                Py_BuildValue("(O(si))", socket, "api.example.com", 443)).answer, 0);
-  Outcome other = Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "evil.example", 443));
+  EXPECT_EQ(Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "api.example.com", 443))
+                .answer,
+            0);
+  Outcome other =
+      Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "evil.example", 443));
   EXPECT_EQ(other.answer, -1);
-  EXPECT_EQ(other.message, "socket.connect('evil.example') denied by pyhost policy 'strict': host "
-                           "not on the network allowlist");
-  EXPECT_EQ(Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "192.0.2.7", 443)).answer, -1);
+  EXPECT_EQ(other.message,
+            "socket.connect('evil.example') denied by pyhost policy 'strict': host "
+            "not on the network allowlist");
+  EXPECT_EQ(
+      Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "192.0.2.7", 443)).answer,
+      -1);
   sandbox_.RecordResolved("192.0.2.7");  // an allowed name resolved to it
-  EXPECT_EQ(Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "192.0.2.7", 443)).answer, 0);
+  EXPECT_EQ(
+      Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "192.0.2.7", 443)).answer, 0);
   Outcome path = Run(connect, "socket.connect", Py_BuildValue("(Os)", socket, "/tmp/unix.sock"));
   EXPECT_EQ(path.answer, -1);
-  EXPECT_THAT(path.message, HasSubstr("only IPv4/IPv6 addresses of allowlisted hosts are reachable"));
+  EXPECT_THAT(path.message,
+              HasSubstr("only IPv4/IPv6 addresses of allowlisted hosts are reachable"));
   // sendmsg's address is optional: none is the connected peer's.
   audit::Rule sendmsg = audit::AddressRule(1, /*optional=*/true);
   EXPECT_EQ(Run(sendmsg, "socket.sendmsg", Py_BuildValue("(OO)", socket, Py_None)).answer, 0);
   EXPECT_EQ(Run(sendmsg, "socket.sendmsg", Py_BuildValue("(O)", socket)).answer, 0);
   EXPECT_EQ(Run(connect, "socket.connect", Py_BuildValue("(OO)", socket, Py_None)).answer, -1);
   Use("yolo");
-  EXPECT_EQ(Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "evil.example", 1)).answer, 0);
+  EXPECT_EQ(
+      Run(connect, "socket.connect", Py_BuildValue("(O(si))", socket, "evil.example", 1)).answer,
+      0);
 }
 
 TEST_F(AuditRulesTest, ArgumentsAreReadWithoutRunningTheirCode) {

@@ -178,7 +178,8 @@ TEST_F(SandboxPathsTest, ADirFdTheCodeDidNotOpenIsTheHosts) {
   EXPECT_EQ(Judge(Path("work/mine"), Access::kRead, host_dir), Verdict::kAllowed);  // absolute
   Policy yolo = *NamedPolicy("yolo");
   Activate(yolo);
-  EXPECT_EQ(Judge("mine", Access::kRead, host_dir), Verdict::kHostDescriptor);  // whatever the policy
+  EXPECT_EQ(Judge("mine", Access::kRead, host_dir),
+            Verdict::kHostDescriptor);  // whatever the policy
 }
 
 TEST_F(SandboxPathsTest, NamesThatAreNotUtf8AreJudgedByTheirBytes) {
@@ -207,7 +208,7 @@ TEST_F(SandboxPathsTest, DescriptorLinksReachOnlyTheCodesOwnDescriptors) {
   EXPECT_EQ(Judge(absl::StrCat("/proc/self/fd/", own_file), Access::kRead), Verdict::kAllowed);
   EXPECT_EQ(Judge(absl::StrCat("/dev/fd/", own_file), Access::kRead), Verdict::kAllowed);
   EXPECT_EQ(Judge(absl::StrCat("/proc/self/fd/", own_outside), Access::kRead),
-            Verdict::kOutsideRoots);  // the file it names is judged
+            Verdict::kOutsideRoots);                  // the file it names is judged
   int host_file = Open(Path("work/mine"), O_RDONLY);  // the host's: not recorded
   const std::string host_link = absl::StrCat("/proc/self/fd/", host_file);
   // The policy's own rule is named first when it refuses too.
@@ -217,7 +218,8 @@ TEST_F(SandboxPathsTest, DescriptorLinksReachOnlyTheCodesOwnDescriptors) {
   Activate(yolo);  // whatever the policy
   EXPECT_EQ(Judge(host_link, Access::kRead), Verdict::kHostDescriptor);
   EXPECT_EQ(Judge(absl::StrCat("/dev/fd/", host_file), Access::kRead), Verdict::kHostDescriptor);
-  EXPECT_EQ(Judge(Path("work/fd_link"), Access::kRead), Verdict::kHostDescriptor);  // through a link
+  EXPECT_EQ(Judge(Path("work/fd_link"), Access::kRead),
+            Verdict::kHostDescriptor);  // through a link
   EXPECT_EQ(Judge(absl::StrCat("/proc/self/fd/", own_file), Access::kWrite), Verdict::kAllowed);
 }
 

@@ -1,6 +1,7 @@
 #include "audit_hooks/stdlib_bytecode.h"
 
 #include <Python.h>  // PY_MAJOR_VERSION, PY_MINOR_VERSION
+
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -17,7 +18,8 @@ namespace {
 
 // A marshal short-ASCII string: type 'z' | FLAG_REF, length, text.
 std::string ShortString(const std::string& text) {
-  return absl::StrCat(std::string(1, static_cast<char>(0xfa)), std::string(1, static_cast<char>(text.size())), text);
+  return absl::StrCat(std::string(1, static_cast<char>(0xfa)),
+                      std::string(1, static_cast<char>(text.size())), text);
 }
 
 // A marshal ASCII string with a four-byte little-endian length.
@@ -50,8 +52,9 @@ class StdlibBytecodeTest : public ::testing::Test {
 };
 
 TEST_F(StdlibBytecodeTest, CachePathUsesThisInterpretersTag) {
-  EXPECT_EQ(CachedBytecodePath("/a/b/json.py"),
-            absl::StrCat("/a/b/__pycache__/json.cpython-", PY_MAJOR_VERSION, PY_MINOR_VERSION, ".pyc"));
+  EXPECT_EQ(
+      CachedBytecodePath("/a/b/json.py"),
+      absl::StrCat("/a/b/__pycache__/json.cpython-", PY_MAJOR_VERSION, PY_MINOR_VERSION, ".pyc"));
 }
 
 TEST_F(StdlibBytecodeTest, DataNamingNoStdlibFileIsAccepted) {
@@ -87,7 +90,8 @@ TEST_F(StdlibBytecodeTest, PathsLeavingTheStdlibCannotVouch) {
   std::string outside = testutil::MakeTempDir("/tmp/pyhost-outside-");
   ASSERT_FALSE(outside.empty()) << "mkdtemp";
   ASSERT_EQ(mkdir((outside + "/__pycache__").c_str(), 0700), 0);
-  std::string sneaky = absl::StrCat(stdlib_, "/..", outside.substr(4), "/evil.py");  // stdlib/../<tmp>/evil.py
+  std::string sneaky =
+      absl::StrCat(stdlib_, "/..", outside.substr(4), "/evil.py");  // stdlib/../<tmp>/evil.py
   std::string body = absl::StrCat("x", ShortString(sneaky));
   Write(CachedBytecodePath(absl::StrCat(outside, "/evil.py")), std::string(16, 'H') + body);
   EXPECT_FALSE(CheckStdlibClaim(body, stdlib_).ok());
@@ -95,7 +99,9 @@ TEST_F(StdlibBytecodeTest, PathsLeavingTheStdlibCannotVouch) {
 }
 
 TEST_F(StdlibBytecodeTest, FrozenAndPyhostNamesAreClaimsToo) {
-  EXPECT_FALSE(CheckStdlibClaim(absl::StrCat("x", ShortString("<frozen importlib._bootstrap>")), stdlib_).ok());
+  EXPECT_FALSE(
+      CheckStdlibClaim(absl::StrCat("x", ShortString("<frozen importlib._bootstrap>")), stdlib_)
+          .ok());
   EXPECT_FALSE(CheckStdlibClaim(absl::StrCat("x", LongString("<pyhost_support>")), stdlib_).ok());
   EXPECT_TRUE(CheckStdlibClaim(absl::StrCat("x", ShortString("not <frozen os>")), stdlib_).ok());
   EXPECT_TRUE(IsTrustedFilename("<frozen os>", stdlib_));

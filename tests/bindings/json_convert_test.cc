@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "embed/runtime.h"
 #include "bindings/thread_state.h"
+#include "embed/runtime.h"
 
 namespace pyhost {
 namespace {
@@ -47,8 +47,8 @@ class JsonConvertTest : public ::testing::Test {
       ns_ = py::reinterpret_steal<py::object>(PyDict_New());
       PyDict_SetItemString(ns_.ptr(), "__builtins__", PyEval_GetBuiltins());
     }
-    auto done = py::reinterpret_steal<py::object>(
-        PyRun_String(code, Py_file_input, ns_.ptr(), ns_.ptr()));
+    auto done =
+        py::reinterpret_steal<py::object>(PyRun_String(code, Py_file_input, ns_.ptr(), ns_.ptr()));
     if (!done) PyErr_Print();
     return static_cast<bool>(done);
   }
@@ -61,10 +61,17 @@ class JsonConvertTest : public ::testing::Test {
 };
 
 TEST_F(JsonConvertTest, RoundTripsEveryJsonType) {
-  json value = {{"null", nullptr},       {"t", true},       {"f", false},
-                {"int", -42},            {"big", 1LL << 62}, {"unsigned", 18446744073709551615ULL},
-                {"float", 2.5},          {"str", "héllo ✓"}, {"list", {1, "two", 3.0}},
-                {"nested", {{"a", {{"b", json::array()}}}}}, {"empty", json::object()}};
+  json value = {{"null", nullptr},
+                {"t", true},
+                {"f", false},
+                {"int", -42},
+                {"big", 1LL << 62},
+                {"unsigned", 18446744073709551615ULL},
+                {"float", 2.5},
+                {"str", "héllo ✓"},
+                {"list", {1, "two", 3.0}},
+                {"nested", {{"a", {{"b", json::array()}}}}},
+                {"empty", json::object()}};
   absl::StatusOr<py::object> py_value = JsonToPython(value);
   ASSERT_TRUE(py_value.ok()) << py_value.status();
   absl::StatusOr<json> back = PythonToJson(py_value->ptr());
@@ -86,8 +93,8 @@ TEST_F(JsonConvertTest, PythonTypesBecomeTheirJsonCounterparts) {
 }
 
 TEST_F(JsonConvertTest, SubclassesOfDictAndListConvert) {
-  py::object value = Eval(
-      "__import__('collections').OrderedDict(a=__import__('collections').Counter('aab'))");
+  py::object value =
+      Eval("__import__('collections').OrderedDict(a=__import__('collections').Counter('aab'))");
   ASSERT_TRUE(value);
   absl::StatusOr<json> converted = PythonToJson(value.ptr());
   ASSERT_TRUE(converted.ok()) << converted.status();
@@ -282,7 +289,8 @@ arm_walker()
 gc.set_threshold(1)
 )PY"));
   json value = json::array();
-  for (int i = 0; i < 300; ++i) value.push_back({i, {{"a", {i}}}});  // more lists than the free list holds
+  for (int i = 0; i < 300; ++i)
+    value.push_back({i, {{"a", {i}}}});  // more lists than the free list holds
   Go();
   absl::StatusOr<py::object> converted = JsonToPython(value);
   long fired = PyLong_AsLong(PyList_GET_ITEM(Global("fired"), 0));
@@ -297,9 +305,10 @@ gc.set_threshold(1)
 // Paths are built only when an error is reported: a long key over many items used to
 // cost key length x items (seconds, and memory growing with depth x key length).
 TEST_F(JsonConvertTest, CostStaysLinearWithLongKeys) {
-  ASSERT_TRUE(Exec("value = {'k' * 10**6: [0] * 10**6}\n"
-                   "deep = bad = {1, 2}\n"
-                   "for i in range(200): deep = {'k' * 10**5: deep}\n"));
+  ASSERT_TRUE(
+      Exec("value = {'k' * 10**6: [0] * 10**6}\n"
+           "deep = bad = {1, 2}\n"
+           "for i in range(200): deep = {'k' * 10**5: deep}\n"));
   auto start = std::chrono::steady_clock::now();
   absl::StatusOr<json> converted = PythonToJson(Global("value"), "result");
   ASSERT_TRUE(converted.ok()) << converted.status();
@@ -316,8 +325,9 @@ TEST_F(JsonConvertTest, CostStaysLinearWithLongKeys) {
 // Found by tests/fuzz/json_python_fuzzer (a timeout): a value sharing its parts is
 // copied out once per appearance, 2^40 items from 40 lines of `a = [a, a]`.
 TEST_F(JsonConvertTest, SharedPartsCannotMakeAnUnboundedValue) {
-  ASSERT_TRUE(Exec("a = []\nfor i in range(40): a = [a, a]\n"
-                   "s = 'x' * 10**6\nstrings = [s] * 100\n"));
+  ASSERT_TRUE(
+      Exec("a = []\nfor i in range(40): a = [a, a]\n"
+           "s = 'x' * 10**6\nstrings = [s] * 100\n"));
   auto start = std::chrono::steady_clock::now();
   for (const char* name : {"a", "strings"}) {
     absl::StatusOr<json> converted = PythonToJson(Global(name), "result");

@@ -44,7 +44,8 @@ TEST(JsonTextTest, NestingIsBoundedBeforeItIsBuilt) {
   // 70,000 levels in a 140 KB text overflowed the stack (copy, dump, destructor).
   JsonText huge = ReadJsonText("{\"id\": " + Nested(70000) + "}", 3);
   EXPECT_EQ(huge.problem, JsonText::kTooDeep);
-  EXPECT_THAT(std::string(huge.status.message()), HasSubstr("nested deeper than 3 levels of arrays and objects (at id[0][0])"));
+  EXPECT_THAT(std::string(huge.status.message()),
+              HasSubstr("nested deeper than 3 levels of arrays and objects (at id[0][0])"));
   EXPECT_TRUE(huge.value.is_discarded());
   // Brackets inside strings are text, whatever their number.
   absl::StatusOr<json> in_string = ParseJsonText("[\"" + Nested(70000) + "\\\"[\"]", 1);
@@ -56,7 +57,8 @@ TEST(JsonTextTest, NestingIsBoundedBeforeItIsBuilt) {
 }
 
 TEST(JsonTextTest, IntegersStayExactOrAreRefused) {
-  absl::StatusOr<json> edges = ParseJsonText("[-9223372036854775808, 18446744073709551615, 1.5e300]");
+  absl::StatusOr<json> edges =
+      ParseJsonText("[-9223372036854775808, 18446744073709551615, 1.5e300]");
   ASSERT_TRUE(edges.ok()) << edges.status();
   EXPECT_EQ((*edges)[0].get<int64_t>(), std::numeric_limits<int64_t>::min());
   EXPECT_TRUE((*edges)[1].is_number_unsigned());
@@ -66,9 +68,10 @@ TEST(JsonTextTest, IntegersStayExactOrAreRefused) {
   JsonText read = ReadJsonText(
       R"({"id": 7, "args": {"xs": [1, 18446744073709551616]}, "n": -9223372036854775809})");
   EXPECT_EQ(read.problem, JsonText::kUnfitInteger);
-  EXPECT_EQ(read.status.message(),
-            "args.xs[1]: integer 18446744073709551616 does not fit in 64 bits (integers must lie in "
-            "[-2^63, 2^64))");
+  EXPECT_EQ(
+      read.status.message(),
+      "args.xs[1]: integer 18446744073709551616 does not fit in 64 bits (integers must lie in "
+      "[-2^63, 2^64))");
   EXPECT_EQ(read.value["id"], 7);  // the rest is kept, nulls where integers did not fit
   EXPECT_EQ(read.value["args"]["xs"], json({1, nullptr}));
   EXPECT_TRUE(read.value["n"].is_null());

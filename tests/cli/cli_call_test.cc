@@ -35,14 +35,16 @@ TEST_F(CallTest, ArgsDefaultToEmptyDict) {
 }
 
 TEST_F(CallTest, DictWithOkPassesThrough) {
-  std::string tool = dir_.Write("pass.py", "def run(args):\n    return {'ok': True, 'items': [1, 2]}\n");
+  std::string tool =
+      dir_.Write("pass.py", "def run(args):\n    return {'ok': True, 'items': [1, 2]}\n");
   Outcome run = RunPyhost({"call", tool});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "items": [1, 2]})"));
 }
 
 TEST_F(CallTest, DictWithOkFalsePassesThroughAndExitsOne) {
-  std::string tool = dir_.Write("refuse.py", "def run(args):\n    return {'ok': False, 'why': 'custom'}\n");
+  std::string tool =
+      dir_.Write("refuse.py", "def run(args):\n    return {'ok': False, 'why': 'custom'}\n");
   Outcome run = RunPyhost({"call", tool});
   ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
   EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": false, "why": "custom"})"));
@@ -59,7 +61,8 @@ TEST_F(CallTest, ExceptionIsAnErrorEnvelope) {
   ASSERT_TRUE(envelope["error"].is_object()) << envelope.dump();
   EXPECT_EQ(envelope["error"]["message"], "bad value");
   EXPECT_EQ(envelope["error"]["type"], "ValueError");
-  EXPECT_THAT(envelope["error"]["traceback"].get<std::string>(), HasSubstr("ValueError: bad value"));
+  EXPECT_THAT(envelope["error"]["traceback"].get<std::string>(),
+              HasSubstr("ValueError: bad value"));
   EXPECT_FALSE(envelope.contains("data")) << envelope.dump();
 }
 
@@ -103,7 +106,8 @@ TEST_F(CallTest, SyntaxErrorInToolIsAClearError) {
 }
 
 TEST_F(CallTest, ErrorAtImportTimeIsAClearError) {
-  std::string tool = dir_.Write("importfail.py", "import no_such_module_xyz\ndef run(args):\n    return 1\n");
+  std::string tool =
+      dir_.Write("importfail.py", "import no_such_module_xyz\ndef run(args):\n    return 1\n");
   Outcome run = RunPyhost({"call", tool});
   ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
   json envelope = OnlyJson(run);
@@ -162,8 +166,8 @@ TEST_F(CallTest, FileNameThatIsNotAToolName) {
 TEST_F(CallTest, NonBoolOkInReturnedDictPassesThrough) {
   for (const char* ok : {"'yes'", "1", "None"}) {
     SCOPED_TRACE(std::string("'ok': ") + ok);
-    std::string tool = dir_.Write("okval.py", std::string("def run(args):\n    return {'ok': ") +
-                                                  ok + ", 'v': 1}\n");
+    std::string tool = dir_.Write(
+        "okval.py", std::string("def run(args):\n    return {'ok': ") + ok + ", 'v': 1}\n");
     Outcome run = RunPyhost({"call", tool});
     EXPECT_TRUE(run.exited) << run.Describe();
     EXPECT_TRUE(run.exit_code == 0 || run.exit_code == 1) << run.Describe();

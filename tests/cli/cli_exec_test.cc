@@ -98,8 +98,9 @@ TEST_F(ExecTest, IsolationFreshExplicit) {
 }
 
 TEST_F(ExecTest, MaxOutputBytesTruncates) {
-  Outcome run = RunPyhost({"exec", "--max-output-bytes", "10", "-c",
-                           "import sys\nprint('x' * 100)\nsys.stderr.write('e' * 100)\nresult = 1"});
+  Outcome run =
+      RunPyhost({"exec", "--max-output-bytes", "10", "-c",
+                 "import sys\nprint('x' * 100)\nsys.stderr.write('e' * 100)\nresult = 1"});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json answer = OnlyJson(run);
   EXPECT_EQ(answer["ok"], true);
@@ -164,7 +165,8 @@ TEST_F(ExecTest, NameError) {
 }
 
 TEST_F(ExecTest, KeyErrorOnArgsHintMentionsArgs) {
-  Outcome run = RunPyhost({"exec", "--args", R"({"present": 1})", "-c", "result = args['missing']"});
+  Outcome run =
+      RunPyhost({"exec", "--args", R"({"present": 1})", "-c", "result = args['missing']"});
   json error = ExpectFailure(run, "KeyError");
   EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("missing"));
   EXPECT_EQ(error["line"], 1);
@@ -242,9 +244,11 @@ TEST_F(ExecTest, ArgsTooDeepOrPast64BitsAreUsageErrors) {
   Outcome too_deep = RunPyhost({"exec", "--args", deep, "-c", "result = 1"});
   ASSERT_TRUE(too_deep.exited && too_deep.exit_code == 2) << too_deep.Describe();
   EXPECT_THAT(too_deep.err, HasSubstr("--args: nested deeper than 256 levels"));
-  Outcome past = RunPyhost({"exec", "--args", R"({"n": 99999999999999999999})", "-c", "result = args"});
+  Outcome past =
+      RunPyhost({"exec", "--args", R"({"n": 99999999999999999999})", "-c", "result = args"});
   ASSERT_TRUE(past.exited && past.exit_code == 2) << past.Describe();
-  EXPECT_THAT(past.err, HasSubstr("--args: n: integer 99999999999999999999 does not fit in 64 bits"));
+  EXPECT_THAT(past.err,
+              HasSubstr("--args: n: integer 99999999999999999999 does not fit in 64 bits"));
 }
 
 // --- policies, files and descriptors -------------------------------------------------
@@ -260,15 +264,17 @@ TEST_F(ExecTest, StrictIsTheDefaultAndDeniesReadingHostFiles) {
 }
 
 TEST_F(ExecTest, YoloPolicyByNameAllowsIt) {
-  Outcome run = RunPyhost({"exec", "--policy", "yolo", "-c", "result = len(open('/etc/hostname').read()) > 0"});
+  Outcome run = RunPyhost(
+      {"exec", "--policy", "yolo", "-c", "result = len(open('/etc/hostname').read()) > 0"});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   EXPECT_EQ(OnlyJson(run)["result"], true);
 }
 
 TEST_F(ExecTest, OutputDirFilesAreListed) {
-  Outcome run = RunPyhost({"exec", "-c",
-                           "import os\nopen(os.path.join(OUTPUT_DIR, 'hello.txt'), 'w').write('hi')\n"
-                           "result = {'files': os.listdir(OUTPUT_DIR)}"});
+  Outcome run =
+      RunPyhost({"exec", "-c",
+                 "import os\nopen(os.path.join(OUTPUT_DIR, 'hello.txt'), 'w').write('hi')\n"
+                 "result = {'files': os.listdir(OUTPUT_DIR)}"});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json answer = OnlyJson(run);
   EXPECT_EQ(answer["result"]["files"], json({"hello.txt"}));
@@ -292,8 +298,9 @@ TEST_F(ExecTest, FdLevelWriteDoesNotCorruptStdout) {
 // ...and where nothing refuses it (yolo lets ctypes call libc's write), the command's
 // private protocol descriptor still keeps stdout one JSON object.
 TEST_F(ExecTest, NativeWriteToFdOneLandsOnStderr) {
-  Outcome run = RunPyhost({"exec", "--policy", "yolo", "-c",
-                           "import ctypes\nctypes.CDLL(None).write(1, b'not json\\n', 9)\nresult = 1"});
+  Outcome run =
+      RunPyhost({"exec", "--policy", "yolo", "-c",
+                 "import ctypes\nctypes.CDLL(None).write(1, b'not json\\n', 9)\nresult = 1"});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   EXPECT_EQ(OnlyJson(run)["result"], 1);
   EXPECT_THAT(run.err, HasSubstr("not json"));
@@ -301,22 +308,25 @@ TEST_F(ExecTest, NativeWriteToFdOneLandsOnStderr) {
 
 // A NUL byte in code is python3's SyntaxError for it, with the snippet's file and line.
 TEST_F(ExecTest, NulByteIsASyntaxErrorWithFileAndLine) {
-  Outcome run = RunPyhost({"exec", dir_.Write("nul.py", std::string("x = 1\ny = 2\0\nz = 3\n", 18))});
+  Outcome run =
+      RunPyhost({"exec", dir_.Write("nul.py", std::string("x = 1\ny = 2\0\nz = 3\n", 18))});
   ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
   json error = OnlyJson(run)["error"];
   EXPECT_EQ(error["type"], "SyntaxError") << error.dump();
   EXPECT_EQ(error["message"], "source code cannot contain null bytes") << error.dump();
   EXPECT_EQ(error["line"], 2) << error.dump();
-  EXPECT_EQ(error["traceback"],
-            "  File \"<code>\", line 2\n    y = 2\nSyntaxError: source code cannot contain null bytes")
+  EXPECT_EQ(
+      error["traceback"],
+      "  File \"<code>\", line 2\n    y = 2\nSyntaxError: source code cannot contain null bytes")
       << error.dump();
 }
 
 // The issue's reproducers of the output caps, end to end.
 TEST_F(ExecTest, OutputCapIsOutOfTheCodesReach) {
-  Outcome run = RunPyhost({"exec", "--max-output-bytes", "1000", "-c",
-                           "import sys\ntry:\n    sys.stdout.limit = 10**12\nexcept AttributeError:\n"
-                           "    pass\nprint('x' * 8_000_000)"});
+  Outcome run =
+      RunPyhost({"exec", "--max-output-bytes", "1000", "-c",
+                 "import sys\ntry:\n    sys.stdout.limit = 10**12\nexcept AttributeError:\n"
+                 "    pass\nprint('x' * 8_000_000)"});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json answer = OnlyJson(run);
   EXPECT_EQ(answer["stdout"], std::string(1000, 'x'));
@@ -337,7 +347,8 @@ TEST_F(ExecTest, DirFdPathsAreJudgedFromTheirDirectory) {
   // canary's directory (made here: strict lets no code link outside its roots).
   const std::filesystem::path farm = dir_.PathOf("farm");
   std::filesystem::create_directories(farm.string() + farm.string());
-  std::filesystem::create_directory_symlink(farm.parent_path(), farm.string() + farm.string() + "/host");
+  std::filesystem::create_directory_symlink(farm.parent_path(),
+                                            farm.string() + farm.string() + "/host");
   std::string policy = dir_.Write(
       "policy.json", json({{"extends", "strict"}, {"files", {{"write", {farm.string()}}}}}).dump());
   constexpr char kCode[] = R"PY(
@@ -369,8 +380,9 @@ shutil.rmtree(WORK_DIR + '/tree')
 outcome['inside'] = sorted(os.listdir(WORK_DIR))
 result = outcome
 )PY";
-  Outcome run = RunPyhost({"exec", "--policy", policy, "--args",
-                           json({{"canary", canary}, {"farm", farm.string()}}).dump(), "-c", kCode});
+  Outcome run =
+      RunPyhost({"exec", "--policy", policy, "--args",
+                 json({{"canary", canary}, {"farm", farm.string()}}).dump(), "-c", kCode});
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json result = OnlyJson(run)["result"];
   EXPECT_EQ(result["read"], "denied") << result.dump();
@@ -393,7 +405,8 @@ pid = _posixsubprocess.fork_exec(
     None, -1, -1, -1, -1, -1, -1, r, w, False, False, -1, None, None, None, -1, None, False)
 os.waitpid(pid, 0)
 )PY";
-  Outcome run = RunPyhost({"exec", "--policy", dir_.Write("p.json", R"({"extends": "yolo", "processes": false})"),
+  Outcome run = RunPyhost({"exec", "--policy",
+                           dir_.Write("p.json", R"({"extends": "yolo", "processes": false})"),
                            "--args", json({{"canary", canary}}).dump(), "-c", kCode});
   ASSERT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
   json error = OnlyJson(run)["error"];
@@ -408,7 +421,7 @@ struct StopCase {
   const char* name;
   int signal;
   const char* code;
-  int max_seconds;  // from the signal to the exit, generously
+  int max_seconds;                           // from the signal to the exit, generously
   const char* answer = "KeyboardInterrupt";  // Interrupted: the code did not stop in time
 };
 

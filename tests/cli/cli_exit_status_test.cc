@@ -116,11 +116,13 @@ TEST_F(IsolationNameTest, ResidentIsTheNameAndToolIsStillAccepted) {
     EXPECT_EQ(answer["stats"]["isolation"], "resident");
   }
   Outcome serve = RunPyhost(
-      {"serve"},
-      Lines({{{"id", 1}, {"op", "exec"}, {"code", "result = 1"}, {"isolation", "tool"}},
-             {{"id", 2}, {"op", "register"}, {"name", "t"}, {"isolation", "tool"},
-              {"source", "def run(args):\n    return 2\n"}},
-             {{"id", 3}, {"op", "call"}, {"name", "t"}}}));
+      {"serve"}, Lines({{{"id", 1}, {"op", "exec"}, {"code", "result = 1"}, {"isolation", "tool"}},
+                        {{"id", 2},
+                         {"op", "register"},
+                         {"name", "t"},
+                         {"isolation", "tool"},
+                         {"source", "def run(args):\n    return 2\n"}},
+                        {{"id", 3}, {"op", "call"}, {"name", "t"}}}));
   ASSERT_TRUE(serve.exited && serve.exit_code == 0) << serve.Describe();
   std::map<std::string, json> answers = AnswersById(serve);
   ASSERT_EQ(answers.size(), 3u) << serve.Describe();
@@ -132,8 +134,9 @@ TEST_F(IsolationNameTest, ResidentIsTheNameAndToolIsStillAccepted) {
 TEST_F(IsolationNameTest, AnUnknownNameListsTheNames) {
   Outcome run = RunPyhost({"exec", "--isolation", "shared", "-c", "1"});
   EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
-  EXPECT_THAT(run.err,
-              HasSubstr("--isolation: unknown isolation 'shared' (expected fresh, resident or process)"));
+  EXPECT_THAT(
+      run.err,
+      HasSubstr("--isolation: unknown isolation 'shared' (expected fresh, resident or process)"));
 }
 
 }  // namespace

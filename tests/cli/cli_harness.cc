@@ -33,7 +33,8 @@ std::string Outcome::Describe() const {
   } else {
     text << "killed by signal " << term_signal << " (" << strsignal(term_signal) << ")";
   }
-  text << "\n--- stdout ---\n" << out.substr(0, 4000) << "\n--- stderr ---\n"
+  text << "\n--- stdout ---\n"
+       << out.substr(0, 4000) << "\n--- stderr ---\n"
        << err.substr(0, 4000);
   return text.str();
 }
@@ -212,7 +213,8 @@ void ServeProcess::Feed(std::string input) {
     size_t done = 0;
     while (done < input.size()) {
       // In pieces: one blocking write of everything would only return at the end.
-      ssize_t n = ::write(in_.get(), input.data() + done, std::min<size_t>(input.size() - done, 65536));
+      ssize_t n =
+          ::write(in_.get(), input.data() + done, std::min<size_t>(input.size() - done, 65536));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       done += static_cast<size_t>(n);

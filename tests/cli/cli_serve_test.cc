@@ -20,10 +20,14 @@ namespace {
 
 TEST_F(ServeTest, RegisterThenCallAndExec) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "register"}, {"name", "wc"},
+      {{"id", 1},
+       {"op", "register"},
+       {"name", "wc"},
        {"source", "def run(args):\n    print('counting')\n    return len(args['text'].split())\n"}},
       {{"id", 2}, {"op", "call"}, {"name", "wc"}, {"args", {{"text", "a b c"}}}},
-      {{"id", "three"}, {"op", "exec"}, {"code", "print('hi')\nresult = sum(args['xs'])"},
+      {{"id", "three"},
+       {"op", "exec"},
+       {"code", "print('hi')\nresult = sum(args['xs'])"},
        {"args", {{"xs", {1, 2, 3}}}}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
@@ -56,20 +60,31 @@ TEST_F(ServeTest, EmptyInputExitsZero) {
 
 TEST_F(ServeTest, BadRequestsGetErrorsAndTheServerGoesOn) {
   std::string input;
-  input += "this is not json\n";                                                   // line 1
-  input += R"({"id": 1, "op": "frobnicate"})" "\n";                                // line 2
-  input += R"({"id": 2, "op": "exec"})" "\n";                                      // line 3
-  input += R"({"id": 3, "op": "call"})" "\n";                                      // line 4
-  input += R"({"id": 4, "op": "call", "name": "nope"})" "\n";                      // line 5
-  input += R"({"id": 5, "op": "register", "name": "bad", "source": "def run(args:\n  pass"})" "\n";
-  input += R"({"id": 6, "op": "register", "source": "def run(args): return 1"})" "\n";
-  input += R"({"id": 7})" "\n";                                                    // line 8
-  input += "[1, 2]\n";                                                             // line 9
-  input += "\n   \n";                                                              // blank: no answer
-  input += R"({"id": 8, "op": "exec", "code": 42})" "\n";
-  input += R"({"id": 9, "op": "exec", "code": "result = args['k']", "args": {}})" "\n";
-  input += R"({"id": 10, "op": "exec", "code": "result = 'still serving'"})" "\n";
-  input += R"({"id": 11, "op": "call", "name": "bad"})" "\n";
+  input += "this is not json\n";  // line 1
+  input += R"({"id": 1, "op": "frobnicate"})"
+           "\n";  // line 2
+  input += R"({"id": 2, "op": "exec"})"
+           "\n";  // line 3
+  input += R"({"id": 3, "op": "call"})"
+           "\n";  // line 4
+  input += R"({"id": 4, "op": "call", "name": "nope"})"
+           "\n";  // line 5
+  input += R"({"id": 5, "op": "register", "name": "bad", "source": "def run(args:\n  pass"})"
+           "\n";
+  input += R"({"id": 6, "op": "register", "source": "def run(args): return 1"})"
+           "\n";
+  input += R"({"id": 7})"
+           "\n";        // line 8
+  input += "[1, 2]\n";  // line 9
+  input += "\n   \n";   // blank: no answer
+  input += R"({"id": 8, "op": "exec", "code": 42})"
+           "\n";
+  input += R"({"id": 9, "op": "exec", "code": "result = args['k']", "args": {}})"
+           "\n";
+  input += R"({"id": 10, "op": "exec", "code": "result = 'still serving'"})"
+           "\n";
+  input += R"({"id": 11, "op": "call", "name": "bad"})"
+           "\n";
   Outcome run = RunPyhost({"serve"}, input);
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   EXPECT_EQ(CountLines(run.out), 13u) << run.Describe();  // blank lines get no answer
@@ -143,7 +158,8 @@ TEST_F(ServeTest, ExecFailuresAreAnswers) {
 }
 
 TEST_F(ServeTest, RequestWithoutIdIsAnsweredWithNullId) {
-  Outcome run = RunPyhost({"serve"}, R"({"op": "exec", "code": "result = 5"})" "\n");
+  Outcome run = RunPyhost({"serve"}, R"({"op": "exec", "code": "result = 5"})"
+                                     "\n");
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   json answer = OnlyJson(run);
   EXPECT_TRUE(answer.contains("id") && answer["id"].is_null()) << answer.dump();
@@ -155,10 +171,12 @@ TEST_F(ServeTest, RequestWithoutIdIsAnsweredWithNullId) {
 TEST_F(ServeTest, DeeplyNestedLinesAreRefusedAndTheServerGoesOn) {
   std::string deep = std::string(70000, '[') + std::string(70000, ']');
   std::string limit = std::string(256, '[') + std::string(256, ']');  // values may nest 256
-  std::string input = "{\"id\": " + deep + ", \"op\": \"exec\", \"code\": \"1\"}\n" +
-                      "{\"id\": 2, \"op\": \"exec\", \"code\": \"1\", \"args\": {\"x\": " + deep + "}}\n" +
-                      "{\"id\": 3, \"op\": \"exec\", \"code\": \"result = args\", \"args\": " + limit + "}\n" +
-                      R"({"id": 4, "op": "exec", "code": "result = 'alive'"})" "\n";
+  std::string input =
+      "{\"id\": " + deep + ", \"op\": \"exec\", \"code\": \"1\"}\n" +
+      "{\"id\": 2, \"op\": \"exec\", \"code\": \"1\", \"args\": {\"x\": " + deep + "}}\n" +
+      "{\"id\": 3, \"op\": \"exec\", \"code\": \"result = args\", \"args\": " + limit + "}\n" +
+      R"({"id": 4, "op": "exec", "code": "result = 'alive'"})"
+      "\n";
   Outcome run = RunPyhost({"serve"}, input);
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   ASSERT_EQ(CountLines(run.out), 4u) << run.Describe();
@@ -187,14 +205,22 @@ TEST_F(ServeTest, DeeplyNestedLinesAreRefusedAndTheServerGoesOn) {
 // id is the request's own or, if that cannot be kept, null (and the message says so).
 TEST_F(ServeTest, IntegersPast64BitsAreKeptExactOrRefusedNeverRounded) {
   std::string input =
-      R"({"id": 123456789012345678901234567890, "op": "exec", "code": "result = 1"})" "\n"
-      R"({"id": 18446744073709551615, "op": "exec", "code": "result = args", "args": {"n": 18446744073709551615}})" "\n"
-      R"({"id": -9223372036854775808, "op": "exec", "code": "result = args['n'] - 1", "args": {"n": -9223372036854775807}})" "\n"
-      R"({"id": 4, "op": "exec", "code": "result = 1", "args": {"n": 18446744073709551616}})" "\n"
-      R"({"id": 5, "op": "call", "name": "x", "args": [99999999999999999999999]})" "\n"
-      R"({"id": 6, "op": "exec", "code": "result = 1", "max_output_bytes": 18446744073709551616})" "\n"
-      R"({"id": 7, "op": "exec", "code": "result = 1", "policy": {"extends": "strict", "limits": {"timeout_ms": 99999999999999999999}}})" "\n"
-      R"({"id": 8, "op": "exec", "code": "result = [2**64 - 1, -2**63, 2**64]"})" "\n";
+      R"({"id": 123456789012345678901234567890, "op": "exec", "code": "result = 1"})"
+      "\n"
+      R"({"id": 18446744073709551615, "op": "exec", "code": "result = args", "args": {"n": 18446744073709551615}})"
+      "\n"
+      R"({"id": -9223372036854775808, "op": "exec", "code": "result = args['n'] - 1", "args": {"n": -9223372036854775807}})"
+      "\n"
+      R"({"id": 4, "op": "exec", "code": "result = 1", "args": {"n": 18446744073709551616}})"
+      "\n"
+      R"({"id": 5, "op": "call", "name": "x", "args": [99999999999999999999999]})"
+      "\n"
+      R"({"id": 6, "op": "exec", "code": "result = 1", "max_output_bytes": 18446744073709551616})"
+      "\n"
+      R"({"id": 7, "op": "exec", "code": "result = 1", "policy": {"extends": "strict", "limits": {"timeout_ms": 99999999999999999999}}})"
+      "\n"
+      R"({"id": 8, "op": "exec", "code": "result = [2**64 - 1, -2**63, 2**64]"})"
+      "\n";
   Outcome run = RunPyhost({"serve"}, input);
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
@@ -224,7 +250,9 @@ TEST_F(ServeTest, NotImplementedFieldsAreRefused) {
       {{"id", 3}, {"op", "exec"}, {"code", "print('ran')"}, {"isolation", "process"}},
       {{"id", 5}, {"op", "exec"}, {"code", "print('ran')"}, {"memory_mb", 64}},
       {{"id", 6}, {"op", "exec"}, {"code", "print('ran')"}, {"cpu_ms", 10}},
-      {{"id", 7}, {"op", "exec"}, {"code", "print('ran')"},
+      {{"id", 7},
+       {"op", "exec"},
+       {"code", "print('ran')"},
        {"policy", {{"extends", "strict"}, {"limits", {{"timeout_ms", 5}}}}}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
@@ -241,9 +269,13 @@ TEST_F(ServeTest, NotImplementedFieldsAreRefused) {
 
 TEST_F(ServeTest, PolicyAsAnObject) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "exec"}, {"code", "import csv\nresult = 1"},
+      {{"id", 1},
+       {"op", "exec"},
+       {"code", "import csv\nresult = 1"},
        {"policy", {{"name", "tiny"}, {"imports", {{"allow", {"json"}}}}}}},
-      {{"id", 2}, {"op", "exec"}, {"code", "import json\nresult = 2"},
+      {{"id", 2},
+       {"op", "exec"},
+       {"code", "import json\nresult = 2"},
        {"policy", {{"name", "tiny"}, {"imports", {{"allow", {"json"}}}}}}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
@@ -282,11 +314,12 @@ TEST_F(ServeTest, FiftyConcurrentExecs) {
   for (int n = 0; n < 50; ++n) {
     requests.push_back({{"id", n},
                         {"op", "exec"},
-                        {"code", "import time\n"
-                                 "print('start', args['n'])\n"
-                                 "time.sleep(0.01)\n"
-                                 "print('end', args['n'])\n"
-                                 "result = {'n': args['n'], 'square': args['n'] ** 2}\n"},
+                        {"code",
+                         "import time\n"
+                         "print('start', args['n'])\n"
+                         "time.sleep(0.01)\n"
+                         "print('end', args['n'])\n"
+                         "result = {'n': args['n'], 'square': args['n'] ** 2}\n"},
                         {"args", {{"n", n}}}});
   }
   Outcome run = RunPyhost({"serve", "--workers", "8"}, Lines(requests));
@@ -305,13 +338,16 @@ TEST_F(ServeTest, FiftyConcurrentExecs) {
 }
 
 TEST_F(ServeTest, ConcurrentCallsOfAResidentTool) {
-  std::vector<json> requests = {
-      {{"id", "reg"}, {"op", "register"}, {"name", "echo"}, {"isolation", "tool"},
-       {"source", "calls = []\n"
-                  "def run(args):\n"
-                  "    calls.append(args['n'])\n"
-                  "    print('n =', args['n'])\n"
-                  "    return {'n': args['n'], 'calls_so_far': len(calls)}\n"}}};
+  std::vector<json> requests = {{{"id", "reg"},
+                                 {"op", "register"},
+                                 {"name", "echo"},
+                                 {"isolation", "tool"},
+                                 {"source",
+                                  "calls = []\n"
+                                  "def run(args):\n"
+                                  "    calls.append(args['n'])\n"
+                                  "    print('n =', args['n'])\n"
+                                  "    return {'n': args['n'], 'calls_so_far': len(calls)}\n"}}};
   for (int n = 0; n < 20; ++n) {
     requests.push_back({{"id", n}, {"op", "call"}, {"name", "echo"}, {"args", {{"n", n}}}});
   }
@@ -363,7 +399,9 @@ TEST_F(ServeTest, UserStdoutNeverCorruptsTheProtocol) {
       "result = 'genuine'\n";
   std::vector<json> requests = {
       {{"id", 1}, {"op", "exec"}, {"code", code}},
-      {{"id", 2}, {"op", "register"}, {"name", "noisy"},
+      {{"id", 2},
+       {"op", "register"},
+       {"name", "noisy"},
        {"source", "def run(args):\n    print('{\"id\": 2, \"ok\": false}')\n    return 'quiet'\n"}},
       {{"id", 3}, {"op", "call"}, {"name", "noisy"}},
       {{"id", 4}, {"op", "exec"}, {"code", "result = 4"}},
@@ -376,7 +414,8 @@ TEST_F(ServeTest, UserStdoutNeverCorruptsTheProtocol) {
   EXPECT_EQ(answers["1"]["ok"], true);
   EXPECT_EQ(answers["1"]["result"], "genuine");
   EXPECT_EQ(answers["1"]["stdout"],
-            "{\"id\": 1, \"ok\": false, \"error\": {\"type\": \"Fake\"}}\n{\"id\": 999, \"ok\": true}\n{\"id\": ");
+            "{\"id\": 1, \"ok\": false, \"error\": {\"type\": \"Fake\"}}\n{\"id\": 999, \"ok\": "
+            "true}\n{\"id\": ");
   EXPECT_EQ(answers["1"]["stderr"], "{\"id\": 998}\n");
   EXPECT_EQ(answers["2"]["ok"], true);
   EXPECT_EQ(answers["3"]["ok"], true);
@@ -404,8 +443,14 @@ TEST_F(ServeTest, SnippetCannotReadRequestLines) {
 
 TEST_F(ServeTest, ReRegisterReplacesTheTool) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v1'\n"}},
-      {{"id", 2}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v2'\n"}},
+      {{"id", 1},
+       {"op", "register"},
+       {"name", "v"},
+       {"source", "def run(args):\n    return 'v1'\n"}},
+      {{"id", 2},
+       {"op", "register"},
+       {"name", "v"},
+       {"source", "def run(args):\n    return 'v2'\n"}},
       {{"id", 3}, {"op", "call"}, {"name", "v"}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
@@ -417,9 +462,15 @@ TEST_F(ServeTest, ReRegisterReplacesTheTool) {
 
 TEST_F(ServeTest, RegisterRejectsBadIsolation) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "register"}, {"name", "t"}, {"source", "def run(args): return 1"},
+      {{"id", 1},
+       {"op", "register"},
+       {"name", "t"},
+       {"source", "def run(args): return 1"},
        {"isolation", "bogus"}},
-      {{"id", 2}, {"op", "register"}, {"name", "t"}, {"source", "def run(args): return 1"},
+      {{"id", 2},
+       {"op", "register"},
+       {"name", "t"},
+       {"source", "def run(args): return 1"},
        {"isolation", 7}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
@@ -436,7 +487,10 @@ TEST_F(ServeTest, RegisterRejectsBadIsolation) {
 // isolation is answered NotImplemented, as the same request to exec is.
 TEST_F(ServeTest, RegisterProcessIsolationIsNotImplemented) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "register"}, {"name", "t"}, {"source", "def run(args): return 1"},
+      {{"id", 1},
+       {"op", "register"},
+       {"name", "t"},
+       {"source", "def run(args): return 1"},
        {"isolation", "process"}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
@@ -452,8 +506,10 @@ TEST_F(ServeTest, RegisterProcessIsolationIsNotImplemented) {
 // for its own id. The command keeps its protocol on a private descriptor.
 TEST_F(ServeTest, FdLevelWriteCannotForgeAnswers) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "exec"},
-       {"code", "import os\nos.write(1, b'{\"id\": 1, \"ok\": false, \"forged\": true}\\n')\nresult = 1"}},
+      {{"id", 1},
+       {"op", "exec"},
+       {"code",
+        "import os\nos.write(1, b'{\"id\": 1, \"ok\": false, \"forged\": true}\\n')\nresult = 1"}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
@@ -466,11 +522,15 @@ TEST_F(ServeTest, FdLevelWriteCannotForgeAnswers) {
 // A register waits for the requests read before it (serve.h): calls sent before a
 // re-register of the same name run the old source.
 TEST_F(ServeTest, CallsSentBeforeReRegisterRunTheOldSource) {
-  std::vector<json> requests = {
-      {{"id", "r1"}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v1'\n"}}};
+  std::vector<json> requests = {{{"id", "r1"},
+                                 {"op", "register"},
+                                 {"name", "v"},
+                                 {"source", "def run(args):\n    return 'v1'\n"}}};
   for (int n = 0; n < 20; ++n) requests.push_back({{"id", n}, {"op", "call"}, {"name", "v"}});
-  requests.push_back(
-      {{"id", "r2"}, {"op", "register"}, {"name", "v"}, {"source", "def run(args):\n    return 'v2'\n"}});
+  requests.push_back({{"id", "r2"},
+                      {"op", "register"},
+                      {"name", "v"},
+                      {"source", "def run(args):\n    return 'v2'\n"}});
   Outcome run = RunPyhost({"serve"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
@@ -489,7 +549,10 @@ TEST_F(ServeTest, PolicyPathsThatAreNotRegularFilesAreRefused) {
   int id = 0;
   for (const std::string& path : {std::string("/dev/zero"), fifo, std::string("/usr/")}) {
     requests.push_back({{"id", ++id}, {"op", "exec"}, {"code", "result = 1"}, {"policy", path}});
-    requests.push_back({{"id", ++id}, {"op", "register"}, {"name", "t"}, {"policy", path},
+    requests.push_back({{"id", ++id},
+                        {"op", "register"},
+                        {"name", "t"},
+                        {"policy", path},
                         {"source", "def run(args):\n    return 1\n"}});
   }
   requests.push_back({{"id", ++id}, {"op", "exec"}, {"code", "result = 'still here'"}});
@@ -509,8 +572,11 @@ TEST_F(ServeTest, PolicyPathsThatAreNotRegularFilesAreRefused) {
 // What prewarming prints is not any request's output.
 TEST_F(ServeTest, PrewarmOutputIsDiscarded) {
   std::vector<json> requests;
-  for (int n = 0; n < 6; ++n) requests.push_back({{"id", n}, {"op", "exec"}, {"code", "result = 1"}});
-  requests.push_back({{"id", "r"}, {"op", "register"}, {"name", "t"},
+  for (int n = 0; n < 6; ++n)
+    requests.push_back({{"id", n}, {"op", "exec"}, {"code", "result = 1"}});
+  requests.push_back({{"id", "r"},
+                      {"op", "register"},
+                      {"name", "t"},
                       {"source", "def run(args):\n    return 1\n"}});
   requests.push_back({{"id", "c"}, {"op", "call"}, {"name", "t"}});
   Outcome run = RunPyhost({"serve", "--prewarm", "this,json", "--pool-size", "2"}, Lines(requests));
@@ -565,13 +631,22 @@ TEST_F(ServeTest, ResidentCallsDoNotKeepGlobalsAnyFunctionAssigns) {
   std::vector<json> requests;
   for (size_t t = 0; t < std::size(tools); ++t) {
     std::string name = "t" + std::to_string(t);
-    requests.push_back({{"id", ++id}, {"op", "register"}, {"name", name}, {"source", tools[t]},
+    requests.push_back({{"id", ++id},
+                        {"op", "register"},
+                        {"name", name},
+                        {"source", tools[t]},
                         {"isolation", "tool"}});
-    for (int call = 0; call < 3; ++call) requests.push_back({{"id", ++id}, {"op", "call"}, {"name", name}});
+    for (int call = 0; call < 3; ++call)
+      requests.push_back({{"id", ++id}, {"op", "call"}, {"name", name}});
   }
-  requests.push_back({{"id", ++id}, {"op", "register"}, {"name", "state"}, {"isolation", "tool"},
-                      {"source", "cache = []\ndef run(args):\n    cache.append(1)\n    return len(cache)\n"}});
-  for (int call = 0; call < 3; ++call) requests.push_back({{"id", ++id}, {"op", "call"}, {"name", "state"}});
+  requests.push_back(
+      {{"id", ++id},
+       {"op", "register"},
+       {"name", "state"},
+       {"isolation", "tool"},
+       {"source", "cache = []\ndef run(args):\n    cache.append(1)\n    return len(cache)\n"}});
+  for (int call = 0; call < 3; ++call)
+    requests.push_back({{"id", ++id}, {"op", "call"}, {"name", "state"}});
   Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
@@ -580,7 +655,8 @@ TEST_F(ServeTest, ResidentCallsDoNotKeepGlobalsAnyFunctionAssigns) {
   for (size_t t = 0; t < std::size(tools); ++t) {
     for (int call = 0; call < 3; ++call) {
       const json& answer = answers[std::to_string(t * 4 + 2 + call)];
-      EXPECT_EQ(answer["data"], expected[t]) << "tool " << t << " call " << call << ": " << answer.dump();
+      EXPECT_EQ(answer["data"], expected[t])
+          << "tool " << t << " call " << call << ": " << answer.dump();
     }
   }
   for (int call = 0; call < 3; ++call) {
@@ -592,11 +668,21 @@ TEST_F(ServeTest, ResidentCallsDoNotKeepGlobalsAnyFunctionAssigns) {
 // executions and calls after it.
 TEST_F(ServeTest, ReplacedStdoutDoesNotSilenceLaterResidentExecutions) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "exec"}, {"isolation", "tool"},
+      {{"id", 1},
+       {"op", "exec"},
+       {"isolation", "tool"},
        {"code", "import sys\nsys.stdout = None\nsys.stderr = None"}},
-      {{"id", 2}, {"op", "exec"}, {"isolation", "tool"}, {"code", "import sys\nprint('hello')\nprint('e', file=sys.stderr)"}},
-      {{"id", 3}, {"op", "register"}, {"name", "t"}, {"isolation", "tool"},
-       {"source", "import sys\ndef run(args):\n    print('call', args['n'])\n    sys.stdout = None\n    return 1\n"}},
+      {{"id", 2},
+       {"op", "exec"},
+       {"isolation", "tool"},
+       {"code", "import sys\nprint('hello')\nprint('e', file=sys.stderr)"}},
+      {{"id", 3},
+       {"op", "register"},
+       {"name", "t"},
+       {"isolation", "tool"},
+       {"source",
+        "import sys\ndef run(args):\n    print('call', args['n'])\n    sys.stdout = None\n    "
+        "return 1\n"}},
       {{"id", 4}, {"op", "call"}, {"name", "t"}, {"args", {{"n", 1}}}},
       {{"id", 5}, {"op", "call"}, {"name", "t"}, {"args", {{"n", 2}}}},
   };
@@ -620,18 +706,24 @@ TEST_F(ServeTest, ReadAheadIsBoundedWhileASlowRequestRuns) {
   constexpr int kCalls = 3000;
   const std::string pad(100 * 1000, 'p');
   std::string input = Lines({
-      {{"id", "r"}, {"op", "register"}, {"name", "size"}, {"isolation", "tool"},
+      {{"id", "r"},
+       {"op", "register"},
+       {"name", "size"},
+       {"isolation", "tool"},
        {"source", "def run(args):\n    return len(args['pad'])\n"}},
-      {{"id", "slow"}, {"op", "exec"},
+      {{"id", "slow"},
+       {"op", "exec"},
        {"code", "import os, time\nwhile not os.path.exists(" + json(marker).dump() +
                     "):\n    time.sleep(0.01)\nresult = 'done'"}},
   });
   for (int n = 0; n < kCalls; ++n) {
-    input += json({{"id", n}, {"op", "call"}, {"name", "size"}, {"args", {{"pad", pad}}}}).dump() + "\n";
+    input +=
+        json({{"id", n}, {"op", "call"}, {"name", "size"}, {"args", {{"pad", pad}}}}).dump() + "\n";
   }
   ServeProcess serve({"--workers", "1", "--pool-size", "1"});
   serve.Feed(input);
-  ASSERT_TRUE(serve.WaitUntilWriterDoneOrStalled(std::chrono::seconds(2), std::chrono::seconds(120)));
+  ASSERT_TRUE(
+      serve.WaitUntilWriterDoneOrStalled(std::chrono::seconds(2), std::chrono::seconds(120)));
   int64_t rss_kb = serve.StatusKb("VmRSS");
   size_t written = serve.written();
   dir_.Write("go", "");
@@ -652,7 +744,8 @@ TEST_F(ServeTest, ReadAheadIsBoundedWhileASlowRequestRuns) {
 // A line longer than one request may be is skipped without being held whole, and
 // answered with an error naming its line; the server goes on.
 TEST_F(ServeTest, OverlongLineIsSkippedWithAnErrorAnswer) {
-  std::string input = "{\"id\": 1, \"op\": \"exec\", \"code\": \"" + std::string(64 << 20, 'x') + "\"}\n";
+  std::string input =
+      "{\"id\": 1, \"op\": \"exec\", \"code\": \"" + std::string(64 << 20, 'x') + "\"}\n";
   input += Lines({{{"id", 2}, {"op", "exec"}, {"code", "result = 'after'"}}});
   ServeProcess serve({"--pool-size", "1"});
   serve.Feed(input);
@@ -878,7 +971,11 @@ result = {'found': len(fds) > 0, 'reached': reached}
   ServeProcess serve({"--workers", "1"}, answers_path);
   serve.Feed(Lines({
       {{"id", 1}, {"op", "exec"}, {"code", "result = 'first'"}},
-      {{"id", 2}, {"op", "exec"}, {"policy", "yolo"}, {"args", {{"answers", answers_path}}}, {"code", kCode}},
+      {{"id", 2},
+       {"op", "exec"},
+       {"policy", "yolo"},
+       {"args", {{"answers", answers_path}}},
+       {"code", kCode}},
       {{"id", 3}, {"op", "exec"}, {"code", "result = 'last'"}},
   }));
   Outcome run = serve.Finish(std::chrono::seconds(60));
@@ -928,14 +1025,16 @@ TEST_F(ServeTest, ForcedExitStillAnswersEveryRequest) {
   std::map<std::string, json> answers = AnswersById(run);
   ASSERT_EQ(answers.size(), 3u) << run.Describe();
   ASSERT_EQ(CountLines(run.out), 3u) << run.Describe();
-  for (const char* id : {"1", "2", "3"}) EXPECT_EQ(answers[id]["error"]["type"], "Interrupted") << id;
+  for (const char* id : {"1", "2", "3"})
+    EXPECT_EQ(answers[id]["error"]["type"], "Interrupted") << id;
   EXPECT_FALSE(WorkRootExists(run.pid));
 }
 
 // A closed output is the end: no SIGPIPE death, no work root left.
 TEST_F(ServeTest, ClosedOutputEndsTheServerCleanly) {
   std::vector<json> requests;
-  for (int i = 0; i < 50; ++i) requests.push_back({{"id", i}, {"op", "exec"}, {"code", "print('x' * 1000)"}});
+  for (int i = 0; i < 50; ++i)
+    requests.push_back({{"id", i}, {"op", "exec"}, {"code", "print('x' * 1000)"}});
   Interrupt closed;
   closed.close_stdout = true;
   Outcome run = RunPyhost({"serve"}, Lines(requests), std::chrono::seconds(20), closed);
@@ -950,13 +1049,16 @@ TEST_F(ServeTest, ClosedOutputRunsNoQueuedRequest) {
   std::string ran = dir_.PathOf("ran.txt");
   std::vector<json> requests;
   for (int i = 0; i < 40; ++i) {
-    requests.push_back({{"id", i}, {"op", "exec"}, {"policy", "yolo"},
+    requests.push_back({{"id", i},
+                        {"op", "exec"},
+                        {"policy", "yolo"},
                         {"code", absl::StrCat("import time\ntime.sleep(0.05)\nopen(",
                                               json(ran).dump(), ", 'a').write('x')\n")}});
   }
   Interrupt closed;
   closed.close_stdout = true;
-  Outcome run = RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(20), closed);
+  Outcome run =
+      RunPyhost({"serve", "--workers", "1"}, Lines(requests), std::chrono::seconds(20), closed);
   EXPECT_TRUE(run.exited) << run.Describe();
   std::string marks = testutil::ReadFile(ran);
   EXPECT_LE(marks.size(), 2u) << "requests ran after the output closed";

@@ -42,34 +42,55 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         UsageCase{"NoCommand", {}, "missing command"},
         UsageCase{"UnknownCommand", {"frobnicate"}, "unknown command 'frobnicate'"},
-        UsageCase{"ExecBadArgsJson", {"exec", "--args", "{bad", "-c", "1"}, "--args is not valid JSON"},
+        UsageCase{
+            "ExecBadArgsJson", {"exec", "--args", "{bad", "-c", "1"}, "--args is not valid JSON"},
         UsageCase{"ExecMissingCode", {"exec"}, "exec needs -c CODE, FILE or -"},
         UsageCase{"ExecMissingCodeWithArgs", {"exec", "--args", "{}"}, "exec needs"},
         UsageCase{"ExecDashCWithoutCode", {"exec", "-c"}, "-c needs the code"},
         UsageCase{"ExecTwoCodes", {"exec", "-c", "1", "-c", "2"}, "one of -c CODE, FILE or -"},
         UsageCase{"ExecUnknownFlag", {"exec", "--bogus", "1", "-c", "1"}, "unknown flag --bogus"},
         UsageCase{"ExecFlagWithoutValue", {"exec", "-c", "1", "--args"}, "--args needs a value"},
-        UsageCase{"ExecMissingFile", {"exec", "/nonexistent/pyhost_cli_test/missing.py"},
+        UsageCase{"ExecMissingFile",
+                  {"exec", "/nonexistent/pyhost_cli_test/missing.py"},
                   "cannot read '/nonexistent/pyhost_cli_test/missing.py'"},
-        UsageCase{"ExecBadIsolation", {"exec", "--isolation", "bogus", "-c", "1"}, "unknown isolation 'bogus'"},
-        UsageCase{"ExecZeroMaxOutput", {"exec", "--max-output-bytes", "0", "-c", "1"}, "positive integer"},
-        UsageCase{"ExecNonNumericTimeout", {"exec", "--timeout-ms", "soon", "-c", "1"}, "positive integer"},
+        UsageCase{"ExecBadIsolation",
+                  {"exec", "--isolation", "bogus", "-c", "1"},
+                  "unknown isolation 'bogus'"},
+        UsageCase{"ExecZeroMaxOutput",
+                  {"exec", "--max-output-bytes", "0", "-c", "1"},
+                  "positive integer"},
+        UsageCase{"ExecNonNumericTimeout",
+                  {"exec", "--timeout-ms", "soon", "-c", "1"},
+                  "positive integer"},
         // Flags accepted on the command line but not enforced yet: refused, never ignored.
-        UsageCase{"UnknownPolicy", {"exec", "--policy", "lenient", "-c", "1"}, "unknown policy 'lenient'"},
-        UsageCase{"MissingPolicyFile", {"exec", "--policy", "/nonexistent/p.json", "-c", "1"},
+        UsageCase{"UnknownPolicy",
+                  {"exec", "--policy", "lenient", "-c", "1"},
+                  "unknown policy 'lenient'"},
+        UsageCase{"MissingPolicyFile",
+                  {"exec", "--policy", "/nonexistent/p.json", "-c", "1"},
                   "cannot read policy file"},
-        UsageCase{"TimeoutNotImplemented", {"exec", "--timeout-ms", "100", "-c", "1"}, "not implemented yet"},
-        UsageCase{"CpuNotImplemented", {"exec", "--cpu-ms", "100", "-c", "1"}, "not implemented yet"},
-        UsageCase{"MemoryNotImplemented", {"exec", "--memory-mb", "64", "-c", "1"}, "not implemented yet"},
-        UsageCase{"ProcessIsolationNotImplemented", {"exec", "--isolation", "process", "-c", "1"},
+        UsageCase{"TimeoutNotImplemented",
+                  {"exec", "--timeout-ms", "100", "-c", "1"},
                   "not implemented yet"},
-        UsageCase{"CallMissingFile", {"call", "/nonexistent/pyhost_cli_test/tool.py"}, "cannot read"},
+        UsageCase{
+            "CpuNotImplemented", {"exec", "--cpu-ms", "100", "-c", "1"}, "not implemented yet"},
+        UsageCase{"MemoryNotImplemented",
+                  {"exec", "--memory-mb", "64", "-c", "1"},
+                  "not implemented yet"},
+        UsageCase{"ProcessIsolationNotImplemented",
+                  {"exec", "--isolation", "process", "-c", "1"},
+                  "not implemented yet"},
+        UsageCase{
+            "CallMissingFile", {"call", "/nonexistent/pyhost_cli_test/tool.py"}, "cannot read"},
         UsageCase{"CallNoFile", {"call"}, "call needs a FILE"},
-        UsageCase{"CallUnknownFlag", {"call", "x.py", "--bogus", "1"}, "call: unknown flag --bogus"},
-        UsageCase{"CallBadIsolation", {"call", "x.py", "--isolation", "bogus"}, "unknown isolation"},
+        UsageCase{
+            "CallUnknownFlag", {"call", "x.py", "--bogus", "1"}, "call: unknown flag --bogus"},
+        UsageCase{
+            "CallBadIsolation", {"call", "x.py", "--isolation", "bogus"}, "unknown isolation"},
         UsageCase{"ServeUnknownFlag", {"serve", "--bogus", "1"}, "serve: unknown flag --bogus"},
         UsageCase{"ServeZeroWorkers", {"serve", "--workers", "0"}, "--workers takes 1 to 256"},
-        UsageCase{"ServeTooManyWorkers", {"serve", "--workers", "1000"}, "--workers takes 1 to 256"}),
+        UsageCase{
+            "ServeTooManyWorkers", {"serve", "--workers", "1000"}, "--workers takes 1 to 256"}),
     [](const ::testing::TestParamInfo<UsageCase>& info) { return info.param.name; });
 
 TEST_F(UsageTest, HelpExitsZero) {
@@ -101,15 +122,22 @@ TEST_F(UsageTest, PolicyFileWithUnknownFieldNamesIt) {
 INSTANTIATE_TEST_SUITE_P(
     UserFiles, UsageErrorTest,
     ::testing::Values(
-        UsageCase{"ExecDirectory", {"exec", "/usr"}, "cannot read '/usr': a directory, not a regular file"},
+        UsageCase{"ExecDirectory",
+                  {"exec", "/usr"},
+                  "cannot read '/usr': a directory, not a regular file"},
         UsageCase{"CallDirectory", {"call", "/usr"}, "cannot read '/usr': a directory"},
-        UsageCase{"ExecDevZero", {"exec", "/dev/zero"}, "'/dev/zero': a character device, not a regular file"},
+        UsageCase{"ExecDevZero",
+                  {"exec", "/dev/zero"},
+                  "'/dev/zero': a character device, not a regular file"},
         UsageCase{"CallDevZero", {"call", "/dev/zero"}, "'/dev/zero': a character device"},
-        UsageCase{"PolicyDevZero", {"exec", "--policy", "/dev/zero", "-c", "1"},
+        UsageCase{"PolicyDevZero",
+                  {"exec", "--policy", "/dev/zero", "-c", "1"},
                   "cannot read policy file '/dev/zero': a character device, not a regular file"},
-        UsageCase{"PolicyDirectory", {"exec", "--policy", "/usr/", "-c", "1"},
+        UsageCase{"PolicyDirectory",
+                  {"exec", "--policy", "/usr/", "-c", "1"},
                   "cannot read policy file '/usr/': a directory"},
-        UsageCase{"CallPolicyDevZero", {"call", "x.py", "--policy", "/dev/zero"},
+        UsageCase{"CallPolicyDevZero",
+                  {"call", "x.py", "--policy", "/dev/zero"},
                   "policy file '/dev/zero': a character device"},
         // A flag the command does not know is unknown, also when no value follows it.
         UsageCase{"ServeUnknownFlagLast", {"serve", "--zzz"}, "serve: unknown flag --zzz"},
@@ -121,9 +149,9 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(UsageTest, FifoIsRefusedWithoutBlocking) {
   std::string fifo = dir_.PathOf("pipe");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"exec", fifo}, {"call", fifo},
-        {"exec", "--policy", fifo, "-c", "1"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"exec", fifo},
+                                               {"call", fifo},
+                                               {"exec", "--policy", fifo, "-c", "1"}}) {
     Outcome run = RunPyhost(args, "", std::chrono::seconds(10));
     EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
     EXPECT_THAT(run.err, HasSubstr("'" + fifo + "': a FIFO, not a regular file")) << run.Describe();
@@ -140,7 +168,8 @@ TEST_F(UsageTest, OversizedFilesAreRefused) {
   EXPECT_THAT(run.err, HasSubstr("'" + code + "': larger than the limit of 16777216 bytes"));
   run = RunPyhost({"exec", "--policy", policy, "-c", "1"});
   EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
-  EXPECT_THAT(run.err, HasSubstr("policy file '" + policy + "': larger than the limit of 1048576 bytes"));
+  EXPECT_THAT(run.err,
+              HasSubstr("policy file '" + policy + "': larger than the limit of 1048576 bytes"));
   run = RunPyhost({"exec", "-"}, std::string((16 << 20) + 1, '#'));
   EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
   EXPECT_THAT(run.err, HasSubstr("standard input: more than the limit of 16777216 bytes"));

@@ -67,7 +67,8 @@ TEST(ServeLineTest, AnIntegerPast64BitsElsewhereIsRefusedWithTheRequestsId) {
             "line 8: args.n: integer 18446744073709551616 does not fit in 64 bits (integers must "
             "lie in [-2^63, 2^64))");
   ServeLine limit = ParseServeLine(
-      R"({"id": 10, "policy": {"limits": {"timeout_ms": 1e2, "cpu_ms": 99999999999999999999}}})", 9);
+      R"({"id": 10, "policy": {"limits": {"timeout_ms": 1e2, "cpu_ms": 99999999999999999999}}})",
+      9);
   EXPECT_EQ(limit.id, 10);
   EXPECT_THAT(std::string(limit.status.message()), HasSubstr("policy.limits.cpu_ms: integer"));
   // Past a double's range too, the parser stops there: nothing after it is known.
@@ -77,7 +78,8 @@ TEST(ServeLineTest, AnIntegerPast64BitsElsewhereIsRefusedWithTheRequestsId) {
   EXPECT_THAT(std::string(huge.status.message()), HasSubstr("so this answer's id is null"));
   ServeLine huge_id = ParseServeLine("{\"id\": " + std::string(400, '9') + "}", 11);
   EXPECT_TRUE(huge_id.id.is_null());
-  EXPECT_THAT(std::string(huge_id.status.message()), HasSubstr("field 'id' holds the integer 9999"));
+  EXPECT_THAT(std::string(huge_id.status.message()),
+              HasSubstr("field 'id' holds the integer 9999"));
 }
 
 // Fields that must be positive integers: one past what int64 holds is refused, named.
@@ -87,8 +89,9 @@ TEST(ServeLineTest, LimitsPastInt64AreRefusedByName) {
   ASSERT_TRUE(line.status.ok());
   absl::StatusOr<ExecRequest> request = ExecRequestFromJson(line.request);
   ASSERT_FALSE(request.ok());
-  EXPECT_THAT(std::string(request.status().message()),
-              HasSubstr("field 'max_output_bytes' must be a positive integer up to 9223372036854775807"));
+  EXPECT_THAT(
+      std::string(request.status().message()),
+      HasSubstr("field 'max_output_bytes' must be a positive integer up to 9223372036854775807"));
 }
 
 TEST(ParseJsonArgumentTest, BoundsAndExactIntegers) {
@@ -98,8 +101,9 @@ TEST(ParseJsonArgumentTest, BoundsAndExactIntegers) {
                               .status()
                               .message()),
               HasSubstr("--args: nested deeper than 256 levels"));
-  EXPECT_THAT(std::string(ParseJsonArgument("--args", R"({"n": 99999999999999999999})").status().message()),
-              HasSubstr("--args: n: integer 99999999999999999999 does not fit in 64 bits"));
+  EXPECT_THAT(
+      std::string(ParseJsonArgument("--args", R"({"n": 99999999999999999999})").status().message()),
+      HasSubstr("--args: n: integer 99999999999999999999 does not fit in 64 bits"));
 }
 
 }  // namespace

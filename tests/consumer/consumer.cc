@@ -1,8 +1,8 @@
 // Uses the installed public API only: one snippet and one resident tool call.
 // Exits 0 when both answer as documented in <pyhost/host.h>.
-#include <cstdio>
-
 #include <pyhost/host.h>
+
+#include <cstdio>
 
 #ifdef Py_PYTHON_H
 #error "a public header pulled in Python.h"
@@ -24,8 +24,9 @@ int main() {
   request.args = {{"xs", {1, 2, 3}}};
   absl::StatusOr<pyhost::ExecResult> run = (*host)->Execute(request);
   if (!run.ok() || run->outcome != pyhost::Outcome::kOk || run->result["sum"] != 6) {
-    std::fprintf(stderr, "consumer: snippet: %s\n",
-                 run.ok() ? run->ToJson().dump().c_str() : std::string(run.status().message()).c_str());
+    std::fprintf(
+        stderr, "consumer: snippet: %s\n",
+        run.ok() ? run->ToJson().dump().c_str() : std::string(run.status().message()).c_str());
     return 1;
   }
   pyhost::ToolOptions resident;
@@ -33,7 +34,8 @@ int main() {
   absl::Status registered = (*host)->RegisterTool(
       "wc", "def run(args):\n    return len(args['text'].split())\n", resident);
   absl::StatusOr<pyhost::ToolCallResult> call = (*host)->CallTool("wc", {{"text", "a b c"}});
-  if (!registered.ok() || !call.ok() || call->envelope != nlohmann::json{{"ok", true}, {"data", 3}}) {
+  if (!registered.ok() || !call.ok() ||
+      call->envelope != nlohmann::json{{"ok", true}, {"data", 3}}) {
     std::fprintf(stderr, "consumer: tool call failed\n");
     return 1;
   }

@@ -58,7 +58,8 @@ TEST(HostDeathTest, SurvivesItsWorkingDirectoryBeingRemoved) {
         if (mkdtemp(dir) == nullptr || chdir(dir) != 0 || rmdir(dir) != 0) _exit(2);
         auto host = MakeHost(/*pool_size=*/1);
         bool all_ok = host != nullptr;
-        for (int i = 0; i < 6 && all_ok; ++i) all_ok = Exec(*host, "import json; result = 1").result == 1;
+        for (int i = 0; i < 6 && all_ok; ++i)
+          all_ok = Exec(*host, "import json; result = 1").result == 1;
         _exit(all_ok ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
@@ -92,11 +93,10 @@ TEST(HostTest, NoStateLeaksBetweenFreshExecutions) {
 
 TEST(HostTest, ResidentSnippetsKeepModulesButNotGlobals) {
   auto host = MakeHost();
-  ASSERT_TRUE(Exec(*host, "import json\njson.marker = 1\nmine = 2", json::object(),
-                   Isolation::kResident)
-                  .ok);
-  ExecResult r = Exec(*host,
-                      "import json\nresult = [hasattr(json, 'marker'), 'mine' in globals()]",
+  ASSERT_TRUE(
+      Exec(*host, "import json\njson.marker = 1\nmine = 2", json::object(), Isolation::kResident)
+          .ok);
+  ExecResult r = Exec(*host, "import json\nresult = [hasattr(json, 'marker'), 'mine' in globals()]",
                       json::object(), Isolation::kResident);
   EXPECT_EQ(r.result, json({true, false}));
   EXPECT_EQ(r.stats.isolation, Isolation::kResident);
@@ -123,8 +123,8 @@ TEST(HostTest, UnimplementedRequestsAreRejectedNotIgnored) {
     limited.limits.*limit = -1;
     EXPECT_TRUE(absl::IsInvalidArgument(host->Execute(limited).status()));
   }
-  EXPECT_TRUE(absl::IsUnimplemented(
-      host->RegisterTool("t", "def run(a): pass", {Isolation::kProcess})));
+  EXPECT_TRUE(
+      absl::IsUnimplemented(host->RegisterTool("t", "def run(a): pass", {Isolation::kProcess})));
 }
 
 TEST(HostTest, BadOptionsFailCreate) {
@@ -169,7 +169,8 @@ TEST(HostTest, ConcurrentToolCallsAndExecutionsMix) {
   auto host = MakeHost(2);
   ToolOptions resident;
   resident.isolation = Isolation::kResident;
-  ASSERT_TRUE(host->RegisterTool("sq", "def run(args):\n    return args['x'] ** 2\n", resident).ok());
+  ASSERT_TRUE(
+      host->RegisterTool("sq", "def run(args):\n    return args['x'] ** 2\n", resident).ok());
   std::atomic<int> correct{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -206,10 +207,11 @@ TEST(HostTest, TenThousandExecutionsDoNotGrowMemory) {
   for (int i = 1000; i < 10000; ++i) run(i);
   long end_kb = ResidentMemoryKb();
   PoolStats stats = host->pool_stats();
-  std::printf("RSS after 1000: %ld KiB, after 10000: %ld KiB (growth %ld KiB); "
-              "created %ld, destroyed %ld, leaked %ld\n",
-              warm_kb, end_kb, end_kb - warm_kb, static_cast<long>(stats.created),
-              static_cast<long>(stats.destroyed), static_cast<long>(stats.leaked));
+  std::printf(
+      "RSS after 1000: %ld KiB, after 10000: %ld KiB (growth %ld KiB); "
+      "created %ld, destroyed %ld, leaked %ld\n",
+      warm_kb, end_kb, end_kb - warm_kb, static_cast<long>(stats.created),
+      static_cast<long>(stats.destroyed), static_cast<long>(stats.leaked));
   EXPECT_LT(end_kb - warm_kb, 32 * 1024);
   EXPECT_EQ(stats.leaked, 0);
 }

@@ -101,15 +101,14 @@ TEST_P(LeftBehindTest, NextRequestsAndShutdownAreNotHeldUp) {
 
 INSTANTIATE_TEST_SUITE_P(
     Teardown, LeftBehindTest,
-    ::testing::Values(
-        LeftBehind{"FinalizerSleeps", "strict", R"PY(
+    ::testing::Values(LeftBehind{"FinalizerSleeps", "strict", R"PY(
 import sys, time
 class X:
     def __del__(self, sleep=time.sleep):
         sleep(60)
 sys.x = X()
 )PY"},
-        LeftBehind{"FinalizerLoops", "strict", R"PY(
+                      LeftBehind{"FinalizerLoops", "strict", R"PY(
 import sys
 class X:
     def __del__(self):
@@ -117,7 +116,7 @@ class X:
             pass
 sys.x = X()
 )PY"},
-        LeftBehind{"FinalizerSwallowsInterrupts", "strict", R"PY(
+                      LeftBehind{"FinalizerSwallowsInterrupts", "strict", R"PY(
 import sys, time
 class X:
     def __del__(self, sleep=time.sleep):
@@ -128,7 +127,7 @@ class X:
                 pass
 sys.x = X()
 )PY"},
-        LeftBehind{"FakeAtexitSleeps", "strict", R"PY(
+                      LeftBehind{"FakeAtexitSleeps", "strict", R"PY(
 import sys, time
 class FakeAtexit:
     def _clear(self, sleep=time.sleep):
@@ -137,22 +136,22 @@ class FakeAtexit:
         sleep(60)
 sys.modules['atexit'] = FakeAtexit()
 )PY"},
-        LeftBehind{"AtexitCallbackSleeps", "yolo", R"PY(
+                      LeftBehind{"AtexitCallbackSleeps", "yolo", R"PY(
 import atexit, time
 atexit.register(time.sleep, 60)
 )PY"},
-        LeftBehind{"FakeThreadingShutdownSleeps", "yolo", R"PY(
+                      LeftBehind{"FakeThreadingShutdownSleeps", "yolo", R"PY(
 import sys, time, types
 fake = types.ModuleType('threading')
 fake._shutdown = lambda sleep=time.sleep: sleep(60)
 sys.modules['threading'] = fake
 )PY"},
-        LeftBehind{"ThreadWithReplacedCount", "yolo", R"PY(
+                      LeftBehind{"ThreadWithReplacedCount", "yolo", R"PY(
 import threading, time, _thread
 threading.Thread(target=time.sleep, args=(60,)).start()
 _thread._count = lambda: 0
 )PY"},
-        LeftBehind{"ThreadThatWillNotStop", "yolo", R"PY(
+                      LeftBehind{"ThreadThatWillNotStop", "yolo", R"PY(
 import threading, time
 def stay():
     while True:
@@ -162,7 +161,7 @@ def stay():
             pass
 threading.Thread(target=stay, daemon=True).start()
 )PY"},
-        LeftBehind{"UnraisableHookSleeps", "strict", R"PY(
+                      LeftBehind{"UnraisableHookSleeps", "strict", R"PY(
 import sys, time
 sys.unraisablehook = lambda *a, sleep=time.sleep: sleep(60)
 class X:
@@ -170,17 +169,17 @@ class X:
         raise ValueError('at teardown')
 sys.x = X()
 )PY"},
-        LeftBehind{"AuditHookSleeps", "yolo", R"PY(
+                      LeftBehind{"AuditHookSleeps", "yolo", R"PY(
 import sys, time
 def hook(event, args, sleep=time.sleep):
     if event == 'object.__delattr__' or event.startswith('os.'):
         sleep(60)
 sys.addaudithook(hook)
 )PY"},
-        // Found by adversarial testing: a finalizer that catches every interrupt,
-        // objects hung on pyhost's own import gate, finalizers that put threading or
-        // atexit back, async generator hooks, and threads that catch SystemExit.
-        LeftBehind{"FinalizerCatchesEveryInterrupt", "strict", R"PY(
+                      // Found by adversarial testing: a finalizer that catches every interrupt,
+                      // objects hung on pyhost's own import gate, finalizers that put threading or
+                      // atexit back, async generator hooks, and threads that catch SystemExit.
+                      LeftBehind{"FinalizerCatchesEveryInterrupt", "strict", R"PY(
 import sys
 class D:
     def __del__(self):
@@ -193,7 +192,7 @@ class D:
                 pass
 sys.keep = D()
 )PY"},
-        LeftBehind{"ObjectHungOnTheImportGate", "strict", R"PY(
+                      LeftBehind{"ObjectHungOnTheImportGate", "strict", R"PY(
 import sys
 class D:
     def __del__(self):
@@ -205,7 +204,7 @@ try:
 except AttributeError:  # pyhost's gate has no __dict__: its class, then
     type(sys.meta_path[0]).keep = d
 )PY"},
-        LeftBehind{"FinalizerReinstallsThreading", "strict", R"PY(
+                      LeftBehind{"FinalizerReinstallsThreading", "strict", R"PY(
 import sys, math
 class Fake:
     def _shutdown(self):
@@ -216,7 +215,7 @@ class D:
         sys.modules['threading'] = Fake()
 math._keep = D()
 )PY"},
-        LeftBehind{"FinalizerRegistersAtexit", "yolo", R"PY(
+                      LeftBehind{"FinalizerRegistersAtexit", "yolo", R"PY(
 import math, atexit
 def forever():
     while True:
@@ -226,7 +225,7 @@ class D:
         register(f)
 math._keep = D()
 )PY"},
-        LeftBehind{"AsyncGeneratorFinalizerLoops", "strict", R"PY(
+                      LeftBehind{"AsyncGeneratorFinalizerLoops", "strict", R"PY(
 import sys
 class F:
     def __call__(self, *a):
@@ -236,7 +235,7 @@ class F:
             pass
 sys.set_asyncgen_hooks(finalizer=F())
 )PY"},
-        LeftBehind{"GeneratorFinallyLoops", "strict", R"PY(
+                      LeftBehind{"GeneratorFinallyLoops", "strict", R"PY(
 import sys
 def g():
     try:
@@ -247,7 +246,7 @@ def g():
 sys.g = g()
 next(sys.g)
 )PY"},
-        LeftBehind{"ThreadCatchesEveryInterrupt", "yolo", R"PY(
+                      LeftBehind{"ThreadCatchesEveryInterrupt", "yolo", R"PY(
 import threading
 def spin():
     while True:
@@ -259,7 +258,7 @@ def spin():
             pass
 threading.Thread(target=spin, daemon=True).start()
 )PY"},
-        LeftBehind{"BuiltinsHoldAFinalizer", "strict", R"PY(
+                      LeftBehind{"BuiltinsHoldAFinalizer", "strict", R"PY(
 import builtins, time
 class X:
     def __del__(self, sleep=time.sleep):
@@ -312,7 +311,8 @@ TEST(LifecycleTest, InterruptAllStopsRunningCode) {
                            "import time\nwhile True:\n    try:\n        time.sleep(60)\n"
                            "    except KeyboardInterrupt:\n        break\nresult = 'caught'\n"}) {
     auto start = std::chrono::steady_clock::now();
-    std::future<ExecResult> running = std::async(std::launch::async, [&] { return Exec(*host, code); });
+    std::future<ExecResult> running =
+        std::async(std::launch::async, [&] { return Exec(*host, code); });
     // An interrupt reaches only code that runs: one sent before the code has started
     // (a slow machine, a sanitizer build) is not kept, so it is sent again until the
     // execution ends.
@@ -369,18 +369,18 @@ TEST(LifecycleTest, LateInterruptDoesNotReachTheNextResidentCall) {
 // like the code.
 TEST(LifecycleTest, InterruptAllStopsTheCodesMethodsInPyhostsOwnSteps) {
   auto host = MakeHost();
-  for (const char* code : {
-           "class E(Exception):\n    def __str__(self):\n        while True:\n            pass\n"
-           "raise E()\n",
-           "import sys\ndef hook(event, args):\n"
-           "    if event == 'object.__getattr__' and args[1] == 'tb_frame':\n"
-           "        while True:\n            pass\n"
-           "sys.addaudithook(hook)\nraise ValueError('boom')\n"}) {
+  for (const char* code :
+       {"class E(Exception):\n    def __str__(self):\n        while True:\n            pass\n"
+        "raise E()\n",
+        "import sys\ndef hook(event, args):\n"
+        "    if event == 'object.__getattr__' and args[1] == 'tb_frame':\n"
+        "        while True:\n            pass\n"
+        "sys.addaudithook(hook)\nraise ValueError('boom')\n"}) {
     std::future<ExecResult> running =
         std::async(std::launch::async, [&] { return Exec(*host, code); });
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    for (int i = 0; i < 50 && running.wait_for(std::chrono::milliseconds(100)) !=
-                                  std::future_status::ready;
+    for (int i = 0;
+         i < 50 && running.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready;
          ++i) {
       host->InterruptAll();
     }
@@ -408,7 +408,9 @@ class F:
 def run(args):
     sys.set_asyncgen_hooks(finalizer=F())
     return 1
-)PY", resident).ok());
+)PY",
+                                 resident)
+                  .ok());
   ASSERT_TRUE(host->CallTool("t", json::object()).ok());
   ASSERT_TRUE(host->RegisterTool("t", "def run(args):\n    return 2\n", resident).ok());
   absl::StatusOr<ToolCallResult> second = host->CallTool("t", json::object());
@@ -458,7 +460,8 @@ TEST(LifecycleTest, DescriptorsTheCodeLeftOpenAreReleased) {
   ExpectAnswers(*host, 2, 5.0);
   const int before = open_descriptors();
   for (int i = 0; i < 12; ++i) {
-    ExecResult r = Exec(*host, "import os\nps = [os.pipe() for i in range(100)]\nm, s = os.openpty()\n");
+    ExecResult r =
+        Exec(*host, "import os\nps = [os.pipe() for i in range(100)]\nm, s = os.openpty()\n");
     ASSERT_TRUE(r.ok) << r.ToJson().dump();
   }
   ExpectAnswers(*host, 2, 5.0);
@@ -529,7 +532,8 @@ TEST(LifecycleTest, UncountedDescriptorRoutesAreBounded) {
                 {"yolo", "select.epoll()"},
                 {"yolo", "fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 0)"}};
   for (const Route& route : routes) {
-    ExecResult r = Exec(*host, absl::StrCat(R"PY(
+    ExecResult r = Exec(*host,
+                        absl::StrCat(R"PY(
 import os, sys
 try:
     import select, fcntl
@@ -539,18 +543,18 @@ r, w = os.pipe()
 held = []
 try:
     for i in range(30000):
-        held.append()PY", route.make, R"PY()
+        held.append()PY",
+                                     route.make, R"PY()
     result = 'unbounded'
 except OSError as e:
     result = e.errno
 sys.held = held
-)PY"), route.policy);
+)PY"),
+                        route.policy);
     EXPECT_EQ(r.result, json(24)) << route.make << ": " << r.ToJson().dump();
     ExpectAnswers(*host, 2, 5.0);
   }
 }
-
-
 
 // A loop of os.pipe()/open() filled the process's descriptor table, and the next
 // interpreter creation aborted the host. Now the code gets EMFILE at pyhost's cap,
@@ -595,7 +599,8 @@ for make in (os.pipe, lambda: open(WORK_DIR + '/f', 'w')):
         errors.append((e.errno, str(e)))
 sys.held = held  # kept until teardown
 result = errors
-)PY", policy);
+)PY",
+                        policy);
     ASSERT_TRUE(r.ok) << policy << ": " << r.ToJson().dump();
     ASSERT_EQ(r.result.size(), 2u);
     for (const json& error : r.result) {
@@ -691,7 +696,7 @@ os.symlink(WORK_DIR, OUTPUT_DIR + '/link')
   }
   std::string kept_rel = fs::relative(fs::path(kept_dir).parent_path(), root).string();
   EXPECT_THAT(left, ::testing::UnorderedElementsAre(kept_rel, kept_rel + "/output",
-                                                   kept_rel + "/output/report.txt"));
+                                                    kept_rel + "/output/report.txt"));
   fs::remove_all(root);
 }
 

@@ -97,7 +97,10 @@ TEST(PoolTest, FactoryWaitsWhileRequestsRunUnlessUrgent) {
   WaitIdle(**pool, 2);
   {
     InterpreterPool::Busy busy(**pool);
-    { absl::StatusOr<InterpreterLease> used = (*pool)->Acquire(); ASSERT_TRUE(used.ok()); }
+    {
+      absl::StatusOr<InterpreterLease> used = (*pool)->Acquire();
+      ASSERT_TRUE(used.ok());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     PoolStats during = (*pool)->stats();
     EXPECT_EQ(during.created, 2);  // no refill while busy

@@ -3,8 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "embed/pool.h"
 #include "bindings/thread_state.h"
+#include "embed/pool.h"
 
 namespace pyhost {
 namespace {
@@ -28,8 +28,7 @@ class RunnerTest : public ::testing::Test {
     pool_ = nullptr;
   }
 
-  ExecResult Run(const std::string& code, json args = json::object(),
-                 size_t max_output = 1 << 20) {
+  ExecResult Run(const std::string& code, json args = json::object(), size_t max_output = 1 << 20) {
     ExecRequest request;
     request.code = code;
     request.args = std::move(args);
@@ -47,9 +46,10 @@ class RunnerTest : public ::testing::Test {
 InterpreterPool* RunnerTest::pool_ = nullptr;
 
 TEST_F(RunnerTest, ResultStdoutAndStderrAreSeparate) {
-  ExecResult r = Run("import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
-                     "result = {'sum': sum(args['xs'])}",
-                     {{"xs", {1, 2, 3}}});
+  ExecResult r =
+      Run("import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
+          "result = {'sum': sum(args['xs'])}",
+          {{"xs", {1, 2, 3}}});
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.stdout_stream.text, "out\n");
   EXPECT_EQ(r.stderr_stream.text, "err\n");
@@ -74,8 +74,9 @@ TEST_F(RunnerTest, OutputIsCappedWithAFlag) {
 }
 
 TEST_F(RunnerTest, RealStreamsAreNotReachableThroughSysDunder) {
-  ExecResult r = Run("import sys\nsys.__stdout__.write('via dunder')\nsys.stdout = sys.__stdout__\n"
-                     "print('after')");
+  ExecResult r =
+      Run("import sys\nsys.__stdout__.write('via dunder')\nsys.stdout = sys.__stdout__\n"
+          "print('after')");
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.stdout_stream.text, "via dunderafter\n");
 }
@@ -174,11 +175,11 @@ TEST_F(RunnerTest, ArgsThatAreNotUtf8AreAnArgsError) {
 // sqlite3 calls Python user functions through PyGILState_Ensure: this works only
 // because the executing thread state is bound as the thread's PyGILState state.
 TEST_F(RunnerTest, CallbacksThroughPyGILStateWork) {
-  ExecResult r = Run(
-      "import sqlite3\n"
-      "db = sqlite3.connect(':memory:')\n"
-      "db.create_function('twice', 1, lambda x: 2 * x)\n"
-      "result = db.execute('select twice(21)').fetchone()[0]\n");
+  ExecResult r =
+      Run("import sqlite3\n"
+          "db = sqlite3.connect(':memory:')\n"
+          "db.create_function('twice', 1, lambda x: 2 * x)\n"
+          "result = db.execute('select twice(21)').fetchone()[0]\n");
   ASSERT_TRUE(r.ok) << (r.error ? r.error->traceback : "");
   EXPECT_EQ(r.result, json(42));
 }
@@ -201,19 +202,20 @@ TEST_F(RunnerTest, ToolCompileLoadAndCall) {
 
 // The cap is not the code's to change: nothing on sys.stdout or its type raises it.
 TEST_F(RunnerTest, CodeCannotRaiseItsOutputCap) {
-  ExecResult r = Run(
-      "import sys\n"
-      "refused = []\n"
-      "for attempt in ('sys.stdout.limit = 10**12', 'sys.stdout.buffer.limit = 10**12',\n"
-      "                'type(sys.stdout).write = lambda self, s: 0',\n"
-      "                'type(sys.stdout.buffer).write = lambda self, b: 0', 'type(sys.stdout)()'):\n"
-      "    try:\n"
-      "        exec(attempt)\n"
-      "    except (AttributeError, TypeError):\n"
-      "        refused.append(attempt)\n"
-      "print('x' * 5000)\n"
-      "result = len(refused)\n",
-      json::object(), /*max_output=*/1000);
+  ExecResult r =
+      Run("import sys\n"
+          "refused = []\n"
+          "for attempt in ('sys.stdout.limit = 10**12', 'sys.stdout.buffer.limit = 10**12',\n"
+          "                'type(sys.stdout).write = lambda self, s: 0',\n"
+          "                'type(sys.stdout.buffer).write = lambda self, b: 0', "
+          "'type(sys.stdout)()'):\n"
+          "    try:\n"
+          "        exec(attempt)\n"
+          "    except (AttributeError, TypeError):\n"
+          "        refused.append(attempt)\n"
+          "print('x' * 5000)\n"
+          "result = len(refused)\n",
+          json::object(), /*max_output=*/1000);
   ASSERT_TRUE(r.ok) << (r.error ? r.error->traceback : "");
   EXPECT_EQ(r.result, 5);
   EXPECT_TRUE(r.stdout_stream.truncated);
@@ -238,23 +240,26 @@ TEST_F(RunnerTest, TruncatedOutputIsAPrefixOfWhatWasWritten) {
 // sys.stdout.buffer exists, as in python3; bytes count against the same cap, in the
 // order they were written with the text; bytes that are not UTF-8 become U+FFFD.
 TEST_F(RunnerTest, StdoutBufferTakesBytes) {
-  ExecResult r = Run(
-      "import io, sys\n"
-      "n = sys.stdout.buffer.write(b'bytes\\n')\n"
-      "print('text')\n"
-      "sys.stderr.buffer.write(memoryview(b'err'))\n"
-      "sys.stdout.buffer.write(bytearray(b'a\\xffb\\n'))\n"
-      "sys.stdout.buffer.flush()\n"
-      "w = io.TextIOWrapper(sys.stdout.buffer, encoding='utf-8', write_through=True)\n"
-      "w.write('wrapped\\n')\n"
-      "del w\n"
-      "print('still open')\n"
-      "result = [n, sys.stdout.buffer is sys.stdout.buffer, sys.stdout.encoding]\n");
+  ExecResult r =
+      Run("import io, sys\n"
+          "n = sys.stdout.buffer.write(b'bytes\\n')\n"
+          "print('text')\n"
+          "sys.stderr.buffer.write(memoryview(b'err'))\n"
+          "sys.stdout.buffer.write(bytearray(b'a\\xffb\\n'))\n"
+          "sys.stdout.buffer.flush()\n"
+          "w = io.TextIOWrapper(sys.stdout.buffer, encoding='utf-8', write_through=True)\n"
+          "w.write('wrapped\\n')\n"
+          "del w\n"
+          "print('still open')\n"
+          "result = [n, sys.stdout.buffer is sys.stdout.buffer, sys.stdout.encoding]\n");
   ASSERT_TRUE(r.ok) << (r.error ? r.error->traceback : "");
   EXPECT_EQ(r.result, json({6, true, "utf-8"}));
-  EXPECT_EQ(r.stdout_stream.text, "bytes\ntext\na\xef\xbf\xbd" "b\nwrapped\nstill open\n");
+  EXPECT_EQ(r.stdout_stream.text,
+            "bytes\ntext\na\xef\xbf\xbd"
+            "b\nwrapped\nstill open\n");
   EXPECT_EQ(r.stderr_stream.text, "err");
-  r = Run("import sys\nsys.stdout.buffer.write(b'ab\\xc3\\xa9cd')", json::object(), /*max_output=*/3);
+  r = Run("import sys\nsys.stdout.buffer.write(b'ab\\xc3\\xa9cd')", json::object(),
+          /*max_output=*/3);
   EXPECT_TRUE(r.stdout_stream.truncated);
   EXPECT_EQ(r.stdout_stream.text, "ab");  // "é" would not fit whole
   r = Run("import sys\nsys.stdout.buffer.write('no')");
@@ -274,21 +279,21 @@ TEST_F(RunnerTest, SurrogatesInOutputRaiseAsInPython) {
 // A flood is never held whole by the host: what is past the cap is not encoded or
 // copied (the peak RSS, reset first, barely moves while 100 MB are written).
 TEST_F(RunnerTest, FloodsAreNotBufferedPastTheCap) {
-  ExecResult r = Run(
-      "import sys\n"
-      "def peak_kb():\n"
-      "    with open('/proc/self/status') as f:\n"
-      "        return int([l for l in f if l.startswith('VmHWM')][0].split()[1])\n"
-      "def growth(write):\n"
-      "    with open('/proc/self/clear_refs', 'w') as f:\n"
-      "        f.write('5')  # resets the peak to the current RSS\n"
-      "    before = peak_kb()\n"
-      "    write()\n"
-      "    return peak_kb() - before\n"
-      "text, data, wide = 'x' * 10**8, b'y' * 10**8, 'é' * 3 * 10**7\n"
-      "result = [growth(lambda: print(text)), growth(lambda: sys.stdout.buffer.write(data)),\n"
-      "          growth(lambda: sys.stderr.write(wide))]\n",
-      json::object(), /*max_output=*/1 << 20);
+  ExecResult r =
+      Run("import sys\n"
+          "def peak_kb():\n"
+          "    with open('/proc/self/status') as f:\n"
+          "        return int([l for l in f if l.startswith('VmHWM')][0].split()[1])\n"
+          "def growth(write):\n"
+          "    with open('/proc/self/clear_refs', 'w') as f:\n"
+          "        f.write('5')  # resets the peak to the current RSS\n"
+          "    before = peak_kb()\n"
+          "    write()\n"
+          "    return peak_kb() - before\n"
+          "text, data, wide = 'x' * 10**8, b'y' * 10**8, 'é' * 3 * 10**7\n"
+          "result = [growth(lambda: print(text)), growth(lambda: sys.stdout.buffer.write(data)),\n"
+          "          growth(lambda: sys.stderr.write(wide))]\n",
+          json::object(), /*max_output=*/1 << 20);
   ASSERT_TRUE(r.ok) << (r.error ? r.error->traceback : "");
   for (const json& kb : r.result) EXPECT_LT(kb.get<int64_t>(), 40 * 1024) << r.result.dump();
   EXPECT_EQ(r.stdout_stream.text.size(), 1u << 20);
@@ -310,15 +315,16 @@ TEST_F(RunnerTest, ReplacedStreamsAreRestoredForTheNextExecution) {
     RunSnippet(lease->get(), request, 1 << 20, json::object(), result);
     return result;
   };
-  ExecResult first = run(
-      "import sys, io\n"
-      "print('first')\n"
-      "sys.stdout = None\nsys.__stdout__ = io.StringIO()\n"
-      "sys.stderr = io.StringIO()\nsys.__stderr__ = None\n");
+  ExecResult first =
+      run("import sys, io\n"
+          "print('first')\n"
+          "sys.stdout = None\nsys.__stdout__ = io.StringIO()\n"
+          "sys.stderr = io.StringIO()\nsys.__stderr__ = None\n");
   EXPECT_TRUE(first.ok);
   EXPECT_EQ(first.stdout_stream.text, "first\n");
-  ExecResult second = run("import sys\nprint('second')\nprint('err', file=sys.stderr)\n"
-                          "sys.__stdout__.write('dunder')\nsys.__stderr__.write('!')\n");
+  ExecResult second =
+      run("import sys\nprint('second')\nprint('err', file=sys.stderr)\n"
+          "sys.__stdout__.write('dunder')\nsys.__stderr__.write('!')\n");
   ASSERT_TRUE(second.ok) << (second.error ? second.error->traceback : "");
   EXPECT_EQ(second.stdout_stream.text, "second\ndunder");
   EXPECT_EQ(second.stderr_stream.text, "err\n!");
@@ -355,7 +361,8 @@ def run(args):
     helper()
     seen.append(count)
     return [count, 'leaked' in globals(), len(seen)]
-)", tool));
+)",
+                           tool));
   ToolModule module;
   ASSERT_FALSE(LoadToolModule(lease->get(), tool, json::object(), module));
   for (int call = 1; call <= 3; ++call) {

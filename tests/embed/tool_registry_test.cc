@@ -64,8 +64,10 @@ TEST_P(ToolRegistryTest, DictWithOkPassesThrough) {
   ASSERT_TRUE(Register("wc", kWordCount).ok());
   EXPECT_EQ(Call("wc", {{"text", "a b  c"}}),
             json({{"ok", true}, {"data", {{"wordCount", 3}, {"words", {"a", "b", "c"}}}}}));
-  ASSERT_TRUE(Register("fail", "def run(args):\n    return {'ok': False, 'error': "
-                               "{'message': 'Missing parameter: text'}}\n").ok());
+  ASSERT_TRUE(Register("fail",
+                       "def run(args):\n    return {'ok': False, 'error': "
+                       "{'message': 'Missing parameter: text'}}\n")
+                  .ok());
   EXPECT_EQ(Call("fail", json::object()),
             json({{"ok", false}, {"error", {{"message", "Missing parameter: text"}}}}));
 }
@@ -80,7 +82,8 @@ TEST_P(ToolRegistryTest, AnythingElseIsWrappedAsData) {
 }
 
 TEST_P(ToolRegistryTest, ExceptionBecomesErrorEnvelope) {
-  ASSERT_TRUE(Register("div", "def run(args):\n    a = args['a']\n    return a / args['b']\n").ok());
+  ASSERT_TRUE(
+      Register("div", "def run(args):\n    a = args['a']\n    return a / args['b']\n").ok());
   json envelope = Call("div", {{"a", 1}, {"b", 0}});
   EXPECT_EQ(envelope["ok"], json(false));
   EXPECT_EQ(envelope["error"]["type"], json("ZeroDivisionError"));
@@ -146,8 +149,10 @@ TEST_P(ToolRegistryTest, ReRegisteringReplacesAndUnregisterRemoves) {
 }
 
 TEST_P(ToolRegistryTest, PrintsAreCapturedNotWrittenToTheHost) {
-  ASSERT_TRUE(Register("p", "import sys\ndef run(args):\n    print('to stdout')\n"
-                            "    print('to stderr', file=sys.stderr)\n    return 1\n").ok());
+  ASSERT_TRUE(Register("p",
+                       "import sys\ndef run(args):\n    print('to stdout')\n"
+                       "    print('to stderr', file=sys.stderr)\n    return 1\n")
+                  .ok());
   testing::internal::CaptureStdout();
   absl::StatusOr<ToolCallResult> result = tools_->Call("p", json::object());
   std::string host_stdout = testing::internal::GetCapturedStdout();
@@ -195,7 +200,8 @@ TEST(ResidentToolTest, ModuleStatePersistsGlobalsOfACallDoNot) {
   ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), {});
   ToolOptions resident;
   resident.isolation = Isolation::kResident;
-  ASSERT_TRUE(tools.Register("state", R"(
+  ASSERT_TRUE(tools
+                  .Register("state", R"(
 import json
 cache = []
 counter = 0
@@ -205,7 +211,9 @@ def run(args):
     cache.append(args["x"])   # module state mutated in place: persists
     json.pyhost_marker = True # module attribute: persists
     return {"counter": counter, "cache": list(cache)}
-)", resident).ok());
+)",
+                            resident)
+                  .ok());
   EXPECT_EQ(tools.Call("state", {{"x", 1}})->envelope["data"],
             json({{"counter", 1}, {"cache", {1}}}));
   EXPECT_EQ(tools.Call("state", {{"x", 2}})->envelope["data"],
@@ -222,14 +230,17 @@ TEST(FreshToolTest, EveryCallStartsFromScratch) {
   CancellationSet running;
   Isolations isolations(**pool, dirs, running);
   ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), {});
-  ASSERT_TRUE(tools.Register("state", R"(
+  ASSERT_TRUE(tools
+                  .Register("state", R"(
 import sys
 cache = []
 def run(args):
     cache.append(args["x"])
     sys.pyhost_marker = getattr(sys, "pyhost_marker", 0) + 1
     return {"cache": cache, "marker": sys.pyhost_marker}
-)", ToolOptions{}).ok());
+)",
+                            ToolOptions{})
+                  .ok());
   for (int x : {1, 2, 3}) {
     EXPECT_EQ(tools.Call("state", {{"x", x}})->envelope["data"],
               json({{"cache", {x}}, {"marker", 1}}));

@@ -16,9 +16,9 @@
 
 #include "bindings/json_convert.h"
 #include "bindings/json_text.h"
+#include "bindings/thread_state.h"
 #include "embed/pool.h"
 #include "embed/runtime.h"
-#include "bindings/thread_state.h"
 
 namespace pyhost::modules {
 extern const char kFuzzValuesSource[];  // tests/fuzz/fuzz_values.py
@@ -28,7 +28,6 @@ namespace {
 
 namespace py = pybind11;
 using json = nlohmann::json;
-
 
 void Check(bool ok, const char* what) {
   if (!ok) {
@@ -71,31 +70,35 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   pyhost::PoolOptions options;
   options.size = 1;
   options.interpreter.prewarm_modules = {};
-  absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool = pyhost::InterpreterPool::Start(options);
+  absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
+      pyhost::InterpreterPool::Start(options);
   Check(pool.ok(), "the pool starts");
   fixture->pool = *std::move(pool);
   absl::StatusOr<pyhost::InterpreterLease> lease = fixture->pool->Acquire();
   Check(lease.ok(), "an interpreter");
   fixture->lease = *std::move(lease);
   pyhost::Interpreter& interp = fixture->lease.get();
-  pyhost::ThreadStateScope scope(interp.ThreadStateForThisThread(), pyhost::ThreadStateScope::Borrow{});
+  pyhost::ThreadStateScope scope(interp.ThreadStateForThisThread(),
+                                 pyhost::ThreadStateScope::Borrow{});
   auto globals = py::reinterpret_steal<py::object>(PyDict_New());
   PyDict_SetItemString(globals.ptr(), "__builtins__", interp.builtins());
-  auto ran = py::reinterpret_steal<py::object>(
-      PyRun_String(pyhost::modules::kFuzzValuesSource, Py_file_input, globals.ptr(), globals.ptr()));
+  auto ran = py::reinterpret_steal<py::object>(PyRun_String(
+      pyhost::modules::kFuzzValuesSource, Py_file_input, globals.ptr(), globals.ptr()));
   if (!ran) PyErr_Print();
   Check(static_cast<bool>(ran), "fuzz_values.py runs");
   fixture->build = py::reinterpret_borrow<py::object>(PyDict_GetItemString(globals.ptr(), "build"));
   fixture->armed = py::reinterpret_borrow<py::object>(PyDict_GetItemString(globals.ptr(), "ARMED"));
   fixture->calls = py::reinterpret_borrow<py::object>(PyDict_GetItemString(globals.ptr(), "CALLS"));
-  Check(fixture->build && fixture->armed && fixture->calls, "fuzz_values.py defines build, ARMED, CALLS");
+  Check(fixture->build && fixture->armed && fixture->calls,
+        "fuzz_values.py defines build, ARMED, CALLS");
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   pyhost::Interpreter& interp = fixture->lease.get();
-  pyhost::ThreadStateScope scope(interp.ThreadStateForThisThread(), pyhost::ThreadStateScope::Borrow{});
+  pyhost::ThreadStateScope scope(interp.ThreadStateForThisThread(),
+                                 pyhost::ThreadStateScope::Borrow{});
   const char* rest = reinterpret_cast<const char*>(data + 1);
   if (data[0] % 2 == 0) {
     absl::StatusOr<json> value = pyhost::ParseJsonText(absl::string_view(rest, size - 1));
@@ -105,8 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto program = py::reinterpret_steal<py::object>(
       PyBytes_FromStringAndSize(rest, static_cast<Py_ssize_t>(size - 1)));
-  auto value = py::reinterpret_steal<py::object>(
-      PyObject_CallOneArg(fixture->build.ptr(), program.ptr()));
+  auto value =
+      py::reinterpret_steal<py::object>(PyObject_CallOneArg(fixture->build.ptr(), program.ptr()));
   Check(static_cast<bool>(value), "build() returns a value");
   PyList_SetItem(fixture->armed.ptr(), 0, Py_NewRef(Py_True));  // no allocation
   // A smaller bound than the host's: values sharing their parts reach it quickly, and

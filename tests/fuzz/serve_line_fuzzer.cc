@@ -5,8 +5,8 @@
 // and a re-read unchanged.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "bindings/json_text.h"
@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto id = line.request.find("id");
   Check(id == line.request.end() ? line.id.is_null() : line.id == *id, "the id is the request's");
   // What serve writes back must read back the same.
-  absl::StatusOr<json> again = pyhost::ParseJsonText(line.request.dump(), pyhost::kMaxValueDepth + 1);
+  absl::StatusOr<json> again =
+      pyhost::ParseJsonText(line.request.dump(), pyhost::kMaxValueDepth + 1);
   Check(again.ok() && *again == line.request, "a dumped request reads back the same");
 
   // What the ops read (a policy named by a string would read a file: left out).
@@ -55,7 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<pyhost::protocol::RegisterRequest> tool =
       pyhost::protocol::RegisterRequestFromJson(request);
   if (!tool.ok()) CheckBounded(tool.status());
-  absl::StatusOr<pyhost::protocol::CallRequest> call = pyhost::protocol::CallRequestFromJson(request);
+  absl::StatusOr<pyhost::protocol::CallRequest> call =
+      pyhost::protocol::CallRequestFromJson(request);
   if (!call.ok()) CheckBounded(call.status());
   absl::StatusOr<json> argument = pyhost::protocol::ParseJsonArgument("--args", text);
   if (!argument.ok()) CheckBounded(argument.status());

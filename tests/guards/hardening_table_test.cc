@@ -1,13 +1,12 @@
 // guards/hardening's table, end to end: every function it lists is a guard in a
 // sandbox interpreter (where the platform has it), so a row can be neither left out
 // of the modules the hardening walks nor shadowed by another row.
-#include "guards/hardening.h"
-
 #include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "guards/hardening.h"
 #include "pyhost/host.h"
 #include "pyhost/policy.h"
 

@@ -33,14 +33,14 @@ TEST(PolicyTest, StrictAllowsCuratedStdlibOnly) {
   }
   // What LLM-written programs use for computation, data, async code and tests
   // (issue 7, item 20); what they reach outside is checked, not the import.
-  for (const char* allowed : {"__future__", "asyncio", "unittest.mock", "pickle", "sqlite3",
-                              "logging", "argparse", "zoneinfo", "mimetypes", "doctest",
-                              "concurrent.futures", "sysconfig", "gc"}) {
+  for (const char* allowed :
+       {"__future__", "asyncio", "unittest.mock", "pickle", "sqlite3", "logging", "argparse",
+        "zoneinfo", "mimetypes", "doctest", "concurrent.futures", "sysconfig", "gc"}) {
     EXPECT_TRUE(strict.ImportAllowed(allowed)) << allowed;
   }
   for (const char* denied : {"socket", "subprocess", "ctypes", "urllib.request", "http.client",
-                             "importlib", "multiprocessing.pool", "signal", "atexit", "pdb",
-                             "_dbm", "_gdbm", "mmap", "shelve", "dbm"}) {
+                             "importlib", "multiprocessing.pool", "signal", "atexit", "pdb", "_dbm",
+                             "_gdbm", "mmap", "shelve", "dbm"}) {
     EXPECT_FALSE(strict.ImportAllowed(denied)) << denied;
   }
   EXPECT_THAT(strict.read_paths, ::testing::Contains("/usr/share/zoneinfo"));
@@ -76,10 +76,10 @@ TEST(PolicyTest, FromJsonExtendsTheProfilesLists) {
   Policy strict = *NamedPolicy("strict");
   EXPECT_EQ(policy->name, "team");
   EXPECT_TRUE(policy->ImportAllowed("mylib"));
-  EXPECT_TRUE(policy->ImportAllowed("json"));           // strict's list is kept
+  EXPECT_TRUE(policy->ImportAllowed("json"));  // strict's list is kept
   EXPECT_TRUE(policy->ImportAllowed("re"));
-  EXPECT_FALSE(policy->ImportAllowed("csv"));           // added to strict's deny list
-  EXPECT_FALSE(policy->ImportAllowed("ctypes"));        // strict's deny list is kept
+  EXPECT_FALSE(policy->ImportAllowed("csv"));     // added to strict's deny list
+  EXPECT_FALSE(policy->ImportAllowed("ctypes"));  // strict's deny list is kept
   EXPECT_EQ(policy->import_allow.size(), strict.import_allow.size() + 1);  // json once
   for (const std::string& path : strict.read_paths) {
     EXPECT_THAT(policy->read_paths, ::testing::Contains(path));
@@ -113,7 +113,8 @@ TEST(PolicyTest, ExtendingAnAllowEverythingProfileDoesNotNarrowIt) {
   EXPECT_TRUE(policy->ImportAllowed("csv"));
   EXPECT_FALSE(policy->ImportAllowed("ctypes"));  // balanced's deny list
   // Without a profile to extend, the list is the one given.
-  EXPECT_FALSE(PolicyFromJson(json::parse(R"({"imports": {"allow": ["json"]}})"))->ImportAllowed("csv"));
+  EXPECT_FALSE(
+      PolicyFromJson(json::parse(R"({"imports": {"allow": ["json"]}})"))->ImportAllowed("csv"));
 }
 
 TEST(PolicyTest, ReplaceNamesTheListsGivenExactly) {
@@ -124,7 +125,7 @@ TEST(PolicyTest, ReplaceNamesTheListsGivenExactly) {
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_EQ(policy->import_allow, std::vector<std::string>{"json"});
   EXPECT_FALSE(policy->ImportAllowed("re"));
-  EXPECT_TRUE(policy->import_deny.empty());   // named in replace, not given: empty
+  EXPECT_TRUE(policy->import_deny.empty());  // named in replace, not given: empty
   EXPECT_EQ(policy->read_paths, std::vector<std::string>{"/srv/data"});
   EXPECT_EQ(policy->write_paths, NamedPolicy("strict")->write_paths);  // not named: strict's
   EXPECT_EQ(policy->network, std::vector<std::string>{"a.example"});
@@ -180,8 +181,9 @@ TEST(PolicyTest, PolicyFileTooDeepOrWithIntegersPast64BitsIsAClearError) {
   EXPECT_THAT(std::string(LoadPolicy(path).status().message()),
               HasSubstr("limits.timeout_ms: integer 18446744073709551616 does not fit in 64 bits"));
   std::ofstream(path) << R"({"extends": "strict", "limits": {"timeout_ms": 18446744073709551615}})";
-  EXPECT_THAT(std::string(LoadPolicy(path).status().message()),
-              HasSubstr("'limits.timeout_ms' must be a positive integer up to 9223372036854775807"));
+  EXPECT_THAT(
+      std::string(LoadPolicy(path).status().message()),
+      HasSubstr("'limits.timeout_ms' must be a positive integer up to 9223372036854775807"));
   std::remove(path.c_str());
 }
 
@@ -199,11 +201,13 @@ TEST(PolicyTest, LoadPolicyReadsOnlyBoundedRegularFiles) {
   std::string fifo = ::testing::TempDir() + "/policy_test_fifo.json";
   std::remove(fifo.c_str());
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  EXPECT_THAT(std::string(LoadPolicy(fifo).status().message()), HasSubstr("a FIFO, not a regular file"));
+  EXPECT_THAT(std::string(LoadPolicy(fifo).status().message()),
+              HasSubstr("a FIFO, not a regular file"));
   std::remove(fifo.c_str());
   std::string big = ::testing::TempDir() + "/policy_test_big.json";
   std::ofstream(big) << R"({"extends": "strict"})" << std::string(kMaxPolicyFileBytes, ' ');
-  EXPECT_THAT(std::string(LoadPolicy(big).status().message()), HasSubstr("larger than the limit of 1048576 bytes"));
+  EXPECT_THAT(std::string(LoadPolicy(big).status().message()),
+              HasSubstr("larger than the limit of 1048576 bytes"));
   std::remove(big.c_str());
 }
 
@@ -220,7 +224,8 @@ TEST(HostPatternTest, Seed000Semantics) {
   EXPECT_FALSE(HostMatches("", "x"));
   EXPECT_TRUE(HostAllowed({"a.com", "*.b.com"}, "x.b.com"));
   EXPECT_FALSE(HostAllowed({}, "a.com"));
-  EXPECT_EQ(SplitHostPatterns(" a.com, *.b.com ,,"), (std::vector<std::string>{"a.com", "*.b.com"}));
+  EXPECT_EQ(SplitHostPatterns(" a.com, *.b.com ,,"),
+            (std::vector<std::string>{"a.com", "*.b.com"}));
 }
 
 }  // namespace

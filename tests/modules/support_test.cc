@@ -52,8 +52,8 @@ class SupportTest : public ::testing::Test {
     return ns;
   }
   static py::object Eval(const std::string& expression, PyObject* ns) {
-    auto value = py::reinterpret_steal<py::object>(
-        PyRun_String(expression.c_str(), Py_eval_input, ns, ns));
+    auto value =
+        py::reinterpret_steal<py::object>(PyRun_String(expression.c_str(), Py_eval_input, ns, ns));
     if (!value) PyErr_Print();
     return value;
   }
@@ -182,22 +182,24 @@ TEST_F(SupportTest, EofStdinIsAtItsEnd) {
 TEST_F(SupportTest, InstallImportGateAsksTheCheckFirst) {
   ThreadStateScope scope(interp_->state());
   py::object ns = Namespace();
-  ASSERT_TRUE(Run("asked = []\n"
-                  "def check(name):\n"
-                  "    asked.append(name)\n"
-                  "    if name == 'refused_here':\n"
-                  "        raise ImportError('refused: ' + name)\n",
-                  ns.ptr()));
+  ASSERT_TRUE(
+      Run("asked = []\n"
+          "def check(name):\n"
+          "    asked.append(name)\n"
+          "    if name == 'refused_here':\n"
+          "        raise ImportError('refused: ' + name)\n",
+          ns.ptr()));
   ASSERT_TRUE(support().InstallImportGate(PyDict_GetItemString(ns.ptr(), "check")));
-  ASSERT_TRUE(Run("import sys\n"
-                  "gate = sys.meta_path[0]\n"
-                  "found = gate.find_spec('some_module')\n"
-                  "try:\n"
-                  "    import refused_here\n"
-                  "    refused = ''\n"
-                  "except ImportError as e:\n"
-                  "    refused = str(e)\n",
-                  ns.ptr()));
+  ASSERT_TRUE(
+      Run("import sys\n"
+          "gate = sys.meta_path[0]\n"
+          "found = gate.find_spec('some_module')\n"
+          "try:\n"
+          "    import refused_here\n"
+          "    refused = ''\n"
+          "except ImportError as e:\n"
+          "    refused = str(e)\n",
+          ns.ptr()));
   EXPECT_EQ(Str(Eval("(found, asked, refused)", ns.ptr())),
             "(None, ['some_module', 'refused_here'], 'refused: refused_here')");
   EXPECT_EQ(Str(Eval("type(gate).__name__", ns.ptr())), "ImportGate");
@@ -228,8 +230,8 @@ TEST_F(SupportTest, DescribeErrorGivesTheUsersFramesAndAHint) {
   ThreadStateScope scope(interp_->state());
   const std::string source = "x = 1\nprnt(x)\n";
   py::object ns = Namespace();
-  auto code = py::reinterpret_steal<py::object>(
-      Py_CompileString(source.c_str(), "<code>", Py_file_input));
+  auto code =
+      py::reinterpret_steal<py::object>(Py_CompileString(source.c_str(), "<code>", Py_file_input));
   ASSERT_TRUE(code);
   auto ran = py::reinterpret_steal<py::object>(PyEval_EvalCode(code.ptr(), ns.ptr(), ns.ptr()));
   ASSERT_FALSE(ran);
@@ -256,8 +258,8 @@ TEST_F(SupportTest, DescribeErrorGivesTheUsersFramesAndAHint) {
   EXPECT_FALSE(PyErr_Occurred());
 
   // args feed the KeyError hint.
-  auto key_error = py::reinterpret_steal<py::object>(
-      PyObject_CallFunction(PyExc_KeyError, "s", "nmae"));
+  auto key_error =
+      py::reinterpret_steal<py::object>(PyObject_CallFunction(PyExc_KeyError, "s", "nmae"));
   py::object args = Eval("{'name': 'x'}", ns.ptr());
   error = support().DescribeError(key_error.ptr(), "<code>", source, args.ptr(), nullptr);
   ASSERT_TRUE(error.has_value());
@@ -277,8 +279,8 @@ TEST_F(SupportTest, KeepHoldsUntilClear) {
   absl::StatusOr<Support> own = Support::Load(PyEval_GetBuiltins());
   ASSERT_TRUE(own.ok()) << own.status();
   py::object ns = Namespace();
-  ASSERT_TRUE(Run("import weakref\nclass Kept: pass\nkept = Kept()\nref = weakref.ref(kept)\n",
-                  ns.ptr()));
+  ASSERT_TRUE(
+      Run("import weakref\nclass Kept: pass\nkept = Kept()\nref = weakref.ref(kept)\n", ns.ptr()));
   ASSERT_TRUE(own->Keep("_kept", PyDict_GetItemString(ns.ptr(), "kept")));
   ASSERT_EQ(PyDict_DelItemString(ns.ptr(), "kept"), 0);
   EXPECT_EQ(Str(Eval("ref() is not None", ns.ptr())), "True");

@@ -34,19 +34,21 @@ struct Naming {
 };
 
 TEST(ModuleRulesTest, InPackageMeansTheNameOrBelowIt) {
-  for (const Naming& c : {Naming{"json", "json", true}, Naming{"json", "json.decoder", true},
-                          Naming{"xml.etree", "xml.etree.ElementTree", true},
-                          Naming{"json", "jsonschema", false}, Naming{"json.decoder", "json", false},
-                          Naming{"json", "js", false}, Naming{"*", "json", false}}) {
+  for (const Naming& c :
+       {Naming{"json", "json", true}, Naming{"json", "json.decoder", true},
+        Naming{"xml.etree", "xml.etree.ElementTree", true}, Naming{"json", "jsonschema", false},
+        Naming{"json.decoder", "json", false}, Naming{"json", "js", false},
+        Naming{"*", "json", false}}) {
     EXPECT_EQ(InPackage(c.module, c.pattern), c.names) << c.module << " in " << c.pattern;
   }
 }
 
 TEST(ModuleRulesTest, PatternsMatchWholeNamesAndTheirSubmodules) {
-  for (const Naming& c : {Naming{"json", "json", true}, Naming{"json", "json.decoder", true},
-                          Naming{"json", "jsonschema", false}, Naming{"json.decoder", "json", false},
-                          Naming{"*", "anything.at.all", true},
-                          Naming{"-", "json", false}}) {  // the lockdown's allow list names nothing
+  for (const Naming& c :
+       {Naming{"json", "json", true}, Naming{"json", "json.decoder", true},
+        Naming{"json", "jsonschema", false}, Naming{"json.decoder", "json", false},
+        Naming{"*", "anything.at.all", true},
+        Naming{"-", "json", false}}) {  // the lockdown's allow list names nothing
     EXPECT_EQ(ModuleMatches(c.pattern, c.module), c.names) << c.pattern << " ~ " << c.module;
   }
   EXPECT_TRUE(AnyModuleMatches({"re", "ctypes"}, "ctypes.util"));
@@ -55,8 +57,8 @@ TEST(ModuleRulesTest, PatternsMatchWholeNamesAndTheirSubmodules) {
 }
 
 TEST(ModuleRulesTest, NeverImportableCoversSubmodulesAndOnlyThose) {
-  for (const char* never : {"_xxsubinterpreters", "_testcapi", "_testinternalcapi",
-                            "faulthandler", "_ctypes_test", "_testcapi.sub"}) {
+  for (const char* never : {"_xxsubinterpreters", "_testcapi", "_testinternalcapi", "faulthandler",
+                            "_ctypes_test", "_testcapi.sub"}) {
     EXPECT_TRUE(NeverImportable(never)) << never;
   }
   for (const char* other : {"json", "ctypes", "_testcapix", "faulthandlers", "test"}) {
@@ -101,8 +103,9 @@ TEST(ModuleRulesTest, DenyListHoldsAlsoForTheStdlibsImports) {
   std::string why;
   EXPECT_TRUE(Judge(Named("strict"), "_json", &why, /*user_initiated=*/false));
   EXPECT_FALSE(Judge(Named("strict"), "ctypes.util", &why, /*user_initiated=*/false));
-  EXPECT_EQ(why, "import of 'ctypes.util' is denied by policy 'strict' (on its deny list, also "
-                 "for the standard library)");
+  EXPECT_EQ(why,
+            "import of 'ctypes.util' is denied by policy 'strict' (on its deny list, also "
+            "for the standard library)");
 }
 
 TEST(ModuleRulesTest, TheCodesOwnImportsFollowThePolicy) {
@@ -153,8 +156,9 @@ TEST(ModuleRulesTest, UnencodableNamesPassOnlyWithoutRules) {
   std::string why;
   EXPECT_TRUE(JudgeUnencodableImport(Named("yolo"), "\\udcff", &why));
   EXPECT_FALSE(JudgeUnencodableImport(Named("balanced"), "\\udcff", &why));
-  EXPECT_EQ(why, "import of '\\udcff' is not allowed by policy 'balanced' (a module name that "
-                 "is not valid UTF-8 text matches no rule)");
+  EXPECT_EQ(why,
+            "import of '\\udcff' is not allowed by policy 'balanced' (a module name that "
+            "is not valid UTF-8 text matches no rule)");
 }
 
 TEST(ModuleRulesTest, LockdownAllowsNothingOfTheCodesOwn) {
@@ -171,8 +175,9 @@ TEST(ModuleRulesTest, LockdownAllowsNothingOfTheCodesOwn) {
   EXPECT_TRUE(lockdown.env.empty());
   std::string why;
   EXPECT_FALSE(Judge(lockdown, "json", &why));
-  EXPECT_EQ(why, "import of 'json' is not allowed by policy 'pyhost-between-executions' (not "
-                 "on its allow list)");
+  EXPECT_EQ(why,
+            "import of 'json' is not allowed by policy 'pyhost-between-executions' (not "
+            "on its allow list)");
   EXPECT_TRUE(Judge(lockdown, "json", &why, /*user_initiated=*/false));  // the stdlib's own
   EXPECT_FALSE(Judge(lockdown, "socket", &why));
 }

@@ -133,11 +133,14 @@ TEST(ExecFieldsTest, FlagsAreTheFieldsOfTheTable) {
 }
 
 TEST(ExecFieldsTest, AbsentAndNullFieldsKeepTheDefaults) {
-  for (const json& object :
-       {json{{"code", "1"}},
-        json{{"code", "1"}, {"policy", nullptr}, {"isolation", nullptr}, {"timeout_ms", nullptr},
-             {"cpu_ms", nullptr}, {"memory_mb", nullptr}, {"max_output_bytes", nullptr},
-             {"network_allowlist", nullptr}}}) {
+  for (const json& object : {json{{"code", "1"}}, json{{"code", "1"},
+                                                       {"policy", nullptr},
+                                                       {"isolation", nullptr},
+                                                       {"timeout_ms", nullptr},
+                                                       {"cpu_ms", nullptr},
+                                                       {"memory_mb", nullptr},
+                                                       {"max_output_bytes", nullptr},
+                                                       {"network_allowlist", nullptr}}}) {
     absl::StatusOr<ExecRequest> request = ExecRequestFromJson(object);
     ASSERT_TRUE(request.ok()) << request.status();
     EXPECT_EQ(request->args, json::object()) << object.dump();
@@ -182,7 +185,8 @@ TEST(ExecFieldsTest, JsonErrorsNameTheField) {
             "field 'isolation' must be \"fresh\", \"resident\" or \"process\"");
   EXPECT_EQ(ExecError({{"code", "1"}, {"isolation", "bogus"}}),
             "field 'isolation': unknown isolation 'bogus' (expected fresh, resident or process)");
-  EXPECT_EQ(ExecError({{"code", "1"}, {"policy", 3}}), "field 'policy' must be a name or an object");
+  EXPECT_EQ(ExecError({{"code", "1"}, {"policy", 3}}),
+            "field 'policy' must be a name or an object");
   EXPECT_THAT(ExecError({{"code", "1"}, {"policy", "lenient"}}),
               HasSubstr("field 'policy': unknown policy 'lenient'"));
   EXPECT_THAT(ExecError({{"code", "1"}, {"policy", {{"bogus", true}}}}),
@@ -212,8 +216,8 @@ TEST(ExecFieldsTest, FlagErrorsNameTheFlag) {
 
 // Errors keep the code of the check that failed: serve answers by it.
 TEST(ExecFieldsTest, ErrorsKeepTheirCode) {
-  EXPECT_TRUE(absl::IsNotFound(
-      ExecRequestFromJson({{"code", "1"}, {"policy", "lenient"}}).status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(ExecRequestFromJson({{"code", "1"}, {"policy", "lenient"}}).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(
       ExecRequestFromJson({{"code", "1"}, {"isolation", "bogus"}}).status()));
 }
@@ -221,7 +225,8 @@ TEST(ExecFieldsTest, ErrorsKeepTheirCode) {
 // "resident" is kResident's name; "tool", its old name, is still read (JSON and flags).
 TEST(ExecFieldsTest, ToolIsStillReadAsResident) {
   EXPECT_EQ(IsolationName(Isolation::kResident), "resident");
-  absl::StatusOr<ExecRequest> json_tool = ExecRequestFromJson({{"code", "1"}, {"isolation", "tool"}});
+  absl::StatusOr<ExecRequest> json_tool =
+      ExecRequestFromJson({{"code", "1"}, {"isolation", "tool"}});
   ASSERT_TRUE(json_tool.ok()) << json_tool.status();
   EXPECT_EQ(json_tool->isolation, Isolation::kResident);
   EXPECT_EQ(FromFlags(ExecFields(), {{"--isolation", "tool"}}).isolation, Isolation::kResident);
@@ -235,9 +240,12 @@ TEST(ExecFieldsTest, ToolIsStillReadAsResident) {
 // register and call
 
 TEST(RegisterFieldsTest, EveryFieldFromJsonAndFlags) {
-  absl::StatusOr<RegisterRequest> request = RegisterRequestFromJson(
-      {{"op", "register"}, {"name", "wc"}, {"source", "def run(args): return 1"},
-       {"policy", {{"extends", "strict"}, {"name", "mine"}}}, {"isolation", "resident"}});
+  absl::StatusOr<RegisterRequest> request =
+      RegisterRequestFromJson({{"op", "register"},
+                               {"name", "wc"},
+                               {"source", "def run(args): return 1"},
+                               {"policy", {{"extends", "strict"}, {"name", "mine"}}},
+                               {"isolation", "resident"}});
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_EQ(request->name, "wc");
   EXPECT_EQ(request->source, "def run(args): return 1");

@@ -50,10 +50,11 @@ struct Outcome {
 };
 
 Outcome RunPyhost(const std::string& code, const std::string& policy) {
-  std::string path = testutil::MakeTempFile("/tmp/c-stack-", absl::StrCat("N = ", kDepth, "\n", code));
+  std::string path =
+      testutil::MakeTempFile("/tmp/c-stack-", absl::StrCat("N = ", kDepth, "\n", code));
   // A hang is a failure too (generous: slow machines, big chains).
-  std::string command =
-      absl::StrCat("timeout 300 ", PYHOST_BINARY, " exec --policy ", policy, " ", path, " 2>/dev/null");
+  std::string command = absl::StrCat("timeout 300 ", PYHOST_BINARY, " exec --policy ", policy, " ",
+                                     path, " 2>/dev/null");
   testutil::ShellResult run = testutil::RunShell(command);
   unlink(path.c_str());
   Outcome outcome;
@@ -67,8 +68,9 @@ class CStackTest : public ::testing::TestWithParam<Case> {};
 TEST_P(CStackTest, TheHostAnswers) {
   const Case& c = GetParam();
   Outcome o = RunPyhost(c.code, c.policy);
-  ASSERT_TRUE(WIFEXITED(o.status)) << c.name << ": pyhost died"
-                                   << (WIFSIGNALED(o.status) ? absl::StrCat(" by signal ", WTERMSIG(o.status)) : "");
+  ASSERT_TRUE(WIFEXITED(o.status))
+      << c.name << ": pyhost died"
+      << (WIFSIGNALED(o.status) ? absl::StrCat(" by signal ", WTERMSIG(o.status)) : "");
   ASSERT_TRUE(o.answer.is_object()) << c.name << ": no JSON answer";
   if (c.expect == Expect::kWorks) {
     EXPECT_EQ(o.answer["ok"], json(true)) << o.answer.dump();
@@ -85,8 +87,8 @@ Case Chain(std::string name, std::string seed, std::string make, std::string use
            std::string imports = "") {
   const char* links = expect == Expect::kWorks ? "4 * N" : "N";
   return Case{std::move(name),
-              absl::StrCat(imports, "m = ", seed, "\nfor i in range(", links, "):\n    m = ", make, "\n",
-                           use, "\nresult = 'done'\n"),
+              absl::StrCat(imports, "m = ", seed, "\nfor i in range(", links, "):\n    m = ", make,
+                           "\n", use, "\nresult = 'done'\n"),
               expect};
 }
 
@@ -128,15 +130,20 @@ std::vector<Case> AllCases() {
       Used("Groupby", "[1]", "itertools.groupby(m)", "next(m)", it),
       Used("Tee", "[1]", "itertools.tee(map(abs, m))[0]", "next(m)", it),
       // Made and used without recursing (tail calls); python3 dies freeing them.
-      Chain("GroupbyGrouper", "[1]", "next(itertools.groupby(m))[1]", "next(m)", Expect::kWorks, it),
-      Used("MixedKinds", "[1]", "[map(abs, m), filter(None, m), zip(m), itertools.chain(m), enumerate(m)][i % 5]",
+      Chain("GroupbyGrouper", "[1]", "next(itertools.groupby(m))[1]", "next(m)", Expect::kWorks,
+            it),
+      Used("MixedKinds", "[1]",
+           "[map(abs, m), filter(None, m), zip(m), itertools.chain(m), enumerate(m)][i % 5]",
            "next(m)", it),
       Used("CsvReader", "['a']", "csv.reader(m)", "next(m)", "import csv\n"),
       // Descriptors, mappings, hashing, attribute lookups.
       Used("ClassmethodGet", "abs", "classmethod(m)", "m.__get__(None, int)"),
-      Chain("MappingproxyGetitem", "{1: 2}", "types.MappingProxyType(m)", "m[1]", Expect::kWorks, "import types\n"),
-      Chain("MappingproxyLen", "{1: 2}", "types.MappingProxyType(m)", "len(m)", Expect::kWorks, "import types\n"),
-      Chain("MappingproxyContains", "{1: 2}", "types.MappingProxyType(m)", "1 in m", Expect::kWorks, "import types\n"),
+      Chain("MappingproxyGetitem", "{1: 2}", "types.MappingProxyType(m)", "m[1]", Expect::kWorks,
+            "import types\n"),
+      Chain("MappingproxyLen", "{1: 2}", "types.MappingProxyType(m)", "len(m)", Expect::kWorks,
+            "import types\n"),
+      Chain("MappingproxyContains", "{1: 2}", "types.MappingProxyType(m)", "1 in m", Expect::kWorks,
+            "import types\n"),
       Used("MappingproxyIter", "{1: 2}", "types.MappingProxyType(m)", "iter(m)", "import types\n"),
       Chain("MappingproxyFormatMap", "{'a': 2}", "types.MappingProxyType(m)", "'{a}'.format_map(m)",
             Expect::kWorks, "import types\n"),
@@ -147,13 +154,15 @@ std::vector<Case> AllCases() {
       Freed("FreeStructSequence", "0", "time.struct_time((m,) * 9)", "import time\n"),
       Used("GenericAliasParameters", "int", "list[m]", "m.__parameters__"),
       Used("GenericAliasHash", "int", "list[m]", "hash(m)"),
-      Used("GenericAliasGetattr", "list", "types.GenericAlias(m, ())", "m.missing", "import types\n"),
+      Used("GenericAliasGetattr", "list", "types.GenericAlias(m, ())", "m.missing",
+           "import types\n"),
       // Bound methods of bound methods: refused when made (their calls are vectorcalls).
       Used("MethodTypeCall", "abs", "types.MethodType(m, 1)", "m()", "import types\n"),
       // classmethod(m).__get__ binds m: each one looks up __doc__ through the whole
       // chain, so a chain deep enough to crash takes hours to make; the limit holds here too.
       Case{"ClassmethodBoundMethods",
-           "m = abs\nfor i in range(1500):\n    m = classmethod(m).__get__(None, int)\nresult = 'done'\n",
+           "m = abs\nfor i in range(1500):\n    m = classmethod(m).__get__(None, int)\nresult = "
+           "'done'\n",
            Expect::kRecursionError},
       // Deallocation of chains without CPython's trashcan.
       Freed("FreeFilter", "[1]", "filter(None, m)"),
@@ -170,7 +179,8 @@ std::vector<Case> AllCases() {
       Freed("FreeCalliterSentinel", "None", "iter(abs, m)"),
       Freed("FreeSuper", "1", "super(type(m), m) if isinstance(m, super) else super(int, m)"),
       Freed("FreeDeque", "None", "collections.deque([m])", "import collections\n"),
-      Freed("FreeDefaultdict", "None", "collections.defaultdict(None, {1: m})", "import collections\n"),
+      Freed("FreeDefaultdict", "None", "collections.defaultdict(None, {1: m})",
+            "import collections\n"),
       Freed("FreeTuplegetter", "None", "collections._tuplegetter(0, m)", "import collections\n"),
       Freed("FreeItemgetter", "None", "operator.itemgetter(m)", "import operator\n"),
       Freed("FreeCmpToKey", "None", "functools.cmp_to_key(m)", "import functools\n"),
@@ -193,21 +203,26 @@ std::vector<Case> AllCases() {
            "try:\n    next(m)\nexcept RecursionError:\n    pass\ndel m\nresult = 'done'\n",
            Expect::kWorks},
       Case{"AwaitChain",
-           "import types\n@types.coroutine\ndef leaf():\n    yield 1\nasync def w(c):\n    return await c\n"
+           "import types\n@types.coroutine\ndef leaf():\n    yield 1\nasync def w(c):\n    return "
+           "await c\n"
            "m = leaf()\nfor i in range(N):\n    m = w(m)\n"
            "try:\n    m.send(None)\nexcept RecursionError:\n    pass\ndel m\nresult = 'done'\n",
            Expect::kWorks, "yolo"},
       // What fits works as in python3.
       Case{"ModerateChainsWork",
-           "import itertools, types\nm = [1]\nfor i in range(20000):\n    m = map(abs, itertools.chain(m))\n"
+           "import itertools, types\nm = [1]\nfor i in range(20000):\n    m = map(abs, "
+           "itertools.chain(m))\n"
            "assert list(m) == [1]\nt = ()\nfor i in range(20000):\n    t = (t,)\nhash(t)\n"
-           "f = abs\nfor i in range(900):\n    f = types.MethodType(f, 1)\nhash(f)\nresult = 'done'\n",
+           "f = abs\nfor i in range(900):\n    f = types.MethodType(f, 1)\nhash(f)\nresult = "
+           "'done'\n",
            Expect::kWorks},
   };
 }
 
 INSTANTIATE_TEST_SUITE_P(Crashers, CStackTest, ::testing::ValuesIn(AllCases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace pyhost

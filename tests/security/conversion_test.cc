@@ -20,8 +20,9 @@ class ConversionTest : public SharedHostTest {};
 
 // The reproducer of issue 7, class 1.
 TEST_F(ConversionTest, KeyWhoseStrEmptiesTheResult) {
-  ExecResult r = Run("L=[]\nclass K(int):\n def __str__(s): L.clear(); return 'k'\n"
-                     "L+=[{K(1):1},'a','b']\nresult=L\n");
+  ExecResult r =
+      Run("L=[]\nclass K(int):\n def __str__(s): L.clear(); return 'k'\n"
+          "L+=[{K(1):1},'a','b']\nresult=L\n");
   ASSERT_FALSE(r.error.has_value()) << r.ToJson().dump();
   EXPECT_EQ(r.result, json::parse(R"([{"1": 1}, "a", "b"])"));  // json.dumps' answer
 }
@@ -45,8 +46,9 @@ value = D({K(3): L([K(1), 'x']), 'k': (L(), 2.5)})
 )PY";
 
 TEST_F(ConversionTest, ToolReturnValueIsReadByContent) {
-  ASSERT_TRUE(host_->RegisterTool("hostile_return",
-                                  std::string(kHostileValue) + "def run(args):\n    return value\n")
+  ASSERT_TRUE(host_
+                  ->RegisterTool("hostile_return",
+                                 std::string(kHostileValue) + "def run(args):\n    return value\n")
                   .ok());
   absl::StatusOr<ToolCallResult> call = host_->CallTool("hostile_return", json::object());
   ASSERT_TRUE(call.ok()) << call.status();
@@ -58,7 +60,8 @@ TEST_F(ConversionTest, ToolReturnValueIsReadByContent) {
 // Whether a returned dict is the envelope is decided on what it converted to: a key
 // whose __eq__ claims to be "ok" passed a dict without "ok" through as the envelope.
 TEST_F(ConversionTest, EnvelopeIsDecidedOnTheConvertedValue) {
-  ASSERT_TRUE(host_->RegisterTool("fake_ok", R"PY(
+  ASSERT_TRUE(host_
+                  ->RegisterTool("fake_ok", R"PY(
 class K(str):
     def __hash__(self):
         return hash('ok')
@@ -66,7 +69,8 @@ class K(str):
         return True
 def run(args):
     return {K('zz'): 1}
-)PY").ok());
+)PY")
+                  .ok());
   absl::StatusOr<ToolCallResult> call = host_->CallTool("fake_ok", json::object());
   ASSERT_TRUE(call.ok()) << call.status();
   EXPECT_EQ(call->envelope, json::parse(R"({"ok": true, "data": {"zz": 1}})"));
@@ -77,7 +81,8 @@ TEST_F(ConversionTest, ErrorMessagesDescribeWithoutRunningCode) {
   ExecResult r = Run(std::string(kHostileValue) + "result = [value, {K(1)}]\n");
   ASSERT_TRUE(r.error.has_value());
   EXPECT_EQ(r.error->type, "ResultNotSerializable");
-  EXPECT_THAT(r.error->message, HasSubstr("result[1]: not JSON-representable (type 'set', value {1})"));
+  EXPECT_THAT(r.error->message,
+              HasSubstr("result[1]: not JSON-representable (type 'set', value {1})"));
 }
 
 // A finalizer that drops `result` (the host read it from the globals, borrowed) while

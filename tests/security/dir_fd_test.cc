@@ -43,8 +43,9 @@ Listing List(const std::string& dir) {
       if (name == "." || name == "..") continue;
       struct stat st {};
       lstat((dir + "/" + name).c_str(), &st);
-      listing[name] = {st.st_mode, st.st_uid, st.st_gid, st.st_mtime, st.st_size,
-                       S_ISREG(st.st_mode) ? ReadFile(dir + "/" + name) : ""};
+      listing[name] = {st.st_mode, st.st_uid,
+                       st.st_gid,  st.st_mtime,
+                       st.st_size, S_ISREG(st.st_mode) ? ReadFile(dir + "/" + name) : ""};
     }
     closedir(d);
   }
@@ -150,13 +151,17 @@ Host* DirFdTest::host_ = nullptr;
 
 // The lead's reproducer: the "open" event names the path but not dir_fd.
 TEST_F(DirFdTest, OpenReadThroughDirFd) {
-  ExpectEscapeDenied("fd = os.open(rel + '/secret.txt', os.O_RDONLY, dir_fd=w)\n"
-                     "result = os.read(fd, 100).decode()\n");
-  ExpectEscapeDenied("fd = os.open(path=rel + '/secret.txt', flags=os.O_RDONLY, dir_fd=w)\n"
-                     "result = os.read(fd, 100).decode()\n");
-  ExpectEscapeDenied("fd = os.open(os.fsencode(rel + '/secret.txt'), os.O_RDONLY, dir_fd=w)\n"
-                     "result = os.read(fd, 100).decode()\n");
-  ExpectEscapeDenied("result = open(rel + '/secret.txt', opener=lambda p, f: os.open(p, f, dir_fd=w)).read()\n");
+  ExpectEscapeDenied(
+      "fd = os.open(rel + '/secret.txt', os.O_RDONLY, dir_fd=w)\n"
+      "result = os.read(fd, 100).decode()\n");
+  ExpectEscapeDenied(
+      "fd = os.open(path=rel + '/secret.txt', flags=os.O_RDONLY, dir_fd=w)\n"
+      "result = os.read(fd, 100).decode()\n");
+  ExpectEscapeDenied(
+      "fd = os.open(os.fsencode(rel + '/secret.txt'), os.O_RDONLY, dir_fd=w)\n"
+      "result = os.read(fd, 100).decode()\n");
+  ExpectEscapeDenied(
+      "result = open(rel + '/secret.txt', opener=lambda p, f: os.open(p, f, dir_fd=w)).read()\n");
 }
 
 TEST_F(DirFdTest, OpenCreateThroughDirFd) {
@@ -174,14 +179,16 @@ TEST_F(DirFdTest, RemoveThroughDirFd) {
 }
 
 TEST_F(DirFdTest, RenameAndReplaceThroughDirFd) {
-  ExpectEscapeDenied("os.rename(rel + '/secret.txt', WORK_DIR + '/stolen', src_dir_fd=w)\n"
-                     "result = open(WORK_DIR + '/stolen').read()\n");
+  ExpectEscapeDenied(
+      "os.rename(rel + '/secret.txt', WORK_DIR + '/stolen', src_dir_fd=w)\n"
+      "result = open(WORK_DIR + '/stolen').read()\n");
   ExpectEscapeDenied("os.replace(WORK_DIR + '/mine', rel + '/secret.txt', dst_dir_fd=w)\n");
 }
 
 TEST_F(DirFdTest, LinksThroughDirFd) {
-  ExpectEscapeDenied("os.link(rel + '/secret.txt', WORK_DIR + '/hard', src_dir_fd=w)\n"
-                     "result = open(WORK_DIR + '/hard').read()\n");
+  ExpectEscapeDenied(
+      "os.link(rel + '/secret.txt', WORK_DIR + '/hard', src_dir_fd=w)\n"
+      "result = open(WORK_DIR + '/hard').read()\n");
   ExpectEscapeDenied("os.link(WORK_DIR + '/mine', rel + '/planted', dst_dir_fd=w)\n");
   ExpectEscapeDenied("os.symlink('/etc/passwd', rel + '/planted', dir_fd=w)\n");
 }
@@ -241,7 +248,9 @@ except FileNotFoundError as e:
 result = [listed, read, os.listdir(WORK_DIR), missing]
 )PY");
   ASSERT_TRUE(r.ok) << r.ToJson().dump();
-  EXPECT_EQ(r.result, json({{"c", "d", "e"}, "abc", json::array(),
+  EXPECT_EQ(r.result, json({{"c", "d", "e"},
+                            "abc",
+                            json::array(),
                             {"missing", "[Errno 2] No such file or directory: 'missing'"}}));
 }
 

@@ -25,7 +25,8 @@ using ::testing::HasSubstr;
 class EncodingTest : public SharedHostTest {
  protected:
   // The execution failed with `type` and a message containing `message`.
-  static void ExpectError(const ExecResult& r, const std::string& type, const std::string& message) {
+  static void ExpectError(const ExecResult& r, const std::string& type,
+                          const std::string& message) {
     ASSERT_TRUE(r.error.has_value()) << r.ToJson().dump();
     EXPECT_EQ(r.error->type, type) << r.ToJson().dump();
     EXPECT_THAT(r.error->message, HasSubstr(message)) << r.ToJson().dump();
@@ -45,7 +46,8 @@ TEST_F(EncodingTest, ImportOfAnUnencodableNameIsRefusedByAPolicy) {
   for (const char* code : {
            "__import__('\\ud800')",
            "__import__('os\\udcff')",
-           "import os\n__import__('x', {'__package__': '\\ud800', '__name__': 'm'}, None, ['y'], 1)",
+           "import os\n__import__('x', {'__package__': '\\ud800', '__name__': 'm'}, None, ['y'], "
+           "1)",
            "__package__ = '\\ud800'\nfrom . import x\n",
            // the import gate's own check, as importlib's finders call it
            "import sys\nsys.meta_path[0].find_spec('\\udcff')",
@@ -58,7 +60,8 @@ TEST_F(EncodingTest, ImportOfAnUnencodableNameIsRefusedByAPolicy) {
 
 TEST_F(EncodingTest, ImportOfAnUnencodableNameWithoutRulesIsPython3s) {
   // python3: ModuleNotFoundError: No module named '\ud800'
-  ExpectError(Run("__import__('\\ud800')", "yolo"), "ModuleNotFoundError", "No module named '\\ud800'");
+  ExpectError(Run("__import__('\\ud800')", "yolo"), "ModuleNotFoundError",
+              "No module named '\\ud800'");
   ExpectError(Run("__package__ = '\\ud800'\nfrom . import x\n", "yolo"), "ModuleNotFoundError",
               "No module named '\\ud800'");
 }
@@ -94,14 +97,15 @@ result = sys.modules['_imp'].create_builtin(spec)
 TEST_F(EncodingTest, CreateDynamicOnlyFromTheStdlibExtensionDirectory) {
   // The init function is looked up in the file at `origin`: a path that merely starts
   // with lib-dynload/ could lead anywhere (a shared object the code wrote).
-  for (const char* origin : {"'\\ud800'", "dynload + '/\\ud800.so'",
-                             "dynload + '/../../../../' + WORK_DIR + '/x.so'",
-                             "dynload + '/./_json.cpython-311-x86_64-linux-gnu.so'"}) {
+  for (const char* origin :
+       {"'\\ud800'", "dynload + '/\\ud800.so'", "dynload + '/../../../../' + WORK_DIR + '/x.so'",
+        "dynload + '/./_json.cpython-311-x86_64-linux-gnu.so'"}) {
     SCOPED_TRACE(origin);
     std::string code = absl::StrCat(R"PY(
 import sys, json
 dynload = sys.modules['_json'].__file__.rsplit('/', 1)[0]
-spec = type(json.__spec__)('json', None, origin=)PY", origin, R"PY()
+spec = type(json.__spec__)('json', None, origin=)PY",
+                                    origin, R"PY()
 sys.modules['_imp'].create_dynamic(spec)
 )PY");
     for (const char* policy : {"strict", "yolo"}) {
@@ -195,18 +199,20 @@ def run(args):
   absl::StatusOr<ToolCallResult> call = host_->CallTool("odd_qualname", json::object());
   ASSERT_TRUE(call.ok()) << call.status();
   EXPECT_EQ(call->envelope, json({{"ok", true}, {"data", "OddTool"}}));
-  ExecResult r = Run("result = [c.__name__ for c in object.__subclasses__() if c.__name__ == 'OddTool']\n");
+  ExecResult r =
+      Run("result = [c.__name__ for c in object.__subclasses__() if c.__name__ == 'OddTool']\n");
   ExpectResult(r, json::array());  // another interpreter's class is never reached
   ASSERT_TRUE(host_->UnregisterTool("odd_qualname").ok());
 }
 
 TEST_F(EncodingTest, CompileJudgesAnUnencodableFilenameByWhatItClaims) {
-  ExpectError(Run("compile('1', '<frozen importlib._bootstrap>\\udcff', 'exec')"), "PermissionError",
-              "may not claim");
+  ExpectError(Run("compile('1', '<frozen importlib._bootstrap>\\udcff', 'exec')"),
+              "PermissionError", "may not claim");
   ExpectError(Run("compile('1', '/usr/lib/python3.11/os.py\\udcff', 'exec')"), "PermissionError",
               "may not claim");
   // A frame whose filename has surrogates is the code's own: its imports are the code's.
-  ExpectResult(Run("exec(compile('import json\\nresult = json.dumps(1)', '<gen\\udcff>', 'exec'))"), "1");
+  ExpectResult(Run("exec(compile('import json\\nresult = json.dumps(1)', '<gen\\udcff>', 'exec'))"),
+               "1");
   ExpectError(Run("exec(compile('import ctypes', '<gen\\udcff>', 'exec'))"), "ImportError",
               "not allowed by policy 'strict'");
 }
@@ -238,9 +244,10 @@ result = open(up + '/etc/passwd').read()
   // allows sqlite3: files still only in the execution's directories).
   std::string db_dir = testutil::MakeTempDir("/tmp/encoding-test-db-");
   ASSERT_FALSE(db_dir.empty()) << "mkdtemp";
-  ExecResult db = Run(absl::StrCat("import sqlite3\nsqlite3.connect('", db_dir,
-                                   "/\\udcff.db').execute('create table t (x)')\n"),
-                      *PolicyFromJson(json::parse(R"({"name": "sqlite", "imports": {"allow": ["sqlite3"]}})")));
+  ExecResult db =
+      Run(absl::StrCat("import sqlite3\nsqlite3.connect('", db_dir,
+                       "/\\udcff.db').execute('create table t (x)')\n"),
+          *PolicyFromJson(json::parse(R"({"name": "sqlite", "imports": {"allow": ["sqlite3"]}})")));
   ExpectError(db, "PermissionError", "outside the writable paths");
   EXPECT_NE(stat((db_dir + "/\xff.db").c_str(), &st), 0) << "a database was made outside the roots";
   unlink((db_dir + "/\xff.db").c_str());
@@ -264,8 +271,9 @@ TEST_F(EncodingTest, PathTheFilesystemCannotEncode) {
                 "surrogates not allowed");
   }
   // An event raised before any encoding (shutil's) is refused under rules.
-  const char* copy = "import shutil\nopen(WORK_DIR + '/a', 'w').close()\n"
-                     "shutil.copyfile(WORK_DIR + '/a', WORK_DIR + '/\\ud800')\n";
+  const char* copy =
+      "import shutil\nopen(WORK_DIR + '/a', 'w').close()\n"
+      "shutil.copyfile(WORK_DIR + '/a', WORK_DIR + '/\\ud800')\n";
   ExpectError(Run(copy), "PermissionError", "cannot be encoded for the filesystem");
   ExpectError(Run(copy, "yolo"), "UnicodeEncodeError", "surrogates not allowed");
 }
@@ -412,16 +420,18 @@ result = {'outcome': outcome, 'stdlib': [entries, os.listdir(WORK_DIR), os.path.
     EXPECT_EQ(r.result["outcome"].size(), 7u) << r.ToJson().dump();
     EXPECT_EQ(r.result["os.open judged what it opened"], std::string(policy) == "strict")
         << r.ToJson().dump();
-    EXPECT_EQ(r.result["stdlib"], json::parse(R"([["a.txt", "ok.db"], [], false])")) << r.ToJson().dump();
+    EXPECT_EQ(r.result["stdlib"], json::parse(R"([["a.txt", "ok.db"], [], false])"))
+        << r.ToJson().dump();
   }
 }
 
 // sys.stdout.reconfigure(encoding='utf-8'), common in generated programs, raised
 // AttributeError: what the capture already is is answered, anything else refused.
 TEST_F(EncodingTest, StdoutReconfigureToUtf8Works) {
-  ExecResult r = Run("import sys\nsys.stdout.reconfigure(encoding='utf-8')\n"
-                     "sys.stderr.reconfigure(encoding='UTF8', errors='strict', line_buffering=True)\n"
-                     "print('é')\nresult = 1\n");
+  ExecResult r =
+      Run("import sys\nsys.stdout.reconfigure(encoding='utf-8')\n"
+          "sys.stderr.reconfigure(encoding='UTF8', errors='strict', line_buffering=True)\n"
+          "print('é')\nresult = 1\n");
   ExpectResult(r, 1);
   EXPECT_EQ(r.stdout_stream.text, "é\n");
   ExpectError(Run("import sys\nsys.stdout.reconfigure(encoding='latin-1')\n"), "PermissionError",

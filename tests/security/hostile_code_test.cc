@@ -9,27 +9,32 @@ std::vector<Case> CodeCases() {
   return {
       // ---- gc heap walks ----------------------------------------------------------------
       // gc may be imported (collect() is the interpreter's own); walking the heap may not.
-      Perm("GcGetObjectsDenied", "import gc\ngc.collect()\ngc.get_objects()\n",
-           {"gc.get_objects denied by pyhost policy 'strict': heap walks reach the host's objects"}),
+      Perm(
+          "GcGetObjectsDenied", "import gc\ngc.collect()\ngc.get_objects()\n",
+          {"gc.get_objects denied by pyhost policy 'strict': heap walks reach the host's objects"}),
       Via("GcGetObjectsViaStdlib", R"PY(
 gc = _reach('gc')
 mods = [o for o in gc.get_objects() if type(o).__name__ == 'module' and o.__name__ == 'posix']
 mods[0].system('touch ' + args['canary'])
-)PY", {"heap walks reach the host's objects"}),
+)PY",
+          {"heap walks reach the host's objects"}),
       Via("GcGetReferrersViaStdlib", R"PY(
 import sys
 gc = _reach('gc')
 gc.get_referrers(sys.modules)
-)PY", {"heap walks reach the host's objects"}),
+)PY",
+          {"heap walks reach the host's objects"}),
       Via("GcGetReferentsViaStdlib", R"PY(
 gc = _reach('gc')
 gc.get_referents(_cls)
-)PY", {"heap walks reach the host's objects"}),
+)PY",
+          {"heap walks reach the host's objects"}),
 
       // ---- exec / eval / compile of strings ---------------------------------------------
       Perm("ExecStringSystem", R"PY(
 exec("__import__('os').system('touch ' + c)", {'c': args['canary']})
-)PY", {"os.system denied"}),
+)PY",
+           {"os.system denied"}),
       Imp("EvalImportSubprocess", R"PY(
 eval("__import__('subprocess')").run(['touch', args['canary']])
 )PY"),
@@ -37,16 +42,20 @@ eval("__import__('subprocess')").run(['touch', args['canary']])
 code = compile("import socket\nsocket.socket().connect(('127.0.0.1', %d))" % args['port'],
                '/usr/lib/python3.11/os.py', 'exec')
 exec(code)
-)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
+)PY",
+           {"may not claim to be a stdlib, frozen or pyhost module"}),
       Perm("CompileForgedFrozenFilename", R"PY(
 exec(compile("import ctypes", '<frozen os>', 'exec'))
-)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
+)PY",
+           {"may not claim to be a stdlib, frozen or pyhost module"}),
       Perm("CompileForgedSupportFilename", R"PY(
 exec(compile("import _posixsubprocess", '<pyhost_support>', 'exec'))
-)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
+)PY",
+           {"may not claim to be a stdlib, frozen or pyhost module"}),
       Perm("CompileForgedBytesFilename", R"PY(
 exec(compile("import mmap", b'/usr/lib/python3.11/json/__init__.py', 'exec'))
-)PY", {"may not claim to be a stdlib, frozen or pyhost module"}),
+)PY",
+           {"may not claim to be a stdlib, frozen or pyhost module"}),
 
       // ---- code-object surgery ----------------------------------------------------------
       Perm("CodeReplaceForgedFilename", R"PY(
@@ -54,7 +63,8 @@ def f():
     import socket
     return socket
 f.__code__.replace(co_filename='/usr/lib/python3.11/json/decoder.py')
-)PY", {"code objects cannot be built or altered"}),
+)PY",
+           {"code objects cannot be built or altered"}),
       Perm("TypesCodeTypeConstructor", R"PY(
 import types
 c = compile('import os; os.system("touch " + args["canary"])', '<x>', 'exec')
@@ -62,22 +72,26 @@ types.CodeType(c.co_argcount, c.co_posonlyargcount, c.co_kwonlyargcount, c.co_nl
                c.co_stacksize, c.co_flags, c.co_code, c.co_consts, c.co_names, c.co_varnames,
                '/usr/lib/python3.11/os.py', c.co_name, c.co_qualname, c.co_firstlineno,
                c.co_linetable, c.co_exceptiontable)
-)PY", {"code objects cannot be built or altered"}),
+)PY",
+           {"code objects cannot be built or altered"}),
       Perm("SetFunctionCode", R"PY(
 import json
 def f(*a, **k):
     pass
 json.dumps.__code__ = f.__code__
-)PY", {"code objects cannot be swapped"}),
+)PY",
+           {"code objects cannot be swapped"}),
       Perm("FunctionTypeOnStdlibCode", R"PY(
 import json, types
 types.FunctionType(json.dumps.__code__, {'__builtins__': __builtins__})
-)PY", {"functions cannot be built from code objects"}),
+)PY",
+           {"functions cannot be built from code objects"}),
       Imp("MarshalImportDenied", "import marshal\n"),
       Perm("MarshalLoadsViaImportlibGlobals", R"PY(
 marshal = _external()['marshal']
 exec(marshal.loads(marshal.dumps(compile('x = 1', '<x>', 'exec'))))
-)PY", {"code cannot be loaded from bytes"}),
+)PY",
+           {"code cannot be loaded from bytes"}),
       Denied("MarshalViaCompileBytecodeForgesStdlibFrame", R"PY(
 g = _external()
 fake = '/usr/lib/python3.11/zz.py'
@@ -87,7 +101,8 @@ module = compile('def f():\n    import socket\n    global result\n    result = P
 fcode = [c for c in module.co_consts if hasattr(c, 'co_name')][0]
 data = g['marshal'].dumps(fcode).replace(placeholder.encode(), fake.encode())
 exec(g['_compile_bytecode'](data))
-)PY", {"PermissionError"}, {"is not the stdlib's own"}),
+)PY",
+             {"PermissionError"}, {"is not the stdlib's own"}),
       Denied("SourcelessLoaderForgesStdlibFrame", R"PY(
 import types
 g = _external()
@@ -100,20 +115,23 @@ open(WORK_DIR + '/zz.pyc', 'wb').write(g['MAGIC_NUMBER'] + bytes(12) + body)
 m = types.ModuleType('zz')
 g['SourcelessFileLoader']('zz', WORK_DIR + '/zz.pyc').exec_module(m)
 result = m.__dict__.get('result')
-)PY", {"PermissionError"}, {"is not the stdlib's own"}),
+)PY",
+             {"PermissionError"}, {"is not the stdlib's own"}),
       Denied("CompileBytecodeRenamesCodeFrozen", R"PY(
 g = _external()
 code = g['_compile_bytecode'](g['marshal'].dumps(compile('import socket\nresult = PWN + socket.__name__\n', '<x>', 'exec')),
                               source_path='<frozen os>')
 exec(code, globals())
-)PY", {"PermissionError"}, {"may not be renamed into the stdlib"}),
+)PY",
+             {"PermissionError"}, {"may not be renamed into the stdlib"}),
       Denied("FrozenImportlibBytecodeTakesTheImportLock", R"PY(
 g = _external()
 imp = _bootstrap()['_imp']
 data = g['marshal'].dumps(compile('imp.acquire_lock()\nresult = PWN\n', '<' + 'x' * 27 + '>', 'exec'))
 data = data.replace(('<' + 'x' * 27 + '>').encode(), b'<frozen importlib._bootstrap>')
 exec(g['_compile_bytecode'](data), {'imp': imp, 'PWN': PWN})
-)PY", {"PermissionError"}, {"is not the stdlib's own"}),
+)PY",
+             {"PermissionError"}, {"is not the stdlib's own"}),
       Denied("LoaderRenamesCodeIntoTheStdlib", R"PY(
 g = _external()
 fcode = [c for c in compile('def f():\n    import socket\n    global result\n    result = PWN + socket.__name__\n',
@@ -127,7 +145,8 @@ class Loader(g['SourceLoader']):
     def get_data(self, path):
         return pyc
 exec(Loader().get_code('zz'))
-)PY", {"PermissionError"}, {"may not be renamed into the stdlib"}),
+)PY",
+             {"PermissionError"}, {"may not be renamed into the stdlib"}),
 
       FixedEscape("ImpFixCoFilenameForgesImportlibFrame", R"PY(
 imp = _bootstrap()['_imp']
@@ -165,7 +184,8 @@ def gen():
     yield 1
 g = gen()
 g.gi_frame.f_globals['__builtins__']
-)PY", {"suspended frames are not reachable"}),
+)PY",
+           {"suspended frames are not reachable"}),
       Perm("CoroutineCrFrame", R"PY(
 async def co():
     pass
@@ -174,7 +194,8 @@ try:
     c.cr_frame.f_globals
 finally:
     c.close()
-)PY", {"suspended frames are not reachable"}),
+)PY",
+           {"suspended frames are not reachable"}),
       Denied("ErrorStrFrameReachesSupportGlobals", R"PY(
 import sys
 class Sneaky(Exception):
@@ -186,7 +207,8 @@ class Sneaky(Exception):
         except BaseException as e:
             return repr(e)
 raise Sneaky()
-)PY", {"Sneaky"}, {"os.system denied by pyhost policy 'strict'"}),
+)PY",
+             {"Sneaky"}, {"os.system denied by pyhost policy 'strict'"}),
 
       // ---- code objects under strict: the code's own may be built, not the stdlib's -------
       Perm("CodeReplaceStdlibGeneratorBeyondTheFlag", R"PY(
@@ -194,7 +216,8 @@ import asyncio, types
 gen = asyncio.tasks.__sleep0
 code = gen.__code__
 code.replace(co_flags=code.co_flags | 0x100, co_names=('socket',) + code.co_names)
-)PY", {"code objects cannot be built or altered"}),
+)PY",
+           {"code objects cannot be built or altered"}),
       Perm("CodeReplaceStdlibGeneratorOtherFlag", R"PY(
 import json.decoder
 def find():
@@ -204,7 +227,8 @@ def find():
             return f
 f = find()
 f.__code__.replace(co_flags=f.__code__.co_flags | 0x20 | 0x100)
-)PY", {"code objects cannot be built or altered"}),
+)PY",
+           {"code objects cannot be built or altered"}),
       // An audit hook of the code's would run inside pyhost's checks: enforcing policies
       // refuse the hook itself (the rule that closes this case and the socketpair one).
       Perm("UserAuditHookInsideVettedReplace", R"PY(
@@ -216,13 +240,15 @@ def hook(event, a):
         compile('import socket', '<x>', 'exec').replace(co_filename='/usr/lib/python3.11/json/zz.py')
 sys.addaudithook(hook)
 import asyncio
-)PY", {"the code cannot hook pyhost's checks"}),
+)PY",
+           {"the code cannot hook pyhost's checks"}),
       Perm("SetUserFunctionCodeToStdlibCode", R"PY(
 import json
 def f(*a, **k):
     pass
 f.__code__ = json.dumps.__code__
-)PY", {"code objects cannot be swapped"}),
+)PY",
+           {"code objects cannot be swapped"}),
       Imp("ExecStdlibModuleCodeWithForgedPackage", R"PY(
 import os
 loader = _cls('SourceFileLoader')('json', os.path.dirname(os.__file__) + '/json/__init__.py')

@@ -37,9 +37,10 @@ TEST_P(HostileCaseTest, IsDeniedWithoutSideEffects) {
   for (const std::string& problem : problems) ADD_FAILURE() << problem;
 }
 
-
 INSTANTIATE_TEST_SUITE_P(Corpus, HostileCaseTest, ::testing::ValuesIn(AllCases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace pyhost::hostile

@@ -14,16 +14,19 @@ std::vector<Case> FileCases() {
 with open('/proc/self/mem', 'rb') as f:
     f.seek(int(open('/proc/self/maps').read().split('-')[0], 16))
     result = f.read(64).hex()
-)PY", {"outside the readable paths"}),
+)PY",
+           {"outside the readable paths"}),
       Perm("ReadProcSelfMaps", "result = open('/proc/self/maps').read()\n",
            {"outside the readable paths"}),
-      Perm("ReadEtcPasswd", "result = open('/etc/passwd').read()\n", {"outside the readable paths"}),
+      Perm("ReadEtcPasswd", "result = open('/etc/passwd').read()\n",
+           {"outside the readable paths"}),
       Perm("ReadSecretFile", "result = open(args['secret_path']).read()\n",
            {"outside the readable paths"}),
       Perm("ReadSecretViaProcSelfCwd", R"PY(
 import os
 result = open('/proc/self/cwd/host-secret.txt').read()
-)PY", {"outside the readable paths"}),
+)PY",
+           {"outside the readable paths"}),
       Perm("WriteCanaryOutside", "open(args['canary'], 'w').write(PWN)\n",
            {"outside the writable paths"}),
       Perm("WriteHostCwdRelative", "open('planted.txt', 'w').write(PWN)\n",
@@ -31,17 +34,20 @@ result = open('/proc/self/cwd/host-secret.txt').read()
       Perm("AppendHostCwdViaOsOpen", R"PY(
 import os
 os.open('planted.txt', os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       Perm("SymlinkToOutsideDirThenWrite", R"PY(
 import os
 os.symlink(args['outside'], OUTPUT_DIR + '/d')
 open(OUTPUT_DIR + '/d/canary', 'w').write(PWN)
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       Perm("SymlinkToSecretThenRead", R"PY(
 import os
 os.symlink(args['secret_path'], OUTPUT_DIR + '/s')
 result = open(OUTPUT_DIR + '/s').read()
-)PY", {"outside the readable paths", "the link's target is outside the writable paths"}),
+)PY",
+           {"outside the readable paths", "the link's target is outside the writable paths"}),
       FixedEscape("DanglingSymlinkInOutputDirCreatesOutsideFile", R"PY(
 import os
 os.symlink(args['canary'], OUTPUT_DIR + '/l')
@@ -52,7 +58,8 @@ with open(OUTPUT_DIR + '/l', 'w') as f:
 import os
 rel = os.path.relpath(args['canary'], OUTPUT_DIR)
 open(OUTPUT_DIR + '/' + rel, 'w').write(PWN)
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       FixedEscape("SymlinkToProcFdReadsHostDeletedSecret", R"PY(
 import os
 os.symlink('/proc/self/fd/%d' % args['secret_fd'], OUTPUT_DIR + '/fd')
@@ -144,35 +151,42 @@ import sqlite3
 db = sqlite3.connect(':memory:')
 db.execute("SELECT load_extension('/usr/lib/x86_64-linux-gnu/libc.so.6')")
 )PY"),
-      Via("SqliteConnectOutside", "import sqlite3\nsqlite3.connect(args['canary']).execute('create table t(a)')\n",
+      Via("SqliteConnectOutside",
+          "import sqlite3\nsqlite3.connect(args['canary']).execute('create table t(a)')\n",
           {"outside the writable paths"}),
       Perm("SqliteConnectUriOutside", R"PY(
 import sqlite3
 sqlite3.connect('file:%s?mode=rwc' % args['canary'], uri=True).execute('create table t(a)')
-)PY", {"sqlite3.connect('file:", "outside the writable paths"}),
+)PY",
+           {"sqlite3.connect('file:", "outside the writable paths"}),
       Perm("SqliteConnectUriTwoModes", R"PY(
 import sqlite3
 sqlite3.connect('file:%s?mode=memory&mode=rwc' % args['canary'], uri=True).execute('create table t(a)')
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       Perm("SqliteJournalSymlinkToHostFile", R"PY(
 import os, sqlite3
 os.symlink(args['canary'], WORK_DIR + '/x.db-journal')
 db = sqlite3.connect(WORK_DIR + '/x.db')
 db.execute('create table t(a)')
 db.commit()
-)PY", {"the link's target is outside the writable paths"}),
+)PY",
+           {"the link's target is outside the writable paths"}),
       Perm("RelativeSymlinkClimbingOutLater", R"PY(
 import os
 os.makedirs(WORK_DIR + '/a/b')
 os.symlink('../../x', WORK_DIR + '/a/b/l')
-)PY", {"a relative link target may not contain '..'"}),
+)PY",
+           {"a relative link target may not contain '..'"}),
       // A file the policy lets the code read (the stdlib, say) must not become writable
       // through a hard link in WORK_DIR (before the fix this wrote the file itself).
       Perm("HardLinkReadableFileIntoWorkDirThenWrite", R"PY(
 import os
 os.link(args['secret_path'], WORK_DIR + '/s')
 open(WORK_DIR + '/s', 'a').write(PWN)
-)PY", {"outside the writable paths"}).WithPolicy("read-outside"),
+)PY",
+           {"outside the writable paths"})
+          .WithPolicy("read-outside"),
 
       // ---- files: openers, copies, links, the password files, listing the cwd ------------
 
@@ -197,15 +211,18 @@ f.write(PWN.encode())
       Perm("ShutilCopySecretIntoOutputDir", R"PY(
 import shutil
 shutil.copy(args['secret_path'], OUTPUT_DIR + '/stolen')
-)PY", {"denied by pyhost policy 'strict'"}),
+)PY",
+           {"denied by pyhost policy 'strict'"}),
       Perm("HardLinkSecretIntoOutputDir", R"PY(
 import os
 os.link(args['secret_path'], OUTPUT_DIR + '/stolen')
-)PY", {"outside the readable paths", "outside the writable paths"}),
+)PY",
+           {"outside the readable paths", "outside the writable paths"}),
       Perm("TempfileMkstempOutside", R"PY(
 import tempfile
 tempfile.mkstemp(dir=args['outside'])
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       Perm("PathlibWriteOutside", "import pathlib\npathlib.Path(args['canary']).write_text(PWN)\n",
            {"outside the writable paths"}),
       Perm("ZipfileWriteOutside", "import zipfile\nzipfile.ZipFile(args['canary'], 'w').close()\n",
@@ -214,7 +231,8 @@ tempfile.mkstemp(dir=args['outside'])
 import os
 open(WORK_DIR + '/x', 'w').write(PWN)
 os.rename(WORK_DIR + '/x', args['canary'])
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       FixedEscape("PasswdViaTarfilePwd", R"PY(
 import tarfile
 pwd = tarfile.pwd or _reach('pwd')
@@ -239,8 +257,10 @@ TEST_F(HostileTest, SqliteConnectionLeftByYoloIsGuardedUnderStrict) {
   opened.isolation = Isolation::kResident;
   opened.policy = *NamedPolicy("yolo");
   absl::StatusOr<ExecResult> first = host_->Execute(opened);
-  ASSERT_TRUE(first.ok() && first->ok) << (first.ok() ? first->ToJson().dump() : first.status().ToString());
-  Repair();  // what yolo may do (code earlier cases left in this interpreter runs too) is not checked
+  ASSERT_TRUE(first.ok() && first->ok)
+      << (first.ok() ? first->ToJson().dump() : first.status().ToString());
+  Repair();  // what yolo may do (code earlier cases left in this interpreter runs too) is not
+             // checked
   ExecRequest used;
   used.code = R"PY(
 import sys
@@ -271,7 +291,8 @@ db.create_function('dbl', 1, lambda v: v * 2)
 db.execute('create table t(v)')
 db.executemany('insert into t values (?)', [(1,), (2,)])
 result = db.execute('select sum(dbl(v)) from t').fetchone()[0]
-)PY", "yolo");
+)PY",
+                     "yolo");
   EXPECT_TRUE(r.ok) << r.ToJson().dump();
   EXPECT_EQ(r.result, json(6));
   std::vector<std::string> problems;

@@ -111,7 +111,8 @@ std::map<unsigned long, int> OwnListeningSockets() {
   std::set<unsigned long> own;
   for (int fd : testutil::OpenDescriptors()) {
     unsigned long inode = 0;
-    if (sscanf(testutil::DescriptorTarget(fd).c_str(), "socket:[%lu]", &inode) == 1) own.insert(inode);
+    if (sscanf(testutil::DescriptorTarget(fd).c_str(), "socket:[%lu]", &inode) == 1)
+      own.insert(inode);
   }
   std::map<unsigned long, int> listening;
   for (const char* table : {"/proc/self/net/tcp", "/proc/self/net/tcp6"}) {
@@ -122,9 +123,11 @@ std::map<unsigned long, int> OwnListeningSockets() {
       std::istringstream fields(line);
       std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout;
       unsigned long inode = 0;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
       if (state != "0A" || !own.count(inode)) continue;
-      listening[inode] = static_cast<int>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16));
+      listening[inode] =
+          static_cast<int>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16));
     }
   }
   return listening;
@@ -214,9 +217,8 @@ PWN = 'PWN' + 'ED'
 // --- cases ----------------------------------------------------------------------------
 
 const std::vector<std::string> kPolicyWords = {"pyhost policy", "in pyhost", "policy 'strict'"};
-const std::vector<std::string> kImportWords = {"not allowed by policy 'strict'",
-                                               "is denied by policy 'strict'",
-                                               "never allowed in pyhost"};
+const std::vector<std::string> kImportWords = {
+    "not allowed by policy 'strict'", "is denied by policy 'strict'", "never allowed in pyhost"};
 const std::vector<std::string> kImportOrPolicy = {"pyhost policy", "in pyhost", "policy 'strict'"};
 
 Case Denied(std::string name, std::string code, std::vector<std::string> types,
@@ -491,26 +493,34 @@ void HostileTest::CheckNoSideEffects(const ExecResult& r, std::vector<std::strin
                                       now.dispositions[i].second, ")"));
     }
   }
-  if (now.sigmask != was.sigmask) problems.push_back("the host thread's signal mask changed: " + now.sigmask);
+  if (now.sigmask != was.sigmask)
+    problems.push_back("the host thread's signal mask changed: " + now.sigmask);
   if (now.rlimits != was.rlimits) problems.push_back("an rlimit changed");
-  if (now.itimers != was.itimers) problems.push_back("an interval timer is armed: " + absl::StrJoin(now.itimers, " "));
+  if (now.itimers != was.itimers)
+    problems.push_back("an interval timer is armed: " + absl::StrJoin(now.itimers, " "));
   if (now.locale != was.locale) problems.push_back("the host's locale changed to " + now.locale);
   if (now.hostname != was.hostname) problems.push_back("the hostname changed to " + now.hostname);
   for (int fd : kHostFds) {
     if (!(now.fds[fd] == was.fds.at(fd))) {
-      problems.push_back(absl::StrCat("host fd ", fd, now.fds[fd] ? " now refers to another file" : " was closed"));
+      problems.push_back(absl::StrCat("host fd ", fd,
+                                      now.fds[fd] ? " now refers to another file" : " was closed"));
     }
   }
   if (now.pty_attrs != was.pty_attrs) problems.push_back("the host's pty settings changed");
-  if (now.secret_offset != was.secret_offset) problems.push_back("the host's secret fd was read (offset moved)");
+  if (now.secret_offset != was.secret_offset)
+    problems.push_back("the host's secret fd was read (offset moved)");
   struct stat log {};
-  if (fstat(kLog, &log) == 0 && log.st_size != 0) problems.push_back("the host's log file was written");
+  if (fstat(kLog, &log) == 0 && log.st_size != 0)
+    problems.push_back("the host's log file was written");
   char buffer[256];
   ssize_t n = read(kPipeRead, buffer, sizeof(buffer));
-  if (n > 0) problems.push_back("the host's pipe received: " + std::string(buffer, static_cast<size_t>(n)));
+  if (n > 0)
+    problems.push_back("the host's pipe received: " + std::string(buffer, static_cast<size_t>(n)));
   if (n == 0) problems.push_back("the host's pipe lost its write end");
   n = recv(kConnServer, buffer, sizeof(buffer), MSG_DONTWAIT);
-  if (n > 0) problems.push_back("the host's TCP peer received: " + std::string(buffer, static_cast<size_t>(n)));
+  if (n > 0)
+    problems.push_back("the host's TCP peer received: " +
+                       std::string(buffer, static_cast<size_t>(n)));
   if (n == 0) problems.push_back("the host's TCP connection was closed");
   if (int accepted = DrainConnections(kListener, 0); accepted > 0) {
     problems.push_back(absl::StrCat("the loopback listener accepted ", accepted, " connection(s)"));
@@ -628,8 +638,8 @@ std::vector<std::string> HostileTest::CheckDenial(const Case& c, const ExecResul
                                     ": ", r.error->message));
   }
   if (r.stderr_stream.text.find(c.stderr_contains) == std::string::npos) {
-    problems.push_back(absl::StrCat("expected stderr to say '", c.stderr_contains, "', got: ",
-                                    r.stderr_stream.text));
+    problems.push_back(absl::StrCat("expected stderr to say '", c.stderr_contains,
+                                    "', got: ", r.stderr_stream.text));
   }
   return problems;
 }
@@ -637,7 +647,8 @@ std::vector<std::string> HostileTest::CheckDenial(const Case& c, const ExecResul
 std::vector<std::string> HostileTest::RunCase(const Case& c) {
   ExecResult r = Run(*host_, c.code, c.policy, c.allow_net);
   if (getenv("HOSTILE_VERBOSE") != nullptr) {
-    fprintf(stderr, "[%s] ok=%d %s: %s\n", c.name.c_str(), r.ok, r.error ? r.error->type.c_str() : "-",
+    fprintf(stderr, "[%s] ok=%d %s: %s\n", c.name.c_str(), r.ok,
+            r.error ? r.error->type.c_str() : "-",
             r.error ? r.error->message.c_str() : r.result.dump().c_str());
   }
   if (c.settle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c.settle_ms));

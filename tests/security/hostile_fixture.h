@@ -78,10 +78,11 @@ inline constexpr int kLog = 203;            // args['log_fd']: a host file open 
 inline constexpr int kConnClient = 204;     // args['conn_fd']: a connected TCP socket
 inline constexpr int kConnServer = 205;
 inline constexpr int kPtyMaster = 206;
-inline constexpr int kPtySlave = 207;       // args['pty_fd']
-inline constexpr int kListener = 208;       // args['port'] is its port
-inline constexpr int kHostFds[] = {0, 1, 2, kPipeRead, kPipeWrite, kDeletedSecret, kLog,
-                                   kConnClient, kConnServer, kPtyMaster, kPtySlave, kListener};
+inline constexpr int kPtySlave = 207;  // args['pty_fd']
+inline constexpr int kListener = 208;  // args['port'] is its port
+inline constexpr int kHostFds[] = {
+    0,    1,           2,           kPipeRead,  kPipeWrite, kDeletedSecret,
+    kLog, kConnClient, kConnServer, kPtyMaster, kPtySlave,  kListener};
 
 struct FdIdentity {
   dev_t dev = 0;
@@ -134,10 +135,10 @@ struct Case {
   Expect expect = Expect::kDenied;
   std::string policy;  // "" strict, "yolo", "socket" (strict + import of socket)
   std::vector<std::string> allow_net;
-  bool isolate = false;       // run in a child process (a failure could kill the host)
-  std::string known_gap;      // non-empty: an escape pyhost does not stop yet (docs/security.md)
+  bool isolate = false;         // run in a child process (a failure could kill the host)
+  std::string known_gap;        // non-empty: an escape pyhost does not stop yet (docs/security.md)
   std::string stderr_contains;  // non-empty: the denial's reason, which stderr must show
-  int settle_ms = 0;          // isolated: time for a pending signal to arrive
+  int settle_ms = 0;            // isolated: time for a pending signal to arrive
 
   Case Net(std::vector<std::string> hosts) const {
     Case c = *this;

@@ -11,26 +11,32 @@ std::vector<Case> ImportCases() {
       Perm("WrapCloseGlobalsSystem", R"PY(
 g = _cls('_wrap_close').__init__.__globals__
 g['system']('touch ' + args['canary'])
-)PY", {"os.system denied by pyhost policy 'strict'"}),
+)PY",
+           {"os.system denied by pyhost policy 'strict'"}),
       Perm("WrapCloseGlobalsFork", R"PY(
 g = _cls('_wrap_close').__init__.__globals__
 if g['fork']() == 0:
     g['_exit'](0)
-)PY", {"os.fork denied by pyhost policy 'strict'"}),
+)PY",
+           {"os.fork denied by pyhost policy 'strict'"}),
       Perm("WrapCloseGlobalsOpenOutside", R"PY(
 g = _cls('_wrap_close').__init__.__globals__
 g['open'](args['canary'], g['O_WRONLY'] | g['O_CREAT'])
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       Denied("WrapCloseGlobalsExit", R"PY(
 g = _cls('_wrap_close').__init__.__globals__
 g['_exit'](7)
-)PY", {"SystemExit"}, {"7"}).Isolated(),
+)PY",
+             {"SystemExit"}, {"7"})
+          .Isolated(),
       // subprocess is the stdlib's to import (asyncio does); starting the process is refused.
       Perm("CatchWarningsSysModulesOsPopen", R"PY(
 import warnings
 sys = _cls('catch_warnings').__init__.__globals__['sys']
 sys.modules['os'].popen('touch ' + args['canary']).read()
-)PY", {"subprocess.Popen denied by pyhost policy 'strict'"}),
+)PY",
+           {"subprocess.Popen denied by pyhost policy 'strict'"}),
       FixedEscape("BuiltinImporterLoadModuleForkExec", R"PY(
 import os
 m = _cls('BuiltinImporter').load_module('_posixsubprocess')
@@ -69,23 +75,27 @@ signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
       FixedEscape("ImpCreateBuiltinFaulthandlerSigsegv", R"PY(
 fh = _bootstrap()['_imp'].create_builtin(_Spec('faulthandler'))
 fh._sigsegv()
-)PY").Isolated(),
+)PY")
+          .Isolated(),
       Perm("HardenedImpCreateBuiltinPosixRefused", R"PY(
 import sys
 posix = sys.modules['_imp'].create_builtin(_Spec('posix'))
 posix.write(args['pipe_fd'], PWN.encode())
-)PY", {"cannot be created again", "only importlib's own module specs"}),
+)PY",
+           {"cannot be created again", "only importlib's own module specs"}),
       Perm("ImpCreateBuiltinRealSpecPosixRefused", R"PY(
 b = _bootstrap()
 posix = b['_imp'].create_builtin(b['ModuleSpec']('posix', _cls('BuiltinImporter'), origin='built-in'))
 b['_imp'].exec_builtin(posix)
 posix.write(args['pipe_fd'], PWN.encode())
-)PY", {"cannot be created again"}),
+)PY",
+           {"cannot be created again"}),
       Perm("HardenedImpExecBuiltinPosixRefused", R"PY(
 import sys
 sys.modules['_imp'].exec_builtin(sys.modules['posix'])
 sys.modules['posix'].write(args['pipe_fd'], PWN.encode())
-)PY", {"cannot be executed again"}),
+)PY",
+           {"cannot be executed again"}),
       Imp("ImportlibReloadPosix", R"PY(
 import importlib, posix
 importlib.reload(posix)
@@ -94,7 +104,8 @@ importlib.reload(posix)
 import sys
 _reach('importlib').reload(sys.modules['posix'])
 sys.modules['posix'].write(args['pipe_fd'], PWN.encode())
-)PY", {"os.write is not available in pyhost"}),
+)PY",
+          {"os.write is not available in pyhost"}),
 
       // ---- extension loaders and _imp: fresh copies of built-in modules ------------------
 
@@ -132,21 +143,26 @@ for _ in range(100):
 )PY"),
       FixedEscape("ImpAcquireLockHangsTheHost", R"PY(
 _bootstrap()['_imp'].acquire_lock()
-)PY").Isolated(),
+)PY")
+          .Isolated(),
 
       // ---- sys.modules lookups ----------------------------------------------------------
       Perm("SysModulesOsSystem", R"PY(
 import sys
 sys.modules['os'].system('touch ' + args['canary'])
-)PY", {"os.system denied"}),
+)PY",
+           {"os.system denied"}),
       Denied("SysModulesPosixForkpty", R"PY(
 import sys
 sys.modules['posix'].forkpty()
-)PY", {"PermissionError", "RuntimeError"}, {"os.forkpty denied", "not supported for subinterpreters"}),
+)PY",
+             {"PermissionError", "RuntimeError"},
+             {"os.forkpty denied", "not supported for subinterpreters"}),
       Perm("SysModulesPosixWriteHostPipe", R"PY(
 import sys
 sys.modules['posix'].write(args['pipe_fd'], PWN.encode())
-)PY", {"os.write is not available in pyhost"}),
+)PY",
+           {"os.write is not available in pyhost"}),
       Imp("SysModulesSubprocessAbsent", R"PY(
 import sys
 sp = sys.modules.get('subprocess') or __import__('subprocess')
@@ -157,29 +173,35 @@ sp.run(['touch', args['canary']])
       Perm("RandomOsSystem", R"PY(
 import random
 random._os.system('touch ' + args['canary'])
-)PY", {"os.system denied"}),
+)PY",
+           {"os.system denied"}),
       Perm("TempfileOsPosixSpawn", R"PY(
 import tempfile
 tempfile._os.posix_spawn('/bin/sh', ['sh', '-c', 'touch ' + args['canary']], {})
-)PY", {"os.posix_spawn denied"}),
+)PY",
+           {"os.posix_spawn denied"}),
       Perm("ShutilOsFork", R"PY(
 import shutil
 if shutil.os.fork() == 0:
     shutil.os._exit(0)
-)PY", {"os.fork denied"}),
+)PY",
+           {"os.fork denied"}),
       Perm("TempfileOsOpenOutside", R"PY(
 import tempfile
 os = tempfile._os
 os.write(os.open(args['canary'], os.O_WRONLY | os.O_CREAT), PWN.encode())
-)PY", {"outside the writable paths"}),
+)PY",
+           {"outside the writable paths"}),
       Perm("ShutilOsExecv", R"PY(
 import shutil
 shutil.os.execv('/bin/sh', ['sh', '-c', 'touch ' + args['canary']])
-)PY", {"os.exec denied"}),
+)PY",
+           {"os.exec denied"}),
       Perm("RandomOsKillHostChild", R"PY(
 import random
 random._os.kill(args['child_pid'], 9)
-)PY", {"os.kill denied"}),
+)PY",
+           {"os.kill denied"}),
 
       // ---- the import machinery ---------------------------------------------------------
       Imp("ReplacedImportWithBootstrapStillGated", R"PY(
@@ -198,14 +220,17 @@ sys.meta_path[:] = [m for m in sys.meta_path if type(m).__name__ != 'ImportGate'
 _bootstrap()['_gcd_import']('mmap')
 )PY"),
       Imp("DunderImportCtypes", "__import__('ctypes')\n"),
-      Imp("BuiltinsDunderImportMultiprocessing", "import builtins\nbuiltins.__import__('multiprocessing')\n"),
-      Imp("BootstrapDunderImportPosixsubprocess", "_bootstrap()['__import__']('_posixsubprocess')\n"),
+      Imp("BuiltinsDunderImportMultiprocessing",
+          "import builtins\nbuiltins.__import__('multiprocessing')\n"),
+      Imp("BootstrapDunderImportPosixsubprocess",
+          "_bootstrap()['__import__']('_posixsubprocess')\n"),
       Imp("ImportlibImportModuleSocket", "import importlib\nimportlib.import_module('socket')\n"),
       Imp("ImportSocket", "import socket\n"),
       Imp("ImportMmap", "import mmap\n"),
       Imp("ImportXxsubinterpreters", "import _xxsubinterpreters\n", {"never allowed in pyhost"}),
       Imp("ImportFaulthandler", "import faulthandler\nfaulthandler._sigsegv()\n",
-          {"never allowed in pyhost"}).Isolated(),
+          {"never allowed in pyhost"})
+          .Isolated(),
       FixedEscape("StdlibCallbackImportsUnlistedModule", R"PY(
 import sys
 _reach('select')
@@ -221,7 +246,8 @@ db.close()
       Perm("PickleOsSystem", R"PY(
 import pickle
 pickle.loads(b"cos\nsystem\n(S'touch %s'\ntR." % args['canary'].encode())
-)PY", {"os.system denied by pyhost policy 'strict'"}),
+)PY",
+           {"os.system denied by pyhost policy 'strict'"}),
       Imp("PicklePopenAfterAsyncioLoadedSubprocess", R"PY(
 import asyncio, pickle, sys
 assert 'subprocess' in sys.modules
@@ -236,7 +262,8 @@ import asyncio, sys
 sys.modules['subprocess']._fork_exec(['/bin/sh'], [b'/bin/sh'], True, (), None, None,
                                      -1, -1, -1, -1, -1, -1, -1, -1, False, False, None,
                                      None, None, -1, None, False)
-)PY", {"fork_exec denied by pyhost policy 'strict': processes are not allowed"}),
+)PY",
+           {"fork_exec denied by pyhost policy 'strict': processes are not allowed"}),
   };
 }
 

@@ -1,14 +1,14 @@
 // Hostile cases, the network: sockets without an allowlist, names and addresses not on
 // it, listening, raw sockets, sockets on the host's descriptors; and what an allowlist
 // lets through.
-#include "tests/security/hostile_fixture.h"
-
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
+
+#include "tests/security/hostile_fixture.h"
 
 namespace pyhost::hostile {
 
@@ -23,7 +23,8 @@ a.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack('i', args[
 msg, ancdata, flags, addr = b.recvmsg(1, socket.CMSG_SPACE(4))
 fd = struct.unpack('i', ancdata[0][2][:4])[0]
 os.write(fd, PWN.encode())
-)PY", {"only on file descriptors the code opened itself"}),
+)PY",
+           {"only on file descriptors the code opened itself"}),
       Perm("AuditHookReusesSocketpairAllowance", R"PY(
 import sys
 socket = _socket()
@@ -34,61 +35,82 @@ def hook(event, a):
 sys.addaudithook(hook)
 socket.socketpair()
 made[0].connect(('127.0.0.1', args['port']))
-)PY", {"the code cannot hook pyhost's checks"}),
+)PY",
+           {"the code cannot hook pyhost's checks"}),
 
       // ---- network --------------------------------------------------------------------------
       Perm("SocketWithoutAllowlist", R"PY(
 socket = _socket()
 socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(('127.0.0.1', args['port']))
-)PY", {"no network access"}),
+)PY",
+           {"no network access"}),
       Perm("ConnectLoopbackWhenOtherHostAllowed", R"PY(
 socket = _socket()
 socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(('127.0.0.1', args['port']))
-)PY", {"host not on the network allowlist"}).Net({"api.example.com"}),
+)PY",
+           {"host not on the network allowlist"})
+          .Net({"api.example.com"}),
       Perm("CreateConnectionNameNotAllowed", R"PY(
 _socket().create_connection(('localhost', args['port']), timeout=2)
-)PY", {"host not on the network allowlist"}).Net({"api.example.com"}),
+)PY",
+           {"host not on the network allowlist"})
+          .Net({"api.example.com"}),
       Perm("IpLiteralWhenOnlyNameAllowed", R"PY(
 _socket().create_connection(('127.0.0.1', args['port']), timeout=2)
-)PY", {"host not on the network allowlist"}).Net({"localhost"}),
+)PY",
+           {"host not on the network allowlist"})
+          .Net({"localhost"}),
       Perm("ConnectIpLiteralWhenOnlyNameAllowed", R"PY(
 socket = _socket()
 socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(('127.0.0.1', args['port']))
-)PY", {"host not on the network allowlist"}).Net({"localhost"}),
+)PY",
+           {"host not on the network allowlist"})
+          .Net({"localhost"}),
       Perm("GetaddrinfoDeniedName", "_socket().getaddrinfo('exfil.attacker.example', 53)\n",
-           {"host not on the network allowlist"}).Net({"api.example.com"}),
+           {"host not on the network allowlist"})
+          .Net({"api.example.com"}),
       Perm("SendtoLoopbackUdp", R"PY(
 socket = _socket()
 socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', args['port']))
-)PY", {"host not on the network allowlist"}).Net({"api.example.com"}),
+)PY",
+           {"host not on the network allowlist"})
+          .Net({"api.example.com"}),
       Perm("SocketAfUnix", R"PY(
 socket = _socket()
 socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-)PY", {"only IPv4/IPv6"}).Net({"api.example.com"}),
+)PY",
+           {"only IPv4/IPv6"})
+          .Net({"api.example.com"}),
       Perm("SocketBind", R"PY(
 socket = _socket()
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.bind(('127.0.0.1', 0))
 s.listen()
-)PY", {"listening for connections is not allowed"}).Net({"*"}),
+)PY",
+           {"listening for connections is not allowed"})
+          .Net({"*"}),
       Perm("GethostbyaddrDenied", "_socket().gethostbyaddr('127.0.0.1')\n",
-           {"address not on the network allowlist"}).Net({"api.example.com"}),
+           {"address not on the network allowlist"})
+          .Net({"api.example.com"}),
       FixedEscape("GetaddrinfoNoneWhitelistsLoopback", R"PY(
 socket = _socket()
 socket.getaddrinfo(None, args['port'])
 socket.create_connection(('127.0.0.1', args['port']), timeout=2).close()
-)PY").Net({"api.example.com"}),
+)PY")
+          .Net({"api.example.com"}),
       FixedEscape("SocketOnHostFdWithAllowlist", R"PY(
 socket = _socket()
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fileno=args['conn_fd'])
 s.send(PWN.encode())
-)PY").Net({"api.example.com"}),
+)PY")
+          .Net({"api.example.com"}),
       FixedEscape("SocketInitDescriptorOnHostFd", R"PY(
 socket = _socket()
 s = socket.socket.__new__(socket.socket)
 socket.socket.__bases__[0].__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, args['conn_fd'])
 s.send(PWN.encode())
-)PY").Net({"api.example.com"}),
+)PY")
+          .Net({"api.example.com"}),
       FixedEscape("SocketFilenoKeywordAsStrSubclass", R"PY(
 class Key(str):
     calls = 0
@@ -102,7 +124,8 @@ raw = socket.socket.__bases__[0]
 s = raw.__new__(raw)
 raw.__init__(s, socket.AF_INET, socket.SOCK_STREAM, 0, **{Key('fileno'): args['conn_fd']})
 s.send(PWN.encode())
-)PY").Net({"api.example.com"}),
+)PY")
+          .Net({"api.example.com"}),
       FixedEscape("FileIOOpenerKeywordAsStrSubclass", R"PY(
 import io
 class Key(str):
@@ -117,7 +140,8 @@ io.FileIO(WORK_DIR + '/x', 'w', **{Key('opener'): lambda path, flags: args['pipe
       FixedEscape("SocketFromDetachedHostFd", R"PY(
 socket = _socket()
 socket.socket(fileno=args['conn_fd']).send(PWN.encode())
-)PY").WithPolicy("yolo"),
+)PY")
+          .WithPolicy("yolo"),
   };
 }
 
@@ -135,7 +159,8 @@ try:
     result = PWN + ' accepted a connection from ' + peer[0]
 except OSError:
     result = 'nobody came'
-)PY", "", {"api.example.com"});
+)PY",
+            "", {"api.example.com"});
   });
   std::optional<int> seen_port;
   bool connected = false;
@@ -184,7 +209,8 @@ while time.monotonic() < end:
     except OSError:
         pass
 result = ''.join(ch for ch in seen.decode('latin-1') if ch.isalnum() or ch == '-')
-)PY", "", {"api.example.com"});
+)PY",
+                     "", {"api.example.com"});
   done = true;
   sender.join();
   char buffer[4096];
@@ -238,7 +264,8 @@ s.settimeout(2)
 s.connect(('127.0.0.1', args['port']))
 s.close()
 result = 'connected'
-)PY", "socket", {"127.0.0.1"});
+)PY",
+                     "socket", {"127.0.0.1"});
   ExpectConnected(r, kListener);
   Repair();
 }
@@ -276,15 +303,19 @@ def decide(host):
 result = {h: decide(h) for h in args['hosts']}
 )PY";
   json args = Args();
-  args["hosts"] = {"api.example.com", "API.Example.COM.", "other.example.com",
-                   "a.corp.example", "x.y.corp.example", "corp.example", "corp.example.evil",
-                   "evilcorp.example", "localhost"};
+  args["hosts"] = {"api.example.com",   "API.Example.COM.", "other.example.com",
+                   "a.corp.example",    "x.y.corp.example", "corp.example",
+                   "corp.example.evil", "evilcorp.example", "localhost"};
   ExecResult r = Run(*host_, kDecide, "socket", {"api.example.com", "*.corp.example"}, args);
   ASSERT_TRUE(r.ok) << r.ToJson().dump();
-  EXPECT_EQ(r.result, json({{"api.example.com", "allowed"}, {"API.Example.COM.", "allowed"},
-                            {"other.example.com", "denied"}, {"a.corp.example", "allowed"},
-                            {"x.y.corp.example", "allowed"}, {"corp.example", "denied"},
-                            {"corp.example.evil", "denied"}, {"evilcorp.example", "denied"},
+  EXPECT_EQ(r.result, json({{"api.example.com", "allowed"},
+                            {"API.Example.COM.", "allowed"},
+                            {"other.example.com", "denied"},
+                            {"a.corp.example", "allowed"},
+                            {"x.y.corp.example", "allowed"},
+                            {"corp.example", "denied"},
+                            {"corp.example.evil", "denied"},
+                            {"evilcorp.example", "denied"},
                             {"localhost", "denied"}}));
   ExecResult all = Run(*host_, kDecide, "socket", {"*"}, args);
   ASSERT_TRUE(all.ok) << all.ToJson().dump();

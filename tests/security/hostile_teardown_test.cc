@@ -1,12 +1,11 @@
 // Hostile tests that need more than one execution or something happening meanwhile:
 // code that acts after its answer (at teardown, from a finalizer, a thread or a replaced
 // module), or that tampers with what the next execution gets.
-#include "tests/security/hostile_fixture.h"
-
 #include <chrono>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "tests/security/hostile_fixture.h"
 
 namespace pyhost::hostile {
 
@@ -41,8 +40,10 @@ print('printed')
 result = out
 )PY");
     ASSERT_TRUE(next.ok) << next.ToJson().dump();
-    EXPECT_EQ(next.result, json({{"json", "json"}, {"import_self", "pyhost.guard"},
-                                 {"open", "denied"}, {"socket", "denied"}}));
+    EXPECT_EQ(next.result, json({{"json", "json"},
+                                 {"import_self", "pyhost.guard"},
+                                 {"open", "denied"},
+                                 {"socket", "denied"}}));
     EXPECT_EQ(next.stdout_stream.text, "printed\n");
     std::vector<std::string> problems;
     CheckNoSideEffects(next, problems);
@@ -117,7 +118,8 @@ def later(canary, pipe_fd, mark, write=os.write, sleep=time.sleep, open=open):
             pass
 threading.Thread(target=later, args=(args['canary'], args['pipe_fd'], PWN)).start()
 result = 'started'
-)PY", "threads");
+)PY",
+                     "threads");
   EXPECT_TRUE(r.ok) << r.ToJson().dump();
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   std::vector<std::string> problems;

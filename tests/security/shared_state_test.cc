@@ -16,8 +16,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "pyhost/host.h"
 #include "guards/shared_types.h"
+#include "pyhost/host.h"
 #include "tests/security/shared_host.h"
 
 namespace pyhost {
@@ -60,9 +60,7 @@ class SharedStateTest : public SharedHostTest {
     EXPECT_EQ(call->envelope["ok"], json(true)) << call->envelope.dump();
     return call->envelope["data"];
   }
-
 };
-
 
 // --- type.__subclasses__: membership by the creating interpreter ---------------------
 
@@ -299,9 +297,10 @@ TEST(SharedStatePrewarmTest, PrewarmedDecimalIsTheExecutionsOwn) {
   options.prewarm_modules = {"decimal", "zoneinfo", "asyncio"};
   absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
   ASSERT_TRUE(host.ok()) << host.status();
-  for (const char* code : {"import decimal\ndecimal.DefaultContext.prec = 3\n",
-                           "import decimal, sys\nresult = [str(decimal.Decimal(1) / 3), "
-                           "[m for m in ('_decimal', '_zoneinfo', '_asyncio') if m in sys.modules]]\n"}) {
+  for (const char* code :
+       {"import decimal\ndecimal.DefaultContext.prec = 3\n",
+        "import decimal, sys\nresult = [str(decimal.Decimal(1) / 3), "
+        "[m for m in ('_decimal', '_zoneinfo', '_asyncio') if m in sys.modules]]\n"}) {
     ExecRequest request;
     request.code = code;
     absl::StatusOr<ExecResult> r = (*host)->Execute(request);
@@ -332,7 +331,8 @@ result = [socket.getdefaulttimeout(), socket.socket().gettimeout()]
                    "yolo"),
             json({nullptr, nullptr}));
   // The original's checks still apply.
-  ExpectDenied("import socket\nsocket.setdefaulttimeout(-1)\n", "ValueError", "out of range", "yolo");
+  ExpectDenied("import socket\nsocket.setdefaulttimeout(-1)\n", "ValueError", "out of range",
+               "yolo");
 }
 
 // socket.herror/gaierror are one class for every interpreter: changing them is refused
@@ -340,8 +340,8 @@ result = [socket.getdefaulttimeout(), socket.socket().gettimeout()]
 TEST_F(SharedStateTest, SharedExceptionClassesCannotBeChanged) {
   ExpectDenied("import socket\nsocket.herror.planted = 1\n", "PermissionError",
                "class socket.herror is not the execution's own", "yolo");
-  ExpectDenied("import socket\ndel socket.gaierror.__doc__\n", "PermissionError",
-               "socket.gaierror", "yolo");
+  ExpectDenied("import socket\ndel socket.gaierror.__doc__\n", "PermissionError", "socket.gaierror",
+               "yolo");
   ExpectDenied("import socket\ntype.__setattr__(socket.herror, 'planted', 1)\n", "PermissionError",
                "socket.herror", "yolo");
   EXPECT_EQ(Result(R"PY(
@@ -406,9 +406,10 @@ TEST_F(SharedStateTest, TzsetToTheHostsZoneIsAllowed) {
   EXPECT_EQ(Result("import os, time\nos.environ['TZ'] = 'Europe/Berlin'\ntime.tzset()\n"
                    "result = list(time.tzname)\n"),
             json({"CET", "CEST"}));
-  ExpectDenied("import os, time\nos.environ['TZ'] = 'Europe/Berlin'\ndel os.environ['TZ']\n"
-               "time.tzset()\n",
-               "PermissionError", "os.environ['TZ'] is unset");
+  ExpectDenied(
+      "import os, time\nos.environ['TZ'] = 'Europe/Berlin'\ndel os.environ['TZ']\n"
+      "time.tzset()\n",
+      "PermissionError", "os.environ['TZ'] is unset");
   if (saved != nullptr) {
     setenv("TZ", previous.c_str(), 1);
   } else {
@@ -427,8 +428,9 @@ TEST_F(SharedStateTest, IntStrDigitLimitIsPython3s) {
 // SQLite's shared cache is the process's: a named in-memory database with
 // cache=shared was read by every later execution while one kept it open.
 TEST_F(SharedStateTest, SqliteSharedCacheIsRefused) {
-  ExpectDenied("import sqlite3\nsqlite3.connect('file:leakdb?mode=memory&cache=shared', uri=True)\n",
-               "PermissionError", "cache=shared");
+  ExpectDenied(
+      "import sqlite3\nsqlite3.connect('file:leakdb?mode=memory&cache=shared', uri=True)\n",
+      "PermissionError", "cache=shared");
   EXPECT_EQ(Result("import sqlite3\nc = sqlite3.connect('file:own?mode=memory', uri=True)\n"
                    "c.execute('create table t(x)')\nresult = 1\n"),
             1);

@@ -473,9 +473,11 @@ result = out
   EXPECT_EQ(r->result["locale"][1], true);
   EXPECT_THAT(r->result["locale"][2].get<std::string>(), HasSubstr("locale.setlocale"));
   EXPECT_EQ(r->result["attach"], "not authorized");
-  EXPECT_THAT(r->stderr_stream.text,
-              HasSubstr("SQLite statement denied by pyhost policy 'strict': ATTACH '/tmp/outside.db'"));
-  EXPECT_THAT(r->result["fork"].get<std::string>(), HasSubstr("os.fork denied by pyhost policy 'strict'"));
+  EXPECT_THAT(
+      r->stderr_stream.text,
+      HasSubstr("SQLite statement denied by pyhost policy 'strict': ATTACH '/tmp/outside.db'"));
+  EXPECT_THAT(r->result["fork"].get<std::string>(),
+              HasSubstr("os.fork denied by pyhost policy 'strict'"));
 }
 
 }  // namespace

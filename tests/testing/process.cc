@@ -57,7 +57,8 @@ pid_t Spawn(const std::vector<std::string>& argv, const posix_spawn_file_actions
   for (std::string& arg : strings) pointers.push_back(arg.data());
   pointers.push_back(nullptr);
   pid_t pid = -1;
-  int spawned = ::posix_spawn(&pid, strings.at(0).c_str(), actions, nullptr, pointers.data(), environ);
+  int spawned =
+      ::posix_spawn(&pid, strings.at(0).c_str(), actions, nullptr, pointers.data(), environ);
   if (spawned != 0) {
     ADD_FAILURE() << "posix_spawn " << argv.at(0) << ": " << std::strerror(spawned);
     return -1;
