@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <memory>
 #include <thread>
 
 namespace pyhost::cli {
@@ -75,6 +76,24 @@ void OnFatalSignal(int signo) {
   raise(signo);  // delivered when the handler returns: the process dies as it would have
 }
 
+// The thread's alternate stack, installed while the thread lives and freed when it
+// ends (the main thread's at exit), after being uninstalled.
+struct AltStack {
+  static constexpr size_t kSize = 64 * 1024;
+  std::unique_ptr<char[]> memory{new char[kSize]};
+  AltStack() {
+    stack_t stack{};
+    stack.ss_sp = memory.get();
+    stack.ss_size = kSize;
+    sigaltstack(&stack, nullptr);
+  }
+  ~AltStack() {
+    stack_t off{};
+    off.ss_flags = SS_DISABLE;
+    sigaltstack(&off, nullptr);
+  }
+};
+
 }  // namespace
 
 StopSignals& StopSignals::Install() {
@@ -100,13 +119,7 @@ StopSignals::StopSignals() {
   std::thread([this] { Loop(); }).detach();
 }
 
-void StopSignals::PrepareThread() {
-  constexpr size_t kSize = 64 * 1024;
-  stack_t stack{};
-  stack.ss_sp = new char[kSize];  // lives as long as the thread: never freed
-  stack.ss_size = kSize;
-  sigaltstack(&stack, nullptr);
-}
+void StopSignals::PrepareThread() { thread_local AltStack alt_stack; }
 
 void StopSignals::OnStop(std::function<void(int)> callback) {
   absl::MutexLock lock(&mu_);

@@ -15,5 +15,10 @@ if(PYHOST_SANITIZE)
   endif()
   add_compile_options(-fsanitize=${PYHOST_SANITIZE} -fno-sanitize-recover=all
     -fno-omit-frame-pointer)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    # What is not instrumented, and why: tests/sanitizers/ignorelist.txt.
+    add_compile_options(
+      -fsanitize-ignorelist=${CMAKE_CURRENT_SOURCE_DIR}/tests/sanitizers/ignorelist.txt)
+  endif()
   add_link_options(-fsanitize=${PYHOST_SANITIZE})
 endif()

@@ -4,7 +4,7 @@
 # Third-party headers (pybind11, abseil, GoogleTest, CPython) come in as system
 # includes, so their warnings stay out of this.
 #
-#   PYHOST_WERROR=ON   warnings are errors (scripts/sanitize.sh)
+#   PYHOST_WERROR=ON   warnings are errors (scripts/test.sh, scripts/sanitize.sh)
 #
 # Both compilers: -Wall -Wextra, less -Wmissing-field-initializers (designated and
 # partial aggregate initializers of options structs are the intended style), and

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <utility>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "bindings/cancellation.h"
 #include "bindings/check.h"
 #include "bindings/cpython_internals.h"
@@ -249,6 +251,13 @@ int Interpreter::Quiesce(absl::Duration thread_grace) {
   UndoHooks();            // anything a finalizer managed to put back
   PyErr_Clear();
   return OtherThreads(scope.tstate());
+}
+
+void Interpreter::KeepForever(std::unique_ptr<Interpreter> interpreter) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* kept = new std::vector<std::unique_ptr<Interpreter>>();  // never destroyed
+  absl::MutexLock lock(&mu);
+  kept->push_back(std::move(interpreter));
 }
 
 Interpreter::~Interpreter() {

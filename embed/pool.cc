@@ -299,7 +299,7 @@ void InterpreterPool::ReaperLoop(std::shared_ptr<State> state, int64_t generatio
     const int threads_left = interpreter->Quiesce(options.thread_grace);
     home.Enter();
     if (threads_left > 0) {
-      interpreter.release();  // Py_EndInterpreter would abort the process
+      Interpreter::KeepForever(std::move(interpreter));  // Py_EndInterpreter would abort
     } else {
       interpreter.reset();
     }

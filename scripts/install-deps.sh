@@ -11,7 +11,9 @@ packages=(
   libabsl-dev                  # Status/StatusOr, Mutex, strings
   libgtest-dev libgmock-dev    # tests
   libbenchmark-dev             # benchmarks
-  clang libclang-rt-14-dev     # the fuzz targets (libFuzzer, AddressSanitizer): scripts/fuzz.sh
+  clang libclang-rt-14-dev     # fuzz targets (libFuzzer) and the -Wthread-safety ASan+UBSan
+                               # build: scripts/fuzz.sh, scripts/sanitize.sh
+  clang-format-14              # the code's layout: scripts/check_format.sh
   libpython3.11-testsuite      # CPython's own tests, for scripts/fidelity.sh
 )
 

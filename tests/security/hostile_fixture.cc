@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -285,7 +286,7 @@ void HostileTest::SetUpTestSuite() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR2, &sa, nullptr);
 
-  original_cwd_ = new std::string(get_current_dir_name());
+  original_cwd_ = new std::string(std::filesystem::current_path().string());
   ASSERT_EQ(chdir(host_cwd_->c_str()), 0);
   ForkZombie();
   MakeHostFds();
