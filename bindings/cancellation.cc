@@ -138,13 +138,25 @@ void Cancellation::Cancel() {
   DeliverLocked();
 }
 
+void Cancellation::Stop(Outcome reason, std::string message) {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (!stop_) stop_ = StopReason{reason, std::move(message)};
+  DeliverLocked();
+}
+
+std::optional<Cancellation::StopReason> Cancellation::stop_reason() const {
+  absl::MutexLock lock(&mu_);
+  return stop_;
+}
+
 bool Cancellation::cancelled() const {
   absl::MutexLock lock(&mu_);
   return cancelled_;
 }
 
 void Cancellation::DeliverLocked() {
-  if (running_ != nullptr) Deliver(running_, ExceptionFor(kind_));
+  if (running_ != nullptr) Deliver(running_, ExceptionFor(stop_ ? kStop : kind_));
 }
 
 Cancellation::UserCode::UserCode(Cancellation* cancellation, bool now)
@@ -153,6 +165,7 @@ Cancellation::UserCode::UserCode(Cancellation* cancellation, bool now)
   PyThreadState* tstate = CurrentThreadStateOrNull();
   PYHOST_CHECK(tstate != nullptr, "user code runs with the GIL held");
   TopUp(ExceptionFor(cancellation_->kind_));
+  TopUp(Stopped());
   absl::MutexLock lock(&cancellation_->mu_);
   PYHOST_CHECK(cancellation_->running_ == nullptr, "UserCode scopes of one Cancellation nest");
   cancellation_->running_ = tstate;

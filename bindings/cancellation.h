@@ -30,10 +30,14 @@
 
 #include <Python.h>
 
+#include <optional>
+#include <string>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "pyhost/outcome.h"
 
 namespace pyhost {
 
@@ -46,7 +50,17 @@ class Cancellation {
   Cancellation& operator=(const Cancellation&) = delete;
 
   void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops the code for good, whatever the kind (ExecutionStopped, raised again each
+  // time it is caught), because of `reason` (a limit: kTimeout, kCpuLimit...), which
+  // `message` describes for the answer. The first Stop's reason is kept.
+  void Stop(Outcome reason, std::string message) ABSL_LOCKS_EXCLUDED(mu_);
   bool cancelled() const ABSL_LOCKS_EXCLUDED(mu_);
+  // What the first Stop() gave, if it came.
+  struct StopReason {
+    Outcome outcome;
+    std::string message;
+  };
+  std::optional<StopReason> stop_reason() const ABSL_LOCKS_EXCLUDED(mu_);
 
   class UserCode {
    public:
@@ -68,6 +82,7 @@ class Cancellation {
   const Kind kind_;
   mutable absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<StopReason> stop_ ABSL_GUARDED_BY(mu_);
   PyThreadState* running_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 

@@ -2,9 +2,6 @@
 
 #include <stdlib.h>
 
-#include <optional>
-
-#include "absl/strings/str_cat.h"
 #include "bindings/cancellation.h"
 #include "embed/executions.h"
 #include "embed/isolation.h"
@@ -12,6 +9,7 @@
 #include "embed/runtime.h"
 #include "embed/tool_registry.h"
 #include "embed/work_dirs.h"
+#include "policy/limits.h"
 
 namespace pyhost {
 
@@ -21,11 +19,8 @@ namespace pyhost {
 class Host::Impl {
  public:
   Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
-       std::vector<std::string> env_network);
+       Limits default_limits, std::vector<std::string> env_network);
 
-  // The default policy's limits hold for every request that names no policy: the
-  // host refuses to start with limits it cannot enforce.
-  absl::Status CheckDefaultLimits();
   absl::StatusOr<ExecResult> Execute(const ExecRequest& request);
   ToolRegistry& tools() { return tools_; }
   void InterruptAll() { running_.CancelAll(); }
@@ -37,6 +32,7 @@ class Host::Impl {
  private:
   const HostOptions options_;
   const std::string python_version_;
+  const Limits default_limits_;                 // PYHOST_TIMEOUT_MS, ... (policy/limits.h)
   const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
   // Declared before the pool and the modes: their executions return directories.
   WorkDirStock dirs_;
@@ -46,33 +42,6 @@ class Host::Impl {
   Isolations isolations_;
   ToolRegistry tools_;
 };
-
-namespace {
-
-// A policy's limits are ceilings: a request may lower each, and one asking for more
-// is refused naming the limit and the ceiling (never silently clamped).
-absl::StatusOr<Limits> LimitsInForce(const Policy& policy, const Limits& request) {
-  Limits limits = policy.limits;
-  const struct {
-    const char* name;
-    const std::optional<int64_t>& asked;
-    std::optional<int64_t>& in_force;
-  } fields[] = {{"timeout_ms", request.timeout_ms, limits.timeout_ms},
-                {"cpu_ms", request.cpu_ms, limits.cpu_ms},
-                {"memory_mb", request.memory_mb, limits.memory_mb}};
-  for (const auto& field : fields) {
-    if (!field.asked) continue;
-    if (field.in_force && *field.asked > *field.in_force) {
-      return absl::InvalidArgumentError(absl::StrCat(field.name, " ", *field.asked,
-                                                     " is above policy '", policy.name,
-                                                     "''s ceiling of ", *field.in_force));
-    }
-    field.in_force = field.asked;
-  }
-  return limits;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
   absl::StatusOr<Runtime*> runtime = Runtime::Get();
@@ -84,11 +53,12 @@ absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool =
       InterpreterPool::Start(std::move(pool_options));
   if (!pool.ok()) return pool.status();
+  absl::StatusOr<Limits> default_limits = DefaultLimitsFromEnvironment();
+  if (!default_limits.ok()) return default_limits.status();
   const char* env_list = getenv("PYHOST_NETWORK_ALLOWLIST");
-  auto impl =
-      std::make_unique<Impl>(std::move(options), *std::move(pool), (*runtime)->python_version(),
-                             SplitHostPatterns(env_list != nullptr ? env_list : ""));
-  if (absl::Status enforced = impl->CheckDefaultLimits(); !enforced.ok()) return enforced;
+  auto impl = std::make_unique<Impl>(std::move(options), *std::move(pool),
+                                     (*runtime)->python_version(), *default_limits,
+                                     SplitHostPatterns(env_list != nullptr ? env_list : ""));
   return std::unique_ptr<Host>(new Host(std::move(impl)));
 }
 
@@ -97,33 +67,24 @@ Host::Host(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Host::~Host() = default;
 
 Host::Impl::Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
-                 std::vector<std::string> env_network)
+                 Limits default_limits, std::vector<std::string> env_network)
     : options_(std::move(options)),
       python_version_(std::move(version)),
+      default_limits_(default_limits),
       env_network_(std::move(env_network)),
       dirs_(options_.work_root, options_.pool_size),
       pool_(std::move(pool)),
       isolations_(*pool_, dirs_, running_),
-      tools_(isolations_, options_.max_output_bytes, options_.default_policy, env_network_) {}
-
-absl::Status Host::Impl::CheckDefaultLimits() {
-  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
-    absl::StatusOr<IsolationMode*> mode = isolations_.Shared(isolation);
-    if (!mode.ok()) return mode.status();
-    if (absl::Status enforced = CheckEnforced(**mode, options_.default_policy.limits);
-        !enforced.ok()) {
-      return enforced;
-    }
-  }
-  return absl::OkStatus();
-}
+      tools_(isolations_, options_.max_output_bytes, options_.default_policy, default_limits_,
+             env_network_) {}
 
 absl::StatusOr<ExecResult> Host::Impl::Execute(const ExecRequest& request) {
   absl::StatusOr<IsolationMode*> mode = isolations_.Shared(request.isolation);
   if (!mode.ok()) return mode.status();
   ExecutionSettings settings;
   settings.policy = request.policy ? &*request.policy : &options_.default_policy;
-  absl::StatusOr<Limits> limits = LimitsInForce(*settings.policy, request.limits);
+  absl::StatusOr<Limits> limits = ResolveLimits(settings.policy->name, settings.policy->limits,
+                                                request.limits, default_limits_);
   if (!limits.ok()) return limits.status();
   settings.limits = *std::move(limits);
   settings.max_output_bytes = request.max_output_bytes.value_or(options_.max_output_bytes);

@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "bindings/thread_state.h"
 #include "embed/stopwatch.h"
+#include "guards/execution_limits.h"
 
 namespace pyhost {
 namespace {
@@ -14,9 +15,12 @@ namespace {
 // Enters the execution's context in `interp` (entered), runs the execution in it and
 // reports the files it left. A context that cannot be entered is the execution's to
 // report.
+// The execution's limits hold on this thread (its CPU clock, its allocations) from
+// here: the thread that runs the code.
 void RunInNewContext(Interpreter& interp, const ExecutionSettings& settings, WorkDirStock& dirs,
-                     Cancellation& cancellation, Execution& execution,
+                     Cancellation& cancellation, ExecutionLimits& limits, Execution& execution,
                      std::unique_ptr<ExecutionContext>* keep = nullptr) {
+  ExecutionLimits::OnThisThread here(limits);
   absl::StatusOr<std::unique_ptr<ExecutionContext>> context = ExecutionContext::Enter(
       interp, *settings.policy, ExecutionSetup{settings.extra_network, &dirs}, &cancellation);
   if (!context.ok()) {
@@ -38,10 +42,10 @@ class FreshIsolation : public IsolationMode {
  public:
   FreshIsolation(InterpreterPool& pool, WorkDirStock& dirs) : pool_(pool), dirs_(dirs) {}
   Isolation isolation() const override { return Isolation::kFresh; }
-  EnforcedLimits enforced() const override { return {}; }
+  EnforcedLimits enforced() const override { return {true, true, true}; }
 
   absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
-                   Execution& execution) override {
+                   ExecutionLimits& limits, Execution& execution) override {
     Stopwatch waiting;
     absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
     if (!lease.ok()) return lease.status();
@@ -49,7 +53,7 @@ class FreshIsolation : public IsolationMode {
     stats.wait_us = waiting.WallUs();
     stats.interpreter_id = (*lease)->id();
     ThreadStateScope scope((*lease)->state());
-    RunInNewContext(lease->get(), settings, dirs_, cancellation, execution);
+    RunInNewContext(lease->get(), settings, dirs_, cancellation, limits, execution);
     return absl::OkStatus();
   }
 
@@ -68,10 +72,10 @@ class ResidentIsolation : public IsolationMode {
   ResidentIsolation(InterpreterPool& pool, WorkDirStock& dirs, bool keep_first_context)
       : pool_(pool), dirs_(dirs), keep_first_context_(keep_first_context) {}
   Isolation isolation() const override { return Isolation::kResident; }
-  EnforcedLimits enforced() const override { return {}; }
+  EnforcedLimits enforced() const override { return {true, true, true}; }
 
   absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
-                   Execution& execution) override {
+                   ExecutionLimits& limits, Execution& execution) override {
     absl::MutexLock lock(&mu_);
     if (!lease_) {
       absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
@@ -81,10 +85,11 @@ class ResidentIsolation : public IsolationMode {
     execution.answer().stats.interpreter_id = lease_->id();
     ThreadStateScope scope(lease_->ThreadStateForThisThread(), ThreadStateScope::Borrow{});
     if (kept_context_ != nullptr) {
+      ExecutionLimits::OnThisThread here(limits);
       execution.Run(settings, lease_.get(), *kept_context_, cancellation);
       return absl::OkStatus();
     }
-    RunInNewContext(lease_.get(), settings, dirs_, cancellation, execution,
+    RunInNewContext(lease_.get(), settings, dirs_, cancellation, limits, execution,
                     keep_first_context_ ? &kept_context_ : nullptr);
     return absl::OkStatus();
   }
@@ -162,9 +167,14 @@ absl::Status Isolations::Run(IsolationMode& mode, const ExecutionSettings& setti
   answer.stats.isolation = mode.isolation();
   answer.stats.policy = settings.policy->name;
   Stopwatch watch;
-  absl::Status ran = mode.Run(settings, cancellation, execution);
-  answer.stats.cpu_us = watch.CpuUs();
+  ExecutionLimits limits(settings.limits, cancellation);
+  absl::Status ran = mode.Run(settings, cancellation, limits, execution);
+  limits.Disarm();
   answer.stats.wall_us = watch.WallUs();
+  answer.stats.cpu_us = static_cast<double>(limits.cpu_us());
+  answer.stats.limits = settings.limits;
+  answer.stats.peak_memory_bytes = limits.budget().peak_bytes();
+  answer.stats.limit_hit = std::string(LimitName(answer.outcome));
   return ran;
 }
 

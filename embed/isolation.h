@@ -36,6 +36,7 @@
 #include "embed/interpreter.h"
 #include "embed/pool.h"
 #include "embed/work_dirs.h"
+#include "guards/execution_limits.h"
 #include "pyhost/limits.h"
 #include "pyhost/policy.h"
 #include "pyhost/request.h"
@@ -45,9 +46,9 @@ namespace pyhost {
 
 // One request's settings, resolved by the Host: nothing is left to default.
 struct ExecutionSettings {
-  const Policy* policy = nullptr;          // outlives the execution
-  Limits limits;                           // the policy's, lowered by the request's
-  size_t max_output_bytes = 0;             // cap of captured stdout, and of stderr
+  const Policy* policy = nullptr;  // outlives the execution
+  Limits limits;                   // in force (policy/limits.h's ResolveLimits): every field set
+  size_t max_output_bytes = 0;     // cap of captured stdout, and of stderr
   std::vector<std::string> extra_network;  // PYHOST_NETWORK_ALLOWLIST + the request's
 };
 
@@ -84,8 +85,10 @@ class IsolationMode {
   // Runs `execution` in an interpreter of this mode, entered on this thread, inside
   // the execution's context; sets the answer's interpreter id, wait and output files.
   // A Status: no interpreter could be had, nothing ran.
+  // `limits` are armed; the thread that runs the code holds an
+  // ExecutionLimits::OnThisThread while it does.
   virtual absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
-                           Execution& execution) = 0;
+                           ExecutionLimits& limits, Execution& execution) = 0;
 };
 
 // InvalidArgument for a non-positive limit, Unimplemented for one `mode` does not

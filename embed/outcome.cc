@@ -30,6 +30,29 @@ absl::string_view OutcomeName(Outcome outcome) {
   return "host_error";
 }
 
+absl::string_view ErrorTypeForOutcome(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kTimeout:
+      return error_type::kTimeout;
+    case Outcome::kCpuLimit:
+      return error_type::kCpuLimit;
+    case Outcome::kMemoryLimit:
+      return error_type::kMemoryLimit;
+    case Outcome::kOutputLimit:
+      return error_type::kOutputLimit;
+    case Outcome::kPolicyViolation:
+      return error_type::kPolicyViolation;
+    case Outcome::kCrashed:
+      return error_type::kCrashed;
+    case Outcome::kWorkerExited:
+      return error_type::kWorkerExited;
+    case Outcome::kHostError:
+      return error_type::kHost;
+    default:
+      return "";
+  }
+}
+
 absl::string_view ErrorTypeForStatus(const absl::Status& status, absl::string_view invalid) {
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:

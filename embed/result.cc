@@ -41,7 +41,11 @@ json ExecStats::ToJson() const {
               {"wall_us", wall_us},
               {"cpu_us", cpu_us},
               {"wait_us", wait_us},
-              {"interpreter_id", interpreter_id}};
+              {"interpreter_id", interpreter_id},
+              {"limits", LimitsToJson(limits)},
+              {"peak_memory_bytes", peak_memory_bytes},
+              {"limit_hit", limit_hit.empty() ? json(nullptr) : json(limit_hit)},
+              {"quarantined", quarantined}};
 }
 
 json ExecResult::ToJson() const {

@@ -10,6 +10,8 @@
 #include "bindings/json_convert.h"
 #include "bindings/python_error.h"
 #include "bindings/thread_state.h"
+#include "guards/execution_limits.h"
+#include "guards/memory_budget.h"
 
 namespace pyhost {
 namespace {
@@ -23,27 +25,72 @@ void CheckEntered(Interpreter& interp) {
                "the runner runs with the GIL held in its interpreter");
 }
 
+// How the pending exception ended the execution: what a Cancellation raises
+// (KeyboardInterrupt, ExecutionStopped) once the execution's cancellation fired is the
+// interruption's, whoever raised it, or the limit's that stopped it; a MemoryError
+// once the memory budget refused an allocation is the budget's; any other exception is
+// the code's (also one the code raised after being stopped, catching it), as is a
+// KeyboardInterrupt the code raises itself.
+Outcome OutcomeOfPendingError(PyObject* type, Cancellation* cancellation,
+                              std::optional<Cancellation::StopReason>& stop) {
+  if (type == nullptr) return Outcome::kCodeError;
+  if (cancellation != nullptr && cancellation->cancelled() && IsCancellationException(type)) {
+    stop = cancellation->stop_reason();
+    return stop ? stop->outcome : Outcome::kInterrupted;
+  }
+  const MemoryBudget* budget = MemoryBudget::Current();
+  if (budget != nullptr && budget->refused() &&
+      PyErr_GivenExceptionMatches(type, PyExc_MemoryError)) {
+    return Outcome::kMemoryLimit;
+  }
+  return Outcome::kCodeError;
+}
+
+// A limit's error: its type, the message naming the limit and what was used, and
+// where the code was.
+void DescribeLimit(Outcome outcome, const std::optional<Cancellation::StopReason>& stop,
+                   ExecError& error) {
+  error.type = std::string(ErrorTypeForOutcome(outcome));
+  error.message = stop ? stop->message : MemoryBudget::Current()->DescribeRefusal();
+  if (error.line > 0) absl::StrAppend(&error.message, ", at line ", error.line);
+  // The traceback ends with what ended the code: the limit, not the exception
+  // (ExecutionStopped, MemoryError) that carried it.
+  if (size_t last = error.traceback.rfind('\n'); last != std::string::npos) {
+    error.traceback.resize(last + 1);
+    absl::StrAppend(&error.traceback, error.type, ": ", error.message);
+  }
+  error.hint = outcome == Outcome::kMemoryLimit
+                   ? "allocate less, or ask for a higher memory_mb within the policy's ceiling"
+                   : "do less work per call, or ask for a higher limit within the policy's "
+                     "ceiling; code stuck in C cannot be stopped in-process";
+}
+
 // Fetches the pending Python error and describes it (describe_error, modules/support.h).
 // `args` and `ns` (may be null) feed the hints.
 // Describing runs the code's own methods (the exception's __str__, its audit hooks on
-// traceback access): as user code, under `cancellation`.
-// What a Cancellation raises (KeyboardInterrupt, ExecutionStopped) once the
-// execution's cancellation fired is the interruption's, whoever raised it; any other
-// exception is the code's (also one the code raised after the interruption, catching
-// it), as is a KeyboardInterrupt the code raises itself.
+// traceback access): as user code, under `cancellation`, and outside the memory
+// budget (it may have been spent: describing must not fail for it).
 Failure DescribePendingError(Interpreter& interp, const std::string& filename,
                              absl::string_view source, PyObject* args, PyObject* ns,
                              Cancellation* cancellation) {
+  std::optional<Cancellation::StopReason> stop;
+  PyObject* pending = PyErr_Occurred();
+  Failure failure{OutcomeOfPendingError(pending, cancellation, stop), ExecError{}};
+  const bool limit = !LimitName(failure.outcome).empty();
+  absl::Cleanup name_limit = [&] {
+    if (limit) DescribeLimit(failure.outcome, stop, failure.error);
+  };
+  MemoryBudget::Charge uncounted(nullptr);
   Cancellation::UserCode describing(cancellation, /*now=*/false);
   PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
   PyErr_Fetch(&type, &value, &traceback);
   PyErr_NormalizeException(&type, &value, &traceback);
+  // Making an ExecutionStopped stops the thread again (cancellation.h): not this
+  // describing, which is pyhost's.
+  if (type != nullptr && IsCancellationException(type)) DropPendingInterrupt();
   auto owned_type = py::reinterpret_steal<py::object>(type);
   auto owned_value = py::reinterpret_steal<py::object>(value);
   auto owned_tb = py::reinterpret_steal<py::object>(traceback);
-  bool interrupted = cancellation != nullptr && cancellation->cancelled() && type != nullptr &&
-                     IsCancellationException(type);
-  Failure failure{interrupted ? Outcome::kInterrupted : Outcome::kCodeError, ExecError{}};
   ExecError& error = failure.error;
   error.type = type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Error";
   if (!owned_value) return failure;

@@ -22,6 +22,7 @@
 #include "bindings/cancellation.h"
 #include "bindings/py_string.h"
 #include "guards/hardening.h"
+#include "guards/memory_budget.h"
 #include "guards/shared_types.h"
 
 namespace pyhost {
@@ -90,6 +91,9 @@ absl::StatusOr<Runtime*> Initialize() {
   }
 #ifdef PYHOST_ASAN
   UseSanitizerAllocators();
+  InstallMemoryAccounting(/*malloc_object_domains=*/true);
+#else
+  InstallMemoryAccounting(/*malloc_object_domains=*/false);
 #endif
   PyConfig config;
   PyConfig_InitIsolatedConfig(&config);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "embed/executions.h"
+#include "policy/limits.h"
 
 namespace pyhost {
 
@@ -28,7 +29,10 @@ absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view so
   auto tool = std::make_shared<Tool>();
   tool->policy = options.policy.value_or(default_policy_);
   tool->settings.policy = &tool->policy;
-  tool->settings.limits = tool->policy.limits;
+  absl::StatusOr<Limits> limits =
+      ResolveLimits(tool->policy.name, tool->policy.limits, options.limits, default_limits_);
+  if (!limits.ok()) return limits.status();
+  tool->settings.limits = *limits;
   tool->settings.max_output_bytes = max_output_bytes_;
   tool->settings.extra_network = extra_network_;
   if (options.isolation == Isolation::kResident) {

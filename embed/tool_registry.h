@@ -40,11 +40,13 @@ class ToolRegistry {
  public:
   // Tools registered without a policy get `default_policy`; `extra_network` joins
   // every tool's network allowlist (PYHOST_NETWORK_ALLOWLIST).
+  // `default_limits`: the host's (policy/limits.h's DefaultLimitsFromEnvironment).
   ToolRegistry(Isolations& isolations, size_t max_output_bytes, Policy default_policy,
-               std::vector<std::string> extra_network)
+               Limits default_limits, std::vector<std::string> extra_network)
       : isolations_(isolations),
         max_output_bytes_(max_output_bytes),
         default_policy_(std::move(default_policy)),
+        default_limits_(default_limits),
         extra_network_(std::move(extra_network)) {}
 
   // InvalidArgument for a bad name, a source that does not compile or load, or no
@@ -79,6 +81,7 @@ class ToolRegistry {
   Isolations& isolations_;
   const size_t max_output_bytes_;
   const Policy default_policy_;
+  const Limits default_limits_;
   const std::vector<std::string> extra_network_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Tool>> tools_ ABSL_GUARDED_BY(mu_);

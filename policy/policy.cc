@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "bindings/json_text.h"
 #include "bindings/user_file.h"
+#include "policy/limits.h"
 #include "policy/module_rules.h"
 
 namespace pyhost {
@@ -114,10 +115,6 @@ bool Policy::ImportAllowed(absl::string_view module) const {
 }
 
 json Policy::ToJson() const {
-  json limits_json = json::object();
-  if (limits.timeout_ms) limits_json["timeout_ms"] = *limits.timeout_ms;
-  if (limits.cpu_ms) limits_json["cpu_ms"] = *limits.cpu_ms;
-  if (limits.memory_mb) limits_json["memory_mb"] = *limits.memory_mb;
   return json{{"name", name},
               {"enforce", enforce},
               {"imports", {{"allow", import_allow}, {"deny", import_deny}}},
@@ -126,12 +123,13 @@ json Policy::ToJson() const {
               {"threads", threads},
               {"network", network},
               {"env", env},
-              {"limits", limits_json}};
+              {"limits", LimitsToJson(limits)}};
 }
 
 absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
   Policy policy;
   policy.name = std::string(name);
+  policy.limits = ProfileCeilings(name);
   if (name == "yolo") {
     policy.enforce = false;
     policy.processes = true;

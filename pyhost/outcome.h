@@ -63,6 +63,11 @@ inline constexpr absl::string_view kNotFound = "NotFound";
 inline constexpr absl::string_view kNotImplemented = "NotImplemented";
 }  // namespace error_type
 
+// The error type of an answer that ended with `outcome` when pyhost, not the code,
+// names it: kTimeout, kCpuLimit, kMemoryLimit, kOutputLimit, kPolicyViolation,
+// kCrashed, kWorkerExited, kHost (kHostError); empty for the others.
+absl::string_view ErrorTypeForOutcome(Outcome outcome);
+
 // The wire type of a request that got a Status instead of an answer: kHost for
 // pyhost's own failures (Internal, Unavailable, and codes no request can cause),
 // kNotFound, kNotImplemented, kInterrupted (Cancelled), else `invalid` (what an

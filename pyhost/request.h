@@ -39,7 +39,8 @@ struct ExecRequest {
   std::optional<Policy> policy;
   // Host patterns added to the policy's network allowlist for this request.
   std::vector<std::string> allow_net;
-  // Not enforced yet: a request that sets any is rejected with Unimplemented.
+  // Unset fields: the environment's or the defaults, lowered to the policy's ceilings
+  // (pyhost/limits.h); a field above its ceiling is refused (InvalidArgument).
   Limits limits;
 };
 
@@ -51,6 +52,8 @@ struct ToolOptions {
   // Unset: the host's default policy. A resident tool's policy is in force from its
   // registration (its module body runs under it) to its removal.
   std::optional<Policy> policy;
+  // Of the tool's load and of each of its calls, as ExecRequest::limits.
+  Limits limits;
 };
 
 }  // namespace pyhost

@@ -46,6 +46,13 @@ struct ExecStats {
   double cpu_us = 0;   // CPU time of the executing thread while it ran the code
   double wait_us = 0;  // of wall_us, the time spent waiting for an interpreter
   int64_t interpreter_id = -1;
+  Limits limits;                  // in force (every field set once the request ran)
+  int64_t peak_memory_bytes = 0;  // the memory budget's peak (guards/memory_budget.h)
+  // The limit that ended the execution ("timeout_ms", "cpu_ms", "memory_mb"), or empty.
+  std::string limit_hit;
+  // The code was stuck in C past its deadline: its interpreter was set aside, never
+  // reused, and is destroyed when the code returns (PoolStats counts them).
+  bool quarantined = false;
 
   nlohmann::json ToJson() const;
 };

@@ -90,9 +90,15 @@ TEST_F(ExitStatusTest, OutcomesOfTheCode) {
   Outcome failed = RunPyhost({"exec", "-c", "raise ValueError('no')"});
   EXPECT_TRUE(failed.exited && failed.exit_code == 1) << failed.Describe();
   EXPECT_EQ(OnlyJson(failed)["outcome"], "code_error");
-  Outcome usage = RunPyhost({"exec", "--memory-mb", "64", "-c", "print('ran')"});
+  Outcome usage = RunPyhost({"exec", "--memory-mb", "4096", "-c", "print('ran')"});
   EXPECT_TRUE(usage.exited && usage.exit_code == 2) << usage.Describe();
   EXPECT_THAT(usage.out, IsEmpty());
+  for (const char* limited : {"--timeout-ms", "--cpu-ms"}) {
+    Outcome stopped = RunPyhost({"exec", limited, "300", "-c", "while True: pass"});
+    EXPECT_TRUE(stopped.exited && stopped.exit_code == 1) << stopped.Describe();
+    EXPECT_EQ(OnlyJson(stopped)["outcome"],
+              limited == std::string("--timeout-ms") ? "timeout" : "cpu_limit");
+  }
 }
 
 TEST_F(ExitStatusTest, HelpNamesEveryExitStatus) {

@@ -244,27 +244,52 @@ TEST_F(ServeTest, IntegersPast64BitsAreKeptExactOrRefusedNeverRounded) {
               HasSubstr("result[2]: int does not fit in 64 bits"));
 }
 
-TEST_F(ServeTest, NotImplementedFieldsAreRefused) {
+TEST_F(ServeTest, ProcessIsolationIsRefused) {
+  Outcome run = RunPyhost(
+      {"serve"},
+      Lines({{{"id", 3}, {"op", "exec"}, {"code", "print('ran')"}, {"isolation", "process"}}}));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 1u) << run.Describe();
+  json answer = answers["3"];
+  EXPECT_EQ(answer["ok"], false) << answer.dump();
+  EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
+  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
+  EXPECT_FALSE(answer.contains("stdout")) << answer.dump();
+}
+
+// The limit fields of a request, and a policy's ceilings, as the C++ API takes them.
+TEST_F(ServeTest, LimitFieldsAreInForceAndAboveACeilingAreRefused) {
   std::vector<json> requests = {
-      {{"id", 1}, {"op", "exec"}, {"code", "print('ran')"}, {"timeout_ms", 100}},
-      {{"id", 3}, {"op", "exec"}, {"code", "print('ran')"}, {"isolation", "process"}},
-      {{"id", 5}, {"op", "exec"}, {"code", "print('ran')"}, {"memory_mb", 64}},
-      {{"id", 6}, {"op", "exec"}, {"code", "print('ran')"}, {"cpu_ms", 10}},
-      {{"id", 7},
+      {{"id", 1}, {"op", "exec"}, {"code", "result = 1"}, {"timeout_ms", 900}, {"memory_mb", 64}},
+      {{"id", 2}, {"op", "exec"}, {"code", "while True: pass"}, {"timeout_ms", 300}},
+      {{"id", 3}, {"op", "exec"}, {"code", "while True: pass"}, {"cpu_ms", 300}},
+      {{"id", 4}, {"op", "exec"}, {"code", "x = bytearray(2**31)"}, {"memory_mb", 64}},
+      {{"id", 5},
        {"op", "exec"},
-       {"code", "print('ran')"},
-       {"policy", {{"extends", "strict"}, {"limits", {{"timeout_ms", 5}}}}}},
+       {"code", "result = 1"},
+       {"policy", {{"extends", "strict"}, {"limits", {{"timeout_ms", 500}}}}},
+       {"timeout_ms", 600}},
+      {{"id", 6},
+       {"op", "exec"},
+       {"code", "result = 1"},
+       {"policy", {{"extends", "strict"}, {"limits", {{"timeout_ms", 500}}}}}},
   };
   Outcome run = RunPyhost({"serve"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
-  ASSERT_EQ(answers.size(), 5u) << run.Describe();
-  for (auto& [id, answer] : answers) {
-    EXPECT_EQ(answer["ok"], false) << answer.dump();
-    EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
-    EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
-    EXPECT_FALSE(answer.contains("stdout")) << answer.dump();
-  }
+  ASSERT_EQ(answers.size(), 6u) << run.Describe();
+  EXPECT_EQ(answers["1"]["result"], 1) << answers["1"].dump();
+  EXPECT_EQ(answers["1"]["stats"]["limits"],
+            (json{{"timeout_ms", 900}, {"cpu_ms", 900}, {"memory_mb", 64}}));
+  EXPECT_EQ(answers["2"]["error"]["type"], "Timeout") << answers["2"].dump();
+  EXPECT_EQ(answers["2"]["stats"]["limit_hit"], "timeout_ms") << answers["2"].dump();
+  EXPECT_EQ(answers["3"]["error"]["type"], "CpuLimitExceeded") << answers["3"].dump();
+  EXPECT_EQ(answers["4"]["error"]["type"], "MemoryLimitExceeded") << answers["4"].dump();
+  EXPECT_EQ(answers["5"]["error"]["type"], "BadRequest") << answers["5"].dump();
+  EXPECT_THAT(answers["5"]["error"]["message"].get<std::string>(),
+              HasSubstr("timeout_ms 600 is above policy"));
+  EXPECT_EQ(answers["6"]["stats"]["limits"]["timeout_ms"], 500) << answers["6"].dump();
 }
 
 TEST_F(ServeTest, PolicyAsAnObject) {

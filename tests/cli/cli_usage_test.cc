@@ -69,14 +69,15 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{"MissingPolicyFile",
                   {"exec", "--policy", "/nonexistent/p.json", "-c", "1"},
                   "cannot read policy file"},
-        UsageCase{"TimeoutNotImplemented",
-                  {"exec", "--timeout-ms", "100", "-c", "1"},
-                  "not implemented yet"},
-        UsageCase{
-            "CpuNotImplemented", {"exec", "--cpu-ms", "100", "-c", "1"}, "not implemented yet"},
-        UsageCase{"MemoryNotImplemented",
-                  {"exec", "--memory-mb", "64", "-c", "1"},
-                  "not implemented yet"},
+        UsageCase{"TimeoutAboveTheCeiling",
+                  {"exec", "--timeout-ms", "300001", "-c", "1"},
+                  "timeout_ms 300001 is above policy 'strict''s ceiling of 300000"},
+        UsageCase{"CpuNotPositive",
+                  {"exec", "--cpu-ms", "0", "-c", "1"},
+                  "--cpu-ms takes a positive integer, got '0'"},
+        UsageCase{"MemoryAboveTheCeiling",
+                  {"exec", "--memory-mb", "4096", "-c", "1"},
+                  "memory_mb 4096 is above policy 'strict''s ceiling of 1024"},
         UsageCase{"ProcessIsolationNotImplemented",
                   {"exec", "--isolation", "process", "-c", "1"},
                   "not implemented yet"},
@@ -102,7 +103,7 @@ TEST_F(UsageTest, HelpExitsZero) {
 
 TEST_F(UsageTest, NotImplementedFlagsDoNotRunTheCode) {
   // The snippet would print; a refused request must not have run it at all.
-  Outcome run = RunPyhost({"exec", "--timeout-ms", "100", "-c", "print('ran anyway')"});
+  Outcome run = RunPyhost({"exec", "--isolation", "process", "-c", "print('ran anyway')"});
   EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
   EXPECT_THAT(run.out, IsEmpty());
   EXPECT_THAT(run.err, ::testing::Not(HasSubstr("ran anyway")));

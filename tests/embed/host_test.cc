@@ -102,29 +102,25 @@ TEST(HostTest, ResidentSnippetsKeepModulesButNotGlobals) {
   EXPECT_EQ(r.stats.isolation, Isolation::kResident);
 }
 
-TEST(HostTest, UnimplementedRequestsAreRejectedNotIgnored) {
+TEST(HostTest, ProcessIsolationIsRejectedNotIgnoredAndEveryLimitIsTaken) {
   auto host = MakeHost(1);
   ExecRequest request;
   request.code = "result = 1";
-  Policy limited = *NamedPolicy("strict");
-  limited.limits.timeout_ms = 100;  // limits inside a policy are not enforced yet either
-  request.policy = limited;
-  EXPECT_TRUE(absl::IsUnimplemented(host->Execute(request).status()));
-  request.policy.reset();
   request.isolation = Isolation::kProcess;
   EXPECT_TRUE(absl::IsUnimplemented(host->Execute(request).status()));
+  EXPECT_TRUE(
+      absl::IsUnimplemented(host->RegisterTool("t", "def run(a): pass", {Isolation::kProcess})));
   request.isolation = Isolation::kFresh;
   for (auto limit : {&Limits::timeout_ms, &Limits::cpu_ms, &Limits::memory_mb}) {
     ExecRequest limited = request;
     limited.limits.*limit = 100;
-    absl::Status status = host->Execute(limited).status();
-    EXPECT_TRUE(absl::IsUnimplemented(status)) << status;
-    EXPECT_THAT(std::string(status.message()), HasSubstr("not implemented yet"));
+    absl::StatusOr<ExecResult> run = host->Execute(limited);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->result, 1);
+    EXPECT_EQ(run->stats.limits.*limit, 100);
     limited.limits.*limit = -1;
     EXPECT_TRUE(absl::IsInvalidArgument(host->Execute(limited).status()));
   }
-  EXPECT_TRUE(
-      absl::IsUnimplemented(host->RegisterTool("t", "def run(a): pass", {Isolation::kProcess})));
 }
 
 TEST(HostTest, BadOptionsFailCreate) {

@@ -49,20 +49,17 @@ class IsolationTest : public ::testing::Test {
 };
 InterpreterPool* IsolationTest::pool_ = nullptr;
 
-TEST_F(IsolationTest, EveryModeRefusesLimitsItDoesNotEnforceAndNonPositiveOnes) {
+TEST_F(IsolationTest, EveryModeEnforcesEveryLimitAndRefusesNonPositiveOnes) {
   for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
     absl::StatusOr<IsolationMode*> mode = isolations_.Shared(isolation);
     ASSERT_TRUE(mode.ok());
     EXPECT_TRUE(CheckEnforced(**mode, Limits{}).ok());
-    Limits timeout;
-    timeout.timeout_ms = 100;
-    absl::Status refused = CheckEnforced(**mode, timeout);
-    EXPECT_TRUE(absl::IsUnimplemented(refused)) << refused;
-    EXPECT_THAT(std::string(refused.message()), HasSubstr("timeout_ms"));
-    EXPECT_THAT(std::string(refused.message()), HasSubstr(IsolationName(isolation)));
+    EXPECT_TRUE(CheckEnforced(**mode, Limits{100, 100, 64}).ok());
     Limits negative;
     negative.memory_mb = -1;
-    EXPECT_TRUE(absl::IsInvalidArgument(CheckEnforced(**mode, negative)));
+    absl::Status refused = CheckEnforced(**mode, negative);
+    EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+    EXPECT_THAT(std::string(refused.message()), HasSubstr("memory_mb"));
   }
 }
 
@@ -72,10 +69,54 @@ TEST_F(IsolationTest, RunRefusesBeforeAnythingRuns) {
   ExecResult result;
   SnippetExecution snippet(request, result);
   ExecutionSettings settings = Settings();
-  settings.limits.cpu_ms = 10;
+  settings.limits.cpu_ms = 0;
   absl::Status ran = isolations_.Run(**isolations_.Shared(Isolation::kFresh), settings, snippet);
-  EXPECT_TRUE(absl::IsUnimplemented(ran)) << ran;
+  EXPECT_TRUE(absl::IsInvalidArgument(ran)) << ran;
   EXPECT_EQ(result.stats.interpreter_id, -1);  // no interpreter was taken
+}
+
+TEST_F(IsolationTest, EveryModeStopsCodeAtItsLimitsAndSaysWhich) {
+  const struct {
+    const char* code;
+    Limits limits;
+    Outcome outcome;
+    const char* type;
+    const char* limit;
+  } cases[] = {
+      {"while True: pass", Limits{200, std::nullopt, std::nullopt}, Outcome::kTimeout, "Timeout",
+       "timeout_ms"},
+      {"import time\ntime.sleep(60)", Limits{200, std::nullopt, std::nullopt}, Outcome::kTimeout,
+       "Timeout", "timeout_ms"},
+      {"while True: pass", Limits{std::nullopt, 200, std::nullopt}, Outcome::kCpuLimit,
+       "CpuLimitExceeded", "cpu_ms"},
+      {"x = bytearray(3 * 1024**3)", Limits{std::nullopt, std::nullopt, 64}, Outcome::kMemoryLimit,
+       "MemoryLimitExceeded", "memory_mb"},
+  };
+  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
+    for (const auto& c : cases) {
+      ExecRequest request;
+      request.code = c.code;
+      ExecResult result;
+      SnippetExecution snippet(request, result);
+      ExecutionSettings settings = Settings();
+      settings.limits = c.limits;
+      ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), settings, snippet).ok());
+      EXPECT_EQ(result.outcome, c.outcome) << c.code << " " << result.ToJson().dump();
+      ASSERT_TRUE(result.error.has_value()) << c.code;
+      EXPECT_EQ(result.error->type, c.type) << c.code;
+      EXPECT_THAT(result.error->message, HasSubstr(c.limit)) << c.code;
+      EXPECT_GT(result.error->line, 0) << c.code;
+      EXPECT_EQ(result.stats.limit_hit, c.limit) << c.code;
+      EXPECT_LT(result.stats.wall_us, 2.2e6) << c.code;  // generous: noisy machines
+      // The interpreter answers the next execution.
+      ExecRequest next;
+      next.code = "result = 41 + 1";
+      ExecResult answer;
+      SnippetExecution again(next, answer);
+      ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), again).ok());
+      EXPECT_EQ(answer.result, 42) << answer.ToJson().dump();
+    }
+  }
 }
 
 TEST_F(IsolationTest, ProcessIsolationIsRefused) {

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "policy/limits.h"
+
 namespace pyhost {
 namespace {
 
@@ -33,8 +35,9 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
   }
   void SetUp() override {
     isolations_ = std::make_unique<Isolations>(*pool_, dirs_, running_);
-    tools_ = std::make_unique<ToolRegistry>(*isolations_, 1 << 16, *NamedPolicy("strict"),
-                                            std::vector<std::string>{});
+    tools_ =
+        std::make_unique<ToolRegistry>(*isolations_, 1 << 16, *NamedPolicy("strict"),
+                                       *DefaultLimitsFromEnvironment(), std::vector<std::string>{});
   }
   void TearDown() override {
     tools_.reset();
@@ -197,7 +200,7 @@ TEST(ResidentToolTest, ModuleStatePersistsGlobalsOfACallDoNot) {
   WorkDirStock dirs(DefaultWorkRoot(), 1);
   CancellationSet running;
   Isolations isolations(**pool, dirs, running);
-  ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), {});
+  ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), *DefaultLimitsFromEnvironment(), {});
   ToolOptions resident;
   resident.isolation = Isolation::kResident;
   ASSERT_TRUE(tools
@@ -229,7 +232,7 @@ TEST(FreshToolTest, EveryCallStartsFromScratch) {
   WorkDirStock dirs(DefaultWorkRoot(), 1);
   CancellationSet running;
   Isolations isolations(**pool, dirs, running);
-  ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), {});
+  ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), *DefaultLimitsFromEnvironment(), {});
   ASSERT_TRUE(tools
                   .Register("state", R"(
 import sys

@@ -52,9 +52,12 @@ struct Outcome {
 Outcome RunPyhost(const std::string& code, const std::string& policy) {
   std::string path =
       testutil::MakeTempFile("/tmp/c-stack-", absl::StrCat("N = ", kDepth, "\n", code));
-  // A hang is a failure too (generous: slow machines, big chains).
-  std::string command = absl::StrCat("timeout 300 ", PYHOST_BINARY, " exec --policy ", policy, " ",
-                                     path, " 2>/dev/null");
+  // A hang is a failure too (generous: slow machines, big chains). The chains hold
+  // up to a few hundred MB and take seconds to build: the limits are not what is
+  // tested here, so they are raised to strict's ceilings.
+  std::string command =
+      absl::StrCat("timeout 330 ", PYHOST_BINARY, " exec --policy ", policy,
+                   " --memory-mb 1024 --timeout-ms 300000 ", path, " 2>/dev/null");
   testutil::ShellResult run = testutil::RunShell(command);
   unlink(path.c_str());
   Outcome outcome;
