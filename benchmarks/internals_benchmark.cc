@@ -98,7 +98,7 @@ void BM_AuditEventCost(benchmark::State& state) {
   if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
   absl::StatusOr<pyhost::InterpreterLease> lease = (*pool)->Acquire();
   if (!lease.ok()) return state.SkipWithError(lease.status().ToString().c_str());
-  pyhost::WorkDirStock dirs(pyhost::DefaultWorkRoot(), 1);
+  auto dirs = std::make_shared<pyhost::WorkDirStock>(pyhost::DefaultWorkRoot(), 1);
   pyhost::ThreadStateScope scope((*lease)->state());
   constexpr int kEvents = 20000;
   auto time_ns = [&](const char* event, const char* format, auto... args) {
@@ -124,7 +124,7 @@ void BM_AuditEventCost(benchmark::State& state) {
       std::string file = "/usr/lib/python3.11/os.py";
       if (strict) {
         context = *pyhost::ExecutionContext::Enter(lease->get(), *pyhost::NamedPolicy("strict"),
-                                                   {{}, &dirs});
+                                                   {{}, dirs.get()});
         file = context->Globals()["WORK_DIR"].get<std::string>() + "/data.txt";
       }
       auto slot = [&](int i) { return strict ? &probes[i].strict_ns : &probes[i].inactive_ns; };

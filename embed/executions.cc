@@ -1,13 +1,21 @@
 #include "embed/executions.h"
 
 #include "absl/strings/str_cat.h"
+#include "bindings/check.h"
 
 namespace pyhost {
 namespace {
 
-// A context that could not be entered, as an answer: interrupted while the
-// environment was set (Cancelled), or pyhost's failure.
+// An execution pyhost ended before it could answer, as an answer: interrupted while
+// the environment was set (Cancelled), stuck in C past its deadline
+// (DeadlineExceeded), or pyhost's failure.
 Failure ContextFailure(const absl::Status& why) {
+  if (absl::IsDeadlineExceeded(why)) {
+    return Failure{Outcome::kTimeout,
+                   ExecError{std::string(error_type::kTimeout), std::string(why.message()), 0, "",
+                             "code stuck in C cannot be stopped in-process: run code you "
+                             "cannot trust to stay in Python in process isolation"}};
+  }
   bool interrupted = absl::IsCancelled(why);
   return Failure{
       interrupted ? Outcome::kInterrupted : Outcome::kHostError,
@@ -15,7 +23,60 @@ Failure ContextFailure(const absl::Status& why) {
                 std::string(why.message())}};
 }
 
+// What a detached execution owns: the inputs it was made from, and its answer. A
+// base (initialized first) of the owning executions below.
+struct SnippetStorage {
+  ExecRequest request;
+  ExecResult result;
+};
+class OwnedSnippet : private SnippetStorage, public SnippetExecution {
+ public:
+  explicit OwnedSnippet(const ExecRequest& copied)
+      : SnippetStorage{copied, {}}, SnippetExecution(request, result) {}
+};
+
+struct ToolCallStorage {
+  CompiledTool tool;
+  nlohmann::json args;
+  ToolCallResult result;
+};
+class OwnedToolCall : private ToolCallStorage, public ToolCallExecution {
+ public:
+  OwnedToolCall(const CompiledTool& copied, const nlohmann::json& args)
+      : ToolCallStorage{copied, args, {}}, ToolCallExecution(tool, nullptr, this->args, result) {}
+};
+
 }  // namespace
+
+std::unique_ptr<Execution> SnippetExecution::Detached() const {
+  return std::make_unique<OwnedSnippet>(request_);
+}
+
+void SnippetExecution::Adopt(Execution& detached) {
+  result_ = std::move(static_cast<SnippetExecution&>(detached).result_);
+}
+
+std::unique_ptr<Execution> ToolLoadExecution::Detached() const {
+  return std::make_unique<ToolLoadExecution>(name_, source_);
+}
+
+void ToolLoadExecution::Adopt(Execution& detached) {
+  auto& done = static_cast<ToolLoadExecution&>(detached);
+  answer_ = std::move(done.answer_);
+  context_status_ = std::move(done.context_status_);
+  error_ = std::move(done.error_);
+  compiled_ = std::move(done.compiled_);
+  module_ = done.module_;
+}
+
+std::unique_ptr<Execution> ToolCallExecution::Detached() const {
+  PYHOST_CHECK(module_ == nullptr, "a resident tool call is detached");
+  return std::make_unique<OwnedToolCall>(tool_, args_);
+}
+
+void ToolCallExecution::Adopt(Execution& detached) {
+  result_ = std::move(static_cast<ToolCallExecution&>(detached).result_);
+}
 
 void SnippetExecution::Run(const ExecutionSettings& settings, Interpreter& interp,
                            const ExecutionContext& context, Cancellation& cancellation) {

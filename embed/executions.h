@@ -8,6 +8,7 @@
 #ifndef PYHOST_EMBED_EXECUTIONS_H_
 #define PYHOST_EMBED_EXECUTIONS_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,8 @@ class SnippetExecution : public Execution {
            Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override;
   Answer& answer() override { return result_; }
+  std::unique_ptr<Execution> Detached() const override;
+  void Adopt(Execution& detached) override;
 
  private:
   const ExecRequest& request_;
@@ -45,6 +48,8 @@ class ToolLoadExecution : public Execution {
   void Fail(const absl::Status& why) override { context_status_ = why; }
   bool ReportsOutputs() const override { return false; }
   Answer& answer() override { return answer_; }
+  std::unique_ptr<Execution> Detached() const override;
+  void Adopt(Execution& detached) override;
 
   // OK when the tool loaded. The context's own Status when it could not be entered;
   // InvalidArgument naming the tool, the error and its line when the tool did not
@@ -76,6 +81,9 @@ class ToolCallExecution : public Execution {
            Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override;
   Answer& answer() override { return result_; }
+  // Null `module` only: a resident tool's module cannot leave its interpreter.
+  std::unique_ptr<Execution> Detached() const override;
+  void Adopt(Execution& detached) override;
 
  private:
   const CompiledTool& tool_;

@@ -25,8 +25,8 @@ class Host::Impl {
   ToolRegistry& tools() { return tools_; }
   void InterruptAll() { running_.CancelAll(); }
   PoolStats pool_stats() { return pool_->stats(); }
-  const std::string& work_root() const { return dirs_.root(); }
-  void RemoveUnreportedFiles() { dirs_.RemoveAllButKeptOutputs(); }
+  const std::string& work_root() const { return dirs_->root(); }
+  void RemoveUnreportedFiles() { dirs_->RemoveAllButKeptOutputs(); }
   const std::string& python_version() const { return python_version_; }
 
  private:
@@ -35,7 +35,7 @@ class Host::Impl {
   const Limits default_limits_;                 // PYHOST_TIMEOUT_MS, ... (policy/limits.h)
   const std::vector<std::string> env_network_;  // PYHOST_NETWORK_ALLOWLIST
   // Declared before the pool and the modes: their executions return directories.
-  WorkDirStock dirs_;
+  const std::shared_ptr<WorkDirStock> dirs_;
   CancellationSet running_;
   // Declared before the members holding leases, so destroyed after them.
   std::unique_ptr<InterpreterPool> pool_;
@@ -64,7 +64,12 @@ absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
 
 Host::Host(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Host::~Host() = default;
+Host::~Host() {
+  // Code stuck in C holds the GIL (shared by every interpreter on 3.11), which tearing
+  // the host down needs: a host that still has some is left as it is, for the process
+  // to end (the command prints its answer and exits at the deadline plus the grace).
+  if (impl_->pool_stats().quarantined > 0) (void)impl_.release();
+}
 
 Host::Impl::Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std::string version,
                  Limits default_limits, std::vector<std::string> env_network)
@@ -72,7 +77,7 @@ Host::Impl::Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std
       python_version_(std::move(version)),
       default_limits_(default_limits),
       env_network_(std::move(env_network)),
-      dirs_(options_.work_root, options_.pool_size),
+      dirs_(std::make_shared<WorkDirStock>(options_.work_root, options_.pool_size)),
       pool_(std::move(pool)),
       isolations_(*pool_, dirs_, running_),
       tools_(isolations_, options_.max_output_bytes, options_.default_policy, default_limits_,

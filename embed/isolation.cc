@@ -1,6 +1,8 @@
 #include "embed/isolation.h"
 
+#include <algorithm>
 #include <optional>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -36,30 +38,118 @@ void RunInNewContext(Interpreter& interp, const ExecutionSettings& settings, Wor
   if (keep != nullptr) *keep = *std::move(context);
 }
 
+// One fresh execution on its own thread, owning everything that thread touches: the
+// caller may stop waiting for it (code stuck in C) and return while it still runs.
+class FreshJob {
+ public:
+  FreshJob(const ExecutionSettings& settings, std::shared_ptr<ExecutionControl> control,
+           std::unique_ptr<Execution> execution, InterpreterLease lease,
+           std::shared_ptr<WorkDirStock> dirs)
+      : policy_(*settings.policy),
+        settings_(settings),
+        control_(std::move(control)),
+        execution_(std::move(execution)),
+        lease_(std::move(lease)),
+        dirs_(std::move(dirs)) {
+    settings_.policy = &policy_;
+  }
+
+  static void Start(const std::shared_ptr<FreshJob>& job) {
+    std::thread([job] { job->Run(); }).detach();
+  }
+
+  // Waits for the execution to end: until `kStuckGrace` past its deadline, or past
+  // the moment a limit stopped it. True if it ended: its answer can be adopted. Else
+  // the job is abandoned: its interpreter is quarantined, and the thread tears it down
+  // if the code ever returns.
+  bool WaitOrAbandon() {
+    absl::MutexLock lock(&mu_);
+    const ExecutionLimits& limits = control_->limits;
+    for (;;) {
+      absl::Time give_up = limits.deadline() + kStuckGrace;
+      if (std::optional<absl::Time> stopped = limits.stopped_at()) {
+        give_up = std::min(give_up, *stopped + kStuckGrace);
+      }
+      // Woken when it ends; else every few ms, to see whether a limit stopped it.
+      auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; };
+      mu_.AwaitWithDeadline(absl::Condition(&ended),
+                            std::min(give_up, absl::Now() + absl::Milliseconds(10)));
+      if (done_) return true;
+      if (absl::Now() >= give_up) break;
+    }
+    abandoned_ = true;
+    lease_.Quarantine();
+    return false;
+  }
+
+  Execution& execution() { return *execution_; }
+
+ private:
+  void Run() {
+    {
+      ThreadStateScope scope(lease_->state());
+      RunInNewContext(lease_.get(), settings_, *dirs_, control_->cancellation, control_->limits,
+                      *execution_);
+    }
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+  }
+
+  const Policy policy_;  // settings_.policy points here
+  ExecutionSettings settings_;
+  const std::shared_ptr<ExecutionControl> control_;
+  const std::unique_ptr<Execution> execution_;
+  InterpreterLease lease_;  // handed back when the last owner lets the job go
+  const std::shared_ptr<WorkDirStock> dirs_;
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 // Every execution in a never-used interpreter from the pool, destroyed afterwards:
-// nothing one execution does is seen by the next.
+// nothing one execution does is seen by the next. It runs on a thread of its own so
+// that code stuck in C past its deadline holds up only that thread: its caller gets
+// a Timeout kStuckGrace after the deadline.
 class FreshIsolation : public IsolationMode {
  public:
-  FreshIsolation(InterpreterPool& pool, WorkDirStock& dirs) : pool_(pool), dirs_(dirs) {}
+  FreshIsolation(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs)
+      : pool_(pool), dirs_(std::move(dirs)) {}
   Isolation isolation() const override { return Isolation::kFresh; }
   EnforcedLimits enforced() const override { return {true, true, true}; }
 
-  absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
-                   ExecutionLimits& limits, Execution& execution) override {
+  absl::Status Run(const ExecutionSettings& settings,
+                   const std::shared_ptr<ExecutionControl>& control,
+                   Execution& execution) override {
     Stopwatch waiting;
     absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
     if (!lease.ok()) return lease.status();
+    const double wait_us = waiting.WallUs();
+    const int64_t interpreter_id = (*lease)->id();
+    auto job = std::make_shared<FreshJob>(settings, control, execution.Detached(),
+                                          *std::move(lease), dirs_);
+    FreshJob::Start(job);
+    const bool ended = job->WaitOrAbandon();
+    if (ended) {
+      execution.Adopt(job->execution());
+    } else {
+      std::optional<Cancellation::StopReason> stop = control->cancellation.stop_reason();
+      execution.Fail(absl::DeadlineExceededError(absl::StrCat(
+          stop ? stop->message
+               : absl::StrCat("wall-clock limit of ", *settings.limits.timeout_ms,
+                              " ms (timeout_ms) reached"),
+          ", and the code did not stop within ", absl::ToInt64Milliseconds(kStuckGrace),
+          " ms: it is stuck in C (one long builtin call); its interpreter was quarantined")));
+    }
     ExecStats& stats = execution.answer().stats;
-    stats.wait_us = waiting.WallUs();
-    stats.interpreter_id = (*lease)->id();
-    ThreadStateScope scope((*lease)->state());
-    RunInNewContext(lease->get(), settings, dirs_, cancellation, limits, execution);
+    stats.wait_us = wait_us;
+    stats.interpreter_id = interpreter_id;
+    stats.quarantined = !ended;
     return absl::OkStatus();
   }
 
  private:
   InterpreterPool& pool_;
-  WorkDirStock& dirs_;
+  const std::shared_ptr<WorkDirStock> dirs_;
 };
 
 // Executions in one long-lived interpreter, taken from the pool on first use, one at
@@ -69,13 +159,17 @@ class FreshIsolation : public IsolationMode {
 // destroyed: the tool's policy and directories from its load to its removal.
 class ResidentIsolation : public IsolationMode {
  public:
-  ResidentIsolation(InterpreterPool& pool, WorkDirStock& dirs, bool keep_first_context)
-      : pool_(pool), dirs_(dirs), keep_first_context_(keep_first_context) {}
+  ResidentIsolation(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs,
+                    bool keep_first_context)
+      : pool_(pool), dirs_(std::move(dirs)), keep_first_context_(keep_first_context) {}
   Isolation isolation() const override { return Isolation::kResident; }
   EnforcedLimits enforced() const override { return {true, true, true}; }
 
-  absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
-                   ExecutionLimits& limits, Execution& execution) override {
+  absl::Status Run(const ExecutionSettings& settings,
+                   const std::shared_ptr<ExecutionControl>& control,
+                   Execution& execution) override {
+    Cancellation& cancellation = control->cancellation;
+    ExecutionLimits& limits = control->limits;
     absl::MutexLock lock(&mu_);
     if (!lease_) {
       absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
@@ -89,14 +183,14 @@ class ResidentIsolation : public IsolationMode {
       execution.Run(settings, lease_.get(), *kept_context_, cancellation);
       return absl::OkStatus();
     }
-    RunInNewContext(lease_.get(), settings, dirs_, cancellation, limits, execution,
+    RunInNewContext(lease_.get(), settings, *dirs_, cancellation, limits, execution,
                     keep_first_context_ ? &kept_context_ : nullptr);
     return absl::OkStatus();
   }
 
  private:
   InterpreterPool& pool_;
-  WorkDirStock& dirs_;
+  const std::shared_ptr<WorkDirStock> dirs_;
   const bool keep_first_context_;
   absl::Mutex mu_;
   InterpreterLease lease_ ABSL_GUARDED_BY(mu_);
@@ -130,12 +224,13 @@ absl::Status CheckEnforced(const IsolationMode& mode, const Limits& limits) {
   return absl::OkStatus();
 }
 
-Isolations::Isolations(InterpreterPool& pool, WorkDirStock& dirs, CancellationSet& running)
+Isolations::Isolations(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs,
+                       CancellationSet& running)
     : pool_(pool),
-      dirs_(dirs),
+      dirs_(std::move(dirs)),
       running_(running),
-      fresh_(std::make_unique<FreshIsolation>(pool, dirs)),
-      resident_(std::make_unique<ResidentIsolation>(pool, dirs, /*keep_first_context=*/false)) {}
+      fresh_(std::make_unique<FreshIsolation>(pool, dirs_)),
+      resident_(std::make_unique<ResidentIsolation>(pool, dirs_, /*keep_first_context=*/false)) {}
 
 Isolations::~Isolations() = default;
 
@@ -161,20 +256,19 @@ absl::Status Isolations::Run(IsolationMode& mode, const ExecutionSettings& setti
     return enforced;
   }
   InterpreterPool::Busy busy(pool_);
-  Cancellation cancellation(Cancellation::kInterrupt);
-  CancellationSet::Member interruptible(running_, cancellation);
-  Answer& answer = execution.answer();
-  answer.stats.isolation = mode.isolation();
-  answer.stats.policy = settings.policy->name;
   Stopwatch watch;
-  ExecutionLimits limits(settings.limits, cancellation);
-  absl::Status ran = mode.Run(settings, cancellation, limits, execution);
-  limits.Disarm();
-  answer.stats.wall_us = watch.WallUs();
-  answer.stats.cpu_us = static_cast<double>(limits.cpu_us());
-  answer.stats.limits = settings.limits;
-  answer.stats.peak_memory_bytes = limits.budget().peak_bytes();
-  answer.stats.limit_hit = std::string(LimitName(answer.outcome));
+  auto control = std::make_shared<ExecutionControl>(settings.limits);
+  CancellationSet::Member interruptible(running_, control->cancellation);
+  absl::Status ran = mode.Run(settings, control, execution);
+  control->limits.Disarm();
+  ExecStats& stats = execution.answer().stats;
+  stats.isolation = mode.isolation();
+  stats.policy = settings.policy->name;
+  stats.wall_us = watch.WallUs();
+  stats.cpu_us = static_cast<double>(control->limits.cpu_us());
+  stats.limits = settings.limits;
+  stats.peak_memory_bytes = control->limits.budget().peak_bytes();
+  stats.limit_hit = std::string(LimitName(execution.answer().outcome));
   return ran;
 }
 

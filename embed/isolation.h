@@ -4,14 +4,15 @@
 //   Host (host.cc) or ToolRegistry      resolve the request's defaults into
 //                                       ExecutionSettings, pick an IsolationMode
 //   Isolations::Run                     checks the limits against the mode, marks the
-//                                       pool busy, makes the request interruptible,
-//                                       times it
-//   IsolationMode::Run                  chooses and enters an interpreter, enters the
+//                                       pool busy, arms the limits, makes the request
+//                                       interruptible, times it
+//   IsolationMode::Run                  chooses and enters an interpreter (a fresh one
+//                                       on a thread of its own), enters the
 //                                       execution's context (policy, directories)
 //   Execution::Run (executions.h)       runs the snippet, the tool call or the tool's
 //                                       load: fills the Answer
 //
-//   Isolations isolations(pool, dirs, running);
+//   Isolations isolations(pool, std::make_shared<WorkDirStock>(root, 4), running);
 //   absl::StatusOr<IsolationMode*> fresh = isolations.Shared(Isolation::kFresh);
 //   ExecResult result;
 //   SnippetExecution snippet(request, result);
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "bindings/cancellation.h"
 #include "embed/execution_context.h"
 #include "embed/interpreter.h"
@@ -61,8 +63,13 @@ class Execution {
   virtual void Run(const ExecutionSettings& settings, Interpreter& interp,
                    const ExecutionContext& context, Cancellation& cancellation) = 0;
   // The execution's context could not be entered (`why`: Cancelled when it was
-  // interrupted while its environment was set), so Run never started: records it.
+  // interrupted while its environment was set), so Run never started, or it was given
+  // up on, stuck in C past its deadline (DeadlineExceeded): records it.
   virtual void Fail(const absl::Status& why) = 0;
+  // A copy that owns its inputs and its answer, for a thread that may outlive the
+  // request (a fresh execution stuck in C); Adopt takes its answer back once it ran.
+  virtual std::unique_ptr<Execution> Detached() const = 0;
+  virtual void Adopt(Execution& detached) = 0;
   // Whether the files the code leaves in OUTPUT_DIR are the caller's (listed in the
   // answer, the directory kept); a tool's load has no caller to hand them to.
   virtual bool ReportsOutputs() const { return true; }
@@ -77,6 +84,20 @@ struct EnforcedLimits {
   bool memory = false;
 };
 
+// What stops one execution: its cancellation and its limits (armed from
+// construction), shared with the thread that runs it, which may outlive the request.
+struct ExecutionControl {
+  explicit ExecutionControl(const Limits& in_force)
+      : cancellation(Cancellation::kInterrupt), limits(in_force, cancellation) {}
+  Cancellation cancellation;
+  ExecutionLimits limits;
+};
+
+// How long past its deadline (or past being stopped by a limit) a fresh execution is
+// waited for before its caller gets a Timeout and its interpreter is quarantined:
+// code that stays in Python stops within milliseconds of being stopped.
+inline constexpr absl::Duration kStuckGrace = absl::Milliseconds(100);
+
 class IsolationMode {
  public:
   virtual ~IsolationMode() = default;
@@ -85,10 +106,11 @@ class IsolationMode {
   // Runs `execution` in an interpreter of this mode, entered on this thread, inside
   // the execution's context; sets the answer's interpreter id, wait and output files.
   // A Status: no interpreter could be had, nothing ran.
-  // `limits` are armed; the thread that runs the code holds an
-  // ExecutionLimits::OnThisThread while it does.
-  virtual absl::Status Run(const ExecutionSettings& settings, Cancellation& cancellation,
-                           ExecutionLimits& limits, Execution& execution) = 0;
+  // The thread that runs the code holds an ExecutionLimits::OnThisThread of
+  // `control`'s limits while it does (a fresh execution's: a thread of its own).
+  virtual absl::Status Run(const ExecutionSettings& settings,
+                           const std::shared_ptr<ExecutionControl>& control,
+                           Execution& execution) = 0;
 };
 
 // InvalidArgument for a non-positive limit, Unimplemented for one `mode` does not
@@ -98,8 +120,9 @@ absl::Status CheckEnforced(const IsolationMode& mode, const Limits& limits);
 // The host's isolation modes, and the skeleton every request runs through.
 class Isolations {
  public:
-  // All must outlive the Isolations and the modes it makes.
-  Isolations(InterpreterPool& pool, WorkDirStock& dirs, CancellationSet& running);
+  // `pool` and `running` must outlive the Isolations and the modes it makes; `dirs`
+  // is shared with executions that outlive their request (stuck in C).
+  Isolations(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs, CancellationSet& running);
   ~Isolations();
 
   // The host's mode for `isolation`: kFresh, or kResident (the one resident
@@ -115,7 +138,7 @@ class Isolations {
 
  private:
   InterpreterPool& pool_;
-  WorkDirStock& dirs_;
+  std::shared_ptr<WorkDirStock> dirs_;
   CancellationSet& running_;
   std::unique_ptr<IsolationMode> fresh_;
   std::unique_ptr<IsolationMode> resident_;

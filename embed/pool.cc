@@ -19,8 +19,9 @@ namespace pyhost {
 
 // Lock order: mu is never held while waiting for the GIL, and never taken with the GIL
 // held (the factory and the reaper release it first).
-struct InterpreterPool::State {
-  explicit State(PoolOptions o) : options(std::move(o)) {}
+struct PoolState {
+  using State = PoolState;
+  explicit PoolState(PoolOptions o) : options(std::move(o)) {}
 
   // Gives up on the reaper of `generation` (its teardown is past abandon_after) and
   // starts another. Called by the watchdog.
@@ -30,7 +31,7 @@ struct InterpreterPool::State {
     ++reaper_generation;
     ++stats.abandoned;
     --in_flight;  // its teardown is no longer waited for
-    std::thread(ReaperLoop, self, reaper_generation).detach();
+    std::thread(InterpreterPool::ReaperLoop, self, reaper_generation).detach();
   }
 
   const PoolOptions options;
@@ -108,15 +109,32 @@ class HomeThreadState {
 
 InterpreterLease& InterpreterLease::operator=(InterpreterLease&& other) {
   if (this != &other) {
-    if (interpreter_) pool_->Retire(std::move(interpreter_));
-    pool_ = other.pool_;
+    Return();
+    pool_ = std::move(other.pool_);
     interpreter_ = std::move(other.interpreter_);
+    quarantined_ = std::exchange(other.quarantined_, false);
   }
   return *this;
 }
 
-InterpreterLease::~InterpreterLease() {
-  if (interpreter_) pool_->Retire(std::move(interpreter_));
+InterpreterLease::~InterpreterLease() { Return(); }
+
+void InterpreterLease::Quarantine() {
+  if (quarantined_ || !interpreter_) return;
+  quarantined_ = true;
+  absl::MutexLock lock(&pool_->mu);
+  ++pool_->stats.quarantined;
+  ++pool_->stats.quarantined_total;
+}
+
+void InterpreterLease::Return() {
+  if (!interpreter_) return;
+  if (quarantined_) {
+    absl::MutexLock lock(&pool_->mu);
+    --pool_->stats.quarantined;
+  }
+  quarantined_ = false;
+  InterpreterPool::Retire(*pool_, std::move(interpreter_));
 }
 
 InterpreterPool::InterpreterPool(std::shared_ptr<State> state) : state_(std::move(state)) {}
@@ -183,7 +201,7 @@ absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
   if (!state->ready.empty()) {
     std::unique_ptr<Interpreter> interpreter = std::move(state->ready.front());
     state->ready.pop_front();
-    return InterpreterLease(this, std::move(interpreter));
+    return InterpreterLease(state_, std::move(interpreter));
   }
   if (state->stopping) return absl::FailedPreconditionError("the interpreter pool is stopping");
   const absl::Status& cause =
@@ -201,16 +219,16 @@ InterpreterPool::Busy::~Busy() {
   --pool_.state_->busy;
 }
 
-void InterpreterPool::Retire(std::unique_ptr<Interpreter> interpreter) {
+void InterpreterPool::Retire(State& state, std::unique_ptr<Interpreter> interpreter) {
   // Torn down at once, not when requests are idle: threads would keep the GIL, and
   // descriptors it holds would keep the next executions short of them.
   const bool urgent = interpreter->MayRunThreads() || Sandbox::DescriptorsScarce();
-  absl::MutexLock lock(&state_->mu);
+  absl::MutexLock lock(&state.mu);
   if (urgent) {
-    state_->retired.push_front(std::move(interpreter));
-    ++state_->urgent;
+    state.retired.push_front(std::move(interpreter));
+    ++state.urgent;
   } else {
-    state_->retired.push_back(std::move(interpreter));
+    state.retired.push_back(std::move(interpreter));
   }
 }
 

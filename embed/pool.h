@@ -48,6 +48,9 @@ struct PoolOptions {
 };
 
 class InterpreterPool;
+// What the pool's threads and its leases share; an abandoned reaper and a lease that
+// outlives the pool keep it alive.
+struct PoolState;
 
 // Exclusive use of one interpreter; hands it back to the pool when destroyed.
 class InterpreterLease {
@@ -57,21 +60,30 @@ class InterpreterLease {
   InterpreterLease& operator=(InterpreterLease&& other);
   ~InterpreterLease();
 
+  // The code in it is stuck in C past its deadline: from now on the interpreter is
+  // counted as quarantined (PoolStats) until the lease hands it back, to be torn down.
+  // It was never going to be reused; the lease may outlive the pool.
+  void Quarantine();
+
   Interpreter& get() const { return *interpreter_; }
   Interpreter* operator->() const { return interpreter_.get(); }
   explicit operator bool() const { return interpreter_ != nullptr; }
 
  private:
   friend class InterpreterPool;
-  InterpreterLease(InterpreterPool* pool, std::unique_ptr<Interpreter> interpreter)
-      : pool_(pool), interpreter_(std::move(interpreter)) {}
+  InterpreterLease(std::shared_ptr<PoolState> pool, std::unique_ptr<Interpreter> interpreter)
+      : pool_(std::move(pool)), interpreter_(std::move(interpreter)) {}
+  void Return();
 
-  InterpreterPool* pool_ = nullptr;
+  std::shared_ptr<PoolState> pool_;  // kept alive by the lease
   std::unique_ptr<Interpreter> interpreter_;
+  bool quarantined_ = false;
 };
 
 class InterpreterPool {
  public:
+  using State = PoolState;
+
   // Starts the factory and waits for the first interpreter, so that a bad
   // configuration (a prewarm module that does not import) is reported here.
   static absl::StatusOr<std::unique_ptr<InterpreterPool>> Start(PoolOptions options);
@@ -99,10 +111,9 @@ class InterpreterPool {
 
  private:
   friend class InterpreterLease;
-  // What the pool's threads share; a reaper that is abandoned keeps it alive.
-  struct State;
+  friend struct PoolState;
   explicit InterpreterPool(std::shared_ptr<State> state);
-  void Retire(std::unique_ptr<Interpreter> interpreter);
+  static void Retire(State& state, std::unique_ptr<Interpreter> interpreter);
   static void FactoryLoop(std::shared_ptr<State> state);
   static void ReaperLoop(std::shared_ptr<State> state, int64_t generation);
 

@@ -64,10 +64,16 @@ int64_t ExecutionLimits::cpu_us() const {
   return ns / 1000;
 }
 
+std::optional<absl::Time> ExecutionLimits::stopped_at() const {
+  if (!stopped_.load()) return std::nullopt;
+  return absl::FromUnixNanos(stopped_at_ns_.load());
+}
+
 void ExecutionLimits::Check() {
   if (stopped_.load()) return;
   const absl::Time now = absl::Now();
   if (now >= deadline_) {
+    stopped_at_ns_.store(absl::ToUnixNanos(now));
     stopped_.store(true);
     cancellation_.Stop(Outcome::kTimeout,
                        absl::StrCat("wall-clock limit of ", *in_force_.timeout_ms,
@@ -78,6 +84,7 @@ void ExecutionLimits::Check() {
   // The clock of a thread that ended its scope is not read: the thread may be gone.
   const int64_t used_ms = cpu_us() / 1000;
   if (in_force_.cpu_ms && used_ms >= *in_force_.cpu_ms) {
+    stopped_at_ns_.store(absl::ToUnixNanos(now));
     stopped_.store(true);
     cancellation_.Stop(Outcome::kCpuLimit,
                        absl::StrCat("CPU time limit of ", *in_force_.cpu_ms,

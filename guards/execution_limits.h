@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -59,6 +60,8 @@ class ExecutionLimits {
   absl::Time deadline() const { return deadline_; }
   MemoryBudget& budget() { return budget_; }
   const MemoryBudget& budget() const { return budget_; }
+  // When a limit stopped the execution, if one did.
+  std::optional<absl::Time> stopped_at() const;
   // CPU time the code's thread used under OnThisThread scopes so far.
   int64_t cpu_us() const;
 
@@ -77,6 +80,7 @@ class ExecutionLimits {
   int64_t clock_start_ns_ = 0;
   std::atomic<int64_t> ended_cpu_ns_{0};
   std::atomic<bool> stopped_{false};
+  std::atomic<int64_t> stopped_at_ns_{0};  // absl::ToUnixNanos of the stop, once stopped_
   Watchdog::Watch watch_;  // last: dropped first, so no check runs on a dying object
 };
 

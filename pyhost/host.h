@@ -71,6 +71,10 @@ struct PoolStats {
   int64_t abandoned = 0;  // teardowns that never finished within abandon_after
   int ready = 0;
   int retired = 0;  // waiting to be torn down
+  // Fresh interpreters whose code was stuck in C past its deadline: the caller got its
+  // Timeout, the interpreter is never reused and is torn down when the code returns.
+  int quarantined = 0;  // still stuck now
+  int64_t quarantined_total = 0;
 };
 
 class Host {
@@ -78,6 +82,8 @@ class Host {
   // Initializes Python on first use and fills the pool; fails on a bad option
   // (e.g. a prewarm module that does not import).
   static absl::StatusOr<std::unique_ptr<Host>> Create(HostOptions options = {});
+  // Leaks what it cannot tear down: while code stuck in C holds the GIL (see
+  // PoolStats::quarantined) the host is left for the process to end.
   ~Host();
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;

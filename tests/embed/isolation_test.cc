@@ -43,7 +43,7 @@ class IsolationTest : public ::testing::Test {
 
   static InterpreterPool* pool_;
   const Policy policy_ = *NamedPolicy("strict");
-  WorkDirStock dirs_{DefaultWorkRoot(), 1};
+  std::shared_ptr<WorkDirStock> dirs_ = std::make_shared<WorkDirStock>(DefaultWorkRoot(), 1);
   CancellationSet running_;
   Isolations isolations_{*pool_, dirs_, running_};
 };
@@ -161,12 +161,12 @@ TEST_F(IsolationTest, ResidentSnippetsShareOneInterpreterFreshOnesNever) {
 // is pyhost's failure, and the answer of every kind of execution says so.
 TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
   std::string root = DefaultWorkRoot() + "-gone-" + std::to_string(getpid());
-  WorkDirStock gone(root, /*spares=*/0);
-  std::filesystem::remove_all(gone.root());
-  FILE* blocker = fopen(gone.root().c_str(), "w");  // a file where the root was
+  auto gone = std::make_shared<WorkDirStock>(root, /*spares=*/0);
+  std::filesystem::remove_all(gone->root());
+  FILE* blocker = fopen(gone->root().c_str(), "w");  // a file where the root was
   ASSERT_NE(blocker, nullptr);
   fclose(blocker);
-  absl::Cleanup unblock = [&] { std::filesystem::remove(gone.root()); };
+  absl::Cleanup unblock = [&] { std::filesystem::remove(gone->root()); };
   Isolations isolations(*pool_, gone, running_);
   IsolationMode& fresh = **isolations.Shared(Isolation::kFresh);
 

@@ -56,7 +56,7 @@ class ToolRegistryTest : public ::testing::TestWithParam<Isolation> {
   }
 
   static InterpreterPool* pool_;
-  WorkDirStock dirs_{DefaultWorkRoot(), 2};
+  std::shared_ptr<WorkDirStock> dirs_ = std::make_shared<WorkDirStock>(DefaultWorkRoot(), 2);
   CancellationSet running_;
   std::unique_ptr<Isolations> isolations_;
   std::unique_ptr<ToolRegistry> tools_;
@@ -197,7 +197,7 @@ TEST(ResidentToolTest, ModuleStatePersistsGlobalsOfACallDoNot) {
   options.size = 1;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  WorkDirStock dirs(DefaultWorkRoot(), 1);
+  auto dirs = std::make_shared<WorkDirStock>(DefaultWorkRoot(), 1);
   CancellationSet running;
   Isolations isolations(**pool, dirs, running);
   ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), *DefaultLimitsFromEnvironment(), {});
@@ -229,7 +229,7 @@ TEST(FreshToolTest, EveryCallStartsFromScratch) {
   options.size = 2;
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(options);
   ASSERT_TRUE(pool.ok());
-  WorkDirStock dirs(DefaultWorkRoot(), 1);
+  auto dirs = std::make_shared<WorkDirStock>(DefaultWorkRoot(), 1);
   CancellationSet running;
   Isolations isolations(**pool, dirs, running);
   ToolRegistry tools(isolations, 1024, *NamedPolicy("strict"), *DefaultLimitsFromEnvironment(), {});
