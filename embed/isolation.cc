@@ -1,6 +1,8 @@
 #include "embed/isolation.h"
 
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -38,6 +40,48 @@ void RunInNewContext(Interpreter& interp, const ExecutionSettings& settings, Wor
   if (keep != nullptr) *keep = *std::move(context);
 }
 
+// The threads fresh executions run on, kept for the next ones: a thread started per
+// execution added ~250 us to each (docs/benchmarks.md). One stuck in C is the pool's
+// again only when the code returns; more are started as needed, and at most
+// kMaxIdle wait for work.
+class FreshThreads {
+ public:
+  static FreshThreads& Global() {
+    static FreshThreads* threads = new FreshThreads();  // leaked: its threads outlive hosts
+    return *threads;
+  }
+
+  void Run(std::function<void()> work) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(work));
+    if (static_cast<size_t>(idle_) < queue_.size()) std::thread([this] { Loop(); }).detach();
+  }
+
+ private:
+  static constexpr int kMaxIdle = 8;
+
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    for (;;) {
+      ++idle_;
+      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty(); };
+      mu_.Await(absl::Condition(&has_work));
+      --idle_;
+      std::function<void()> work = std::move(queue_.front());
+      queue_.pop_front();
+      mu_.Unlock();
+      work();
+      work = nullptr;  // what it holds goes before the thread waits again
+      mu_.Lock();
+      if (idle_ >= kMaxIdle) return;
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  int idle_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // One fresh execution on its own thread, owning everything that thread touches: the
 // caller may stop waiting for it (code stuck in C) and return while it still runs.
 class FreshJob {
@@ -49,13 +93,14 @@ class FreshJob {
         settings_(settings),
         control_(std::move(control)),
         execution_(std::move(execution)),
+        interp_(lease.get()),
         lease_(std::move(lease)),
         dirs_(std::move(dirs)) {
     settings_.policy = &policy_;
   }
 
   static void Start(const std::shared_ptr<FreshJob>& job) {
-    std::thread([job] { job->Run(); }).detach();
+    FreshThreads::Global().Run([job] { job->Run(); });
   }
 
   // Waits for the execution to end: until `kStuckGrace` past its deadline, or past
@@ -77,7 +122,6 @@ class FreshJob {
       if (done_) return true;
       if (absl::Now() >= give_up) break;
     }
-    abandoned_ = true;
     lease_.Quarantine();
     return false;
   }
@@ -87,11 +131,14 @@ class FreshJob {
  private:
   void Run() {
     {
-      ThreadStateScope scope(lease_->state());
-      RunInNewContext(lease_.get(), settings_, *dirs_, control_->cancellation, control_->limits,
+      ThreadStateScope scope(interp_.state());
+      RunInNewContext(interp_, settings_, *dirs_, control_->cancellation, control_->limits,
                       *execution_);
     }
     absl::MutexLock lock(&mu_);
+    // Handed back before the caller learns it ended, so a caller's host never outlives
+    // it. A quarantined one the pool no longer waits for: it may be gone.
+    lease_ = InterpreterLease();
     done_ = true;
   }
 
@@ -99,11 +146,11 @@ class FreshJob {
   ExecutionSettings settings_;
   const std::shared_ptr<ExecutionControl> control_;
   const std::unique_ptr<Execution> execution_;
-  InterpreterLease lease_;  // handed back when the last owner lets the job go
-  const std::shared_ptr<WorkDirStock> dirs_;
+  Interpreter& interp_;  // the lease's, for as long as the job runs
   absl::Mutex mu_;
+  InterpreterLease lease_ ABSL_GUARDED_BY(mu_);
+  const std::shared_ptr<WorkDirStock> dirs_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Every execution in a never-used interpreter from the pool, destroyed afterwards:

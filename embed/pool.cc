@@ -22,6 +22,12 @@ namespace pyhost {
 struct PoolState {
   using State = PoolState;
   explicit PoolState(PoolOptions o) : options(std::move(o)) {}
+  // The last owner may be a lease that outlived the pool (a quarantined interpreter
+  // whose code returned), on a thread without the GIL: what is left is kept, not ended.
+  ~PoolState() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // no other owner is left
+    for (auto& interpreter : ready) Interpreter::KeepForever(std::move(interpreter));
+    for (auto& interpreter : retired) Interpreter::KeepForever(std::move(interpreter));
+  }
 
   // Gives up on the reaper of `generation` (its teardown is past abandon_after) and
   // starts another. Called by the watchdog.

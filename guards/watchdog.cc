@@ -19,6 +19,9 @@ Watchdog::Watch Watchdog::Arm(absl::Time deadline, absl::Duration period,
   absl::MutexLock lock(&mu_);
   int64_t id = next_id_++;
   entries_[id] = Entry{deadline, period, std::move(callback)};
+  // Woken only when due before it would wake anyway: a watch armed and dropped within
+  // a tick (a resident tool call's) costs the thread nothing.
+  if (deadline < wake_at_) wake_ = true;
   return Watch(this, id);
 }
 
@@ -41,12 +44,16 @@ void Watchdog::Loop() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // unlocks around callba
         due_id = id;
       }
     }
-    if (due_id == 0 || next > absl::Now()) {
-      // Woken early when an entry is armed (it may be due sooner); then look again.
-      const int64_t armed = next_id_;
-      auto rearmed = [this, armed]()
-                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return next_id_ != armed; };
-      mu_.AwaitWithDeadline(absl::Condition(&rearmed), next);
+    const absl::Time now = absl::Now();
+    if (due_id != 0) last_busy_ = now;
+    if (due_id == 0 || next > now) {
+      // Idle for a while: sleep until an entry is armed. Recently busy: tick, so that
+      // the next Arm (due a tick or more ahead) need not wake the thread.
+      if (due_id == 0 && now - last_busy_ < kTickFor) next = now + kTick;
+      wake_at_ = next;
+      wake_ = false;
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wake_; };
+      mu_.AwaitWithDeadline(absl::Condition(&woken), next);
       continue;
     }
     Entry& entry = entries_[due_id];

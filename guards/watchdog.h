@@ -69,6 +69,13 @@ class Watchdog {
   std::map<int64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;  // id whose callback runs now, or 0
+  // When the thread wakes next, and whether it must wake sooner (an earlier entry).
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  // The thread ticks every kTick for kTickFor after it last had entries.
+  static constexpr absl::Duration kTick = absl::Milliseconds(5);
+  static constexpr absl::Duration kTickFor = absl::Seconds(1);
+  absl::Time last_busy_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };
 
