@@ -272,6 +272,13 @@ PyObject* InterruptibleSleep(PyObject* seconds) {
   Py_RETURN_NONE;
 }
 
+bool RaisePendingInterrupt() {
+  PyThreadState* tstate = PyThreadState_Get();
+  if (__atomic_load_n(&tstate->async_exc, __ATOMIC_SEQ_CST) == nullptr) return false;
+  RaisePending(tstate);
+  return true;
+}
+
 bool IsCancellationException(PyObject* type) {
   return PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt) ||
          PyErr_GivenExceptionMatches(type, Stopped());

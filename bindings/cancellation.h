@@ -140,6 +140,11 @@ bool IsCancellationException(PyObject* type);
 // cannot land in what runs next (pyhost's own code). GIL held.
 void DropPendingInterrupt();
 
+// Raises the exception a Cancellation left pending for the current thread, as the
+// eval loop would at its next bytecode boundary: for waits in C that check between
+// slices (guards/interruptible_waits.h). True if there was one. GIL held.
+bool RaisePendingInterrupt();
+
 // pyhost's time.sleep(seconds): python3's argument checks and errors, and woken early
 // when an asynchronous exception is pending for the sleeping thread (it is raised
 // as the call returns). GIL held.

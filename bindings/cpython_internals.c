@@ -61,3 +61,106 @@ void pyhost_inherit_int_max_str_digits(PyInterpreterState* interp) {
 long pyhost_running_threads_hint(PyInterpreterState* interp) {
   return *(volatile long*)&interp->threads.count;
 }
+
+/* Fair sharing of the GIL between interpreters.
+ * A thread waiting for the GIL longer than the switch interval asks for it by setting
+ * the drop request of its *own* interpreter (ceval_gil.h, take_gil), which only that
+ * interpreter's eval loop reads: a holder looping in another interpreter never sees
+ * it. The ticker forwards the request to the holder's interpreter, found by walking
+ * the interpreters' thread lists (the holder's thread state is compared, never read:
+ * it may be gone) under the runtime's HEAD_LOCK, which also keeps every listed
+ * interpreter alive. The holder drops the GIL at its next bytecode boundary and, with
+ * a drop request set, waits until another thread has taken it (FORCE_SWITCHING).
+ * A forwarded request can outlive the wait it answered (the waiter got the GIL
+ * another way meanwhile): a thread of that interpreter would then drop the GIL and
+ * wait for a taker that never comes. So the ticker follows up on its request: once
+ * the GIL has changed hands it takes back a request still pending where no thread
+ * holds the GIL, and if the GIL lies free with nobody having taken it since, it takes
+ * and releases the GIL itself, which ends such a wait. */
+
+static PyInterpreterState* g_forwarded_to = NULL; /* the ticker's thread only */
+static unsigned long g_forwarded_at = 0;          /* gil->switch_number then */
+static PyThreadState* g_ticker_tstate = NULL;
+
+static int Listed(PyInterpreterState* interp) {
+  for (PyInterpreterState* i = _PyRuntime.interpreters.head; i != NULL; i = i->next) {
+    if (i == interp) return 1;
+  }
+  return 0;
+}
+
+static PyInterpreterState* HolderInterpreter(PyThreadState* holder) {
+  for (PyInterpreterState* i = _PyRuntime.interpreters.head; i != NULL; i = i->next) {
+    for (PyThreadState* t = i->threads.head; t != NULL; t = t->next) {
+      if (t == holder) return i;
+    }
+  }
+  return NULL;
+}
+
+/* ceval_gil.h's RESET_GIL_DROP_REQUEST, keeping the other reasons to break. */
+static void ResetDropRequest(PyInterpreterState* interp) {
+  struct _ceval_state* ceval2 = &interp->ceval;
+  _Py_atomic_store_relaxed(&ceval2->gil_drop_request, 0);
+  _Py_atomic_store_relaxed(&ceval2->eval_breaker,
+                           (_Py_atomic_load_relaxed(&interp->runtime->ceval.signals_pending) &&
+                            _Py_ThreadCanHandleSignals(interp)) |
+                               (_Py_atomic_load_relaxed(&ceval2->pending.calls_to_do) &&
+                                _Py_ThreadCanHandlePendingCalls()) |
+                               ceval2->pending.async_exc);
+}
+
+/* Returns 1 if the ticker must take and release the GIL (see above). */
+static int FollowUp(struct _gil_runtime_state* gil) {
+  const int locked = _Py_atomic_load_relaxed(&gil->locked);
+  if (gil->switch_number == g_forwarded_at) {
+    if (locked) return 0; /* the holder has not reacted yet */
+    g_forwarded_to = NULL;
+    return 1; /* dropped, and nobody took it */
+  }
+  PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+  PyThreadState* holder = (PyThreadState*)_Py_atomic_load_relaxed(&gil->last_holder);
+  if (Listed(g_forwarded_to) && _Py_atomic_load_relaxed(&g_forwarded_to->ceval.gil_drop_request) &&
+      !(locked && HolderInterpreter(holder) == g_forwarded_to)) {
+    ResetDropRequest(g_forwarded_to);
+  }
+  PyThread_release_lock(_PyRuntime.interpreters.mutex);
+  g_forwarded_to = NULL;
+  return 0;
+}
+
+int pyhost_gil_share_tick(void) {
+  struct _gil_runtime_state* gil = &_PyRuntime.ceval.gil;
+  if (g_forwarded_to != NULL) {
+    if (FollowUp(gil)) {
+      if (g_ticker_tstate == NULL)
+        g_ticker_tstate = PyThreadState_New(_PyRuntime.interpreters.main);
+      if (g_ticker_tstate != NULL) {
+        PyEval_RestoreThread(g_ticker_tstate);
+        PyEval_SaveThread();
+      }
+    }
+    return 0;
+  }
+  if (!_Py_atomic_load_relaxed(&gil->locked)) return 0;
+  PyThreadState* holder = (PyThreadState*)_Py_atomic_load_relaxed(&gil->last_holder);
+  if (holder == NULL) return 0;
+  int forwarded = 0;
+  PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+  PyInterpreterState* holder_interp = HolderInterpreter(holder);
+  int asked = 0;
+  for (PyInterpreterState* i = _PyRuntime.interpreters.head; i != NULL; i = i->next) {
+    if (i != holder_interp && _Py_atomic_load_relaxed(&i->ceval.gil_drop_request)) asked = 1;
+  }
+  if (holder_interp != NULL && asked &&
+      !_Py_atomic_load_relaxed(&holder_interp->ceval.gil_drop_request)) {
+    g_forwarded_at = gil->switch_number;
+    /* ceval_gil.h's SET_GIL_DROP_REQUEST */
+    _Py_atomic_store_relaxed(&holder_interp->ceval.gil_drop_request, 1);
+    _Py_atomic_store_relaxed(&holder_interp->ceval.eval_breaker, 1);
+    g_forwarded_to = holder_interp;
+    forwarded = 1;
+  }
+  PyThread_release_lock(_PyRuntime.interpreters.mutex);
+  return forwarded;
+}

@@ -37,6 +37,14 @@ void pyhost_inherit_int_max_str_digits(PyInterpreterState* interp);
  * the code cannot change). Read without the GIL, so only a hint that may be stale. */
 long pyhost_running_threads_hint(PyInterpreterState* interp);
 
+/* One tick of fair GIL sharing (guards/gil_sharing.h): when the GIL's holder runs in
+ * one interpreter and a thread of another has asked for the GIL (its wait passed the
+ * switch interval), asks the holder's interpreter to drop it, as 3.11 asks only the
+ * waiter's own; on the next ticks, follows that request up (see the .c file). From
+ * one thread only, without the GIL and with no thread state current. Returns 1 if it
+ * forwarded a request. */
+int pyhost_gil_share_tick(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #include "bindings/thread_state.h"
 #include "embed/stopwatch.h"
 #include "guards/execution_limits.h"
+#include "guards/gil_sharing.h"
 
 namespace pyhost {
 namespace {
@@ -303,6 +304,7 @@ absl::Status Isolations::Run(IsolationMode& mode, const ExecutionSettings& setti
     return enforced;
   }
   InterpreterPool::Busy busy(pool_);
+  GilSharing::Running sharing;
   Stopwatch watch;
   auto control = std::make_shared<ExecutionControl>(settings.limits);
   CancellationSet::Member interruptible(running_, control->cancellation);

@@ -28,6 +28,7 @@
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
 #include "guards/c_stack.h"
+#include "guards/interruptible_waits.h"
 #include "guards/shared_types.h"
 #include "guards/sqlite.h"
 
@@ -769,6 +770,11 @@ PyObject* Sleep(const Call& c) {  // time.sleep: woken early by a Cancellation
   return InterruptibleSleep(PyTuple_GET_ITEM(c.args, 0));
 }
 
+PyObject* Select(const Call& c) {  // select.select: in slices, woken by a Cancellation
+  return SelectSliced(c.args, c.kwargs,
+                      [&c](PyObject* args) { return CallOriginal(c.guard, args, c.kwargs); });
+}
+
 PyObject* OsOpen(const Call& c) {  // os.open: a dir_fd is handed to the "open" audit rule
   PyObject* dir_fd = c.kwargs != nullptr ? PyDict_GetItemString(c.kwargs, "dir_fd") : nullptr;
   if (c.active && !c.sandbox->CheckDescriptorCap()) return nullptr;
@@ -966,6 +972,7 @@ const std::vector<GuardRow>& GuardTable() {
       {"_posixsubprocess", "_posixsubprocess", {"fork_exec"}, ChildFds},
       // Hardened each time the module is executed (HardenOnExecution).
       {"fcntl", "fcntl", {"fcntl"}, Fcntl},
+      {"select", "select", {"select"}, Select},
   };
   return *rows;
 }
@@ -1192,6 +1199,14 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
   absl::Status status;
   if (strcmp(name, "select") == 0) {
     status = GuardEpollIn(module);
+    if (status.ok()) {
+      Hardener h(sandbox);
+      status =
+          h.Module(py::reinterpret_borrow<py::object>(module), "select", Hardener::Seal::kNone);
+      if (status.ok()) status = h.ReplaceRows("select");
+    }
+  } else if (strcmp(name, "_queue") == 0) {
+    status = MakeWaitsInterruptible(module, name);
   } else if (strcmp(name, "_sqlite3") == 0) {
     status = GuardSqliteModule(module);
   } else if (strcmp(name, "fcntl") == 0) {
@@ -1214,6 +1229,9 @@ absl::Status HardenInterpreter(Sandbox& sandbox, modules::Support* support) {
        {"time", "_thread", "_signal", "sys", "_socket", "_tracemalloc", "_locale"}) {
     PYHOST_RETURN_IF_ERROR(h.Harden(module));
   }
+  PyObject* thread = PyDict_GetItemString(PyImport_GetModuleDict(), "_thread");  // borrowed
+  if (thread == nullptr) return absl::InternalError("hardening: no _thread module");
+  PYHOST_RETURN_IF_ERROR(MakeWaitsInterruptible(thread, "_thread"));
 
   // os.fork()'s refusal (audit_hooks/audit_hook.cc): a RuntimeError as 3.12 raises,
   // and a PermissionError naming the rule. Kept alive by the support module.

@@ -132,13 +132,13 @@ int64_t AwaitStat(InterpreterPool& pool, int64_t PoolStats::*count) {
   return pool.stats().*count;
 }
 
-// A daemon thread that outlives the execution and cannot be stopped (blocked in C, on
-// a lock nobody releases): Py_EndInterpreter would abort.
+// A daemon thread that outlives the execution and cannot be stopped (blocked in C,
+// reading a pipe nobody writes; a lock's wait would be woken: interruptible_waits.h):
+// Py_EndInterpreter would abort.
 constexpr char kThreadBlockedInC[] =
-    "import threading, _thread\n"
-    "lock = _thread.allocate_lock()\n"
-    "lock.acquire()\n"
-    "threading.Thread(target=lock.acquire, daemon=True).start()\n";
+    "import threading, os\n"
+    "r, w = os.pipe()\n"
+    "threading.Thread(target=os.read, args=(r, 1), daemon=True).start()\n";
 
 TEST(PoolTest, InterpreterWithRunningThreadIsLeakedNotEnded) {
   absl::StatusOr<std::unique_ptr<InterpreterPool>> pool = InterpreterPool::Start(Options(1));
