@@ -132,9 +132,10 @@ PyObject* GetSliced(const PyMethodDef* original, PyObject* self, PyObject* args,
     PyErr_Clear();
     return CallOriginal(original, self, args, kwargs);
   }
-  PyObject* module = PyImport_ImportModule("_queue");
+  // Its module's Empty, found from the type, never imported: a policy may deny the
+  // code `_queue` (which queue.py may still use).
+  PyObject* module = PyType_GetModule(DefiningClass(self));  // borrowed
   PyObject* empty_type = module != nullptr ? PyObject_GetAttrString(module, "Empty") : nullptr;
-  Py_XDECREF(module);
   if (empty_type == nullptr) {
     PyErr_Clear();
     return CallOriginal(original, self, args, kwargs);
