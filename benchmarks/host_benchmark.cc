@@ -13,9 +13,15 @@
 // What needs the library's own pieces is in internals_benchmark.cc
 // (pyhost_internals_bench). See docs/benchmarks.md for what each benchmark measures and
 // figures measured here.
+#include <stdio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -266,6 +272,98 @@ void BM_SubprocessIsolatedPerCall(benchmark::State& state) {
   RunSubprocess(state, "Subprocess/python3_-I_-S_per_call", {"-I", "-S"}, /*baseline=*/false);
 }
 
+// A resident tool call while another request loops in Python in a fresh interpreter
+// (3.11: one GIL): what fair GIL sharing (guards/gil_sharing.h) keeps it at. The loop
+// is stopped at its deadline after the calls.
+void BM_ToolCallBesideALoop(benchmark::State& state) {
+  pyhost::Host* host = ToolHost(state);
+  if (host == nullptr) return;
+  if (!QuietAllPools()) return state.SkipWithError("the pools did not refill");
+  pyhost::ExecRequest loop;
+  loop.code = "while True: pass";
+  loop.limits.timeout_ms = 60000;
+  absl::StatusOr<pyhost::ExecResult> looped;
+  std::thread looping([&] { looped = host->Execute(loop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::vector<double> samples;
+  samples.reserve(static_cast<size_t>(state.max_iterations));
+  for (auto _ : state) {
+    auto call = Timed(state, samples, [&] { return host->CallTool(kResidentTool, ToolArgs()); });
+    if (!CheckEnvelope(state, call)) break;
+  }
+  host->InterruptAll();  // the loop: KeyboardInterrupt, at once
+  looping.join();
+  if (!looped.ok() || looped->outcome != pyhost::Outcome::kInterrupted) {
+    return state.SkipWithError("the looping request did not end as interrupted");
+  }
+  std::vector<double> sorted = samples;
+  std::sort(sorted.begin(), sorted.end());
+  const double p99 = sorted.empty() ? 0 : sorted[sorted.size() * 99 / 100];
+  Publish(state,
+          {.name = "ToolCall/resident_beside_a_loop",
+           .note = absl::StrFormat("p99 <= 20 ms: %s", p99 <= 20000 ? "MET" : "MISSED")},
+          std::move(samples));
+}
+
+// Allocation-heavy Python (small objects in arenas, blocks over 512 bytes in the raw
+// domain), timed inside the code, under a 256 MB budget against python3 running the
+// same code in the same run: the memory accounting's cost (guards/memory_budget.h).
+constexpr char kAllocHeavy[] =
+    "import time\n"
+    "t = time.perf_counter()\n"
+    "for _ in range(20):\n"
+    "    x = [bytes(600) for _ in range(5000)]\n"
+    "    y = [{'k': i, 'v': [i] * 3} for i in range(5000)]\n"
+    "    del x, y\n"
+    "result = (time.perf_counter() - t) * 1e6\n";
+
+void BM_AllocHeavy(benchmark::State& state) {
+  pyhost::Host* host = ExecHost(state);
+  if (host == nullptr) return;
+  if (!QuietAllPools()) return state.SkipWithError("the pools did not refill");
+  pyhost::ExecRequest request;
+  request.code = kAllocHeavy;
+  request.isolation = pyhost::Isolation::kResident;
+  std::vector<double> in_pyhost, in_python3;
+  for (auto _ : state) {
+    absl::StatusOr<pyhost::ExecResult> run = host->Execute(request);
+    if (!run.ok() || !run->ok || !run->result.is_number()) {
+      return state.SkipWithError("the allocation-heavy snippet failed");
+    }
+    in_pyhost.push_back(run->result.get<double>());
+    state.SetIterationTime(in_pyhost.back() / 1e6);
+  }
+  // python3 in the same run, the same code (its timing from inside, as above).
+  for (size_t i = 0; i < in_pyhost.size(); ++i) {
+    std::string script = absl::StrCat("/tmp/pyhost-alloc-heavy-", getpid(), ".py");
+    FILE* file = fopen(script.c_str(), "w");
+    if (file == nullptr) return state.SkipWithError("cannot write the python3 script");
+    fputs(kAllocHeavy, file);
+    fputs("print(result)\n", file);
+    fclose(file);
+    FILE* pipe = popen(absl::StrCat(g_python, " ", script).c_str(), "r");
+    double us = 0;
+    if (pipe == nullptr || fscanf(pipe, "%lf", &us) != 1) {
+      if (pipe != nullptr) pclose(pipe);
+      return state.SkipWithError("python3 did not run the script");
+    }
+    pclose(pipe);
+    unlink(script.c_str());
+    in_python3.push_back(us);
+  }
+  std::sort(in_python3.begin(), in_python3.end());
+  std::vector<double> sorted = in_pyhost;
+  std::sort(sorted.begin(), sorted.end());
+  const double ratio = sorted[sorted.size() / 2] / in_python3[in_python3.size() / 2];
+  state.counters["python3_p50_us"] = in_python3[in_python3.size() / 2];
+  state.counters["overhead_pct"] = (ratio - 1) * 100;
+  AddNote(absl::StrFormat(
+      "Memory/alloc_heavy: p50 %.0f us in pyhost (256 MB budget) vs %.0f us in python3: "
+      "%+.1f%% (target <= +10%%)",
+      sorted[sorted.size() / 2], in_python3[in_python3.size() / 2], (ratio - 1) * 100));
+  Publish(state, {.name = "Memory/alloc_heavy"}, std::move(in_pyhost));
+}
+
 void RegisterAll(const Flags& flags) {
   g_python = flags.python;
   auto reg = [](const char* name, auto fn, int64_t iterations, auto... args) {
@@ -285,6 +383,8 @@ void RegisterAll(const Flags& flags) {
   reg("Policy/fresh_warm_pool_unenforced", BM_ExecuteFreshWarmPool, 200, true,
       "Policy/fresh_warm_pool_unenforced", std::optional<double>());
   reg("Execute/fresh_sustained", BM_ExecuteFreshSustained, 100);
+  reg("ToolCall/resident_beside_a_loop", BM_ToolCallBesideALoop, 300);
+  reg("Memory/alloc_heavy", BM_AllocHeavy, 15);
   reg("Subprocess/python3_per_call", BM_SubprocessPerCall, 100);
   reg("Subprocess/python3_-I_-S_per_call", BM_SubprocessIsolatedPerCall, 100);
 }
