@@ -50,7 +50,13 @@ isolation: fresh (default), resident (a long-lived interpreter; "tool" is accept
        an old name for it), process (not implemented yet).
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
-limits: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
+limits of an execution: --timeout-ms (wall clock), --cpu-ms (CPU time of the code's
+       thread), --memory-mb (MiB); unset: PYHOST_TIMEOUT_MS, PYHOST_MAX_MEMORY_MB, else
+       30000 ms and 256 MB, the CPU limit following the wall limit; a policy's limits are
+       ceilings (above one: a usage error). Past one the error type is Timeout,
+       CpuLimitExceeded or MemoryLimitExceeded. For a tool (call, register), they hold
+       for its load and each call.
+limits of input: FILE and - at most 16 MiB of code, a policy file at most 1 MiB (regular files
 only); serve: a line at most 16 MiB, reading stops while 64 requests (or 64 MiB of
 them) wait for an answer.
 exit status: 0 ok; 1 the code failed, was stopped or hit a limit (or its answer could

@@ -189,6 +189,9 @@ const std::vector<Field<RegisterRequest>>& RegisterFields() {
       Bind<R>(kSourceField, [](R& r, std::string source) { r.source = std::move(source); }),
       Bind<R>(kPolicyField, [](R& r, Policy policy) { r.options.policy = std::move(policy); }),
       Bind<R>(kIsolationField, [](R& r, Isolation isolation) { r.options.isolation = isolation; }),
+      Bind<R>(kTimeoutField, [](R& r, int64_t ms) { r.options.limits.timeout_ms = ms; }),
+      Bind<R>(kCpuField, [](R& r, int64_t ms) { r.options.limits.cpu_ms = ms; }),
+      Bind<R>(kMemoryField, [](R& r, int64_t mb) { r.options.limits.memory_mb = mb; }),
   };
   return *fields;
 }

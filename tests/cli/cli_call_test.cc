@@ -146,6 +146,21 @@ TEST_F(CallTest, IsolationProcessIsNotImplemented) {
   EXPECT_THAT(run.err, HasSubstr("not implemented yet"));
 }
 
+// A tool's limits hold for its call; a module body stuck at load fails the call too.
+TEST_F(CallTest, LimitsEndAToolThatLoopsInItsCallOrItsLoad) {
+  std::string spinning = dir_.Write("spin.py", "def run(args):\n    while True:\n        pass\n");
+  Outcome run = RunPyhost({"call", spinning, "--timeout-ms", "300"});
+  EXPECT_TRUE(run.exited && run.exit_code == 1) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], false) << run.Describe();
+  EXPECT_EQ(envelope["error"]["type"], "Timeout") << run.Describe();
+  std::string greedy =
+      dir_.Write("greedy.py", "x = bytearray(2**31)\ndef run(args):\n  return 1\n");
+  Outcome load = RunPyhost({"call", greedy, "--memory-mb", "64"});
+  EXPECT_FALSE(load.exited && load.exit_code == 0) << load.Describe();
+  EXPECT_THAT(load.out + load.err, HasSubstr("MemoryLimitExceeded")) << load.Describe();
+}
+
 TEST_F(CallTest, ToolFromStdin) {
   Outcome run = RunPyhost({"call", "-", "--args", R"({"n": 2})"},
                           "def run(args):\n    return args['n'] + 40\n");

@@ -245,8 +245,14 @@ TEST(RegisterFieldsTest, EveryFieldFromJsonAndFlags) {
                                {"name", "wc"},
                                {"source", "def run(args): return 1"},
                                {"policy", {{"extends", "strict"}, {"name", "mine"}}},
-                               {"isolation", "resident"}});
+                               {"isolation", "resident"},
+                               {"timeout_ms", 700},
+                               {"cpu_ms", 600},
+                               {"memory_mb", 64}});
   ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->options.limits.timeout_ms, 700);
+  EXPECT_EQ(request->options.limits.cpu_ms, 600);
+  EXPECT_EQ(request->options.limits.memory_mb, 64);
   EXPECT_EQ(request->name, "wc");
   EXPECT_EQ(request->source, "def run(args): return 1");
   ASSERT_TRUE(request->options.policy.has_value());
@@ -254,11 +260,15 @@ TEST(RegisterFieldsTest, EveryFieldFromJsonAndFlags) {
   EXPECT_EQ(request->options.isolation, Isolation::kResident);
 
   RegisterRequest flags =
-      FromFlags(RegisterFields(), {{"--policy", "balanced"}, {"--isolation", "resident"}});
+      FromFlags(RegisterFields(),
+                {{"--policy", "balanced"}, {"--isolation", "resident"}, {"--timeout-ms", "900"}});
   ASSERT_TRUE(flags.options.policy.has_value());
   EXPECT_EQ(flags.options.policy->name, "balanced");
   EXPECT_EQ(flags.options.isolation, Isolation::kResident);
-  EXPECT_EQ(FlagsOf(RegisterFields()), (std::set<std::string>{"--policy", "--isolation"}));
+  EXPECT_EQ(flags.options.limits.timeout_ms, 900);
+  EXPECT_EQ(FlagsOf(RegisterFields()),
+            (std::set<std::string>{"--policy", "--isolation", "--timeout-ms", "--cpu-ms",
+                                   "--memory-mb"}));
 }
 
 TEST(RegisterFieldsTest, ErrorsNameTheField) {
