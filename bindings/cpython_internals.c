@@ -23,6 +23,18 @@
 #error "cpython_internals.c reads 3.11's eval-breaker layout: port it to this Python"
 #endif
 
+/* ceval.c's COMPUTE_EVAL_BREAKER: whether the eval loop must leave its fast path. */
+static void ComputeEvalBreaker(PyInterpreterState* interp) {
+  struct _ceval_state* ceval2 = &interp->ceval;
+  int signals = _Py_atomic_load_relaxed(&interp->runtime->ceval.signals_pending) &&
+                _Py_ThreadCanHandleSignals(interp);
+  int calls =
+      _Py_atomic_load_relaxed(&ceval2->pending.calls_to_do) && _Py_ThreadCanHandlePendingCalls();
+  _Py_atomic_store_relaxed(&ceval2->eval_breaker,
+                           _Py_atomic_load_relaxed(&ceval2->gil_drop_request) | signals | calls |
+                               ceval2->pending.async_exc);
+}
+
 int pyhost_async_exc_offer(PyThreadState* tstate, PyObject* exception_type) {
   PyObject* expected = NULL;
   int handed_over = __atomic_compare_exchange_n(&tstate->async_exc, &expected, exception_type, 0,
@@ -38,17 +50,8 @@ PyObject* pyhost_async_exc_take_back(PyThreadState* tstate) {
   if (pending == NULL) return NULL;
   /* ceval.c's UNSIGNAL_ASYNC_EXC: a request left set would send every later bytecode
    * of this interpreter through the slow path. */
-  PyInterpreterState* interp = tstate->interp;
-  struct _ceval_runtime_state* ceval = &interp->runtime->ceval;
-  struct _ceval_state* ceval2 = &interp->ceval;
-  ceval2->pending.async_exc = 0;
-  _Py_atomic_store_relaxed(
-      &ceval2->eval_breaker,
-      _Py_atomic_load_relaxed(&ceval2->gil_drop_request) |
-          (_Py_atomic_load_relaxed(&ceval->signals_pending) && _Py_ThreadCanHandleSignals(interp)) |
-          (_Py_atomic_load_relaxed(&ceval2->pending.calls_to_do) &&
-           _Py_ThreadCanHandlePendingCalls()) |
-          ceval2->pending.async_exc);
+  tstate->interp->ceval.pending.async_exc = 0;
+  ComputeEvalBreaker(tstate->interp);
   return pending;
 }
 
@@ -98,16 +101,10 @@ static PyInterpreterState* HolderInterpreter(PyThreadState* holder) {
   return NULL;
 }
 
-/* ceval_gil.h's RESET_GIL_DROP_REQUEST, keeping the other reasons to break. */
+/* ceval_gil.h's RESET_GIL_DROP_REQUEST. */
 static void ResetDropRequest(PyInterpreterState* interp) {
-  struct _ceval_state* ceval2 = &interp->ceval;
-  _Py_atomic_store_relaxed(&ceval2->gil_drop_request, 0);
-  _Py_atomic_store_relaxed(&ceval2->eval_breaker,
-                           (_Py_atomic_load_relaxed(&interp->runtime->ceval.signals_pending) &&
-                            _Py_ThreadCanHandleSignals(interp)) |
-                               (_Py_atomic_load_relaxed(&ceval2->pending.calls_to_do) &&
-                                _Py_ThreadCanHandlePendingCalls()) |
-                               ceval2->pending.async_exc);
+  _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 0);
+  ComputeEvalBreaker(interp);
 }
 
 /* Returns 1 if the ticker must take and release the GIL (see above). */

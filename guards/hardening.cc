@@ -1204,6 +1204,7 @@ bool HardenOnExecution(Sandbox& sandbox, PyObject* module, const char* name) {
       status =
           h.Module(py::reinterpret_borrow<py::object>(module), "select", Hardener::Seal::kNone);
       if (status.ok()) status = h.ReplaceRows("select");
+      if (status.ok()) status = MakeWaitsInterruptible(module, name);
     }
   } else if (strcmp(name, "_queue") == 0) {
     status = MakeWaitsInterruptible(module, name);

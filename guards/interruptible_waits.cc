@@ -18,9 +18,10 @@ double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
 // A timeout argument the slicing understands: absent or None (forever), or an exact
 // int or float. Anything else goes to the original call unchanged, which checks it.
-// Sets *forever or *seconds; false for "call the original as it is".
+// Sets *forever or *seconds; false for "call the original as it is". `scale`: the
+// argument's units per second (1000 for poll's milliseconds).
 bool ReadTimeout(PyObject* timeout, bool none_is_forever, double minus_one_value, bool* forever,
-                 double* seconds) {
+                 double* seconds, bool negative_is_forever = false, double scale = 1) {
   *forever = false;
   if (timeout == nullptr || (none_is_forever && timeout == Py_None)) {
     *forever = true;
@@ -32,10 +33,11 @@ bool ReadTimeout(PyObject* timeout, bool none_is_forever, double minus_one_value
     PyErr_Clear();
     return false;
   }
-  if (value == minus_one_value) {
+  if (value == minus_one_value || (negative_is_forever && value < 0)) {
     *forever = true;
     return true;
   }
+  value /= scale;
   if (!(value > Seconds(kWaitSlice)) || value > kMaxSlicedSeconds || std::isnan(value)) {
     return false;
   }
@@ -154,6 +156,47 @@ PyObject* GetSliced(const PyMethodDef* original, PyObject* self, PyObject* args,
   return result;
 }
 
+// epoll.poll(timeout=None, maxevents=-1) (seconds) and poll.poll(timeout=None)
+// (milliseconds): None or a negative timeout waits for good; an empty list is nothing
+// ready in a slice.
+template <int kScale>
+PyObject* PollSliced(const PyMethodDef* original, PyObject* self, PyObject* args,
+                     PyObject* kwargs) {
+  static const char* keywords[] = {"timeout", "maxevents", nullptr};
+  PyObject* timeout = nullptr;
+  PyObject* maxevents = nullptr;
+  bool forever = false;
+  double seconds = 0;
+  const bool parsed =
+      kScale == 1 ? PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:poll",
+                                                const_cast<char**>(keywords), &timeout, &maxevents)
+                  : PyArg_ParseTuple(args, "|O:poll", &timeout) &&
+                        (kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0);
+  if (!parsed || !ReadTimeout(timeout, /*none_is_forever=*/true, NAN, &forever, &seconds,
+                              /*negative_is_forever=*/true, kScale)) {
+    PyErr_Clear();
+    return CallOriginal(original, self, args, kwargs);
+  }
+  return Sliced(
+      forever, seconds,
+      [&](double slice) {
+        PyObject* slice_args = kScale == 1 && maxevents != nullptr
+                                   ? Py_BuildValue("(dO)", slice, maxevents)
+                                   : Py_BuildValue("(i)", static_cast<int>(slice * kScale + 0.5));
+        if (kScale == 1 && maxevents == nullptr && slice_args != nullptr) {
+          Py_DECREF(slice_args);
+          slice_args = Py_BuildValue("(d)", slice);
+        }
+        if (slice_args == nullptr) return static_cast<PyObject*>(nullptr);
+        PyObject* ready = CallOriginal(original, self, slice_args, nullptr);
+        Py_DECREF(slice_args);
+        return ready;
+      },
+      [](PyObject* ready) {
+        return ready != nullptr && PyList_Check(ready) && PyList_GET_SIZE(ready) == 0;
+      });
+}
+
 using SlicedMethod = PyObject* (*)(const PyMethodDef*, PyObject*, PyObject*, PyObject*);
 
 template <int kIndex>
@@ -174,10 +217,12 @@ Row* Rows() {
       {"_thread", {"RLock", "acquire"}, AcquireSliced},
       {"_thread", {"RLock", "__enter__"}, AcquireSliced},
       {"_queue", {"SimpleQueue", "get"}, GetSliced},
+      {"select", {"epoll", "poll"}, PollSliced<1>},
+      {"select", {"poll", "poll"}, PollSliced<1000>},  // the type of what select.poll() makes
   };
   return rows;
 }
-constexpr int kRows = 5;
+constexpr int kRows = 7;
 
 template <int kIndex>
 PyObject* Wrapper(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -195,6 +240,13 @@ void SetWrappers(std::integer_sequence<int, kIndex...>) {
 absl::Status Replace(PyObject* module, Row& row) {
   Replaced& r = row.replaced;
   PyObject* type = PyObject_GetAttrString(module, r.type_attr);
+  if (type != nullptr && !PyType_Check(type) && PyCallable_Check(type)) {  // a factory
+    PyObject* made = PyObject_CallNoArgs(type);
+    Py_DECREF(type);
+    type = made != nullptr ? reinterpret_cast<PyObject*>(Py_TYPE(made)) : nullptr;
+    Py_XINCREF(type);
+    Py_XDECREF(made);
+  }
   if (type == nullptr || !PyType_Check(type)) {
     Py_XDECREF(type);
     return StatusFromPythonError(absl::StrCat("waits: ", row.module, ".", r.type_attr));

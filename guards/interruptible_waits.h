@@ -10,9 +10,10 @@
 //
 // Covered: _thread.lock and _thread.RLock's acquire() and `with` (and so every
 // threading wait: Condition, Event, Semaphore, Barrier, Thread.join, queue.Queue),
-// _queue.SimpleQueue.get(), select.select(). Not covered (docs/security.md): poll and
-// epoll objects, socket operations without a timeout, waits in C extensions; code
-// blocked in one past its deadline is handled as code stuck in C (embed/isolation.h).
+// _queue.SimpleQueue.get(), select.select() and the poll() of select's poll and epoll
+// objects (and so selectors, asyncio's event loop). Not covered (docs/security.md):
+// socket operations without a timeout, waits in C extensions; code blocked in one past
+// its deadline is handled as code stuck in C (embed/isolation.h).
 #ifndef PYHOST_GUARDS_INTERRUPTIBLE_WAITS_H_
 #define PYHOST_GUARDS_INTERRUPTIBLE_WAITS_H_
 
@@ -26,8 +27,8 @@ namespace pyhost {
 
 inline constexpr absl::Duration kWaitSlice = absl::Milliseconds(20);
 
-// `module` is the module object named `name` (_thread or _queue; others are left
-// alone). Replaces the methods in the module's types, per interpreter. GIL held.
+// `module` is the module object named `name` (_thread, _queue or select; others are
+// left alone). Replaces the methods in the module's types, per interpreter. GIL held.
 absl::Status MakeWaitsInterruptible(PyObject* module, const char* name);
 
 // select.select(rlist, wlist, xlist, timeout=None) in slices: `call(args)` runs the

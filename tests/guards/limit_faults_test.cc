@@ -103,6 +103,14 @@ TEST_F(LimitFaultsTest, CodeLoopingOrWaitingInPythonEndsAtItsDeadline) {
        "import threading\nl = threading.RLock()\nt = threading.Thread(target=l.acquire)\n"
        "t.start(); t.join()\nl.acquire()"},
       {"select", "balanced", "import os, select\nr, w = os.pipe()\nselect.select([r], [], [])"},
+      {"poll", "balanced",
+       "import os, select\nr, w = os.pipe()\np = select.poll()\np.register(r, select.POLLIN)\n"
+       "p.poll()"},
+      {"selectors (epoll)", "balanced",
+       "import os, selectors\nr, w = os.pipe()\ns = selectors.DefaultSelector()\n"
+       "s.register(r, selectors.EVENT_READ)\ns.select()"},
+      {"asyncio", "balanced",
+       "import asyncio\nasync def main():\n    await asyncio.sleep(30)\nasyncio.run(main())"},
       {"print forever", "strict", "while True:\n    print('x' * 100)"},
   };
   for (const Case& c : cases) {
