@@ -96,6 +96,15 @@ PyObject* CallOriginal(const PyMethodDef* def, PyObject* self, PyObject* args, P
   return result;
 }
 
+// original(self, True, slice): acquire(blocking, timeout), get(block, timeout).
+PyObject* CallBlockingFor(const PyMethodDef* original, PyObject* self, double slice) {
+  PyObject* slice_args = Py_BuildValue("(Od)", Py_True, slice);
+  if (slice_args == nullptr) return nullptr;
+  PyObject* got = CallOriginal(original, self, slice_args, nullptr);
+  Py_DECREF(slice_args);
+  return got;
+}
+
 PyObject* AcquireSliced(const PyMethodDef* original, PyObject* self, PyObject* args,
                         PyObject* kwargs) {
   static const char* keywords[] = {"blocking", "timeout", nullptr};
@@ -110,14 +119,7 @@ PyObject* AcquireSliced(const PyMethodDef* original, PyObject* self, PyObject* a
     return CallOriginal(original, self, args, kwargs);
   }
   return Sliced(
-      forever, seconds,
-      [&](double slice) {
-        PyObject* slice_args = Py_BuildValue("(Od)", Py_True, slice);
-        if (slice_args == nullptr) return static_cast<PyObject*>(nullptr);
-        PyObject* got = CallOriginal(original, self, slice_args, nullptr);
-        Py_DECREF(slice_args);
-        return got;
-      },
+      forever, seconds, [&](double slice) { return CallBlockingFor(original, self, slice); },
       [](PyObject* got) { return got == Py_False; });
 }
 
@@ -143,14 +145,7 @@ PyObject* GetSliced(const PyMethodDef* original, PyObject* self, PyObject* args,
     return CallOriginal(original, self, args, kwargs);
   }
   PyObject* result = Sliced(
-      forever, seconds,
-      [&](double slice) {
-        PyObject* slice_args = Py_BuildValue("(Od)", Py_True, slice);
-        if (slice_args == nullptr) return static_cast<PyObject*>(nullptr);
-        PyObject* got = CallOriginal(original, self, slice_args, nullptr);
-        Py_DECREF(slice_args);
-        return got;
-      },
+      forever, seconds, [&](double slice) { return CallBlockingFor(original, self, slice); },
       [&](PyObject* got) { return got == nullptr && PyErr_ExceptionMatches(empty_type); });
   Py_DECREF(empty_type);
   return result;

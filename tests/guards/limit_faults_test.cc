@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "pyhost/host.h"
+#include "tests/security/shared_host.h"
 
 namespace pyhost {
 namespace {
@@ -34,20 +35,8 @@ long RssKb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-class LimitFaultsTest : public ::testing::Test {
+class LimitFaultsTest : public SharedHostTest {
  protected:
-  static void SetUpTestSuite() {
-    HostOptions options;
-    options.pool_size = 2;
-    absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = host->release();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    host_ = nullptr;
-  }
-
   struct Run {
     ExecResult result;
     double seconds = 0;
@@ -73,10 +62,7 @@ class LimitFaultsTest : public ::testing::Test {
     EXPECT_EQ(next.result.result, 45) << next.result.ToJson().dump();
   }
   static Limits Timeout(int64_t ms) { return Limits{ms, std::nullopt, std::nullopt}; }
-
-  static Host* host_;
 };
-Host* LimitFaultsTest::host_ = nullptr;
 
 struct Case {
   const char* name;

@@ -1,6 +1,6 @@
 // A test fixture with one Host for the whole suite, and Run(code, policy) through it,
-// for the security suites that only need executions (encoding_test, conversion_test,
-// shared_state_test, strict_programs_test).
+// for the suites that only need executions (encoding_test, conversion_test,
+// shared_state_test, strict_programs_test, limit_faults_test).
 #ifndef PYHOST_TESTS_SECURITY_SHARED_HOST_H_
 #define PYHOST_TESTS_SECURITY_SHARED_HOST_H_
 
