@@ -11,6 +11,7 @@
 // See docs/benchmarks.md.
 #include <Python.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -32,6 +33,7 @@
 #include "embed/pool.h"
 #include "embed/runner.h"
 #include "embed/work_dirs.h"
+#include "guards/memory_budget.h"
 #include "pyhost/host.h"
 
 namespace pyhost_bench {
@@ -145,6 +147,78 @@ void BM_AuditEventCost(benchmark::State& state) {
   AddNote(absl::StrCat("audit hook per event: ", note));
 }
 
+// What charging the memory budget costs (guards/memory_budget.h): the same code, in one
+// interpreter, alternately with the thread's allocations charged to a budget (as every
+// execution's are) and not. The allocators are wrapped in both: this is the charging,
+// not the indirection. Two workloads: allocation-heavy Python (small objects in
+// arenas, blocks over 512 bytes in the raw domain) and a tool call's worth (a dict
+// built and dropped).
+void BM_MemoryBudgetCost(benchmark::State& state) {
+  pyhost::PoolOptions options;
+  options.size = 1;
+  absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
+      pyhost::InterpreterPool::Start(options);
+  if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
+  absl::StatusOr<pyhost::InterpreterLease> lease = (*pool)->Acquire();
+  if (!lease.ok()) return state.SkipWithError(lease.status().ToString().c_str());
+  pyhost::ThreadStateScope scope((*lease)->state());
+  struct Workload {
+    const char* name;
+    const char* code;
+    int repeats;
+    double charged_ns = 0, uncharged_ns = 0;
+  } workloads[] = {
+      {"alloc_heavy",
+       "x = [bytes(600) for _ in range(5000)]\ny = [{'k': i, 'v': [i] * 3} for i in range(5000)]\n"
+       "del x, y\n",
+       40},
+      {"tool_call", "d = {'a': 1, 'b': [1, 2, 3]}\nr = {'ok': True, 'data': d['a'] + 1}\n", 20000},
+  };
+  for (auto _ : state) {
+    for (Workload& w : workloads) {
+      PyObject* code = Py_CompileString(w.code, "<bench>", Py_file_input);
+      PyObject* globals = PyDict_New();
+      if (code == nullptr || globals == nullptr ||
+          PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) != 0) {
+        return state.SkipWithError("compiling the workload");
+      }
+      std::vector<double> charged, uncharged;
+      for (int round = 0; round < 7; ++round) {
+        for (bool charge : {true, false}) {
+          pyhost::MemoryBudget budget(int64_t{1} << 40);
+          pyhost::MemoryBudget::Charge charging(charge ? &budget : nullptr);
+          Clock::time_point start = Clock::now();
+          for (int i = 0; i < w.repeats; ++i) {
+            PyObject* ran = PyEval_EvalCode(code, globals, globals);
+            if (ran == nullptr) return state.SkipWithError("running the workload");
+            Py_DECREF(ran);
+          }
+          (charge ? charged : uncharged)
+              .push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
+                         w.repeats);
+        }
+      }
+      std::sort(charged.begin(), charged.end());
+      std::sort(uncharged.begin(), uncharged.end());
+      w.charged_ns = charged[charged.size() / 2];
+      w.uncharged_ns = uncharged[uncharged.size() / 2];
+      Py_DECREF(globals);
+      Py_DECREF(code);
+    }
+    state.SetIterationTime(1e-9);
+  }
+  std::string note;
+  for (const Workload& w : workloads) {
+    const double pct = (w.charged_ns / w.uncharged_ns - 1) * 100;
+    state.counters[absl::StrCat(w.name, "_overhead_pct")] = pct;
+    absl::StrAppend(&note, note.empty() ? "" : "; ", w.name,
+                    absl::StrFormat(" %.1f us charged vs %.1f us not: %+.1f%%", w.charged_ns / 1e3,
+                                    w.uncharged_ns / 1e3, pct));
+  }
+  AddNote(absl::StrCat("memory budget charging (targets: alloc-heavy <= +10%, tool call <= +5%): ",
+                       note));
+}
+
 void RegisterAll(const Flags&) {
   auto reg = [](const char* name, auto fn, int64_t iterations, auto... args) {
     benchmark::RegisterBenchmark(name, fn, args...)
@@ -154,6 +228,7 @@ void RegisterAll(const Flags&) {
   };
   reg("Policy/audit_event_cost", BM_AuditEventCost, 1);
   reg("Diagnostic/fresh_uncontended", BM_FreshUncontended, 150);
+  reg("Memory/budget_cost", BM_MemoryBudgetCost, 1);
 }
 
 void Shutdown() { g_probe_pool.reset(); }

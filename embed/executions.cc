@@ -6,16 +6,9 @@
 namespace pyhost {
 namespace {
 
-// An execution pyhost ended before it could answer, as an answer: interrupted while
-// the environment was set (Cancelled), stuck in C past its deadline
-// (DeadlineExceeded), or pyhost's failure.
+// A context that could not be entered, as an answer: interrupted while the
+// environment was set (Cancelled), or pyhost's failure.
 Failure ContextFailure(const absl::Status& why) {
-  if (absl::IsDeadlineExceeded(why)) {
-    return Failure{Outcome::kTimeout,
-                   ExecError{std::string(error_type::kTimeout), std::string(why.message()), 0, "",
-                             "code stuck in C cannot be stopped in-process: run code you "
-                             "cannot trust to stay in Python in process isolation"}};
-  }
   bool interrupted = absl::IsCancelled(why);
   return Failure{
       interrupted ? Outcome::kInterrupted : Outcome::kHostError,
@@ -60,6 +53,11 @@ std::unique_ptr<Execution> ToolLoadExecution::Detached() const {
   return std::make_unique<ToolLoadExecution>(name_, source_);
 }
 
+void ToolLoadExecution::Abandon(const Failure& failure) {
+  answer_.outcome = failure.outcome;
+  error_ = failure.error;
+}
+
 void ToolLoadExecution::Adopt(Execution& detached) {
   auto& done = static_cast<ToolLoadExecution&>(detached);
   answer_ = std::move(done.answer_);
@@ -84,11 +82,12 @@ void SnippetExecution::Run(const ExecutionSettings& settings, Interpreter& inter
              &cancellation);
 }
 
-void SnippetExecution::Fail(const absl::Status& why) {
-  Failure failure = ContextFailure(why);
+void SnippetExecution::Fail(const absl::Status& why) { Abandon(ContextFailure(why)); }
+
+void SnippetExecution::Abandon(const Failure& failure) {
   result_.outcome = failure.outcome;
   result_.ok = false;
-  result_.error = std::move(failure.error);
+  result_.error = failure.error;
 }
 
 void ToolLoadExecution::Run(const ExecutionSettings&, Interpreter& interp,
@@ -128,8 +127,9 @@ void ToolCallExecution::Run(const ExecutionSettings& settings, Interpreter& inte
               result_, &cancellation);
 }
 
-void ToolCallExecution::Fail(const absl::Status& why) {
-  Failure failure = ContextFailure(why);
+void ToolCallExecution::Fail(const absl::Status& why) { Abandon(ContextFailure(why)); }
+
+void ToolCallExecution::Abandon(const Failure& failure) {
   result_.outcome = failure.outcome;
   result_.envelope = ErrorEnvelope(failure.error);
 }

@@ -27,6 +27,7 @@ class SnippetExecution : public Execution {
   void Run(const ExecutionSettings& settings, Interpreter& interp, const ExecutionContext& context,
            Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override;
+  void Abandon(const Failure& failure) override;
   Answer& answer() override { return result_; }
   std::unique_ptr<Execution> Detached() const override;
   void Adopt(Execution& detached) override;
@@ -46,6 +47,7 @@ class ToolLoadExecution : public Execution {
   void Run(const ExecutionSettings& settings, Interpreter& interp, const ExecutionContext& context,
            Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override { context_status_ = why; }
+  void Abandon(const Failure& failure) override;
   bool ReportsOutputs() const override { return false; }
   Answer& answer() override { return answer_; }
   std::unique_ptr<Execution> Detached() const override;
@@ -80,6 +82,7 @@ class ToolCallExecution : public Execution {
   void Run(const ExecutionSettings& settings, Interpreter& interp, const ExecutionContext& context,
            Cancellation& cancellation) override;
   void Fail(const absl::Status& why) override;
+  void Abandon(const Failure& failure) override;
   Answer& answer() override { return result_; }
   // Null `module` only: a resident tool's module cannot leave its interpreter.
   std::unique_ptr<Execution> Detached() const override;

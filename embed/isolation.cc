@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "bindings/thread_state.h"
+#include "embed/runner.h"
 #include "embed/stopwatch.h"
 #include "guards/execution_limits.h"
 #include "guards/gil_sharing.h"
@@ -39,6 +40,22 @@ void RunInNewContext(Interpreter& interp, const ExecutionSettings& settings, Wor
     if (!answer.output.files.empty()) answer.output.dir = (*context)->output_dir();
   }
   if (keep != nullptr) *keep = *std::move(context);
+}
+
+// The answer of an execution given up on (`why`): the limit that stopped it, or its
+// deadline.
+Failure TimedOut(const ExecutionControl& control, const ExecutionSettings& settings,
+                 absl::string_view why) {
+  std::optional<Cancellation::StopReason> stop = control.cancellation.stop_reason();
+  Outcome outcome = stop ? stop->outcome : Outcome::kTimeout;
+  std::string reason = stop ? stop->message
+                            : absl::StrCat("wall-clock limit of ", *settings.limits.timeout_ms,
+                                           " ms (timeout_ms) reached");
+  return Failure{
+      outcome,
+      ExecError{std::string(ErrorTypeForOutcome(outcome)), absl::StrCat(reason, "; ", why), 0, "",
+                "code stuck in C cannot be stopped in-process: run code you cannot "
+                "trust to stay in Python in process isolation"}};
 }
 
 // The threads fresh executions run on, kept for the next ones: a thread started per
@@ -169,7 +186,11 @@ class FreshIsolation : public IsolationMode {
                    const std::shared_ptr<ExecutionControl>& control,
                    Execution& execution) override {
     Stopwatch waiting;
-    absl::StatusOr<InterpreterLease> lease = pool_.Acquire();
+    absl::StatusOr<InterpreterLease> lease = pool_.Acquire(control->limits.deadline());
+    if (absl::IsDeadlineExceeded(lease.status())) {
+      execution.Abandon(TimedOut(*control, settings, lease.status().message()));
+      return absl::OkStatus();
+    }
     if (!lease.ok()) return lease.status();
     const double wait_us = waiting.WallUs();
     const int64_t interpreter_id = (*lease)->id();
@@ -180,13 +201,11 @@ class FreshIsolation : public IsolationMode {
     if (ended) {
       execution.Adopt(job->execution());
     } else {
-      std::optional<Cancellation::StopReason> stop = control->cancellation.stop_reason();
-      execution.Fail(absl::DeadlineExceededError(absl::StrCat(
-          stop ? stop->message
-               : absl::StrCat("wall-clock limit of ", *settings.limits.timeout_ms,
-                              " ms (timeout_ms) reached"),
-          ", and the code did not stop within ", absl::ToInt64Milliseconds(kStuckGrace),
-          " ms: it is stuck in C (one long builtin call); its interpreter was quarantined")));
+      execution.Abandon(TimedOut(
+          *control, settings,
+          absl::StrCat("the code did not stop within ", absl::ToInt64Milliseconds(kStuckGrace),
+                       " ms: it is stuck in C (one long builtin call); "
+                       "its interpreter was quarantined")));
     }
     ExecStats& stats = execution.answer().stats;
     stats.wait_us = wait_us;

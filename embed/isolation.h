@@ -37,6 +37,7 @@
 #include "embed/execution_context.h"
 #include "embed/interpreter.h"
 #include "embed/pool.h"
+#include "embed/runner.h"
 #include "embed/work_dirs.h"
 #include "guards/execution_limits.h"
 #include "pyhost/limits.h"
@@ -63,9 +64,11 @@ class Execution {
   virtual void Run(const ExecutionSettings& settings, Interpreter& interp,
                    const ExecutionContext& context, Cancellation& cancellation) = 0;
   // The execution's context could not be entered (`why`: Cancelled when it was
-  // interrupted while its environment was set), so Run never started, or it was given
-  // up on, stuck in C past its deadline (DeadlineExceeded): records it.
+  // interrupted while its environment was set), so Run never started: records it.
   virtual void Fail(const absl::Status& why) = 0;
+  // It was given up on past its deadline (stuck in C, or no interpreter could be had
+  // in time): `failure` (a limit's outcome) is its answer.
+  virtual void Abandon(const Failure& failure) = 0;
   // A copy that owns its inputs and its answer, for a thread that may outlive the
   // request (a fresh execution stuck in C); Adopt takes its answer back once it ran.
   virtual std::unique_ptr<Execution> Detached() const = 0;

@@ -186,7 +186,7 @@ InterpreterPool::~InterpreterPool() {
   state_->closed = true;
 }
 
-absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
+absl::StatusOr<InterpreterLease> InterpreterPool::Acquire(absl::Time deadline) {
   State* state = state_.get();
   absl::MutexLock lock(&state->mu);
   ++state->waiters;
@@ -194,7 +194,12 @@ absl::StatusOr<InterpreterLease> InterpreterPool::Acquire() {
     return !state->ready.empty() || !state->creation_error.ok() || !state->transient_error.ok() ||
            state->stopping;
   };
-  state->mu.Await(absl::Condition(&available));
+  if (!state->mu.AwaitWithDeadline(absl::Condition(&available), deadline)) {
+    --state->waiters;
+    return absl::DeadlineExceededError(
+        "no interpreter was ready before the deadline (creating one needs the GIL, which code "
+        "stuck in C may hold)");
+  }
   if (state->ready.empty() && state->creation_error.ok() && !state->stopping) {
     // The factory failed but retries (descriptors may be closed meanwhile): give it
     // a few attempts before the request fails.

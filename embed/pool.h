@@ -90,9 +90,10 @@ class InterpreterPool {
   // Tears down every interpreter it holds. Leases must all have been returned.
   ~InterpreterPool();
 
-  // A never-used interpreter; waits for one when the pool is drained. Fails only if
-  // the factory can no longer create interpreters.
-  absl::StatusOr<InterpreterLease> Acquire();
+  // A never-used interpreter; waits for one when the pool is drained, until
+  // `deadline` (DeadlineExceeded). Fails otherwise only if the factory can no longer
+  // create interpreters.
+  absl::StatusOr<InterpreterLease> Acquire(absl::Time deadline = absl::InfiniteFuture());
 
   PoolStats stats();
 

@@ -25,18 +25,21 @@ void CheckEntered(Interpreter& interp) {
                "the runner runs with the GIL held in its interpreter");
 }
 
-// How the pending exception ended the execution: what a Cancellation raises
-// (KeyboardInterrupt, ExecutionStopped) once the execution's cancellation fired is the
-// interruption's, whoever raised it, or the limit's that stopped it; a MemoryError
+// How the pending exception ended the execution: once a limit stopped it, the limit's
+// (whatever the code raised after, catching the stop); what a Cancellation raises
+// (KeyboardInterrupt) once the execution was interrupted is the interruption's,
+// whoever raised it; a MemoryError
 // once the memory budget refused an allocation is the budget's; any other exception is
 // the code's (also one the code raised after being stopped, catching it), as is a
 // KeyboardInterrupt the code raises itself.
 Outcome OutcomeOfPendingError(PyObject* type, Cancellation* cancellation,
                               std::optional<Cancellation::StopReason>& stop) {
   if (type == nullptr) return Outcome::kCodeError;
-  if (cancellation != nullptr && cancellation->cancelled() && IsCancellationException(type)) {
+  if (cancellation != nullptr) {
+    // A limit ended the execution, whatever the code raised once stopped (catching it).
     stop = cancellation->stop_reason();
-    return stop ? stop->outcome : Outcome::kInterrupted;
+    if (stop) return stop->outcome;
+    if (cancellation->cancelled() && IsCancellationException(type)) return Outcome::kInterrupted;
   }
   const MemoryBudget* budget = MemoryBudget::Current();
   if (budget != nullptr && budget->refused() &&
@@ -101,6 +104,17 @@ Failure DescribePendingError(Interpreter& interp, const std::string& filename,
           interp.support().DescribeError(owned_value.ptr(), filename, source, args, ns)) {
     error = *std::move(described);
   }
+  return failure;
+}
+
+// Code that ended without an exception after a limit stopped it (it caught the stop
+// where nothing more ran, e.g. around a wait) still ended by the limit.
+std::optional<Failure> StoppedByALimit(Cancellation* cancellation) {
+  std::optional<Cancellation::StopReason> stop =
+      cancellation != nullptr ? cancellation->stop_reason() : std::nullopt;
+  if (!stop) return std::nullopt;
+  Failure failure{stop->outcome, ExecError{}};
+  DescribeLimit(stop->outcome, stop, failure.error);
   return failure;
 }
 
@@ -295,6 +309,10 @@ void RunSnippet(Interpreter& interp, const ExecRequest& request, size_t max_outp
                                       globals.ptr(), cancellation));
     return;
   }
+  if (std::optional<Failure> limit = StoppedByALimit(cancellation)) {
+    Fail(result, *std::move(limit));
+    return;
+  }
   PyObject* value = PyDict_GetItemString(globals.ptr(), "result");  // borrowed
   if (value == nullptr) return;
   absl::StatusOr<json> converted = PythonToJson(value, "result");
@@ -340,6 +358,7 @@ std::optional<Failure> LoadToolModule(Interpreter& interp, const CompiledTool& t
     return DescribePendingError(interp, tool.filename, tool.source, nullptr, globals.ptr(),
                                 cancellation);
   }
+  if (std::optional<Failure> limit = StoppedByALimit(cancellation)) return limit;
   PyObject* run = PyDict_GetItemString(globals.ptr(), "run");  // borrowed
   if (run == nullptr || !PyCallable_Check(run)) {
     return Failure{
@@ -379,7 +398,9 @@ void CallToolRun(Interpreter& interp, const CompiledTool& tool, const ToolModule
     Cancellation::UserCode running(cancellation);
     returned = py::reinterpret_steal<py::object>(PyObject_CallOneArg(module.run, py_args->ptr()));
   }
-  if (returned) {
+  if (std::optional<Failure> limit = returned ? StoppedByALimit(cancellation) : std::nullopt) {
+    Fail(result, *limit);
+  } else if (returned) {
     SetEnvelope(returned.ptr(), result);
   } else {
     Fail(result, DescribePendingError(interp, tool.filename, tool.source, py_args->ptr(),

@@ -109,6 +109,7 @@ MemoryBudget* MemoryBudget::Current() { return t_budget; }
 bool MemoryBudget::Reserve(size_t bytes) {
   const int64_t now = in_use_.load(std::memory_order_relaxed);
   if (bytes > static_cast<size_t>(INT64_MAX) || now + static_cast<int64_t>(bytes) > limit_) {
+    refused_in_use_.store(now, std::memory_order_relaxed);
     refused_bytes_.store(
         bytes > static_cast<size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(bytes),
         std::memory_order_relaxed);

@@ -74,6 +74,7 @@ class MemoryBudget {
   std::atomic<int64_t> in_use_{0};
   std::atomic<int64_t> peak_{0};
   std::atomic<int64_t> refused_bytes_{0};
+  std::atomic<int64_t> refused_in_use_{0};  // in use when the last refusal came
 };
 
 }  // namespace pyhost

@@ -114,6 +114,29 @@ TEST_F(LimitFaultsTest, CodeLoopingOrWaitingInPythonEndsAtItsDeadline) {
   EXPECT_EQ(host_->pool_stats().quarantined, 0);
 }
 
+// Code that catches the stop where nothing more runs (around a wait) and ends still
+// ended by the limit: its result is not the answer.
+TEST_F(LimitFaultsTest, CatchingTheStopAndEndingIsStillTheLimit) {
+  Run run = Execute(
+      "import time\nresult = 'forged'\ntry:\n    time.sleep(5)\nexcept BaseException:\n"
+      "    pass\n",
+      Timeout(300));
+  EXPECT_EQ(run.result.outcome, Outcome::kTimeout) << run.result.ToJson().dump();
+  EXPECT_TRUE(run.result.result.is_null());
+  ASSERT_TRUE(host_
+                  ->RegisterTool("catcher",
+                                 "import time\ndef run(args):\n    try:\n        time.sleep(5)\n"
+                                 "    except BaseException:\n        return 'forged'\n",
+                                 {Isolation::kResident, std::nullopt, Timeout(300)})
+                  .ok());
+  absl::StatusOr<ToolCallResult> call = host_->CallTool("catcher", nlohmann::json::object());
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->outcome, Outcome::kTimeout) << call->envelope.dump();
+  EXPECT_EQ(call->envelope["error"]["type"], "Timeout");
+  ASSERT_TRUE(host_->UnregisterTool("catcher").ok());
+  ExpectTheNextRequestWorks();
+}
+
 TEST_F(LimitFaultsTest, ACpuBurnerEndsAtItsCpuLimit) {
   Run run = Execute("x = 0\nwhile True:\n    x += 1", Limits{std::nullopt, 300, std::nullopt});
   EXPECT_EQ(run.result.outcome, Outcome::kCpuLimit) << run.result.ToJson().dump();
@@ -143,6 +166,29 @@ TEST_F(LimitFaultsTest, CodeStuckInCIsAnsweredAtTheDeadlinePlusTheGraceAndQuaran
   EXPECT_EQ(host_->pool_stats().quarantined_total, before + 1);
   // The next request waits for the GIL until the C call returns (3.11: one GIL), then
   // is answered; the quarantined interpreter is then torn down.
+  ExpectTheNextRequestWorks();
+  for (int i = 0; i < 600 && host_->pool_stats().quarantined > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(host_->pool_stats().quarantined, 0);
+}
+
+// A CPU limit reached inside one C call is the CPU limit's, and another request waiting
+// for the GIL the stuck call holds still gets its answer at its own deadline.
+TEST_F(LimitFaultsTest, StuckCodeKeepsItsLimitAndOthersStillGetTheirAnswers) {
+  Run cpu = Execute("sum(range(3 * 10**7))", Limits{5000, 100, std::nullopt});
+  EXPECT_EQ(cpu.result.outcome, Outcome::kCpuLimit) << cpu.result.ToJson().dump();
+  EXPECT_EQ(cpu.result.error->type, "CpuLimitExceeded");
+  EXPECT_TRUE(cpu.result.stats.quarantined);
+  EXPECT_LT(cpu.seconds, 0.1 + 2);
+  Run other;
+  std::thread stuck([] { Execute("sum(range(3 * 10**7))", Timeout(100)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  other = Execute("result = 1", Timeout(300));
+  stuck.join();
+  EXPECT_TRUE(other.result.outcome == Outcome::kOk || other.result.outcome == Outcome::kTimeout)
+      << other.result.ToJson().dump();
+  EXPECT_LT(other.seconds, 0.3 + 2);
   ExpectTheNextRequestWorks();
   for (int i = 0; i < 600 && host_->pool_stats().quarantined > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
