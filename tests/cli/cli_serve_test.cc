@@ -292,6 +292,25 @@ TEST_F(ServeTest, LimitFieldsAreInForceAndAboveACeilingAreRefused) {
   EXPECT_EQ(answers["6"]["stats"]["limits"]["timeout_ms"], 500) << answers["6"].dump();
 }
 
+// A request looping in Python does not hold up the others (fair GIL sharing): they are
+// answered while it runs, and it ends at its deadline.
+TEST_F(ServeTest, ALoopingRequestBesideNormalOnes) {
+  std::vector<json> requests = {
+      {{"id", "loop"}, {"op", "exec"}, {"code", "while True: pass"}, {"timeout_ms", 3000}}};
+  for (int i = 0; i < 10; ++i) {
+    requests.push_back({{"id", i}, {"op", "exec"}, {"code", absl::StrCat("result = ", i)}});
+  }
+  Outcome run = RunPyhost({"serve"}, Lines(requests));
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  std::map<std::string, json> answers = AnswersById(run);
+  ASSERT_EQ(answers.size(), 11u) << run.Describe();
+  EXPECT_EQ(answers["\"loop\""]["error"]["type"], "Timeout") << run.Describe();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(answers[std::to_string(i)]["result"], i);
+  // The loop's answer is the last line: the others did not wait for it.
+  std::string last = run.out.substr(run.out.rfind('\n', run.out.size() - 2) + 1);
+  EXPECT_THAT(last, HasSubstr("\"loop\"")) << run.Describe();
+}
+
 TEST_F(ServeTest, PolicyAsAnObject) {
   std::vector<json> requests = {
       {{"id", 1},
