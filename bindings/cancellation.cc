@@ -145,6 +145,11 @@ void Cancellation::Stop(Outcome reason, std::string message) {
   DeliverLocked();
 }
 
+void Cancellation::Resignal() {
+  absl::MutexLock lock(&mu_);
+  if (stop_ && running_ != nullptr) pyhost_async_exc_resignal(running_);
+}
+
 std::optional<Cancellation::StopReason> Cancellation::stop_reason() const {
   absl::MutexLock lock(&mu_);
   return stop_;

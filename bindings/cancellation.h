@@ -55,6 +55,9 @@ class Cancellation {
   // `message` describes for the answer. The first Stop's reason is kept.
   void Stop(Outcome reason, std::string message) ABSL_LOCKS_EXCLUDED(mu_);
   bool cancelled() const ABSL_LOCKS_EXCLUDED(mu_);
+  // After a Stop: makes sure the running code's interpreter looks at the exception if
+  // it is still pending (never delivers a new one). Any thread.
+  void Resignal() ABSL_LOCKS_EXCLUDED(mu_);
   // What the first Stop() gave, if it came.
   struct StopReason {
     Outcome outcome;

@@ -15,6 +15,8 @@
 
 #include <Python.h>
 
+#include <pthread.h>
+
 #include "internal/pycore_ceval.h"
 #include "internal/pycore_interp.h"
 #include "internal/pycore_pystate.h"
@@ -43,6 +45,12 @@ int pyhost_async_exc_offer(PyThreadState* tstate, PyObject* exception_type) {
    * consuming an earlier exception while this one was being published. */
   _PyEval_SignalAsyncExc(tstate->interp);
   return handed_over;
+}
+
+void pyhost_async_exc_resignal(PyThreadState* tstate) {
+  if (__atomic_load_n(&tstate->async_exc, __ATOMIC_SEQ_CST) != NULL) {
+    _PyEval_SignalAsyncExc(tstate->interp);
+  }
 }
 
 PyObject* pyhost_async_exc_take_back(PyThreadState* tstate) {
@@ -76,14 +84,11 @@ long pyhost_running_threads_hint(PyInterpreterState* interp) {
  * a drop request set, waits until another thread has taken it (FORCE_SWITCHING).
  * A forwarded request can outlive the wait it answered (the waiter got the GIL
  * another way meanwhile): a thread of that interpreter would then drop the GIL and
- * wait for a taker that never comes. So the ticker follows up on its request: once
- * the GIL has changed hands it takes back a request still pending where no thread
- * holds the GIL, and if the GIL lies free with nobody having taken it since, it takes
- * and releases the GIL itself, which ends such a wait. */
+ * wait for a taker that never comes. So the ticker follows up on its request
+ * (FollowUp), never taking the GIL itself. */
 
 static PyInterpreterState* g_forwarded_to = NULL; /* the ticker's thread only */
 static unsigned long g_forwarded_at = 0;          /* gil->switch_number then */
-static PyThreadState* g_ticker_tstate = NULL;
 
 static int Listed(PyInterpreterState* interp) {
   for (PyInterpreterState* i = _PyRuntime.interpreters.head; i != NULL; i = i->next) {
@@ -101,42 +106,39 @@ static PyInterpreterState* HolderInterpreter(PyThreadState* holder) {
   return NULL;
 }
 
-/* ceval_gil.h's RESET_GIL_DROP_REQUEST. */
-static void ResetDropRequest(PyInterpreterState* interp) {
-  _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 0);
-  ComputeEvalBreaker(interp);
-}
-
-/* Returns 1 if the ticker must take and release the GIL (see above). */
-static int FollowUp(struct _gil_runtime_state* gil) {
+/* Follows up the request forwarded last. While the GIL lies free, a thread may be in
+ * drop_gil's FORCE_SWITCHING wait for a taker: 3.11 waits there once (an `if`, not a
+ * loop), so a broadcast of switch_cond ends it without taking the GIL. Once the GIL
+ * has changed hands, a request still set where no thread holds the GIL is taken back
+ * (only the flag: eval_breaker is left as it is, so no other reason to break is lost;
+ * the next take_gil recomputes it). */
+static void FollowUp(struct _gil_runtime_state* gil) {
   const int locked = _Py_atomic_load_relaxed(&gil->locked);
-  if (gil->switch_number == g_forwarded_at) {
-    if (locked) return 0; /* the holder has not reacted yet */
-    g_forwarded_to = NULL;
-    return 1; /* dropped, and nobody took it */
+  if (!locked) {
+    pthread_mutex_lock(&gil->switch_mutex);
+    pthread_cond_broadcast(&gil->switch_cond);
+    pthread_mutex_unlock(&gil->switch_mutex);
   }
-  PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+  pthread_mutex_lock(&gil->mutex); /* switch_number and last_holder change under it */
+  const unsigned long switches = gil->switch_number;
   PyThreadState* holder = (PyThreadState*)_Py_atomic_load_relaxed(&gil->last_holder);
-  if (Listed(g_forwarded_to) && _Py_atomic_load_relaxed(&g_forwarded_to->ceval.gil_drop_request) &&
-      !(locked && HolderInterpreter(holder) == g_forwarded_to)) {
-    ResetDropRequest(g_forwarded_to);
+  pthread_mutex_unlock(&gil->mutex);
+  if (switches == g_forwarded_at) return; /* not reacted yet: keep following */
+  PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+  if (!Listed(g_forwarded_to) ||
+      !_Py_atomic_load_relaxed(&g_forwarded_to->ceval.gil_drop_request)) {
+    g_forwarded_to = NULL; /* consumed */
+  } else if (!(locked && HolderInterpreter(holder) == g_forwarded_to)) {
+    _Py_atomic_store_relaxed(&g_forwarded_to->ceval.gil_drop_request, 0); /* left over */
+    g_forwarded_to = NULL;
   }
   PyThread_release_lock(_PyRuntime.interpreters.mutex);
-  g_forwarded_to = NULL;
-  return 0;
 }
 
 int pyhost_gil_share_tick(void) {
   struct _gil_runtime_state* gil = &_PyRuntime.ceval.gil;
   if (g_forwarded_to != NULL) {
-    if (FollowUp(gil)) {
-      if (g_ticker_tstate == NULL)
-        g_ticker_tstate = PyThreadState_New(_PyRuntime.interpreters.main);
-      if (g_ticker_tstate != NULL) {
-        PyEval_RestoreThread(g_ticker_tstate);
-        PyEval_SaveThread();
-      }
-    }
+    FollowUp(gil);
     return 0;
   }
   if (!_Py_atomic_load_relaxed(&gil->locked)) return 0;

@@ -17,6 +17,11 @@ extern "C" {
  * interpreter is asked to look again; the caller keeps its reference). */
 int pyhost_async_exc_offer(PyThreadState* tstate, PyObject* exception_type);
 
+/* Asks `tstate`'s interpreter again to look at an asynchronous exception still
+ * pending for it (an eval_breaker store racing the offer's may have hidden it). Needs
+ * no GIL; `tstate` must stay alive during the call. */
+void pyhost_async_exc_resignal(PyThreadState* tstate);
+
 /* Takes back the pending asynchronous exception of the current thread state, if any,
  * and clears its interpreter's request for it. Returns the reference (the caller owns
  * it) or NULL. GIL held, `tstate` current. */

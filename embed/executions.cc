@@ -64,7 +64,7 @@ void ToolLoadExecution::Adopt(Execution& detached) {
   context_status_ = std::move(done.context_status_);
   error_ = std::move(done.error_);
   compiled_ = std::move(done.compiled_);
-  module_ = done.module_;
+  // Not the module: it lived in the detached run's fresh interpreter, now gone.
 }
 
 std::unique_ptr<Execution> ToolCallExecution::Detached() const {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
@@ -206,7 +207,8 @@ absl::StatusOr<InterpreterLease> InterpreterPool::Acquire(absl::Time deadline) {
     auto created = [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
       return !state->ready.empty() || !state->creation_error.ok() || state->stopping;
     };
-    state->mu.AwaitWithTimeout(absl::Condition(&created), kTransientWait);
+    state->mu.AwaitWithDeadline(absl::Condition(&created),
+                                std::min(deadline, absl::Now() + kTransientWait));
   }
   --state->waiters;
   if (!state->ready.empty()) {

@@ -73,16 +73,9 @@ void DescribeLimit(Outcome outcome, const std::optional<Cancellation::StopReason
 // Describing runs the code's own methods (the exception's __str__, its audit hooks on
 // traceback access): as user code, under `cancellation`, and outside the memory
 // budget (it may have been spent: describing must not fail for it).
-Failure DescribePendingError(Interpreter& interp, const std::string& filename,
-                             absl::string_view source, PyObject* args, PyObject* ns,
-                             Cancellation* cancellation) {
-  std::optional<Cancellation::StopReason> stop;
-  PyObject* pending = PyErr_Occurred();
-  Failure failure{OutcomeOfPendingError(pending, cancellation, stop), ExecError{}};
-  const bool limit = !LimitName(failure.outcome).empty();
-  absl::Cleanup name_limit = [&] {
-    if (limit) DescribeLimit(failure.outcome, stop, failure.error);
-  };
+// The pending exception as the code's error (what describe_error makes of it).
+ExecError DescribeRaised(Interpreter& interp, const std::string& filename, absl::string_view source,
+                         PyObject* args, PyObject* ns, Cancellation* cancellation) {
   MemoryBudget::Charge uncounted(nullptr);
   Cancellation::UserCode describing(cancellation, /*now=*/false);
   PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
@@ -94,16 +87,25 @@ Failure DescribePendingError(Interpreter& interp, const std::string& filename,
   auto owned_type = py::reinterpret_steal<py::object>(type);
   auto owned_value = py::reinterpret_steal<py::object>(value);
   auto owned_tb = py::reinterpret_steal<py::object>(traceback);
-  ExecError& error = failure.error;
+  ExecError error;
   error.type = type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Error";
-  if (!owned_value) return failure;
+  if (!owned_value) return error;
   if (owned_tb) PyException_SetTraceback(owned_value.ptr(), owned_tb.ptr());
   error.message = DescribeException(owned_value.ptr());
-
   if (std::optional<ExecError> described =
           interp.support().DescribeError(owned_value.ptr(), filename, source, args, ns)) {
     error = *std::move(described);
   }
+  return error;
+}
+
+Failure DescribePendingError(Interpreter& interp, const std::string& filename,
+                             absl::string_view source, PyObject* args, PyObject* ns,
+                             Cancellation* cancellation) {
+  std::optional<Cancellation::StopReason> stop;
+  Failure failure{OutcomeOfPendingError(PyErr_Occurred(), cancellation, stop), ExecError{}};
+  failure.error = DescribeRaised(interp, filename, source, args, ns, cancellation);
+  if (!LimitName(failure.outcome).empty()) DescribeLimit(failure.outcome, stop, failure.error);
   return failure;
 }
 

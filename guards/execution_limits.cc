@@ -24,7 +24,8 @@ ExecutionLimits::ExecutionLimits(const Limits& in_force, Cancellation& cancellat
       start_(absl::Now()),
       deadline_(in_force.timeout_ms ? start_ + absl::Milliseconds(*in_force.timeout_ms)
                                     : absl::InfiniteFuture()),
-      budget_(in_force.memory_mb ? *in_force.memory_mb << 20 : INT64_MAX) {
+      budget_(in_force.memory_mb && *in_force.memory_mb <= kMaxMemoryMb ? *in_force.memory_mb << 20
+                                                                        : INT64_MAX) {
   if (in_force.timeout_ms || in_force.cpu_ms) {
     watch_ = Watchdog::Global().Arm(std::min(start_ + kCheckPeriod, deadline_), kCheckPeriod,
                                     [this] { Check(); });
@@ -70,7 +71,10 @@ std::optional<absl::Time> ExecutionLimits::stopped_at() const {
 }
 
 void ExecutionLimits::Check() {
-  if (stopped_.load()) return;
+  if (stopped_.load()) {
+    cancellation_.Resignal();  // a racing eval_breaker store must not hide the stop
+    return;
+  }
   const absl::Time now = absl::Now();
   if (now >= deadline_) {
     stopped_at_ns_.store(absl::ToUnixNanos(now));

@@ -1,9 +1,11 @@
 #include "guards/interruptible_waits.h"
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/cancellation.h"
 #include "bindings/python_error.h"
@@ -38,7 +40,7 @@ bool ReadTimeout(PyObject* timeout, bool none_is_forever, double minus_one_value
     return true;
   }
   value /= scale;
-  if (!(value > Seconds(kWaitSlice)) || value > kMaxSlicedSeconds || std::isnan(value)) {
+  if (!(value > Seconds(kWaitSlice)) || value > kMaxSlicedSeconds) {  // NaN fails the first
     return false;
   }
   *seconds = value;
@@ -131,7 +133,7 @@ PyObject* GetSliced(const PyMethodDef* original, PyObject* self, PyObject* args,
   double seconds = 0;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:get", const_cast<char**>(keywords), &block,
                                    &timeout) ||
-      PyObject_IsTrue(block) != 1 ||
+      !PyLong_Check(block) || PyObject_IsTrue(block) != 1 ||
       !ReadTimeout(timeout, /*none_is_forever=*/true, NAN, &forever, &seconds)) {
     PyErr_Clear();
     return CallOriginal(original, self, args, kwargs);
@@ -167,21 +169,21 @@ PyObject* PollSliced(const PyMethodDef* original, PyObject* self, PyObject* args
                                                 const_cast<char**>(keywords), &timeout, &maxevents)
                   : PyArg_ParseTuple(args, "|O:poll", &timeout) &&
                         (kwargs == nullptr || PyDict_GET_SIZE(kwargs) == 0);
-  if (!parsed || !ReadTimeout(timeout, /*none_is_forever=*/true, NAN, &forever, &seconds,
-                              /*negative_is_forever=*/true, kScale)) {
+  // Both take at most INT_MAX milliseconds: beyond, python3's OverflowError.
+  if (!parsed ||
+      !ReadTimeout(timeout, /*none_is_forever=*/true, NAN, &forever, &seconds,
+                   /*negative_is_forever=*/true, kScale) ||
+      (!forever && seconds >= INT_MAX / 1000.0)) {
     PyErr_Clear();
     return CallOriginal(original, self, args, kwargs);
   }
   return Sliced(
       forever, seconds,
       [&](double slice) {
-        PyObject* slice_args = kScale == 1 && maxevents != nullptr
-                                   ? Py_BuildValue("(dO)", slice, maxevents)
-                                   : Py_BuildValue("(i)", static_cast<int>(slice * kScale + 0.5));
-        if (kScale == 1 && maxevents == nullptr && slice_args != nullptr) {
-          Py_DECREF(slice_args);
-          slice_args = Py_BuildValue("(d)", slice);
-        }
+        PyObject* slice_args = kScale != 1
+                                   ? Py_BuildValue("(i)", static_cast<int>(slice * kScale + 0.5))
+                               : maxevents != nullptr ? Py_BuildValue("(dO)", slice, maxevents)
+                                                      : Py_BuildValue("(d)", slice);
         if (slice_args == nullptr) return static_cast<PyObject*>(nullptr);
         PyObject* ready = CallOriginal(original, self, slice_args, nullptr);
         Py_DECREF(slice_args);
@@ -292,10 +294,19 @@ PyObject* SelectSliced(PyObject* args, PyObject* kwargs,
     PyErr_Clear();
     return call(args);
   }
+  // Iterated once, as python3 does (an iterator would be used up by the first slice).
+  PyObject* lists[3] = {PySequence_List(rlist), PySequence_List(wlist), PySequence_List(xlist)};
+  absl::Cleanup release = [&lists] {
+    for (PyObject* list : lists) Py_XDECREF(list);
+  };
+  if (lists[0] == nullptr || lists[1] == nullptr || lists[2] == nullptr) {
+    PyErr_Clear();
+    return call(args);  // python3's own error for what is not iterable
+  }
   return Sliced(
       forever, seconds,
       [&](double slice) {
-        PyObject* slice_args = Py_BuildValue("(OOOd)", rlist, wlist, xlist, slice);
+        PyObject* slice_args = Py_BuildValue("(OOOd)", lists[0], lists[1], lists[2], slice);
         if (slice_args == nullptr) return static_cast<PyObject*>(nullptr);
         PyObject* ready = call(slice_args);
         Py_DECREF(slice_args);

@@ -79,6 +79,10 @@ absl::StatusOr<Limits> ResolveLimits(absl::string_view policy_name, const Limits
         return absl::InvalidArgumentError(
             absl::StrCat(field.name, " must be positive, got ", *asked));
       }
+      if (field.member == &Limits::memory_mb && *asked > kMaxMemoryMb) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("memory_mb ", *asked, " is too large (at most ", kMaxMemoryMb, ")"));
+      }
       if (ceiling && *asked > *ceiling) {
         return absl::InvalidArgumentError(absl::StrCat(field.name, " ", *asked,
                                                        " is above policy '", policy_name,

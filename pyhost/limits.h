@@ -33,6 +33,8 @@ nlohmann::json LimitsToJson(const Limits& limits);
 
 inline constexpr int64_t kDefaultTimeoutMs = 30000;
 inline constexpr int64_t kDefaultMemoryMb = 256;
+// The largest memory_mb taken (its bytes fit in an int64_t); larger is refused.
+inline constexpr int64_t kMaxMemoryMb = INT64_MAX >> 20;
 
 }  // namespace pyhost
 
