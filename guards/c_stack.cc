@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -140,7 +141,8 @@ struct Deferred {
 };
 
 thread_local int t_dealloc_depth = 0;
-thread_local std::vector<Deferred>* t_deferred = nullptr;
+// Freed with its thread (fresh executions run on pooled threads that may end).
+thread_local std::unique_ptr<std::vector<Deferred>> t_deferred;
 
 std::array<destructor, kMaxDeallocs> g_deallocs{};
 size_t g_deallocs_used = 0;
@@ -175,7 +177,7 @@ void GuardedDealloc(PyObject* object) {
   if (t_dealloc_depth >= kUnwindDepth && Py_TYPE(object)->tp_dealloc == g_dealloc_trampolines[I]) {
     const bool tracked = PyObject_IS_GC(object) && PyObject_GC_IsTracked(object);
     if (tracked) PyObject_GC_UnTrack(object);  // a refcount-0 object must not be collected
-    if (t_deferred == nullptr) t_deferred = new std::vector<Deferred>();
+    if (t_deferred == nullptr) t_deferred = std::make_unique<std::vector<Deferred>>();
     t_deferred->push_back({object, g_deallocs[I], tracked});
     return;
   }

@@ -189,7 +189,8 @@ TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
     tool = load.compiled();
   }
   ToolCallResult call;
-  ToolCallExecution calling(tool, nullptr, json::object(), call);
+  const json args = json::object();  // outlives the execution, which refers to it
+  ToolCallExecution calling(tool, nullptr, args, call);
   ASSERT_TRUE(isolations.Run(fresh, Settings(), calling).ok());
   EXPECT_EQ(call.outcome, Outcome::kHostError);
   EXPECT_EQ(call.envelope["ok"], false);
