@@ -52,14 +52,19 @@ struct Outcome {
 Outcome RunPyhost(const std::string& code, const std::string& policy) {
   std::string path =
       testutil::MakeTempFile("/tmp/c-stack-", absl::StrCat("N = ", kDepth, "\n", code));
-  // A hang is a failure too (generous: slow machines, big chains). The chains hold
-  // up to a few hundred MB and take seconds to build: the limits are not what is
-  // tested here, so they are raised to strict's ceilings.
+  // The chains hold up to a GB or more and take seconds to build: the limits are not
+  // what is tested here, so the case's policy is extended with ceilings that let them.
+  std::string policy_file = testutil::MakeTempFile(
+      "/tmp/c-stack-policy-",
+      absl::StrCat(R"({"extends": ")", policy,
+                   R"(", "limits": {"timeout_ms": 600000, "cpu_ms": 600000, "memory_mb": 8192}})"));
+  // A hang is a failure too (generous: slow machines, big chains).
   std::string command =
-      absl::StrCat("timeout 330 ", PYHOST_BINARY, " exec --policy ", policy,
-                   " --memory-mb 1024 --timeout-ms 300000 ", path, " 2>/dev/null");
+      absl::StrCat("timeout 630 ", PYHOST_BINARY, " exec --policy ", policy_file,
+                   " --memory-mb 8192 --timeout-ms 600000 ", path, " 2>/dev/null");
   testutil::ShellResult run = testutil::RunShell(command);
   unlink(path.c_str());
+  unlink(policy_file.c_str());
   Outcome outcome;
   outcome.status = run.status;
   outcome.answer = json::parse(run.output, nullptr, /*allow_exceptions=*/false);
