@@ -86,6 +86,24 @@ void BM_FreshUncontended(benchmark::State& state) {
           std::move(samples));
 }
 
+// A pool of one and the interpreter it hands out, for probes inside one interpreter.
+struct OneInterpreter {
+  absl::Status Start() {
+    pyhost::PoolOptions options;
+    options.size = 1;
+    absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> started =
+        pyhost::InterpreterPool::Start(options);
+    if (!started.ok()) return started.status();
+    pool = *std::move(started);
+    absl::StatusOr<pyhost::InterpreterLease> acquired = pool->Acquire();
+    if (!acquired.ok()) return acquired.status();
+    lease = *std::move(acquired);
+    return absl::OkStatus();
+  }
+  std::unique_ptr<pyhost::InterpreterPool> pool;
+  pyhost::InterpreterLease lease;  // declared after the pool: handed back first
+};
+
 // What the audit hook costs per event, measured inside an interpreter running under
 // strict: an event with no rule (the common case), "compile" (a rule, allowed), "open"
 // of a file in WORK_DIR (a rule that resolves the path) and "marshal.loads" of a
@@ -93,13 +111,11 @@ void BM_FreshUncontended(benchmark::State& state) {
 // with the file it names, audit_hooks/stdlib_bytecode.h). ns per event, as the
 // difference against the same loop in an interpreter with no sandbox active.
 void BM_AuditEventCost(benchmark::State& state) {
-  pyhost::PoolOptions options;
-  options.size = 1;
-  absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
-      pyhost::InterpreterPool::Start(options);
-  if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
-  absl::StatusOr<pyhost::InterpreterLease> lease = (*pool)->Acquire();
-  if (!lease.ok()) return state.SkipWithError(lease.status().ToString().c_str());
+  OneInterpreter one;
+  if (absl::Status started = one.Start(); !started.ok()) {
+    return state.SkipWithError(started.ToString().c_str());
+  }
+  pyhost::InterpreterLease* lease = &one.lease;
   auto dirs = std::make_shared<pyhost::WorkDirStock>(pyhost::DefaultWorkRoot(), 1);
   pyhost::ThreadStateScope scope((*lease)->state());
   constexpr int kEvents = 20000;
@@ -154,13 +170,11 @@ void BM_AuditEventCost(benchmark::State& state) {
 // arenas, blocks over 512 bytes in the raw domain) and a tool call's worth (a dict
 // built and dropped).
 void BM_MemoryBudgetCost(benchmark::State& state) {
-  pyhost::PoolOptions options;
-  options.size = 1;
-  absl::StatusOr<std::unique_ptr<pyhost::InterpreterPool>> pool =
-      pyhost::InterpreterPool::Start(options);
-  if (!pool.ok()) return state.SkipWithError(pool.status().ToString().c_str());
-  absl::StatusOr<pyhost::InterpreterLease> lease = (*pool)->Acquire();
-  if (!lease.ok()) return state.SkipWithError(lease.status().ToString().c_str());
+  OneInterpreter one;
+  if (absl::Status started = one.Start(); !started.ok()) {
+    return state.SkipWithError(started.ToString().c_str());
+  }
+  pyhost::InterpreterLease* lease = &one.lease;
   pyhost::ThreadStateScope scope((*lease)->state());
   struct Workload {
     const char* name;

@@ -66,19 +66,19 @@ int64_t ExecutionLimits::cpu_us() const {
 }
 
 std::optional<absl::Time> ExecutionLimits::stopped_at() const {
-  if (!stopped_.load()) return std::nullopt;
-  return absl::FromUnixNanos(stopped_at_ns_.load());
+  const int64_t ns = stopped_at_ns_.load();
+  if (ns == 0) return std::nullopt;
+  return absl::FromUnixNanos(ns);
 }
 
 void ExecutionLimits::Check() {
-  if (stopped_.load()) {
+  if (stopped_at_ns_.load() != 0) {
     cancellation_.Resignal();  // a racing eval_breaker store must not hide the stop
     return;
   }
   const absl::Time now = absl::Now();
   if (now >= deadline_) {
     stopped_at_ns_.store(absl::ToUnixNanos(now));
-    stopped_.store(true);
     cancellation_.Stop(Outcome::kTimeout,
                        absl::StrCat("wall-clock limit of ", *in_force_.timeout_ms,
                                     " ms (timeout_ms) reached after ",
@@ -89,7 +89,6 @@ void ExecutionLimits::Check() {
   const int64_t used_ms = cpu_us() / 1000;
   if (in_force_.cpu_ms && used_ms >= *in_force_.cpu_ms) {
     stopped_at_ns_.store(absl::ToUnixNanos(now));
-    stopped_.store(true);
     cancellation_.Stop(Outcome::kCpuLimit,
                        absl::StrCat("CPU time limit of ", *in_force_.cpu_ms,
                                     " ms (cpu_ms) reached after ", used_ms, " ms of CPU time"));

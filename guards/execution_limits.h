@@ -79,8 +79,8 @@ class ExecutionLimits {
   clockid_t clock_{};
   int64_t clock_start_ns_ = 0;
   std::atomic<int64_t> ended_cpu_ns_{0};
-  std::atomic<bool> stopped_{false};
-  std::atomic<int64_t> stopped_at_ns_{0};  // absl::ToUnixNanos of the stop, once stopped_
+  // absl::ToUnixNanos of the moment a limit stopped the execution; 0 until then.
+  std::atomic<int64_t> stopped_at_ns_{0};
   Watchdog::Watch watch_;  // last: dropped first, so no check runs on a dying object
 };
 
