@@ -11,9 +11,9 @@
 // Covered: _thread.lock and _thread.RLock's acquire() and `with` (and so every
 // threading wait: Condition, Event, Semaphore, Barrier, Thread.join, queue.Queue),
 // _queue.SimpleQueue.get(), select.select() and the poll() of select's poll and epoll
-// objects (and so selectors, asyncio's event loop). Not covered (docs/security.md):
-// socket operations without a timeout, waits in C extensions; code blocked in one past
-// its deadline is handled as code stuck in C (embed/isolation.h).
+// objects (and so selectors, asyncio's event loop); sockets: guards/socket_waits.h.
+// Not covered (docs/security.md): waits in C extensions; code blocked in one past its
+// deadline is handled as code stuck in C (embed/isolation.h).
 #ifndef PYHOST_GUARDS_INTERRUPTIBLE_WAITS_H_
 #define PYHOST_GUARDS_INTERRUPTIBLE_WAITS_H_
 

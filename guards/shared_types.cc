@@ -14,6 +14,7 @@
 #include "bindings/py_string.h"
 #include "bindings/python_error.h"
 #include "guards/c_stack.h"
+#include "guards/socket_waits.h"
 
 #if PY_VERSION_HEX >= 0x030C0000
 #error "3.12 gives each interpreter its own static types' dicts: revisit these guards"
@@ -635,8 +636,12 @@ absl::Status GuardSockets() {
   if (socket_module == nullptr) return absl::InternalError("_socket is not loaded");
   if (absl::Status s = GuardHostNames(socket_type, PyModule_GetDict(socket_module)); !s.ok())
     return s;
-  return SwapMethod(PyModule_GetDict(socket_module), "socketpair", METH_VARARGS, GuardedSocketpair,
-                    &g_socketpair);
+  if (absl::Status s = SwapMethod(PyModule_GetDict(socket_module), "socketpair", METH_VARARGS,
+                                  GuardedSocketpair, &g_socketpair);
+      !s.ok()) {
+    return s;
+  }
+  return MakeSocketWaitsInterruptible(socket_type);  // around the guards above
 }
 
 }  // namespace

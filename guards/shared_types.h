@@ -21,6 +21,8 @@
 //     socketpair() descriptor  connected pair inside the process (asyncio's self-pipe)
 //   code.replace(co_flags=)    adding CO_ITERABLE_COROUTINE to a generator's code (what
 //                              types.coroutine does) may keep a trusted filename
+//   socket waits               recv, send, accept, connect... in slices a limit can end
+//                              (guards/socket_waits.h, around the guards above)
 // Each replaces both the type's slot and the descriptor in its __dict__ (or the C
 // function behind a method), so calling the descriptor directly
 // (`FileIO.__init__(f, ..., opener)`) is guarded too.

@@ -98,6 +98,40 @@ TEST_F(LimitFaultsTest, CodeLoopingOrWaitingInPythonEndsAtItsDeadline) {
       {"asyncio", "balanced",
        "import asyncio\nasync def main():\n    await asyncio.sleep(30)\nasyncio.run(main())"},
       {"print forever", "strict", "while True:\n    print('x' * 100)"},
+      // Sockets (guards/socket_waits.h): blocking, and with a timeout past the deadline.
+      {"socket recv", "balanced", "import socket\na, b = socket.socketpair()\na.recv(10)"},
+      {"socket recv with MSG_WAITALL", "balanced",
+       "import socket\na, b = socket.socketpair()\na.recv(10, socket.MSG_WAITALL)"},
+      {"socket recv_into", "balanced",
+       "import socket\na, b = socket.socketpair()\na.recv_into(bytearray(4), flags=0)"},
+      {"socket recvfrom", "balanced",
+       "import socket\na, b = socket.socketpair()\na.recvfrom(10)"},
+      {"socket recvmsg_into", "balanced",
+       "import socket\na, b = socket.socketpair()\na.recvmsg_into(iter([bytearray(4)]))"},
+      {"socket makefile readline", "balanced",
+       "import socket\na, b = socket.socketpair()\na.makefile('rb').readline()"},
+      {"socket recv, a timeout of an hour", "balanced",
+       "import socket\na, b = socket.socketpair()\na.settimeout(3600)\na.recv(10)"},
+      {"socket sendall to a peer that never reads", "balanced",
+       "import socket\na, b = socket.socketpair()\na.sendall(b'x' * 10**8)"},
+      {"socket send to a peer that never reads", "balanced",
+       "import socket\na, b = socket.socketpair()\na.send(b'x' * 10**8)"},
+      {"socket sendall, a timeout of an hour", "balanced",
+       "import socket\na, b = socket.socketpair()\na.settimeout(3600)\na.sendall(b'x' * 10**8)"},
+      {"socket accept", "yolo",
+       "import socket\nl = socket.socket()\nl.bind(('127.0.0.1', 0))\nl.listen()\nl.accept()"},
+      // A listener whose backlog is full drops the SYN: connect waits as for a host
+      // that never answers.
+      {"socket connect, nobody answering", "yolo",
+       "import socket\nl = socket.socket()\nl.bind(('127.0.0.1', 0))\nl.listen(0)\n"
+       "held = [socket.socket() for i in range(4)]\n"
+       "for c in held:\n    c.setblocking(False)\n    c.connect_ex(l.getsockname())\n"
+       "socket.socket().connect(l.getsockname())"},
+      {"socket connect_ex, a timeout of an hour", "yolo",
+       "import socket\nl = socket.socket()\nl.bind(('127.0.0.1', 0))\nl.listen(0)\n"
+       "held = [socket.socket() for i in range(4)]\n"
+       "for c in held:\n    c.setblocking(False)\n    c.connect_ex(l.getsockname())\n"
+       "s = socket.socket()\ns.settimeout(3600)\ns.connect_ex(l.getsockname())"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

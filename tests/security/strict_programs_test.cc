@@ -57,10 +57,12 @@ class StrictProgramsTest : public SharedHostTest {
     return json::parse(output.substr(at + 10), nullptr, /*allow_exceptions=*/false);
   }
 
-  // Runs `code` under strict, expects it to succeed with python3's result; returns it.
-  static json RunLikePython3(const std::string& code) {
+  // Runs `code` under strict (or `policy`), expects it to succeed with python3's
+  // result; returns it.
+  static json RunLikePython3(const std::string& code, const char* policy = "strict") {
     ExecRequest request;
     request.code = code;
+    request.policy = *NamedPolicy(policy);
     absl::StatusOr<ExecResult> r = host_->Execute(request);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return nullptr;
@@ -74,6 +76,75 @@ class StrictProgramsTest : public SharedHostTest {
   static std::string last_stderr_;
 };
 std::string StrictProgramsTest::last_stderr_;
+
+// The socket waits made in slices (guards/socket_waits.h) answer as python3's: data,
+// partial and whole sends, errors, timeouts, connect's results.
+TEST_F(StrictProgramsTest, SocketOperationsAnswerAsPython3) {
+  json r = RunLikePython3(R"PY(
+import socket, threading
+out = []
+def attempt(f):
+    try:
+        return f()
+    except Exception as e:
+        return repr(e)
+a, b = socket.socketpair()
+sender = threading.Thread(target=b.sendall, args=(b'x' * 300000,))
+sender.start()
+got = 0
+while got < 300000:
+    got += len(a.recv(70000))
+sender.join()
+out.append(got)
+buf = bytearray(4)
+b.send(b'wxyz'); out.append([a.recv_into(buf, flags=0), bytes(buf).decode()])
+b.send(b'pq'); out.append(a.recvfrom(2)[0].decode())
+b.send(b'msg'); out.append(a.recvmsg(3)[0].decode())
+b.send(b'into'); bufs = [bytearray(2), bytearray(2)]
+out.append([a.recvmsg_into(iter(bufs))[0], [x.decode() for x in bufs]])
+b.send(b'all'); out.append(a.recv(3, socket.MSG_WAITALL).decode())
+b.send(b'pk'); out.append([a.recv(2, socket.MSG_PEEK).decode(), a.recv(2).decode()])
+out.append(attempt(lambda: a.recv(-1)))
+out.append(attempt(lambda: a.recv_into(bytearray(2), 5)))
+out.append(attempt(lambda: a.send('text')))
+out.append(attempt(lambda: a.sendall('text')))
+out.append(attempt(lambda: a.recvmsg_into(5)))
+out.append([a.send(b''), a.send(b'z' * 1000), len(b.recv(1000))])
+a.settimeout(0.2)
+out.append([attempt(lambda: a.recv(1)), attempt(lambda: a.recv_into(bytearray(1))), a.gettimeout()])
+a.setblocking(False)
+out.append(attempt(lambda: a.recv(1)))
+b.close()
+a.setblocking(True)
+out.append(a.recv(5).decode())
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+c = socket.socket(); out.append(c.connect(l.getsockname()))
+s, _ = l.accept(); c.sendall(b'abc'); out.append(s.recv(3).decode())
+out.append([c.gettimeout(), c.getblocking()])
+out.append(socket.socket().connect_ex(('127.0.0.1', 1)))
+out.append(attempt(lambda: socket.socket().connect(('127.0.0.1', 1))))
+out.append(attempt(lambda: c.connect(l.getsockname())))
+full = socket.socket(); full.bind(('127.0.0.1', 0)); full.listen(0)
+held = [socket.socket() for i in range(4)]
+for h in held:
+    h.setblocking(False); h.connect_ex(full.getsockname())
+t = socket.socket(); t.settimeout(0.3)
+out.append([t.connect_ex(full.getsockname()), t.gettimeout()])
+t = socket.socket(); t.settimeout(0.3)
+out.append(attempt(lambda: t.connect(full.getsockname())))
+l.settimeout(0.3); out.append(attempt(l.accept))
+w = socket.socket(); w.settimeout(5); w.connect(l.getsockname())
+out.append([attempt(lambda: w.connect(l.getsockname())), attempt(lambda: w.connect(l.getsockname()))])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0))
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out.append(v.sendto(b'dgram', u.getsockname()))
+out.append(v.sendto(b'flags', 0, u.getsockname()))
+out.append([u.recvfrom(10)[0].decode(), u.recv(10).decode()])
+result = out
+)PY",
+                          "yolo");
+  EXPECT_EQ(r.size(), 29u) << r.dump();
+}
 
 TEST_F(StrictProgramsTest, AsyncioTasksGatherQueuesAndTimeouts) {
   json r = RunLikePython3(R"PY(
