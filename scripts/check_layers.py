@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 
-LAYERS = ["pyhost", "bindings", "policy", "modules", "audit_hooks", "guards", "embed",
+LAYERS = ["pyhost", "bindings", "policy", "modules", "audit_hooks", "guards", "process", "embed",
           "protocol", "cli"]
 # What a folder may include beyond the layers below it.
 ONLY = {"pyhost": {"pyhost"}, "examples": {"pyhost"}}

@@ -15,6 +15,7 @@ packages=(
                                # build: scripts/fuzz.sh, scripts/sanitize.sh
   clang-format-14              # the code's layout: scripts/check_format.sh
   libpython3.11-testsuite      # CPython's own tests, for scripts/fidelity.sh
+  libseccomp-dev               # process isolation's seccomp filter (process/)
 )
 
 missing=()
