@@ -27,7 +27,7 @@ absl::Status CloseDescriptors(std::vector<int> keep) {
   for (int fd = 0; fd <= 2; ++fd) {
     if (dup2(null, fd) < 0) return Errno("dup2");
   }
-  keep.push_back(2);
+  keep.insert(keep.end(), {0, 1, 2});
   std::sort(keep.begin(), keep.end());
   unsigned from = 0;
   for (int fd : keep) {
