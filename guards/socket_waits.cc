@@ -99,12 +99,14 @@ int WaitReady(int fd, short events, absl::Time end) {
     const int poll_errno = errno;
     PyEval_RestoreThread(saved);
     errno = poll_errno;
-    if (n > 0) return 1;
     if (n < 0 && errno != EINTR) {
       PyErr_SetFromErrno(PyExc_OSError);
       return -1;
     }
+    // Checked after a ready answer too: a try that then finds the socket unready
+    // again (another thread took the data) must not loop past a stop.
     if ((n < 0 && PyErr_CheckSignals() < 0) || RaisePendingInterrupt()) return -1;
+    if (n > 0) return 1;
   }
 }
 
@@ -126,9 +128,10 @@ PyObject* ReadyThenCall(PyCFunction f, bool keywords, short events, const Socket
 // `index` (or keyword "flags" when the method takes keywords), positions before it
 // given their default, 0. False with no exception when the flags are not a plain int
 // or the call is not one to rewrite (the original then judges it); *waitall when
-// they ask for MSG_WAITALL, which a try cannot give.
+// they ask for MSG_WAITALL, which a try cannot give; *never_blocks when they ask for
+// MSG_DONTWAIT or MSG_ERRQUEUE, which python3 answers at once.
 bool WithDontWait(PyObject* args, PyObject* kwargs, Py_ssize_t index, bool keywords,
-                  py::object* new_args, py::object* new_kwargs, bool* waitall) {
+                  py::object* new_args, py::object* new_kwargs, bool* waitall, bool* never_blocks) {
   const Py_ssize_t n = PyTuple_GET_SIZE(args);
   py::object plain = keywords ? PlainKeywords(kwargs) : py::object();
   if (kwargs != nullptr && (!keywords || !plain)) {
@@ -140,12 +143,13 @@ bool WithDontWait(PyObject* args, PyObject* kwargs, Py_ssize_t index, bool keywo
                               : nullptr;
   long flags = 0;
   if (given != nullptr) {
-    if (!PyLong_CheckExact(given)) return false;
+    if (!PyLong_Check(given)) return false;  // an int subclass (IntFlag) reads no code
     int overflow = 0;
     flags = PyLong_AsLongAndOverflow(given, &overflow);
     if (overflow != 0 || flags < INT_MIN || flags > INT_MAX) return false;
   }
   *waitall = (flags & MSG_WAITALL) != 0;
+  *never_blocks = (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) != 0;
   auto value = py::reinterpret_steal<py::object>(PyLong_FromLong(flags | MSG_DONTWAIT));
   if (!value) return false;
   if (n > index || !plain || PyDict_GET_SIZE(plain.ptr()) == 0) {
@@ -167,16 +171,31 @@ bool WithDontWait(PyObject* args, PyObject* kwargs, Py_ssize_t index, bool keywo
   return true;
 }
 
+// Whether the flags at `index` (or keyword "flags") are an int with MSG_WAITALL.
+bool AsksWaitall(PyObject* args, PyObject* kwargs, Py_ssize_t index) {
+  PyObject* given = PyTuple_GET_SIZE(args) > index ? PyTuple_GET_ITEM(args, index)
+                    : kwargs != nullptr && PyDict_CheckExact(kwargs)
+                        ? PyDict_GetItemString(kwargs, "flags")
+                        : nullptr;
+  if (given == nullptr || !PyLong_Check(given)) return false;
+  int overflow = 0;
+  const long flags = PyLong_AsLongAndOverflow(given, &overflow);
+  PyErr_Clear();
+  return overflow == 0 && (flags & MSG_WAITALL) != 0;
+}
+
 // Tries `f` with MSG_DONTWAIT until it does not find the socket unready, waiting for
 // `events` between tries. Null with no exception: not a call to try (see WithDontWait).
 PyObject* TryUntilReady(PyCFunction f, bool keywords, Py_ssize_t flags_index, short events,
                         const SocketState& s, PyObject* self, PyObject* args, PyObject* kwargs) {
   py::object try_args, try_kwargs;
-  bool waitall = false;
-  if (!WithDontWait(args, kwargs, flags_index, keywords, &try_args, &try_kwargs, &waitall) ||
-      waitall) {
+  bool waitall = false, never_blocks = false;
+  if (!WithDontWait(args, kwargs, flags_index, keywords, &try_args, &try_kwargs, &waitall,
+                    &never_blocks)) {
     return nullptr;
   }
+  if (never_blocks) return Call(f, keywords, self, args, kwargs);  // python3's one try
+  if (waitall) return nullptr;
   for (;;) {
     PyObject* result = Call(f, keywords, self, try_args.ptr(), try_kwargs.ptr());
     if (result != nullptr || !WouldBlock()) return result;
@@ -225,13 +244,15 @@ PyObject* Receive(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject* first = PyTuple_GET_SIZE(args) > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
     if (kOriginal == &g_recvmsg_into && first != nullptr && !PyList_Check(first) &&
         !PyTuple_Check(first)) {
-      auto list = py::reinterpret_steal<py::object>(PySequence_List(first));
-      listed =
-          py::reinterpret_steal<py::object>(list ? PyTuple_New(PyTuple_GET_SIZE(args)) : nullptr);
-      if (!listed) {
+      auto iterator = py::reinterpret_steal<py::object>(PyObject_GetIter(first));
+      if (!iterator) {
         PyErr_Clear();
         return Call(*kOriginal, kKeywords, self, args, kwargs);  // its own TypeError
       }
+      auto list = py::reinterpret_steal<py::object>(PySequence_List(iterator.ptr()));
+      if (!list) return nullptr;  // what the iterator raised, as python3 raises it
+      listed = py::reinterpret_steal<py::object>(PyTuple_New(PyTuple_GET_SIZE(args)));
+      if (!listed) return nullptr;
       for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
         PyTuple_SET_ITEM(listed.ptr(), i,
                          Py_NewRef(i == 0 ? list.ptr() : PyTuple_GET_ITEM(args, i)));
@@ -240,6 +261,9 @@ PyObject* Receive(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
     PyObject* result = TryUntilReady(*kOriginal, kKeywords, kFlags, POLLIN, s, self, args, kwargs);
     if (result != nullptr || PyErr_Occurred()) return result;
+    // Arguments it does not rewrite: the original answers them at once (python3's
+    // errors); only MSG_WAITALL waits for readiness first.
+    if (!AsksWaitall(args, kwargs, kFlags)) return Call(*kOriginal, kKeywords, self, args, kwargs);
   }
   return ReadyThenCall(*kOriginal, kKeywords, POLLIN, s, self, args, kwargs);
 }
@@ -258,6 +282,7 @@ PyObject* Send(PyObject* self, PyObject* args) {
   int flags = 0;
   if (!PyArg_ParseTuple(args, "y*|i:send", &data, &flags)) return nullptr;
   absl::Cleanup release = [&data] { PyBuffer_Release(&data); };
+  if (flags & MSG_DONTWAIT) return g_send(self, args);  // python3's one try
   const Py_ssize_t sent = SendRest(self, data, 0, flags, s);
   return sent < 0 ? nullptr : PyLong_FromSsize_t(sent);
 }
@@ -270,6 +295,7 @@ PyObject* Sendall(PyObject* self, PyObject* args) {
   int flags = 0;
   if (!PyArg_ParseTuple(args, "y*|i:sendall", &data, &flags)) return nullptr;
   absl::Cleanup release = [&data] { PyBuffer_Release(&data); };
+  if (s.blocking && (flags & MSG_DONTWAIT)) return g_sendall(self, args);
   if (SendRest(self, data, 0, flags, s) < 0) return nullptr;
   Py_RETURN_NONE;
 }
@@ -315,7 +341,12 @@ PyObject* Sendmsg(PyObject* self, PyObject* args) {
 
 PyObject* Accept(PyObject* self, PyObject* unused) {
   SocketState s;
-  if (!ReadState(self, &s)) return g_accept(self, unused);
+  int listening = 0;
+  socklen_t size = sizeof(listening);
+  if (!ReadState(self, &s) || getsockopt(s.fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 ||
+      !listening) {
+    return g_accept(self, unused);  // not listening: python3's error at once
+  }
   return Ready(s.fd, POLLIN, s.end) ? g_accept(self, unused) : nullptr;
 }
 

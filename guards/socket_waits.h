@@ -24,7 +24,13 @@
 //     in slices, and its result read from SO_ERROR; meanwhile gettimeout() from
 //     another thread sees 0.0 for the moment of the start.
 // Left to the original: non-blocking sockets (timeout 0.0, or a descriptor made
-// non-blocking under the socket), closed ones, timeouts of one slice or less. Not
+// non-blocking under the socket), closed ones, timeouts of one slice or less, flags
+// with MSG_DONTWAIT or MSG_ERRQUEUE (one try, as python3), arguments it does not
+// rewrite (not an int, out of range, missing: python3's errors at once), accept() on
+// a socket that does not listen. Can still block in the kernel (handled as code stuck
+// in C): a wait for readiness that another thread wins on a socket with a timeout, a
+// connect() to a Unix listener whose backlog is full (EAGAIN: the original is called
+// as it is). Not
 // covered (docs/security.md): a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO set
 // through setsockopt (its kernel timeout never ends the wait), name resolution, ssl's
 // reads and writes, os.sendfile.

@@ -102,6 +102,11 @@ TEST_F(LimitFaultsTest, CodeLoopingOrWaitingInPythonEndsAtItsDeadline) {
       {"socket recv", "balanced", "import socket\na, b = socket.socketpair()\na.recv(10)"},
       {"socket recv with MSG_WAITALL", "balanced",
        "import socket\na, b = socket.socketpair()\na.recv(10, socket.MSG_WAITALL)"},
+      {"socket recv of MSG_ERRQUEUE beside data (never blocks: in a loop)", "yolo",
+       "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+       "u.bind(('127.0.0.1', 0))\nu.sendto(b'abc', u.getsockname())\nwhile True:\n"
+       "    try:\n        u.recv(10, socket.MSG_ERRQUEUE)\n    except BlockingIOError:\n"
+       "        pass"},
       {"socket recv_into", "balanced",
        "import socket\na, b = socket.socketpair()\na.recv_into(bytearray(4), flags=0)"},
       {"socket recvfrom", "balanced", "import socket\na, b = socket.socketpair()\na.recvfrom(10)"},

@@ -109,6 +109,14 @@ out.append(attempt(lambda: a.recv_into(bytearray(2), 5)))
 out.append(attempt(lambda: a.send('text')))
 out.append(attempt(lambda: a.sendall('text')))
 out.append(attempt(lambda: a.recvmsg_into(5)))
+out.append([attempt(lambda: a.recv(1, socket.MSG_DONTWAIT)), attempt(lambda: a.recv_into(bytearray(1), flags=socket.MSG_DONTWAIT))])
+out.append([attempt(a.recv), attempt(lambda: a.recv(1, 'x')), attempt(lambda: a.recv(1, 2**40)), attempt(lambda: a.recv(1, -1))])
+def failing():
+    yield bytearray(4)
+    raise ValueError('boom')
+out.append(attempt(lambda: a.recvmsg_into(failing())))
+dgram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out.append(attempt(dgram.accept))
 out.append([a.send(b''), a.send(b'z' * 1000), len(b.recv(1000))])
 a.settimeout(0.2)
 out.append([attempt(lambda: a.recv(1)), attempt(lambda: a.recv_into(bytearray(1))), a.gettimeout()])
@@ -143,7 +151,7 @@ out.append([u.recvfrom(10)[0].decode(), u.recv(10).decode()])
 result = out
 )PY",
                           "yolo");
-  EXPECT_EQ(r.size(), 29u) << r.dump();
+  EXPECT_EQ(r.size(), 33u) << r.dump();
 }
 
 TEST_F(StrictProgramsTest, AsyncioTasksGatherQueuesAndTimeouts) {
