@@ -210,6 +210,15 @@ class Sandbox {
   // The exception type os.fork() raises here: a PermissionError that is also a
   // RuntimeError (borrowed; made when the interpreter is hardened, lives as long).
   void set_fork_error_type(PyObject* type) { fork_error_type_ = type; }
+  // Process isolation's child: the process exists for this one execution, so
+  // os._exit(n) ends it with n (the host answers WorkerExited) instead of ending only
+  // the execution, as it must in-process.
+  void set_own_process() { own_process_ = true; }
+  bool own_process() const { return own_process_; }
+  // Directories (a policy's packages, on this interpreter's sys.path) whose extension
+  // modules may be loaded, besides the stdlib's lib-dynload (guards/hardening.cc).
+  void AllowExtensionsUnder(std::string dir) { extension_dirs_.push_back(std::move(dir)); }
+  const std::vector<std::string>& extension_dirs() const { return extension_dirs_; }
   PyObject* fork_error_type() const { return fork_error_type_; }
 
  private:
@@ -239,6 +248,8 @@ class Sandbox {
   PyObject* adopting_local_socket_ = nullptr;
   absl::flat_hash_set<int> local_sockets_;
   PyObject* fork_error_type_ = nullptr;
+  bool own_process_ = false;
+  std::vector<std::string> extension_dirs_;
   std::pair<PyObject*, int> open_at_{nullptr, -1};  // compared, never dereferenced
 };
 

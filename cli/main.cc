@@ -2,6 +2,8 @@
 // file walks argv, reads code files and standard input, and writes answers; what a
 // flag means is protocol/request_codec.h's, as for serve's JSON fields. Exit status:
 // pyhost/outcome.h (kExitOk, kExitCodeFailed, kExitUsage, kExitHostError; 128+N).
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -21,6 +23,7 @@
 #include "protocol/requests.h"
 #include "pyhost/host.h"
 #include "pyhost/outcome.h"
+#include "worker/worker.h"
 
 namespace pyhost::cli {
 namespace {
@@ -47,7 +50,9 @@ serve  answers JSON lines on stdin, one line per request:
        Flags and JSON fields are the same: --timeout-ms is "timeout_ms", --allow-net
        "network_allowlist", and so on.
 isolation: fresh (default), resident (a long-lived interpreter; "tool" is accepted as
-       an old name for it), process (not implemented yet).
+       an old name for it), process (a child process per execution, forked by a
+       worker: hard limits, seccomp; data_science and policies with packages always
+       run there).
 policies: yolo, balanced, data_science, strict (default), enterprise, or a JSON file;
 --allow-net and PYHOST_NETWORK_ALLOWLIST add host patterns (host, *.suffix, *).
 limits of an execution: --timeout-ms (wall clock), --cpu-ms (CPU time of the code's
@@ -123,6 +128,10 @@ HostOptions OneShotOptions() {
 // The host, or the exit status of its failure (said on stderr): a bad option (a
 // prewarm module that does not import) is a usage error, anything else pyhost's own.
 absl::StatusOr<std::unique_ptr<Host>> MakeHost(HostOptions options, int& exit_status) {
+  // Process isolation's workers are this very binary.
+  char self[4096];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length > 0 && options.worker_program.empty()) options.worker_program.assign(self, length);
   absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(std::move(options));
   if (!host.ok()) exit_status = StatusError(host.status(), "cannot start: ");
   return host;
@@ -325,6 +334,14 @@ int Serve(ArgReader& reader) {
 }
 
 int Main(int argc, char** argv) {
+  // The process-isolation worker the host starts (worker/worker.h): single-threaded,
+  // with the default signal dispositions, so before the stop signals' thread.
+  if (argc >= 2 && std::string(argv[1]) == "worker") {
+    absl::StatusOr<WorkerOptions> options =
+        ParseWorkerArgs(std::vector<std::string>(argv + 2, argv + argc));
+    if (!options.ok()) return UsageError(absl::StrCat("worker: ", options.status().message()));
+    return RunWorker(*options);
+  }
   StopSignals::Install();  // before any thread starts: they inherit the signal mask
   if (argc < 2) return UsageError("missing command (exec, call or serve)");
   std::string command = argv[1];

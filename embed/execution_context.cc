@@ -19,12 +19,15 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> ExecutionContext::Enter(
     Cancellation* cancellation) {
   std::unique_ptr<ExecutionContext> context(new ExecutionContext(interp, setup.dirs));
   if (policy.work_dir) {
-    if (setup.dirs == nullptr) return absl::InternalError("no execution directories configured");
-    absl::StatusOr<std::string> dir = setup.dirs->Take();
-    if (!dir.ok()) return dir.status();
-    context->base_dir_ = *dir;
-    context->work_dir_ = *dir + "/work";
-    context->output_dir_ = *dir + "/output";
+    std::string dir = setup.given_dir;
+    if (setup.dirs != nullptr) {
+      absl::StatusOr<std::string> taken = setup.dirs->Take();
+      if (!taken.ok()) return taken.status();
+      dir = context->base_dir_ = *std::move(taken);
+    }
+    if (dir.empty()) return absl::InternalError("no execution directories configured");
+    context->work_dir_ = dir + "/work";
+    context->output_dir_ = dir + "/output";
   }
   nlohmann::json environ = nlohmann::json::object();
   for (const std::string& name : policy.env) {

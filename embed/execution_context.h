@@ -33,6 +33,9 @@ namespace pyhost {
 struct ExecutionSetup {
   std::vector<std::string> extra_network;  // request + PYHOST_NETWORK_ALLOWLIST
   WorkDirStock* dirs = nullptr;            // where WORK_DIR/OUTPUT_DIR come from
+  // Or a directory made for this execution by someone else (process isolation's
+  // host), holding work/ and output/: used, never returned.
+  std::string given_dir;
 };
 
 class ExecutionContext {

@@ -1,7 +1,12 @@
 #include "embed/executions.h"
 
+#include <optional>
+#include <utility>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "bindings/check.h"
+#include "embed/execution_wire.h"
 
 namespace pyhost {
 namespace {
@@ -132,6 +137,153 @@ void ToolCallExecution::Fail(const absl::Status& why) { Abandon(ContextFailure(w
 void ToolCallExecution::Abandon(const Failure& failure) {
   result_.outcome = failure.outcome;
   result_.envelope = ErrorEnvelope(failure.error);
+}
+
+}  // namespace pyhost
+
+// Process isolation's side of each execution (execution_wire.h).
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+
+absl::Status BadWire(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("the worker's message: ", what));
+}
+
+json ToolWire(const CompiledTool& tool) {
+  return json{{"name", tool.name},
+              {"filename", tool.filename},
+              {"source", tool.source},
+              {"marshaled_code", absl::Base64Escape(tool.marshaled_code)}};
+}
+
+absl::StatusOr<CompiledTool> ToolFromWire(const json& wire) {
+  CompiledTool tool;
+  for (auto [name, field] :
+       {std::pair{"name", &CompiledTool::name}, std::pair{"filename", &CompiledTool::filename},
+        std::pair{"source", &CompiledTool::source},
+        std::pair{"marshaled_code", &CompiledTool::marshaled_code}}) {
+    if (!wire.is_object() || !wire.contains(name) || !wire[name].is_string()) {
+      return BadWire(absl::StrCat("tool.", name, " is not a string"));
+    }
+    tool.*field = wire[name].get<std::string>();
+  }
+  std::string code;
+  if (!absl::Base64Unescape(tool.marshaled_code, &code)) return BadWire("tool code is not base64");
+  tool.marshaled_code = std::move(code);
+  return tool;
+}
+
+// An optional ExecError: null, or its JSON.
+absl::StatusOr<std::optional<ExecError>> OptionalErrorFromWire(const json& wire) {
+  if (wire.is_null()) return std::optional<ExecError>();
+  absl::StatusOr<ExecError> error = ErrorFromWire(wire);
+  if (!error.ok()) return error.status();
+  return std::optional<ExecError>(*std::move(error));
+}
+
+}  // namespace
+
+json SnippetExecution::WireInputs() const {
+  return json{{"kind", "snippet"}, {"code", request_.code}, {"args", request_.args}};
+}
+
+json SnippetExecution::WireAnswer() const {
+  json wire = AnswerToWire(result_);
+  wire["ok"] = result_.ok;
+  wire["result"] = result_.result;
+  wire["error"] = result_.error ? result_.error->ToJson() : json(nullptr);
+  return wire;
+}
+
+absl::Status SnippetExecution::AdoptWireAnswer(const json& wire) {
+  if (absl::Status s = AnswerFromWire(wire, result_); !s.ok()) return s;
+  absl::StatusOr<std::optional<ExecError>> error =
+      OptionalErrorFromWire(wire.value("error", json()));
+  if (!error.ok()) return error.status();
+  result_.error = *std::move(error);
+  result_.ok = result_.outcome == Outcome::kOk;
+  if (result_.ok != wire.value("ok", false) || result_.ok == result_.error.has_value()) {
+    return BadWire("ok, outcome and error disagree");
+  }
+  result_.result = wire.value("result", json());
+  return absl::OkStatus();
+}
+
+json ToolLoadExecution::WireInputs() const {
+  return json{{"kind", "tool_load"}, {"name", name_}, {"source", source_}};
+}
+
+json ToolLoadExecution::WireAnswer() const {
+  json wire = AnswerToWire(answer_);
+  wire["error"] = error_ ? error_->ToJson() : json(nullptr);
+  wire["context_error"] = context_status_.ok() ? json(nullptr) : json(context_status_.ToString());
+  wire["tool"] = ToolWire(compiled_);
+  return wire;
+}
+
+absl::Status ToolLoadExecution::AdoptWireAnswer(const json& wire) {
+  if (absl::Status s = AnswerFromWire(wire, answer_); !s.ok()) return s;
+  absl::StatusOr<std::optional<ExecError>> error =
+      OptionalErrorFromWire(wire.value("error", json()));
+  if (!error.ok()) return error.status();
+  error_ = *std::move(error);
+  if (const json context = wire.value("context_error", json()); context.is_string()) {
+    context_status_ = absl::InternalError(context.get<std::string>());
+  }
+  if (answer_.outcome == Outcome::kOk) {
+    absl::StatusOr<CompiledTool> tool = ToolFromWire(wire.value("tool", json()));
+    if (!tool.ok()) return tool.status();
+    if (tool->name != name_ || tool->source != source_) return BadWire("another tool was compiled");
+    compiled_ = *std::move(tool);
+  }
+  return absl::OkStatus();
+}
+
+json ToolCallExecution::WireInputs() const {
+  PYHOST_CHECK(module_ == nullptr, "a resident tool call crosses to a process");
+  return json{{"kind", "tool_call"}, {"tool", ToolWire(tool_)}, {"args", args_}};
+}
+
+json ToolCallExecution::WireAnswer() const {
+  json wire = AnswerToWire(result_);
+  wire["envelope"] = result_.envelope;
+  return wire;
+}
+
+absl::Status ToolCallExecution::AdoptWireAnswer(const json& wire) {
+  if (absl::Status s = AnswerFromWire(wire, result_); !s.ok()) return s;
+  const json envelope = wire.value("envelope", json());
+  if (!envelope.is_object() || !envelope.contains("ok")) return BadWire("no envelope");
+  result_.envelope = envelope;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Execution>> ExecutionFromWire(const json& wire) {
+  const std::string kind = wire.is_object() ? wire.value("kind", "") : "";
+  if (kind == "snippet") {
+    ExecRequest request;
+    if (!wire.contains("code") || !wire["code"].is_string()) return BadWire("no code");
+    request.code = wire["code"].get<std::string>();
+    request.args = wire.value("args", json::object());
+    return std::unique_ptr<Execution>(std::make_unique<OwnedSnippet>(request));
+  }
+  if (kind == "tool_load") {
+    if (!wire.contains("name") || !wire["name"].is_string() || !wire.contains("source") ||
+        !wire["source"].is_string()) {
+      return BadWire("a tool load without name and source");
+    }
+    return std::unique_ptr<Execution>(std::make_unique<ToolLoadExecution>(
+        wire["name"].get<std::string>(), wire["source"].get<std::string>()));
+  }
+  if (kind == "tool_call") {
+    absl::StatusOr<CompiledTool> tool = ToolFromWire(wire.value("tool", json()));
+    if (!tool.ok()) return tool.status();
+    return std::unique_ptr<Execution>(
+        std::make_unique<OwnedToolCall>(*tool, wire.value("args", json::object())));
+  }
+  return BadWire(absl::StrCat("unknown execution kind '", kind, "'"));
 }
 
 }  // namespace pyhost

@@ -31,6 +31,9 @@ class SnippetExecution : public Execution {
   Answer& answer() override { return result_; }
   std::unique_ptr<Execution> Detached() const override;
   void Adopt(Execution& detached) override;
+  nlohmann::json WireInputs() const override;
+  nlohmann::json WireAnswer() const override;
+  absl::Status AdoptWireAnswer(const nlohmann::json& wire) override;
 
  private:
   const ExecRequest& request_;
@@ -52,6 +55,9 @@ class ToolLoadExecution : public Execution {
   Answer& answer() override { return answer_; }
   std::unique_ptr<Execution> Detached() const override;
   void Adopt(Execution& detached) override;
+  nlohmann::json WireInputs() const override;
+  nlohmann::json WireAnswer() const override;
+  absl::Status AdoptWireAnswer(const nlohmann::json& wire) override;
 
   // OK when the tool loaded. The context's own Status when it could not be entered;
   // InvalidArgument naming the tool, the error and its line when the tool did not
@@ -87,6 +93,10 @@ class ToolCallExecution : public Execution {
   // Null `module` only: a resident tool's module cannot leave its interpreter.
   std::unique_ptr<Execution> Detached() const override;
   void Adopt(Execution& detached) override;
+  // A fresh tool's call only (null `module`).
+  nlohmann::json WireInputs() const override;
+  nlohmann::json WireAnswer() const override;
+  absl::Status AdoptWireAnswer(const nlohmann::json& wire) override;
 
  private:
   const CompiledTool& tool_;
@@ -94,6 +104,10 @@ class ToolCallExecution : public Execution {
   const nlohmann::json& args_;
   ToolCallResult& result_;
 };
+
+// The execution a process-isolation child runs, remade from WireInputs(): it owns its
+// inputs and its answer. InvalidArgument naming what is wrong with `wire`.
+absl::StatusOr<std::unique_ptr<Execution>> ExecutionFromWire(const nlohmann::json& wire);
 
 }  // namespace pyhost
 

@@ -79,15 +79,17 @@ Host::Impl::Impl(HostOptions options, std::unique_ptr<InterpreterPool> pool, std
       env_network_(std::move(env_network)),
       dirs_(std::make_shared<WorkDirStock>(options_.work_root, options_.pool_size)),
       pool_(std::move(pool)),
-      isolations_(*pool_, dirs_, running_),
+      isolations_(*pool_, dirs_, running_,
+                  ProcessIsolationOptions{options_.worker_program, options_.prewarm_modules,
+                                          options_.max_output_bytes}),
       tools_(isolations_, options_.max_output_bytes, options_.default_policy, default_limits_,
              env_network_) {}
 
 absl::StatusOr<ExecResult> Host::Impl::Execute(const ExecRequest& request) {
-  absl::StatusOr<IsolationMode*> mode = isolations_.Shared(request.isolation);
-  if (!mode.ok()) return mode.status();
   ExecutionSettings settings;
   settings.policy = request.policy ? &*request.policy : &options_.default_policy;
+  settings.requested = request.isolation;
+  IsolationMode& mode = isolations_.Shared(request.isolation, *settings.policy);
   absl::StatusOr<Limits> limits = ResolveLimits(settings.policy->name, settings.policy->limits,
                                                 request.limits, default_limits_);
   if (!limits.ok()) return limits.status();
@@ -98,7 +100,7 @@ absl::StatusOr<ExecResult> Host::Impl::Execute(const ExecRequest& request) {
                                 request.allow_net.end());
   ExecResult result;
   SnippetExecution snippet(request, result);
-  if (absl::Status ran = isolations_.Run(**mode, settings, snippet); !ran.ok()) return ran;
+  if (absl::Status ran = isolations_.Run(mode, settings, snippet); !ran.ok()) return ran;
   return result;
 }
 

@@ -134,12 +134,27 @@ absl::Status Interpreter::LoadSupport(const InterpreterConfig& config) {
     return StatusFromPythonError("clearing os.environ");
   }
 
-  for (const std::string& name : config.prewarm_modules) {
-    auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(name.c_str()));
-    if (!imported) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("prewarm module '", name,
-                       "' failed to import: ", StatusFromPythonError("import").message()));
+  PyObject* path = PySys_GetObject("path");  // borrowed
+  for (const std::string& dir : config.sys_path) {
+    sandbox_->AllowExtensionsUnder(dir);
+    auto entry = py::reinterpret_steal<py::object>(PyUnicode_DecodeFSDefault(dir.c_str()));
+    if (path == nullptr || !entry || PyList_Append(path, entry.ptr()) != 0) {
+      return StatusFromPythonError("extending sys.path");
+    }
+  }
+  for (const auto* names : {&config.prewarm_modules, &config.prewarm_if_found}) {
+    for (const std::string& name : *names) {
+      auto imported = py::reinterpret_steal<py::object>(PyImport_ImportModule(name.c_str()));
+      if (!imported && names == &config.prewarm_if_found &&
+          PyErr_ExceptionMatches(PyExc_ModuleNotFoundError)) {
+        PyErr_Clear();  // not installed: the code's own import will say so
+        continue;
+      }
+      if (!imported) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("prewarm module '", name,
+                         "' failed to import: ", StatusFromPythonError("import").message()));
+      }
     }
   }
   ArmOutputCaptures(captures_, config.max_output_bytes);  // what prewarming printed (`this`)

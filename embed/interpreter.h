@@ -48,6 +48,11 @@ namespace pyhost {
 struct InterpreterConfig {
   // Imported at creation so requests find them in sys.modules (e.g. "json", "re").
   std::vector<std::string> prewarm_modules;
+  // Imported too when they are found (a policy's packages, which may not be installed).
+  std::vector<std::string> prewarm_if_found;
+  // Appended to sys.path before prewarming, and their extension modules allowed (a
+  // policy's package directories: process isolation's workers only).
+  std::vector<std::string> sys_path;
   // Initial caps of the stdout/stderr captures (requests may set their own).
   size_t max_output_bytes = 1 << 20;
 };

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "bindings/thread_state.h"
+#include "embed/process_isolation.h"
 #include "embed/runner.h"
 #include "embed/stopwatch.h"
 #include "guards/execution_limits.h"
@@ -292,25 +293,27 @@ absl::Status CheckEnforced(const IsolationMode& mode, const Limits& limits) {
 }
 
 Isolations::Isolations(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs,
-                       CancellationSet& running)
+                       CancellationSet& running, ProcessIsolationOptions process)
     : pool_(pool),
       dirs_(std::move(dirs)),
       running_(running),
       fresh_(std::make_unique<FreshIsolation>(pool, dirs_)),
-      resident_(std::make_unique<ResidentIsolation>(pool, dirs_, /*keep_first_context=*/false)) {}
+      resident_(std::make_unique<ResidentIsolation>(pool, dirs_, /*keep_first_context=*/false)),
+      process_(std::make_unique<ProcessIsolation>(std::move(process), dirs_)) {}
 
 Isolations::~Isolations() = default;
 
-absl::StatusOr<IsolationMode*> Isolations::Shared(Isolation isolation) {
-  switch (isolation) {
+IsolationMode& Isolations::Shared(Isolation requested, const Policy& policy) {
+  if (policy.process_isolation || !policy.packages.empty()) return *process_;
+  switch (requested) {
     case Isolation::kFresh:
-      return fresh_.get();
+      return *fresh_;
     case Isolation::kResident:
-      return resident_.get();
+      return *resident_;
     case Isolation::kProcess:
       break;
   }
-  return absl::UnimplementedError("process isolation is not implemented yet");
+  return *process_;
 }
 
 std::unique_ptr<IsolationMode> Isolations::DedicatedResident() {
@@ -333,9 +336,13 @@ absl::Status Isolations::Run(IsolationMode& mode, const ExecutionSettings& setti
   stats.isolation = mode.isolation();
   stats.policy = settings.policy->name;
   stats.wall_us = watch.WallUs();
-  stats.cpu_us = static_cast<double>(control->limits.cpu_us());
   stats.limits = settings.limits;
-  stats.peak_memory_bytes = control->limits.budget().peak_bytes();
+  if (mode.isolation() != Isolation::kProcess) {  // else the child's own figures
+    stats.cpu_us = static_cast<double>(control->limits.cpu_us());
+    stats.peak_memory_bytes = control->limits.budget().peak_bytes();
+  }
+  if (mode.isolation() != settings.requested)
+    stats.rerouted = std::string(IsolationName(mode.isolation()));
   stats.limit_hit = std::string(LimitName(execution.answer().outcome));
   return ran;
 }

@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "bindings/cancellation.h"
@@ -52,7 +54,8 @@ struct ExecutionSettings {
   const Policy* policy = nullptr;  // outlives the execution
   Limits limits;                   // in force (policy/limits.h's ResolveLimits): every field set
   size_t max_output_bytes = 0;     // cap of captured stdout, and of stderr
-  std::vector<std::string> extra_network;  // PYHOST_NETWORK_ALLOWLIST + the request's
+  std::vector<std::string> extra_network;   // PYHOST_NETWORK_ALLOWLIST + the request's
+  Isolation requested = Isolation::kFresh;  // what the request asked for
 };
 
 // The request's own step: what runs once a mode has entered an interpreter.
@@ -77,6 +80,12 @@ class Execution {
   // answer, the directory kept); a tool's load has no caller to hand them to.
   virtual bool ReportsOutputs() const { return true; }
   virtual Answer& answer() = 0;
+  // Process isolation (execution_wire.h): the inputs a child remakes this execution
+  // from (ExecutionFromWire, executions.h), and the answer it sends back, adopted
+  // here (InvalidArgument naming what is wrong with it).
+  virtual nlohmann::json WireInputs() const = 0;
+  virtual nlohmann::json WireAnswer() const = 0;
+  virtual absl::Status AdoptWireAnswer(const nlohmann::json& wire) = 0;
 };
 
 // Which limits a mode enforces; a request setting another is refused, never run
@@ -85,6 +94,13 @@ struct EnforcedLimits {
   bool timeout = false;
   bool cpu = false;
   bool memory = false;
+};
+
+// What process isolation's workers are started with (embed/process_isolation.h).
+struct ProcessIsolationOptions {
+  std::string worker_program;         // empty: DefaultWorkerProgram()
+  std::vector<std::string> prewarm;   // the host's prewarm modules
+  size_t max_output_bytes = 1 << 20;  // the host's default cap
 };
 
 // What stops one execution: its cancellation and its limits (armed from
@@ -125,12 +141,15 @@ class Isolations {
  public:
   // `pool` and `running` must outlive the Isolations and the modes it makes; `dirs`
   // is shared with executions that outlive their request (stuck in C).
-  Isolations(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs, CancellationSet& running);
+  Isolations(InterpreterPool& pool, std::shared_ptr<WorkDirStock> dirs, CancellationSet& running,
+             ProcessIsolationOptions process = {});
   ~Isolations();
 
-  // The host's mode for `isolation`: kFresh, or kResident (the one resident
-  // interpreter of snippets, made on first use). Unimplemented for kProcess.
-  absl::StatusOr<IsolationMode*> Shared(Isolation isolation);
+  // The host's mode for `requested` under `policy`: kFresh, kResident (the one
+  // resident interpreter of snippets, made on first use) or kProcess; kProcess
+  // whatever was asked when the policy requires it or names packages (their
+  // extensions do not live in subinterpreters).
+  IsolationMode& Shared(Isolation requested, const Policy& policy);
   // A resident mode of its own, for a resident tool: its interpreter, and the context
   // of its first execution (the load) kept in force until the mode is destroyed.
   std::unique_ptr<IsolationMode> DedicatedResident();
@@ -145,6 +164,7 @@ class Isolations {
   CancellationSet& running_;
   std::unique_ptr<IsolationMode> fresh_;
   std::unique_ptr<IsolationMode> resident_;
+  std::unique_ptr<IsolationMode> process_;
 };
 
 }  // namespace pyhost

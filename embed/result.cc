@@ -45,7 +45,9 @@ json ExecStats::ToJson() const {
               {"limits", LimitsToJson(limits)},
               {"peak_memory_bytes", peak_memory_bytes},
               {"limit_hit", limit_hit.empty() ? json(nullptr) : json(limit_hit)},
-              {"quarantined", quarantined}};
+              {"quarantined", quarantined},
+              {"rerouted", rerouted.empty() ? json(nullptr) : json(rerouted)},
+              {"process", process}};
 }
 
 json ExecResult::ToJson() const {

@@ -24,22 +24,22 @@ absl::Status ValidateToolName(absl::string_view name) {
 absl::Status ToolRegistry::Register(absl::string_view name, absl::string_view source,
                                     ToolOptions options) {
   if (absl::Status valid = ValidateToolName(name); !valid.ok()) return valid;
-  absl::StatusOr<IsolationMode*> shared = isolations_.Shared(options.isolation);
-  if (!shared.ok()) return shared.status();
   auto tool = std::make_shared<Tool>();
   tool->policy = options.policy.value_or(default_policy_);
   tool->settings.policy = &tool->policy;
+  tool->settings.requested = options.isolation;
+  IsolationMode& shared = isolations_.Shared(options.isolation, tool->policy);
   absl::StatusOr<Limits> limits =
       ResolveLimits(tool->policy.name, tool->policy.limits, options.limits, default_limits_);
   if (!limits.ok()) return limits.status();
   tool->settings.limits = *limits;
   tool->settings.max_output_bytes = max_output_bytes_;
   tool->settings.extra_network = extra_network_;
-  if (options.isolation == Isolation::kResident) {
+  if (shared.isolation() == Isolation::kResident) {
     tool->dedicated = isolations_.DedicatedResident();
     tool->mode = tool->dedicated.get();
   } else {
-    tool->mode = *shared;
+    tool->mode = &shared;
   }
   ToolLoadExecution load(name, source);
   if (absl::Status ran = isolations_.Run(*tool->mode, tool->settings, load); !ran.ok()) return ran;

@@ -380,7 +380,9 @@ absl::Status HardenCreatedModule(Sandbox& sandbox, const std::string& name,
 
 // --- the handlers: what each guarded function does instead of its original ---------
 
-PyObject* Exit(const Call& c) {  // os._exit(n): ends the execution like sys.exit(n)
+// os._exit(n): ends the execution like sys.exit(n); in a process of its own, the process.
+PyObject* Exit(const Call& c) {
+  if (c.sandbox != nullptr && c.sandbox->own_process()) return c.Original();
   PyObject* code =
       PyTuple_Check(c.args) && PyTuple_GET_SIZE(c.args) > 0 ? PyTuple_GET_ITEM(c.args, 0) : Py_None;
   PyErr_SetObject(PyExc_SystemExit, code);
@@ -547,9 +549,20 @@ PyObject* CreateModule(const Call& c, bool dynamic) {
     auto last = py::reinterpret_steal<py::object>(
         dot == -2 ? nullptr : PyUnicode_Substring(name, dot + 1, PyUnicode_GET_LENGTH(name)));
     std::optional<std::string> last_text = last ? Utf8(last.ptr()) : std::nullopt;
-    if (!in_dynload || !last || (last_text && sandbox->IsSealed(*last_text))) {
+    // A package directory's extensions (process isolation's workers): anywhere under
+    // it, by a path without "." or ".." parts.
+    bool in_packages = false;
+    for (const std::string& dir : sandbox->extension_dirs()) {
+      in_packages =
+          in_packages ||
+          (path && absl::StartsWith(*path, dir + "/") && path->find("/./") == std::string::npos &&
+           path->find("/../") == std::string::npos && path->find('\0') == std::string::npos);
+    }
+    if ((!in_dynload && !in_packages) || !last || (last_text && sandbox->IsSealed(*last_text))) {
       PyErr_Clear();
-      return c.Refuse("only the stdlib's own extension modules");
+      return c.Refuse(
+          "only the stdlib's own extension modules (a policy's packages' "
+          "only in process isolation)");
     }
   }
   if (sandbox != nullptr && module && sandbox->IsSealed(*module)) {

@@ -55,7 +55,9 @@ constexpr ListField kListFields[] = {{"imports.allow", &Policy::import_allow},
                                      {"files.read", &Policy::read_paths},
                                      {"files.write", &Policy::write_paths},
                                      {"network", &Policy::network},
-                                     {"env", &Policy::env}};
+                                     {"env", &Policy::env},
+                                     {"packages", &Policy::packages},
+                                     {"prewarm", &Policy::prewarm}};
 
 // Appends an array of non-empty strings to `out`, skipping those it holds already.
 absl::Status ReadStrings(const json& value, absl::string_view field,
@@ -123,7 +125,16 @@ json Policy::ToJson() const {
               {"threads", threads},
               {"network", network},
               {"env", env},
-              {"limits", LimitsToJson(limits)}};
+              {"limits", LimitsToJson(limits)},
+              {"packages", packages},
+              {"prewarm", prewarm},
+              {"process_isolation", process_isolation}};
+}
+
+std::vector<std::string> PolicyListFields() {
+  std::vector<std::string> names;
+  for (const ListField& field : kListFields) names.push_back(field.name);
+  return names;
 }
 
 absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
@@ -147,7 +158,13 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
     policy.import_allow = Concat(CuratedStdlib(), {"numpy", "pandas", "scipy", "sklearn",
                                                    "matplotlib", "PIL", "statsmodels"});
     policy.import_deny = DangerousModules();
-    policy.read_paths = PublicDataPaths();
+    // Debian's python3-numpy, python3-matplotlib, ... (README's setup), and the fonts
+    // and data files Matplotlib reads.
+    policy.packages = {"/usr/lib/python3/dist-packages"};
+    policy.read_paths =
+        Concat({"/usr/share/matplotlib", "/usr/share/fonts", "/etc/fonts"}, PublicDataPaths());
+    policy.prewarm = {"numpy", "matplotlib", "matplotlib.pyplot"};
+    policy.process_isolation = true;
     return policy;
   }
   if (name == "strict" || name == "enterprise") {
@@ -163,9 +180,10 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
 
 absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
   if (!doc.is_object()) return absl::InvalidArgumentError("a policy must be a JSON object");
-  if (absl::Status s = OnlyKnownFields(doc, "",
-                                       {"name", "extends", "replace", "enforce", "imports", "files",
-                                        "processes", "threads", "network", "env", "limits"});
+  if (absl::Status s = OnlyKnownFields(
+          doc, "",
+          {"name", "extends", "replace", "enforce", "imports", "files", "processes", "threads",
+           "network", "env", "limits", "packages", "prewarm", "process_isolation"});
       !s.ok()) {
     return s;
   }
@@ -221,6 +239,10 @@ absl::StatusOr<Policy> PolicyFromJson(const json& doc) {
   field(doc, "threads", [&](const json& v) { return ReadBool(v, "threads", policy.threads); });
   field(doc, "network", [&](const json& v) { return ReadStrings(v, "network", policy.network); });
   field(doc, "env", [&](const json& v) { return ReadStrings(v, "env", policy.env); });
+  field(doc, "packages", [&](const json& v) { return ReadPaths(v, "packages", policy.packages); });
+  field(doc, "prewarm", [&](const json& v) { return ReadStrings(v, "prewarm", policy.prewarm); });
+  field(doc, "process_isolation",
+        [&](const json& v) { return ReadBool(v, "process_isolation", policy.process_isolation); });
   field(doc, "imports", [&](const json& v) {
     if (!v.is_object()) return FieldError("imports", "an object {\"allow\", \"deny\"}");
     if (absl::Status s = OnlyKnownFields(v, "imports", {"allow", "deny"}); !s.ok()) return s;

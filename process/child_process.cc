@@ -44,14 +44,15 @@ void ChildProcess::KillGroup() const {
 // handler would be process-wide state of the host's.
 ChildEnd ChildProcess::WaitUntil(absl::Time deadline) {
   ChildEnd end;
+  rusage usage{};
   absl::Duration pause = absl::Milliseconds(1);
   for (;;) {
-    const pid_t done = wait4(pid_, &end.wait_status, WNOHANG, &end.usage);
+    const pid_t done = wait4(pid_, &end.wait_status, WNOHANG, &usage);
     if (done == pid_ || (done < 0 && errno != EINTR)) break;
     if (absl::Now() >= deadline && !end.killed_at_deadline) {
       KillGroup();
       end.killed_at_deadline = true;
-      while (wait4(pid_, &end.wait_status, 0, &end.usage) < 0 && errno == EINTR) {
+      while (wait4(pid_, &end.wait_status, 0, &usage) < 0 && errno == EINTR) {
       }
       break;
     }
@@ -61,6 +62,9 @@ ChildEnd ChildProcess::WaitUntil(absl::Time deadline) {
   // What it started may outlive it in the group: killed now too.
   KillGroup();
   end.wall = absl::Now() - started_;
+  end.user = absl::DurationFromTimeval(usage.ru_utime);
+  end.system = absl::DurationFromTimeval(usage.ru_stime);
+  end.max_rss_kb = usage.ru_maxrss;
   pid_ = -1;
   return end;
 }

@@ -28,7 +28,10 @@ struct ChildEnd {
   int wait_status = 0;
   bool killed_at_deadline = false;
   absl::Duration wall;
-  rusage usage{};  // the child's own (not its descendants')
+  // The child's own use (not its descendants').
+  absl::Duration user;
+  absl::Duration system;
+  int64_t max_rss_kb = 0;
 };
 
 class ChildProcess {

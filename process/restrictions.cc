@@ -81,7 +81,9 @@ RestrictionsInForce ApplyRestrictions(const ChildRestrictions& r, pid_t parent) 
   // 8, 9: no new privileges, then seccomp.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return fail(Errno("PR_SET_NO_NEW_PRIVS"));
   in.no_new_privs = true;
-  if (absl::Status s = LoadSeccompFilter(r.allow_network, r.violation_fd); !s.ok()) return fail(s);
+  if (absl::Status s = LoadSeccompFilter(r.allow_network, r.allow_processes, r.violation_fd);
+      !s.ok())
+    return fail(s);
   in.seccomp = true;
   return in;
 }

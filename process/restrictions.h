@@ -56,6 +56,9 @@ struct ChildRestrictions {
   uid_t uid = 65534;
   gid_t gid = 65534;
   bool allow_network = false;
+  // The policy allows processes: fork and exec stay (RLIMIT_NPROC and the uid bound
+  // them, the group kill ends them).
+  bool allow_processes = false;
   int violation_fd = -1;  // where the SIGSYS handler writes "seccomp <nr> <name>\n"
 };
 
@@ -83,11 +86,12 @@ RestrictionsInForce ApplyRestrictions(const ChildRestrictions& restrictions, pid
 // The mechanisms, one file each (process/*.cc).
 absl::Status ApplyRlimits(const ChildRestrictions& restrictions);
 absl::Status SwitchToUnprivileged(uid_t uid, gid_t gid);
-// Refuses process creation (fork, vfork, clone without CLONE_THREAD; clone3 answers
-// ENOSYS so the C library falls back to clone), exec, ptrace and other processes'
+// Refuses process creation unless `allow_processes` (fork, vfork, clone without
+// CLONE_THREAD; clone3 answers ENOSYS so the C library falls back to clone) and exec,
+// always ptrace and other processes'
 // memory, mounting and namespaces, kernel modules and keyrings, and (unless
 // `allow_network`) sockets other than AF_UNIX.
-absl::Status LoadSeccompFilter(bool allow_network, int violation_fd);
+absl::Status LoadSeccompFilter(bool allow_network, bool allow_processes, int violation_fd);
 
 }  // namespace pyhost
 

@@ -36,7 +36,7 @@ void OnViolation(int, siginfo_t* info, void*) {
 
 }  // namespace
 
-absl::Status LoadSeccompFilter(bool allow_network, int violation_fd) {
+absl::Status LoadSeccompFilter(bool allow_network, bool allow_processes, int violation_fd) {
   g_violation_fd = violation_fd;
   struct sigaction action {};
   action.sa_sigaction = OnViolation;
@@ -52,12 +52,13 @@ absl::Status LoadSeccompFilter(bool allow_network, int violation_fd) {
   auto deny = [&](int nr) {
     if (rc == 0) rc = seccomp_rule_add(filter.get(), SCMP_ACT_TRAP, nr, 0);
   };
+  if (!allow_processes) {
+    for (int nr : {SCMP_SYS(fork), SCMP_SYS(vfork), SCMP_SYS(execve), SCMP_SYS(execveat)}) {
+      deny(nr);
+    }
+  }
   for (int nr : {
-           // other processes: creating, running a program, tracing, their memory
-           SCMP_SYS(fork),
-           SCMP_SYS(vfork),
-           SCMP_SYS(execve),
-           SCMP_SYS(execveat),
+           // other processes: tracing, their memory
            SCMP_SYS(ptrace),
            SCMP_SYS(process_vm_readv),
            SCMP_SYS(process_vm_writev),
@@ -93,7 +94,7 @@ absl::Status LoadSeccompFilter(bool allow_network, int violation_fd) {
   }
   // clone: threads only (CLONE_THREAD set); clone3's flags are behind a pointer the
   // filter cannot read, so it answers ENOSYS and the C library falls back to clone.
-  if (rc == 0) {
+  if (rc == 0 && !allow_processes) {
     rc = seccomp_rule_add(filter.get(), SCMP_ACT_TRAP, SCMP_SYS(clone), 1,
                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
   }

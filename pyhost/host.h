@@ -61,6 +61,9 @@ struct HostOptions {
   // Imported into every interpreter ahead of need (off the request path).
   std::vector<std::string> prewarm_modules = {"json", "re", "math"};
   size_t max_output_bytes = 1 << 20;  // default cap of captured stdout, and of stderr
+  // The pyhost binary process isolation starts its workers from (`pyhost worker`);
+  // empty: $PYHOST_WORKER, else the one built or installed with this library.
+  std::string worker_program;
 };
 
 // Counts of the host's interpreters (Host::pool_stats).

@@ -48,6 +48,16 @@ struct Policy {
   // Names of host environment variables the code sees (none by default).
   std::vector<std::string> env;
   Limits limits;
+  // Directories of third-party packages (a virtualenv's site-packages, Debian's
+  // /usr/lib/python3/dist-packages) put on sys.path, and readable. Their extension
+  // modules run only in process isolation (docs/security.md).
+  std::vector<std::string> packages;
+  // Modules a process worker for this policy imports ahead of need, when found (e.g.
+  // "numpy"): its children start with them loaded.
+  std::vector<std::string> prewarm;
+  // Every execution under this policy runs in process isolation, whatever the
+  // request asks ("data_science": its packages are extensions).
+  bool process_isolation = false;
 
   // Whether code may import `module` (a dotted name) itself. Ancestor packages of an
   // allowed pattern are allowed ("xml.etree" allows importing "xml").
@@ -61,13 +71,17 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name);
 // {"name"?, "extends"?: profile, "replace"?: [list field, ...], "enforce"?,
 //  "imports"?: {"allow"?, "deny"?}, "files"?: {"read"?, "write"?, "work_dir"?},
 //  "processes"?, "threads"?, "network"?: [...], "env"?: [...],
-//  "limits"?: {"timeout_ms", "cpu_ms", "memory_mb"}}
+//  "limits"?: {"timeout_ms", "cpu_ms", "memory_mb"}, "packages"?: [dir, ...],
+//  "prewarm"?: [module, ...], "process_isolation"?}
 // A list given adds to the extended profile's list (an empty imports.allow, "every
 // module not denied", stays so); a list field named in "replace" ("imports.allow",
-// "imports.deny", "files.read", "files.write", "network", "env") is exactly the list
+// "imports.deny", "files.read", "files.write", "network", "env", "packages", "prewarm")
+// is exactly the list
 // given, or empty. Errors name the field at fault; unknown fields are errors (a typo
 // must not loosen a policy).
 absl::StatusOr<Policy> PolicyFromJson(const nlohmann::json& json);
+// The list fields' JSON names (what "replace" may name).
+std::vector<std::string> PolicyListFields();
 
 // A profile name, or a path to a JSON policy file (anything containing '/' or ending
 // in ".json"): a regular file of at most kMaxPolicyFileBytes (bindings/user_file.h).

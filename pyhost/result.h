@@ -53,6 +53,13 @@ struct ExecStats {
   // The code was stuck in C past its deadline: its interpreter was set aside, never
   // reused, and is destroyed when the code returns (PoolStats counts them).
   bool quarantined = false;
+  // The mode that ran it when it is not the one asked for ("process": the policy
+  // names packages or requires process isolation), or empty.
+  std::string rerouted;
+  // Process isolation only (null otherwise): the child's pid, how it ended
+  // (wait_status), its max_rss_kb, user_us and system_us, the restrictions in force
+  // in it, fork_us, and the worker's starts and deaths so far.
+  nlohmann::json process;
 
   nlohmann::json ToJson() const;
 };

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 LAYERS = ["pyhost", "bindings", "policy", "modules", "audit_hooks", "guards", "process", "embed",
-          "protocol", "cli"]
+          "worker", "protocol", "cli"]
 # What a folder may include beyond the layers below it.
 ONLY = {"pyhost": {"pyhost"}, "examples": {"pyhost"}}
 ANYTHING = {"tests", "benchmarks"}

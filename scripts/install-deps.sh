@@ -16,6 +16,7 @@ packages=(
   clang-format-14              # the code's layout: scripts/check_format.sh
   libpython3.11-testsuite      # CPython's own tests, for scripts/fidelity.sh
   libseccomp-dev               # process isolation's seccomp filter (process/)
+  python3-numpy python3-matplotlib  # the data_science policy's packages (process isolation)
 )
 
 missing=()

@@ -138,12 +138,13 @@ TEST_F(CallTest, IsolationTool) {
   EXPECT_EQ(OnlyJson(run), json::parse(R"({"ok": true, "data": 15})"));
 }
 
-TEST_F(CallTest, IsolationProcessIsNotImplemented) {
-  std::string tool = dir_.Write("mul.py", "def run(args):\n    return 1\n");
+TEST_F(CallTest, IsolationProcessCallsTheToolInAChildProcess) {
+  std::string tool = dir_.Write("pid.py", "import os\ndef run(args):\n    return os.getpid()\n");
   Outcome run = RunPyhost({"call", tool, "--isolation", "process"});
-  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
-  EXPECT_THAT(run.out, IsEmpty());
-  EXPECT_THAT(run.err, HasSubstr("not implemented yet"));
+  EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json envelope = OnlyJson(run);
+  EXPECT_EQ(envelope["ok"], true) << run.Describe();
+  EXPECT_NE(envelope["data"], run.pid) << run.Describe();
 }
 
 // A tool's limits hold for its call; a module body stuck at load fails the call too.

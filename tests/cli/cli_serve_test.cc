@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/cli/cli_harness.h"
 
 namespace pyhost::cli_test {
@@ -244,18 +245,20 @@ TEST_F(ServeTest, IntegersPast64BitsAreKeptExactOrRefusedNeverRounded) {
               HasSubstr("result[2]: int does not fit in 64 bits"));
 }
 
-TEST_F(ServeTest, ProcessIsolationIsRefused) {
-  Outcome run = RunPyhost(
-      {"serve"},
-      Lines({{{"id", 3}, {"op", "exec"}, {"code", "print('ran')"}, {"isolation", "process"}}}));
+TEST_F(ServeTest, ProcessIsolationRunsInAChildProcess) {
+  Outcome run =
+      RunPyhost({"serve"}, Lines({{{"id", 3},
+                                   {"op", "exec"},
+                                   {"code", "import os; print('ran'); result = os.getpid()"},
+                                   {"isolation", "process"}}}));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   std::map<std::string, json> answers = AnswersById(run);
   ASSERT_EQ(answers.size(), 1u) << run.Describe();
   json answer = answers["3"];
-  EXPECT_EQ(answer["ok"], false) << answer.dump();
-  EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
-  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
-  EXPECT_FALSE(answer.contains("stdout")) << answer.dump();
+  EXPECT_EQ(answer["ok"], true) << answer.dump();
+  EXPECT_EQ(answer["stdout"], "ran\n") << answer.dump();
+  EXPECT_EQ(answer["stats"]["isolation"], "process") << answer.dump();
+  EXPECT_EQ(answer["result"], answer["stats"]["process"]["pid"]) << answer.dump();
 }
 
 // The limit fields of a request, and a policy's ceilings, as the C++ API takes them.
@@ -537,12 +540,16 @@ TEST_F(ServeTest, RegisterProcessIsolationIsNotImplemented) {
        {"source", "def run(args): return 1"},
        {"isolation", "process"}},
   };
+  requests.push_back({{"op", "call"}, {"name", "t"}, {"args", json::object()}});
   Outcome run = RunPyhost({"serve"}, Lines(requests));
   ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
-  json answer = OnlyJson(run);
-  EXPECT_EQ(answer["ok"], false);
-  EXPECT_THAT(answer["error"]["message"].get<std::string>(), HasSubstr("not implemented yet"));
-  EXPECT_EQ(answer["error"]["type"], "NotImplemented") << answer.dump();
+  std::vector<json> answers;
+  for (absl::string_view line : absl::StrSplit(run.out, '\n', absl::SkipEmpty())) {
+    answers.push_back(json::parse(line));
+  }
+  ASSERT_EQ(answers.size(), 2u) << run.Describe();
+  EXPECT_EQ(answers[0]["ok"], true) << answers[0].dump();
+  EXPECT_EQ(answers[1]["data"], 1) << answers[1].dump();
 }
 
 // Output written to file descriptor 1 directly (os.write, a subprocess, a C extension's

@@ -78,9 +78,6 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{"MemoryAboveTheCeiling",
                   {"exec", "--memory-mb", "4096", "-c", "1"},
                   "memory_mb 4096 is above policy 'strict''s ceiling of 1024"},
-        UsageCase{"ProcessIsolationNotImplemented",
-                  {"exec", "--isolation", "process", "-c", "1"},
-                  "not implemented yet"},
         UsageCase{
             "CallMissingFile", {"call", "/nonexistent/pyhost_cli_test/tool.py"}, "cannot read"},
         UsageCase{"CallNoFile", {"call"}, "call needs a FILE"},
@@ -99,14 +96,6 @@ TEST_F(UsageTest, HelpExitsZero) {
   EXPECT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
   EXPECT_THAT(run.out, HasSubstr("usage:"));
   EXPECT_THAT(run.out, HasSubstr("pyhost serve"));
-}
-
-TEST_F(UsageTest, NotImplementedFlagsDoNotRunTheCode) {
-  // The snippet would print; a refused request must not have run it at all.
-  Outcome run = RunPyhost({"exec", "--isolation", "process", "-c", "print('ran anyway')"});
-  EXPECT_TRUE(run.exited && run.exit_code == 2) << run.Describe();
-  EXPECT_THAT(run.out, IsEmpty());
-  EXPECT_THAT(run.err, ::testing::Not(HasSubstr("ran anyway")));
 }
 
 TEST_F(UsageTest, PolicyFileWithUnknownFieldNamesIt) {

@@ -102,14 +102,21 @@ TEST(HostTest, ResidentSnippetsKeepModulesButNotGlobals) {
   EXPECT_EQ(r.stats.isolation, Isolation::kResident);
 }
 
-TEST(HostTest, ProcessIsolationIsRejectedNotIgnoredAndEveryLimitIsTaken) {
+TEST(HostTest, ProcessIsolationRunsSnippetsAndToolsAndEveryLimitIsTaken) {
   auto host = MakeHost(1);
   ExecRequest request;
   request.code = "result = 1";
   request.isolation = Isolation::kProcess;
-  EXPECT_TRUE(absl::IsUnimplemented(host->Execute(request).status()));
-  EXPECT_TRUE(
-      absl::IsUnimplemented(host->RegisterTool("t", "def run(a): pass", {Isolation::kProcess})));
+  absl::StatusOr<ExecResult> isolated = host->Execute(request);
+  ASSERT_TRUE(isolated.ok()) << isolated.status();
+  EXPECT_EQ(isolated->result, 1);
+  EXPECT_EQ(isolated->stats.isolation, Isolation::kProcess);
+  ASSERT_TRUE(
+      host->RegisterTool("t", "def run(a):\n    return a['x'] + 1\n", {Isolation::kProcess}).ok());
+  absl::StatusOr<ToolCallResult> call = host->CallTool("t", {{"x", 41}});
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->envelope, json({{"ok", true}, {"data", 42}}));
+  EXPECT_EQ(call->stats.isolation, Isolation::kProcess);
   request.isolation = Isolation::kFresh;
   for (auto limit : {&Limits::timeout_ms, &Limits::cpu_ms, &Limits::memory_mb}) {
     ExecRequest limited = request;

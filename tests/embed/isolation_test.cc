@@ -50,14 +50,13 @@ class IsolationTest : public ::testing::Test {
 InterpreterPool* IsolationTest::pool_ = nullptr;
 
 TEST_F(IsolationTest, EveryModeEnforcesEveryLimitAndRefusesNonPositiveOnes) {
-  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident}) {
-    absl::StatusOr<IsolationMode*> mode = isolations_.Shared(isolation);
-    ASSERT_TRUE(mode.ok());
-    EXPECT_TRUE(CheckEnforced(**mode, Limits{}).ok());
-    EXPECT_TRUE(CheckEnforced(**mode, Limits{100, 100, 64}).ok());
+  for (Isolation isolation : {Isolation::kFresh, Isolation::kResident, Isolation::kProcess}) {
+    IsolationMode& mode = isolations_.Shared(isolation, policy_);
+    EXPECT_TRUE(CheckEnforced(mode, Limits{}).ok());
+    EXPECT_TRUE(CheckEnforced(mode, Limits{100, 100, 64}).ok());
     Limits negative;
     negative.memory_mb = -1;
-    absl::Status refused = CheckEnforced(**mode, negative);
+    absl::Status refused = CheckEnforced(mode, negative);
     EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
     EXPECT_THAT(std::string(refused.message()), HasSubstr("memory_mb"));
   }
@@ -70,7 +69,8 @@ TEST_F(IsolationTest, RunRefusesBeforeAnythingRuns) {
   SnippetExecution snippet(request, result);
   ExecutionSettings settings = Settings();
   settings.limits.cpu_ms = 0;
-  absl::Status ran = isolations_.Run(**isolations_.Shared(Isolation::kFresh), settings, snippet);
+  absl::Status ran =
+      isolations_.Run(isolations_.Shared(Isolation::kFresh, policy_), settings, snippet);
   EXPECT_TRUE(absl::IsInvalidArgument(ran)) << ran;
   EXPECT_EQ(result.stats.interpreter_id, -1);  // no interpreter was taken
 }
@@ -100,7 +100,7 @@ TEST_F(IsolationTest, EveryModeStopsCodeAtItsLimitsAndSaysWhich) {
       SnippetExecution snippet(request, result);
       ExecutionSettings settings = Settings();
       settings.limits = c.limits;
-      ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), settings, snippet).ok());
+      ASSERT_TRUE(isolations_.Run(isolations_.Shared(isolation, policy_), settings, snippet).ok());
       EXPECT_EQ(result.outcome, c.outcome) << c.code << " " << result.ToJson().dump();
       ASSERT_TRUE(result.error.has_value()) << c.code;
       EXPECT_EQ(result.error->type, c.type) << c.code;
@@ -113,16 +113,25 @@ TEST_F(IsolationTest, EveryModeStopsCodeAtItsLimitsAndSaysWhich) {
       next.code = "result = 41 + 1";
       ExecResult answer;
       SnippetExecution again(next, answer);
-      ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), again).ok());
+      ASSERT_TRUE(isolations_.Run(isolations_.Shared(isolation, policy_), Settings(), again).ok());
       EXPECT_EQ(answer.result, 42) << answer.ToJson().dump();
     }
   }
 }
 
-TEST_F(IsolationTest, ProcessIsolationIsRefused) {
-  absl::StatusOr<IsolationMode*> process = isolations_.Shared(Isolation::kProcess);
-  ASSERT_TRUE(absl::IsUnimplemented(process.status()));
-  EXPECT_THAT(std::string(process.status().message()), HasSubstr("process isolation"));
+TEST_F(IsolationTest, PoliciesWithPackagesOrProcessIsolationAreRunInProcesses) {
+  EXPECT_EQ(isolations_.Shared(Isolation::kProcess, policy_).isolation(), Isolation::kProcess);
+  Policy packages = policy_;
+  packages.packages = {"/usr/lib/python3/dist-packages"};
+  Policy required = policy_;
+  required.process_isolation = true;
+  for (const Policy* policy : {&packages, &required}) {
+    for (Isolation asked : {Isolation::kFresh, Isolation::kResident}) {
+      EXPECT_EQ(isolations_.Shared(asked, *policy).isolation(), Isolation::kProcess);
+    }
+  }
+  EXPECT_EQ(isolations_.Shared(Isolation::kFresh, *NamedPolicy("data_science")).isolation(),
+            Isolation::kProcess);
 }
 
 TEST_F(IsolationTest, AnswersCarryTheModeThePolicyTheInterpreterAndTheTimes) {
@@ -132,7 +141,7 @@ TEST_F(IsolationTest, AnswersCarryTheModeThePolicyTheInterpreterAndTheTimes) {
     request.args = {{"xs", {1, 2, 3}}};
     ExecResult result;
     SnippetExecution snippet(request, result);
-    ASSERT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), snippet).ok());
+    ASSERT_TRUE(isolations_.Run(isolations_.Shared(isolation, policy_), Settings(), snippet).ok());
     EXPECT_EQ(result.outcome, Outcome::kOk);
     EXPECT_TRUE(result.ok);
     EXPECT_EQ(result.result, 6);
@@ -149,7 +158,7 @@ TEST_F(IsolationTest, ResidentSnippetsShareOneInterpreterFreshOnesNever) {
     request.code = "pass";
     ExecResult result;
     SnippetExecution snippet(request, result);
-    EXPECT_TRUE(isolations_.Run(**isolations_.Shared(isolation), Settings(), snippet).ok());
+    EXPECT_TRUE(isolations_.Run(isolations_.Shared(isolation, policy_), Settings(), snippet).ok());
     return result.stats.interpreter_id;
   };
   EXPECT_EQ(interpreter_of(Isolation::kResident), interpreter_of(Isolation::kResident));
@@ -168,7 +177,7 @@ TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
   fclose(blocker);
   absl::Cleanup unblock = [&] { std::filesystem::remove(gone->root()); };
   Isolations isolations(*pool_, gone, running_);
-  IsolationMode& fresh = **isolations.Shared(Isolation::kFresh);
+  IsolationMode& fresh = isolations.Shared(Isolation::kFresh, policy_);
 
   ExecRequest request;
   request.code = "result = 1";
@@ -184,7 +193,8 @@ TEST_F(IsolationTest, AContextThatCannotBeEnteredIsAHostErrorAnswer) {
   {
     ToolLoadExecution load("echo", "def run(args):\n    return args\n");
     // Compiled where directories can be made: the host's own isolations.
-    ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), load).ok());
+    ASSERT_TRUE(
+        isolations_.Run(isolations_.Shared(Isolation::kFresh, policy_), Settings(), load).ok());
     ASSERT_TRUE(load.status().ok()) << load.status();
     tool = load.compiled();
   }
@@ -209,7 +219,8 @@ TEST_F(IsolationTest, ALoadKeepsNoOutputs) {
   ToolLoadExecution load("writer",
                          "import os\nopen(os.path.join(OUTPUT_DIR, 'f.txt'), 'w').write('x')\n"
                          "def run(args):\n    return 1\n");
-  ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), load).ok());
+  ASSERT_TRUE(
+      isolations_.Run(isolations_.Shared(Isolation::kFresh, policy_), Settings(), load).ok());
   ASSERT_TRUE(load.status().ok()) << load.status();
   EXPECT_TRUE(load.answer().output.files.empty());
   EXPECT_TRUE(load.answer().output.dir.empty());
@@ -230,7 +241,8 @@ TEST_F(IsolationTest, OutcomesComeFromWhereTheFailureArose) {
     request.code = c.code;
     ExecResult result;
     SnippetExecution snippet(request, result);
-    ASSERT_TRUE(isolations_.Run(**isolations_.Shared(Isolation::kFresh), Settings(), snippet).ok());
+    ASSERT_TRUE(
+        isolations_.Run(isolations_.Shared(Isolation::kFresh, policy_), Settings(), snippet).ok());
     EXPECT_EQ(result.outcome, c.outcome) << c.code;
     EXPECT_EQ(result.ok, c.outcome == Outcome::kOk) << c.code;
     if (result.error) {

@@ -1,0 +1,206 @@
+#include "embed/process_isolation.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "embed/execution_wire.h"
+#include "embed/stopwatch.h"
+#include "process/channel.h"
+#include "process/child_process.h"
+#include "process/worker_options.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+
+// The unprivileged uid/gid a child switches to when the host runs as root
+// (process/restrictions.h): its directory must be its own.
+constexpr uid_t kChildUid = 65534;
+constexpr gid_t kChildGid = 65534;
+
+absl::Status HandOver(const std::string& dir) {
+  if (geteuid() != 0) return absl::OkStatus();
+  for (const std::string& path : {dir, dir + "/work", dir + "/output"}) {
+    if (chown(path.c_str(), kChildUid, kChildGid) != 0) {
+      return absl::InternalError(absl::StrCat("chown ", path, ": ", strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Failure Ended(Outcome outcome, std::string message, std::string hint = "") {
+  return Failure{outcome, ExecError{std::string(ErrorTypeForOutcome(outcome)), std::move(message),
+                                    0, "", std::move(hint)}};
+}
+
+}  // namespace
+
+std::string DefaultWorkerProgram() {
+  if (const char* env = getenv("PYHOST_WORKER"); env != nullptr && *env != '\0') return env;
+  for (const char* candidate : {PYHOST_BUILD_WORKER, PYHOST_INSTALLED_WORKER}) {
+    if (access(candidate, X_OK) == 0) return candidate;
+  }
+  return PYHOST_INSTALLED_WORKER;
+}
+
+ProcessIsolation::ProcessIsolation(ProcessIsolationOptions options,
+                                   std::shared_ptr<WorkDirStock> dirs)
+    : options_(std::move(options)), dirs_(std::move(dirs)) {
+  if (options_.worker_program.empty()) options_.worker_program = DefaultWorkerProgram();
+}
+
+ProcessIsolation::~ProcessIsolation() = default;
+
+ForkserverClient& ProcessIsolation::ServerFor(const Policy& policy) {
+  WorkerOptions worker;
+  worker.prewarm = options_.prewarm;
+  worker.prewarm_if_found = policy.prewarm;
+  worker.packages = policy.packages;
+  worker.max_output_bytes = options_.max_output_bytes;
+  std::vector<std::string> argv = {options_.worker_program, "worker"};
+  for (std::string& arg : WorkerArgs(worker)) argv.push_back(std::move(arg));
+  const std::string key = absl::StrJoin(argv, "\n");
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<ForkserverClient>& server = servers_[key];
+  if (server == nullptr) {
+    // One BLAS thread: the worker forks, and its children share two cores here.
+    server = std::make_unique<ForkserverClient>(
+        std::move(argv), std::vector<std::pair<std::string, std::string>>{
+                             {"OPENBLAS_NUM_THREADS", "1"}, {"OMP_NUM_THREADS", "1"}});
+  }
+  return *server;
+}
+
+absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
+                                   const std::shared_ptr<ExecutionControl>& control,
+                                   Execution& execution) {
+  const Policy& policy = *settings.policy;
+  std::string dir;
+  if (policy.work_dir) {
+    absl::StatusOr<std::string> taken = dirs_->Take();
+    if (!taken.ok()) return taken.status();
+    dir = *std::move(taken);
+    if (absl::Status handed = HandOver(dir); !handed.ok()) {
+      dirs_->Return(dir, false);
+      return handed;
+    }
+  }
+  UniqueFd ours, theirs;
+  if (absl::Status made = MakeSocketPair(/*records=*/false, ours, theirs); !made.ok()) return made;
+
+  // The child's own limits stop code in Python at the deadline (with its line); the
+  // worker kills the group kStuckGrace later, for code stuck in C.
+  const absl::Time deadline = control->limits.deadline();
+  const absl::Time kill_at = deadline + kStuckGrace;
+  ForkserverClient& server = ServerFor(policy);
+  Stopwatch starting;
+  absl::StatusOr<pid_t> pid = server.Fork(theirs.get(), kill_at - absl::Now());
+  theirs.reset();
+  if (!pid.ok()) {
+    if (!dir.empty()) dirs_->Return(dir, false);
+    return pid.status();
+  }
+  const double start_us = starting.WallUs();
+
+  // A child that dies before reading all of it makes the write fail: its end says why.
+  const std::string request =
+      RequestToWire(settings, execution, dir).dump(-1, ' ', false, json::error_handler_t::replace);
+  (void)WriteAll(ours.get(), request, kill_at);
+  shutdown(ours.get(), SHUT_WR);
+
+  // The answer, read to the child's end; an interruption kills it.
+  const size_t cap = kMaxProcessAnswerBytes + 2 * settings.max_output_bytes;
+  std::string answer;
+  absl::Status read;
+  bool interrupted = false;
+  const absl::Time give_up = kill_at + absl::Seconds(2);
+  for (;;) {
+    read =
+        ReadToEnd(ours.get(), cap, std::min(give_up, absl::Now() + absl::Milliseconds(20)), answer);
+    if (!absl::IsDeadlineExceeded(read) || absl::Now() >= give_up) break;
+    // A limit's stop is the child's to enforce; only an interruption kills it here.
+    if (!interrupted && control->cancellation.cancelled() &&
+        !control->cancellation.stop_reason().has_value()) {
+      interrupted = true;
+      server.Kill(*pid);
+    }
+  }
+  const bool too_large = absl::IsResourceExhausted(read);
+  if (too_large) server.Kill(*pid);
+  ours.reset();
+  absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, give_up + absl::Seconds(5));
+  if (!end.ok() && absl::IsDeadlineExceeded(end.status())) {
+    server.Kill(*pid);
+    end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(5));
+  }
+
+  ExecStats& stats = execution.answer().stats;
+  json process = {{"pid", *pid}, {"fork_us", start_us}};
+  bool adopted = false;
+  if (end.ok() && WIFEXITED(end->wait_status) && WEXITSTATUS(end->wait_status) == 0 && read.ok() &&
+      !interrupted) {
+    json wire = json::parse(answer, nullptr, /*allow_exceptions=*/false);
+    if (wire.is_object() && wire.contains("worker_error")) {
+      execution.Abandon(Ended(
+          Outcome::kHostError,
+          absl::StrCat("the process-isolation child failed: ", wire.value("worker_error", ""))));
+      adopted = true;
+    } else if (absl::Status taken = execution.AdoptWireAnswer(wire); taken.ok()) {
+      process["restrictions"] = wire.value("restrictions", json());
+      adopted = true;
+    } else {
+      execution.Abandon(Ended(Outcome::kHostError, std::string(taken.message())));
+      adopted = true;
+    }
+  }
+  if (!adopted) {
+    if (interrupted) {
+      execution.Abandon(Failure{Outcome::kInterrupted,
+                                ExecError{std::string(error_type::kKeyboardInterrupt),
+                                          "interrupted: the process was killed", 0, "", ""}});
+    } else if (too_large) {
+      execution.Abandon(
+          Ended(Outcome::kOutputLimit, absl::StrCat("the answer was larger than the ", cap,
+                                                    " bytes a process-isolation answer may be; "
+                                                    "the process was killed")));
+    } else if (!end.ok()) {
+      execution.Abandon(Ended(Outcome::kWorkerExited, std::string(end.status().message())));
+    } else {
+      const std::string violation = absl::StartsWith(answer, "seccomp ") ? answer : "";
+      EndOutcome outcome = ClassifyEnd(*end, violation, *settings.limits.timeout_ms);
+      execution.Abandon(Ended(outcome.outcome, outcome.message));
+    }
+    stats.cpu_us = end.ok() ? absl::ToDoubleMicroseconds(end->user + end->system) : 0;
+    stats.peak_memory_bytes = end.ok() ? end->max_rss_kb * 1024 : 0;
+  }
+  if (end.ok()) {
+    process["wait_status"] = end->wait_status;
+    process["max_rss_kb"] = end->max_rss_kb;
+    process["user_us"] = absl::ToInt64Microseconds(end->user);
+    process["system_us"] = absl::ToInt64Microseconds(end->system);
+  }
+  const ForkserverStats counts = server.stats();
+  process["worker_starts"] = counts.starts;
+  process["worker_deaths"] = counts.deaths;
+  stats.process = std::move(process);
+  stats.wait_us = start_us;
+  if (!dir.empty()) {
+    Answer& out = execution.answer();
+    // Listed here, not taken from the child's word: what is in output/ now.
+    if (execution.ReportsOutputs() && policy.work_dir) {
+      out.output.files = RegularFilesUnder(dir + "/output");
+      if (!out.output.files.empty()) out.output.dir = dir + "/output";
+    }
+    dirs_->Return(dir, !out.output.files.empty());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pyhost

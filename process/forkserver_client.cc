@@ -1,0 +1,235 @@
+#include "process/forkserver_client.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "process/channel.h"
+
+extern char** environ;
+
+namespace pyhost {
+
+// The control descriptor the server is given.
+constexpr int kControlFd = 3;
+
+struct ForkserverClient::Server {
+  pid_t pid = -1;
+  UniqueFd control;
+  std::thread reader;
+
+  // Closing the control channel ends the server (and its children); then it is reaped.
+  ~Server() {
+    if (control) shutdown(control.get(), SHUT_RDWR);
+    if (reader.joinable()) reader.join();
+    control.reset();
+    if (pid > 0) {
+      // It ends on its own once the channel closed; a server that hangs is killed.
+      for (int i = 0; i < 200; ++i) {
+        if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+        absl::SleepFor(absl::Milliseconds(5));
+      }
+      kill(pid, SIGKILL);
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+};
+
+ForkserverClient::ForkserverClient(std::vector<std::string> argv,
+                                   std::vector<std::pair<std::string, std::string>> extra_env)
+    : argv_(std::move(argv)), extra_env_(std::move(extra_env)) {}
+
+ForkserverClient::~ForkserverClient() {
+  absl::MutexLock lock(&fork_mu_);
+  server_.reset();
+}
+
+absl::Status ForkserverClient::StartLocked() {
+  server_.reset();  // a dead one
+  UniqueFd ours, theirs;
+  if (absl::Status made = MakeSocketPair(/*records=*/true, ours, theirs); !made.ok()) return made;
+
+  std::vector<std::string> args = argv_;
+  args.insert(args.end(), {"--control-fd", std::to_string(kControlFd)});
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e != nullptr; ++e) env_text.emplace_back(*e);
+  for (const auto& [name, value] : extra_env_) env_text.push_back(absl::StrCat(name, "=", value));
+  std::vector<char*> envp;
+  for (std::string& entry : env_text) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDWR, 0);
+  posix_spawn_file_actions_adddup2(&actions, 0, 1);
+  posix_spawn_file_actions_adddup2(&actions, 0, 2);
+  posix_spawn_file_actions_adddup2(&actions, theirs.get(), kControlFd);
+  posix_spawn_file_actions_addclosefrom_np(&actions, kControlFd + 1);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // The host may block or ignore signals (a stop-signal thread): the server starts
+  // with the defaults.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (spawned != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("starting the worker ", argv_[0], ": ", strerror(spawned)));
+  }
+  theirs.reset();
+  auto server = std::make_unique<Server>();
+  server->pid = pid;
+  server->control = std::move(ours);
+  int64_t generation;
+  {
+    absl::MutexLock lock(&mu_);
+    generation = ++stats_.starts;
+  }
+  server->reader =
+      std::thread([this, fd = server->control.get(), generation] { ReadLoop(fd, generation); });
+  server_ = std::move(server);
+
+  absl::MutexLock lock(&mu_);
+  auto settled = [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return ready_ == generation || ended_generation_ == generation;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&settled), kStartTimeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the worker ", argv_[0], " did not start within ", absl::FormatDuration(kStartTimeout)));
+  }
+  if (ready_ == generation) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "the worker ", argv_[0],
+      " did not start: ", failed_.empty() ? "it ended before saying it was ready" : failed_));
+}
+
+void ForkserverClient::ReadLoop(int control, int64_t generation) {
+  for (;;) {
+    absl::StatusOr<std::optional<std::string>> record = ReceiveRecord(control);
+    if (!record.ok() || !record->has_value()) break;
+    nlohmann::json message = nlohmann::json::parse(**record, nullptr, false);
+    if (!message.is_object()) continue;
+    absl::MutexLock lock(&mu_);
+    if (message.contains("ready")) {
+      ready_ = generation;
+    } else if (message.contains("failed")) {
+      failed_ = message.value("failed", "");
+    } else if (message.contains("forked") || message.contains("fork_failed")) {
+      fork_reply_ = **record;
+    } else if (message.contains("ended")) {
+      const pid_t pid = message.value("ended", pid_t{-1});
+      ChildEnd end;
+      end.wait_status = message.value("status", 0);
+      end.killed_at_deadline = message.value("killed", false);
+      end.wall = absl::Microseconds(message.value("wall_us", int64_t{0}));
+      end.user = absl::Microseconds(message.value("user_us", int64_t{0}));
+      end.system = absl::Microseconds(message.value("system_us", int64_t{0}));
+      end.max_rss_kb = message.value("max_rss_kb", int64_t{0});
+      running_.erase(pid);
+      ended_[pid] = end;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  ended_generation_ = generation;
+  if (ready_ == generation) ++stats_.deaths;
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (it->second == generation) {
+      lost_.insert(it->first);
+      running_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+absl::StatusOr<pid_t> ForkserverClient::Fork(int channel, absl::Duration kill_after) {
+  absl::MutexLock fork_lock(&fork_mu_);
+  int64_t generation;
+  {
+    absl::MutexLock lock(&mu_);
+    generation = stats_.starts;
+    const bool alive = server_ != nullptr && ended_generation_ != generation;
+    if (!alive) generation = 0;
+    fork_reply_.reset();
+  }
+  if (generation == 0) {
+    if (absl::Status started = StartLocked(); !started.ok()) {
+      server_.reset();
+      return started;
+    }
+    absl::MutexLock lock(&mu_);
+    generation = stats_.starts;
+  }
+  const nlohmann::json request = {{"op", "fork"},
+                                  {"kill_after_us", absl::ToInt64Microseconds(kill_after)}};
+  if (absl::Status sent = SendRecord(server_->control.get(), request.dump(), channel); !sent.ok()) {
+    return absl::UnavailableError(absl::StrCat("the forkserver is gone: ", sent.message()));
+  }
+  absl::MutexLock lock(&mu_);
+  auto replied = [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return fork_reply_.has_value() || ended_generation_ == generation;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&replied), absl::Seconds(10)) ||
+      !fork_reply_.has_value()) {
+    return absl::UnavailableError("the forkserver did not answer a fork");
+  }
+  nlohmann::json reply = nlohmann::json::parse(*fork_reply_, nullptr, false);
+  if (!reply.contains("forked")) {
+    return absl::UnavailableError(
+        absl::StrCat("the forkserver could not fork: ", reply.value("fork_failed", "")));
+  }
+  const pid_t pid = reply.value("forked", pid_t{-1});
+  // Its end may be reported before this line runs: only a child not seen ending runs.
+  if (!ended_.contains(pid)) running_[pid] = generation;
+  ++stats_.forks;
+  return pid;
+}
+
+void ForkserverClient::Kill(pid_t pid) {
+  absl::MutexLock fork_lock(&fork_mu_);
+  if (server_ == nullptr) return;
+  (void)SendRecord(server_->control.get(), nlohmann::json{{"op", "kill"}, {"pid", pid}}.dump());
+}
+
+absl::StatusOr<ChildEnd> ForkserverClient::AwaitEnd(pid_t pid, absl::Time give_up) {
+  absl::MutexLock lock(&mu_);
+  auto known = [this, pid]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return ended_.contains(pid) || lost_.contains(pid);
+  };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&known), give_up)) {
+    return absl::DeadlineExceededError("the forkserver did not report the child's end");
+  }
+  if (lost_.erase(pid) > 0) {
+    return absl::UnavailableError("the forkserver died while the child ran (the child with it)");
+  }
+  ChildEnd end = ended_[pid];
+  ended_.erase(pid);
+  return end;
+}
+
+ForkserverStats ForkserverClient::stats() {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace pyhost

@@ -1,0 +1,94 @@
+// The host's side of a forkserver (process/forkserver.h): starts it by fork-then-exec
+// (posix_spawn of the worker program, never a bare fork of the multi-threaded host),
+// asks it for children, and learns how each ended. A server that died (or never
+// started) is started again on the next fork, and counted.
+//
+//   ForkserverClient server({"/usr/bin/pyhost", "worker", "--policy-packages", ...});
+//   absl::StatusOr<pid_t> pid = server.Fork(child_end.get(), absl::Seconds(30));
+//   ... talk to the child over the other end ...
+//   absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(35));
+//
+// The program gets its control channel as descriptor 3 (`--control-fd 3` is added),
+// /dev/null as 0, 1 and 2, the host's environment plus `extra_env`, and no other
+// descriptor. Its first record is {"ready": true} or {"failed": "why"} (within
+// kStartTimeout), which Fork reports as its Status.
+// Thread-safety: thread-safe. A reader thread per running server delivers its records.
+#ifndef PYHOST_PROCESS_FORKSERVER_CLIENT_H_
+#define PYHOST_PROCESS_FORKSERVER_CLIENT_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "process/child_process.h"
+#include "process/unique_fd.h"
+
+namespace pyhost {
+
+struct ForkserverStats {
+  int64_t starts = 0;  // servers started (the first, and every restart)
+  int64_t deaths = 0;  // servers that ended while the host still used them
+  int64_t forks = 0;   // children forked
+};
+
+class ForkserverClient {
+ public:
+  static constexpr absl::Duration kStartTimeout = absl::Seconds(60);
+
+  ForkserverClient(std::vector<std::string> argv,
+                   std::vector<std::pair<std::string, std::string>> extra_env);
+  // Ends the server (its children are killed with it) and reaps it.
+  ~ForkserverClient();
+  ForkserverClient(const ForkserverClient&) = delete;
+  ForkserverClient& operator=(const ForkserverClient&) = delete;
+
+  // A child whose channel is `channel` (the caller keeps its copy, and closes it),
+  // whose process group the server kills `kill_after` from now. Starts the server
+  // when none runs.
+  absl::StatusOr<pid_t> Fork(int channel, absl::Duration kill_after) ABSL_LOCKS_EXCLUDED(fork_mu_);
+  // Kills the child's group now (an interrupted execution).
+  void Kill(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
+  // How the child ended, reported by the server: DeadlineExceeded past `give_up`,
+  // Unavailable when the server died first (its children died with it).
+  absl::StatusOr<ChildEnd> AwaitEnd(pid_t pid, absl::Time give_up) ABSL_LOCKS_EXCLUDED(mu_);
+  ForkserverStats stats() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // One started server: its process, its control channel, the thread reading it.
+  struct Server;
+  absl::Status StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fork_mu_);
+  void ReadLoop(int control, int64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::vector<std::string> argv_;
+  const std::vector<std::pair<std::string, std::string>> extra_env_;
+
+  absl::Mutex fork_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one fork request in flight
+  std::unique_ptr<Server> server_ ABSL_GUARDED_BY(fork_mu_);
+
+  // What the reader threads deliver, by server generation (stats_.starts when it
+  // started).
+  absl::Mutex mu_;
+  int64_t ready_ ABSL_GUARDED_BY(mu_) = 0;             // the last generation that said ready
+  std::string failed_ ABSL_GUARDED_BY(mu_);            // why the last start failed
+  int64_t ended_generation_ ABSL_GUARDED_BY(mu_) = 0;  // the last that ended
+  std::optional<std::string> fork_reply_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<pid_t, int64_t> running_ ABSL_GUARDED_BY(mu_);  // pid -> generation
+  absl::flat_hash_map<pid_t, ChildEnd> ended_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);  // their server died
+  ForkserverStats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pyhost
+
+#endif  // PYHOST_PROCESS_FORKSERVER_CLIENT_H_

@@ -1,0 +1,136 @@
+#include "worker/child_execution.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "bindings/thread_state.h"
+#include "embed/execution_context.h"
+#include "embed/execution_wire.h"
+#include "guards/execution_limits.h"
+#include "process/channel.h"
+#include "process/restrictions.h"
+
+namespace pyhost {
+namespace {
+
+using json = nlohmann::json;
+
+// Ends the child with `answer` sent: no destructor runs (what they would tear down
+// dies with the process, and the code's finalizers must not run after its answer).
+[[noreturn]] void SendAndExit(int channel, const json& answer) {
+  (void)WriteAll(channel, answer.dump(-1, ' ', false, json::error_handler_t::replace),
+                 absl::InfiniteFuture());
+  _exit(0);
+}
+
+[[noreturn]] void WorkerError(int channel, absl::string_view what, const absl::Status& status) {
+  SendAndExit(channel, json{{"worker_error", absl::StrCat(what, ": ", status.ToString())}});
+}
+
+// The address space the child holds now (VmSize), which RLIMIT_AS counts too: the
+// limit is what the execution may add to it.
+int64_t AddressSpaceBytes() {
+  FILE* statm = fopen("/proc/self/statm", "re");
+  long pages = 0;
+  if (statm != nullptr) {
+    if (fscanf(statm, "%ld", &pages) != 1) pages = 0;
+    fclose(statm);
+  }
+  return int64_t{pages} * sysconf(_SC_PAGESIZE);
+}
+
+ChildRestrictions RestrictionsFor(const ExecutionSettings& settings,
+                                  const ExecutionContext& context, int channel) {
+  const Policy& policy = *settings.policy;
+  ChildRestrictions r;
+  r.keep_fds = {channel};
+  r.violation_fd = channel;
+  for (const std::string& name : policy.env) {
+    if (const char* value = getenv(name.c_str())) r.environment.emplace_back(name, value);
+  }
+  const json globals = context.Globals();
+  if (globals.contains("WORK_DIR")) {
+    r.environment.emplace_back("HOME", globals["WORK_DIR"].get<std::string>());
+    r.environment.emplace_back("TMPDIR", globals["WORK_DIR"].get<std::string>());
+  }
+  const Limits& limits = settings.limits;
+  if (limits.memory_mb) r.memory_bytes = AddressSpaceBytes() + (*limits.memory_mb << 20);
+  if (limits.cpu_ms) r.cpu_seconds = (*limits.cpu_ms + 999) / 1000;
+  r.allow_network = !policy.enforce || !policy.network.empty() || !settings.extra_network.empty();
+  r.allow_processes = !policy.enforce || policy.processes;
+  return r;
+}
+
+// A MemoryError the code did not catch is the memory limit's here: RLIMIT_AS refused
+// an allocation the budget does not see (a C library's malloc).
+void MemoryErrorIsTheLimit(json& answer) {
+  if (answer.value("outcome", "") != OutcomeName(Outcome::kCodeError)) return;
+  json* error = answer.contains("error") && answer["error"].is_object() ? &answer["error"]
+                : answer.contains("envelope") && answer["envelope"].is_object() &&
+                        answer["envelope"].contains("error")
+                    ? &answer["envelope"]["error"]
+                    : nullptr;
+  if (error == nullptr || error->value("type", "") != "MemoryError") return;
+  answer["outcome"] = std::string(OutcomeName(Outcome::kMemoryLimit));
+  (*error)["type"] = std::string(error_type::kMemoryLimit);
+  (*error)["message"] = absl::StrCat(
+      "memory limit (memory_mb) reached: the process's address space limit (RLIMIT_AS) "
+      "refused an allocation (MemoryError",
+      error->value("message", "").empty() ? "" : ": " + error->value("message", ""), ")");
+}
+
+}  // namespace
+
+void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver) {
+  const int fd = channel.get();
+  std::string text;
+  if (absl::Status read =
+          ReadToEnd(fd, kMaxWireRequestBytes, absl::Now() + absl::Seconds(60), text);
+      !read.ok()) {
+    WorkerError(fd, "reading the request", read);
+  }
+  absl::StatusOr<std::unique_ptr<WireRequest>> request =
+      RequestFromWire(json::parse(text, nullptr, /*allow_exceptions=*/false));
+  if (!request.ok()) WorkerError(fd, "the request", request.status());
+  text.clear();
+  Policy& policy = (*request)->policy;
+  // The packages are on sys.path (the worker's); the code may read them like the stdlib.
+  policy.read_paths.insert(policy.read_paths.end(), policy.packages.begin(), policy.packages.end());
+  const ExecutionSettings& settings = (*request)->settings;
+  Execution& execution = *(*request)->execution;
+
+  ThreadStateScope scope(interp.state());
+  interp.sandbox().set_own_process();
+  ExecutionControl control(settings.limits);
+  ExecutionLimits::OnThisThread here(control.limits);
+  absl::StatusOr<std::unique_ptr<ExecutionContext>> context = ExecutionContext::Enter(
+      interp, policy, ExecutionSetup{settings.extra_network, nullptr, (*request)->dir},
+      &control.cancellation);
+  if (!context.ok()) {
+    execution.Fail(context.status());
+    SendAndExit(fd, execution.WireAnswer());
+  }
+  // After the context read the policy's variables from the environment (step 4 clears it).
+  RestrictionsInForce in_force =
+      ApplyRestrictions(RestrictionsFor(settings, **context, fd), forkserver);
+  if (!in_force.status.ok()) WorkerError(fd, "applying the restrictions", in_force.status);
+  execution.Run(settings, interp, **context, control.cancellation);
+  control.limits.Disarm();
+  Answer& answer = execution.answer();
+  answer.stats.cpu_us = static_cast<double>(control.limits.cpu_us());
+  answer.stats.peak_memory_bytes = control.limits.budget().peak_bytes();
+  answer.stats.interpreter_id = interp.id();
+  json wire = execution.WireAnswer();
+  MemoryErrorIsTheLimit(wire);
+  wire["restrictions"] = in_force.ToJson();
+  SendAndExit(fd, wire);
+}
+
+}  // namespace pyhost

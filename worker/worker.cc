@@ -1,0 +1,48 @@
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bindings/thread_state.h"
+#include "embed/interpreter.h"
+#include "embed/runtime.h"
+#include "process/channel.h"
+#include "process/forkserver.h"
+#include "worker/child_execution.h"
+
+namespace pyhost {
+
+int RunWorker(const WorkerOptions& options) {
+  UniqueFd control(options.control_fd);
+  auto failed = [&control](const absl::Status& status) {
+    (void)SendRecord(control.get(),
+                     nlohmann::json{{"failed", std::string(status.message())}}.dump().substr(
+                         0, kMaxRecordBytes));
+    return 1;
+  };
+  absl::StatusOr<Runtime*> runtime = Runtime::Get();
+  if (!runtime.ok()) return failed(runtime.status());
+  InterpreterConfig config;
+  config.prewarm_modules = options.prewarm;
+  config.prewarm_if_found = options.prewarm_if_found;
+  config.sys_path = options.packages;
+  config.max_output_bytes = options.max_output_bytes;
+  absl::StatusOr<std::unique_ptr<Interpreter>> interp;
+  {
+    // Made with a main-interpreter thread state, as the pool makes them; no GIL or
+    // thread state is held while serving: a child takes its own in the interpreter.
+    ThreadStateScope main((*runtime)->main_interpreter());
+    interp = Interpreter::Create(config);
+  }
+  if (!interp.ok()) return failed(interp.status());
+  if (!SendRecord(control.get(), R"({"ready": true})").ok()) return 1;
+  const pid_t self = getpid();
+  const int code = ServeForks(std::move(control), [&interp, self](UniqueFd channel) -> int {
+    RunChild(std::move(channel), **interp, self);
+  });
+  // Never torn down: the process ends now, and ending an interpreter runs Python.
+  _exit(code);
+}
+
+}  // namespace pyhost
