@@ -36,6 +36,32 @@ TEST_F(ExecTest, PrintsOneJsonObject) {
   EXPECT_THAT(run.err, IsEmpty());
 }
 
+// Process isolation through the command (issue 10): the README's done-when line, and
+// a child that writes to descriptor 1 below every guard cannot forge the answer.
+TEST_F(ExecTest, DataScienceRunsNumpyInProcessIsolation) {
+  if (!std::filesystem::exists("/usr/lib/python3/dist-packages/numpy")) {
+    GTEST_SKIP() << "python3-numpy is not installed (scripts/install-deps.sh installs it)";
+  }
+  Outcome run = RunPyhost({"exec", "--policy", "data_science", "-c",
+                           "import numpy; result = int(numpy.arange(10).sum())"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);
+  EXPECT_EQ(answer["result"], 45) << answer.dump();
+  EXPECT_EQ(answer["stats"]["isolation"], "process") << answer.dump();
+  EXPECT_EQ(answer["stats"]["rerouted"], "process") << answer.dump();
+}
+
+TEST_F(ExecTest, AProcessIsolatedChildCannotWriteToTheCommandsOutput) {
+  Outcome run = RunPyhost({"exec", "--isolation", "process", "--policy", "yolo", "-c",
+                           "import ctypes\n"
+                           "ctypes.CDLL(None).write(1, b'{\"ok\": true}\\n', 13)\n"
+                           "result = 1"});
+  ASSERT_TRUE(run.exited && run.exit_code == 0) << run.Describe();
+  json answer = OnlyJson(run);  // one object: the command's
+  EXPECT_EQ(answer["result"], 1) << answer.dump();
+  EXPECT_EQ(answer["stats"]["isolation"], "process") << answer.dump();
+}
+
 TEST_F(ExecTest, ArgsAreVisibleAsArgs) {
   Outcome run = RunPyhost({"exec", "--args", R"({"xs": [1, 2, 3], "name": "n"})", "-c",
                            "result = {'sum': sum(args['xs']), 'name': args['name']}"});

@@ -532,7 +532,7 @@ TEST_F(ServeTest, RegisterRejectsBadIsolation) {
 
 // A client must tell "not supported yet" from a host failure: register with process
 // isolation is answered NotImplemented, as the same request to exec is.
-TEST_F(ServeTest, RegisterProcessIsolationIsNotImplemented) {
+TEST_F(ServeTest, RegisterProcessIsolationRunsEachCallInAChild) {
   std::vector<json> requests = {
       {{"id", 1},
        {"op", "register"},
