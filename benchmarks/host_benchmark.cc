@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "benchmarks/bench_support.h"
+#include "benchmarks/process_benchmark.h"
 #include "benchmarks/subprocess_runner.h"
 #include "pyhost/host.h"
 
@@ -387,9 +388,11 @@ void RegisterAll(const Flags& flags) {
   reg("Memory/alloc_heavy", BM_AllocHeavy, 15);
   reg("Subprocess/python3_per_call", BM_SubprocessPerCall, 100);
   reg("Subprocess/python3_-I_-S_per_call", BM_SubprocessIsolatedPerCall, 100);
+  RegisterProcessBenchmarks(flags.python);
 }
 
 void Shutdown() {
+  ShutdownProcessBenchmarks();
   g_tool_host.reset();
   g_exec_host.reset();
 }

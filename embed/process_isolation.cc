@@ -100,6 +100,13 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
   const absl::Time deadline = control->limits.deadline();
   const absl::Time kill_at = deadline + kStuckGrace;
   ForkserverClient& server = ServerFor(policy);
+  const std::string request =
+      RequestToWire(settings, execution, dir).dump(-1, ' ', false, json::error_handler_t::replace);
+  // What the socket's buffer takes goes before the fork: the child reads it at once.
+  const ssize_t early =
+      send(ours.get(), request.data(), request.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  const size_t sent = early > 0 ? static_cast<size_t>(early) : 0;
+  if (sent == request.size()) shutdown(ours.get(), SHUT_WR);  // all of it: the child starts
   Stopwatch starting;
   absl::StatusOr<pid_t> pid = server.Fork(theirs.get(), kill_at - absl::Now());
   theirs.reset();
@@ -108,22 +115,23 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
     return pid.status();
   }
   const double start_us = starting.WallUs();
-
   // A child that dies before reading all of it makes the write fail: its end says why.
-  const std::string request =
-      RequestToWire(settings, execution, dir).dump(-1, ' ', false, json::error_handler_t::replace);
-  (void)WriteAll(ours.get(), request, kill_at);
-  shutdown(ours.get(), SHUT_WR);
+  if (sent < request.size()) {
+    (void)WriteAll(ours.get(), absl::string_view(request).substr(sent), kill_at);
+    shutdown(ours.get(), SHUT_WR);
+  }
 
-  // The answer, read to the child's end; an interruption kills it.
+  // What the child sends, read to its end: a line of the restrictions in force (before
+  // the code runs, so the code cannot forge it), then the answer. An interruption
+  // kills it.
   const size_t cap = kMaxProcessAnswerBytes + 2 * settings.max_output_bytes;
-  std::string answer;
+  std::string received;
   absl::Status read;
   bool interrupted = false;
   const absl::Time give_up = kill_at + absl::Seconds(2);
   for (;;) {
-    read =
-        ReadToEnd(ours.get(), cap, std::min(give_up, absl::Now() + absl::Milliseconds(20)), answer);
+    read = ReadToEnd(ours.get(), cap, std::min(give_up, absl::Now() + absl::Milliseconds(20)),
+                     received);
     if (!absl::IsDeadlineExceeded(read) || absl::Now() >= give_up) break;
     // A limit's stop is the child's to enforce; only an interruption kills it here.
     if (!interrupted && control->cancellation.cancelled() &&
@@ -135,32 +143,35 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
   const bool too_large = absl::IsResourceExhausted(read);
   if (too_large) server.Kill(*pid);
   ours.reset();
-  absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, give_up + absl::Seconds(5));
-  if (!end.ok() && absl::IsDeadlineExceeded(end.status())) {
-    server.Kill(*pid);
-    end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(5));
-  }
+  const size_t newline = received.find('\n');
+  json restrictions = json::parse(received.substr(0, newline), nullptr, /*allow_exceptions=*/false);
+  const std::string rest = newline == std::string::npos ? "" : received.substr(newline + 1);
+  json wire =
+      read.ok() && !interrupted ? json::parse(rest, nullptr, /*allow_exceptions=*/false) : json();
 
   ExecStats& stats = execution.answer().stats;
   json process = {{"pid", *pid}, {"fork_us", start_us}};
-  bool adopted = false;
-  if (end.ok() && WIFEXITED(end->wait_status) && WEXITSTATUS(end->wait_status) == 0 && read.ok() &&
-      !interrupted) {
-    json wire = json::parse(answer, nullptr, /*allow_exceptions=*/false);
-    if (wire.is_object() && wire.contains("worker_error")) {
-      execution.Abandon(Ended(
-          Outcome::kHostError,
-          absl::StrCat("the process-isolation child failed: ", wire.value("worker_error", ""))));
-      adopted = true;
-    } else if (absl::Status taken = execution.AdoptWireAnswer(wire); taken.ok()) {
-      process["restrictions"] = wire.value("restrictions", json());
-      adopted = true;
-    } else {
+  if (restrictions.is_object() && restrictions.contains("worker_error")) {
+    // The child failed before the code ran (its request, a restriction that must hold).
+    server.Forget(*pid);
+    execution.Abandon(
+        Ended(Outcome::kHostError, absl::StrCat("the process-isolation child failed: ",
+                                                restrictions.value("worker_error", ""))));
+  } else if (wire.is_object()) {
+    // A whole answer (the child shut its end down after it, then exits): taken without
+    // waiting for the child's teardown, which the worker still reaps and group-kills.
+    server.Forget(*pid);
+    process["restrictions"] = restrictions;
+    if (absl::Status taken = execution.AdoptWireAnswer(wire); !taken.ok()) {
       execution.Abandon(Ended(Outcome::kHostError, std::string(taken.message())));
-      adopted = true;
     }
-  }
-  if (!adopted) {
+  } else {
+    absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, give_up + absl::Seconds(5));
+    if (!end.ok() && absl::IsDeadlineExceeded(end.status())) {
+      server.Kill(*pid);
+      end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(5));
+    }
+    if (restrictions.is_object()) process["restrictions"] = restrictions;
     if (interrupted) {
       execution.Abandon(Failure{Outcome::kInterrupted,
                                 ExecError{std::string(error_type::kKeyboardInterrupt),
@@ -173,18 +184,18 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
     } else if (!end.ok()) {
       execution.Abandon(Ended(Outcome::kWorkerExited, std::string(end.status().message())));
     } else {
-      const std::string violation = absl::StartsWith(answer, "seccomp ") ? answer : "";
+      const std::string violation = absl::StartsWith(rest, "seccomp ") ? rest : "";
       EndOutcome outcome = ClassifyEnd(*end, violation, *settings.limits.timeout_ms);
       execution.Abandon(Ended(outcome.outcome, outcome.message));
     }
-    stats.cpu_us = end.ok() ? absl::ToDoubleMicroseconds(end->user + end->system) : 0;
-    stats.peak_memory_bytes = end.ok() ? end->max_rss_kb * 1024 : 0;
-  }
-  if (end.ok()) {
-    process["wait_status"] = end->wait_status;
-    process["max_rss_kb"] = end->max_rss_kb;
-    process["user_us"] = absl::ToInt64Microseconds(end->user);
-    process["system_us"] = absl::ToInt64Microseconds(end->system);
+    if (end.ok()) {
+      stats.cpu_us = absl::ToDoubleMicroseconds(end->user + end->system);
+      stats.peak_memory_bytes = end->max_rss_kb * 1024;
+      process["wait_status"] = end->wait_status;
+      process["max_rss_kb"] = end->max_rss_kb;
+      process["user_us"] = absl::ToInt64Microseconds(end->user);
+      process["system_us"] = absl::ToInt64Microseconds(end->system);
+    }
   }
   const ForkserverStats counts = server.stats();
   process["worker_starts"] = counts.starts;

@@ -146,7 +146,7 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
       end.system = absl::Microseconds(message.value("system_us", int64_t{0}));
       end.max_rss_kb = message.value("max_rss_kb", int64_t{0});
       running_.erase(pid);
-      ended_[pid] = end;
+      if (forgotten_.erase(pid) == 0) ended_[pid] = end;
     }
   }
   absl::MutexLock lock(&mu_);
@@ -154,7 +154,7 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
   if (ready_ == generation) ++stats_.deaths;
   for (auto it = running_.begin(); it != running_.end();) {
     if (it->second == generation) {
-      lost_.insert(it->first);
+      if (forgotten_.erase(it->first) == 0) lost_.insert(it->first);
       running_.erase(it++);
     } else {
       ++it;
@@ -225,6 +225,12 @@ absl::StatusOr<ChildEnd> ForkserverClient::AwaitEnd(pid_t pid, absl::Time give_u
   ChildEnd end = ended_[pid];
   ended_.erase(pid);
   return end;
+}
+
+void ForkserverClient::Forget(pid_t pid) {
+  absl::MutexLock lock(&mu_);
+  if (ended_.erase(pid) > 0 || lost_.erase(pid) > 0) return;
+  if (running_.contains(pid)) forgotten_.insert(pid);
 }
 
 ForkserverStats ForkserverClient::stats() {

@@ -62,6 +62,8 @@ class ForkserverClient {
   // How the child ended, reported by the server: DeadlineExceeded past `give_up`,
   // Unavailable when the server died first (its children died with it).
   absl::StatusOr<ChildEnd> AwaitEnd(pid_t pid, absl::Time give_up) ABSL_LOCKS_EXCLUDED(mu_);
+  // The caller will not ask how the child ended (it answered): its report is dropped.
+  void Forget(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
   ForkserverStats stats() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -85,7 +87,8 @@ class ForkserverClient {
   std::optional<std::string> fork_reply_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<pid_t, int64_t> running_ ABSL_GUARDED_BY(mu_);  // pid -> generation
   absl::flat_hash_map<pid_t, ChildEnd> ended_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);  // their server died
+  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);       // their server died
+  absl::flat_hash_set<pid_t> forgotten_ ABSL_GUARDED_BY(mu_);  // running, not awaited
   ForkserverStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

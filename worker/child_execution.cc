@@ -1,6 +1,7 @@
 #include "worker/child_execution.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -27,6 +28,7 @@ using json = nlohmann::json;
 [[noreturn]] void SendAndExit(int channel, const json& answer) {
   (void)WriteAll(channel, answer.dump(-1, ' ', false, json::error_handler_t::replace),
                  absl::InfiniteFuture());
+  shutdown(channel, SHUT_WR);  // the host has the answer now, not when teardown ends
   _exit(0);
 }
 
@@ -108,19 +110,24 @@ void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver) {
 
   ThreadStateScope scope(interp.state());
   interp.sandbox().set_own_process();
-  ExecutionControl control(settings.limits);
-  ExecutionLimits::OnThisThread here(control.limits);
+  // No code of the user's has run in this interpreter: nothing to interrupt yet.
   absl::StatusOr<std::unique_ptr<ExecutionContext>> context = ExecutionContext::Enter(
-      interp, policy, ExecutionSetup{settings.extra_network, nullptr, (*request)->dir},
-      &control.cancellation);
-  if (!context.ok()) {
+      interp, policy, ExecutionSetup{settings.extra_network, nullptr, (*request)->dir});
+  if (!context.ok()) {  // answered as in-process: no restrictions were applied
     execution.Fail(context.status());
+    (void)WriteAll(fd, "{}\n", absl::InfiniteFuture());
     SendAndExit(fd, execution.WireAnswer());
   }
-  // After the context read the policy's variables from the environment (step 4 clears it).
+  // After the context read the policy's variables from the environment (step 4 clears
+  // it), and before the limits' watchdog thread starts (a uid switch with threads
+  // running signals each of them).
   RestrictionsInForce in_force =
       ApplyRestrictions(RestrictionsFor(settings, **context, fd), forkserver);
   if (!in_force.status.ok()) WorkerError(fd, "applying the restrictions", in_force.status);
+  // The first line, sent before the code runs: the code cannot forge it.
+  (void)WriteAll(fd, in_force.ToJson().dump() + "\n", absl::InfiniteFuture());
+  ExecutionControl control(settings.limits);
+  ExecutionLimits::OnThisThread here(control.limits);
   execution.Run(settings, interp, **context, control.cancellation);
   control.limits.Disarm();
   Answer& answer = execution.answer();
@@ -129,7 +136,6 @@ void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver) {
   answer.stats.interpreter_id = interp.id();
   json wire = execution.WireAnswer();
   MemoryErrorIsTheLimit(wire);
-  wire["restrictions"] = in_force.ToJson();
   SendAndExit(fd, wire);
 }
 
