@@ -1,9 +1,13 @@
 #include "embed/process_isolation.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -20,16 +24,13 @@ namespace {
 
 using json = nlohmann::json;
 
-// The unprivileged uid/gid a child switches to when the host runs as root
-// (process/restrictions.h): its directory must be its own.
-constexpr uid_t kChildUid = 65534;
-constexpr gid_t kChildGid = 65534;
-
-absl::Status HandOver(const std::string& dir) {
-  if (geteuid() != 0) return absl::OkStatus();
+// The execution's directory becomes the child's own (its uid when the host is root),
+// and no one else's: other children run as other uids.
+absl::Status HandOver(const std::string& dir, const ChildIdentity& identity) {
+  if (!identity.switched()) return absl::OkStatus();
   for (const std::string& path : {dir, dir + "/work", dir + "/output"}) {
-    if (chown(path.c_str(), kChildUid, kChildGid) != 0) {
-      return absl::InternalError(absl::StrCat("chown ", path, ": ", strerror(errno)));
+    if (chown(path.c_str(), identity.uid, identity.gid) != 0 || chmod(path.c_str(), 0700) != 0) {
+      return absl::InternalError(absl::StrCat("handing ", path, " over: ", strerror(errno)));
     }
   }
   return absl::OkStatus();
@@ -82,41 +83,56 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
                                    const std::shared_ptr<ExecutionControl>& control,
                                    Execution& execution) {
   const Policy& policy = *settings.policy;
+  ForkserverClient& server = ServerFor(policy);
+  absl::StatusOr<ChildIdentity> identity = server.Reserve();
+  if (!identity.ok()) return identity.status();
   std::string dir;
   if (policy.work_dir) {
     absl::StatusOr<std::string> taken = dirs_->Take();
-    if (!taken.ok()) return taken.status();
-    dir = *std::move(taken);
-    if (absl::Status handed = HandOver(dir); !handed.ok()) {
-      dirs_->Return(dir, false);
+    absl::Status handed = taken.ok() ? HandOver(*taken, *identity) : taken.status();
+    if (!handed.ok()) {
+      if (taken.ok()) dirs_->Return(*taken, false);
+      server.Release(*identity);
       return handed;
     }
+    dir = *std::move(taken);
   }
   UniqueFd ours, theirs;
-  if (absl::Status made = MakeSocketPair(/*records=*/false, ours, theirs); !made.ok()) return made;
+  absl::Status made = MakeSocketPair(/*records=*/false, ours, theirs);
+  if (!made.ok()) {
+    if (!dir.empty()) dirs_->Return(dir, false);
+    server.Release(*identity);
+    return made;
+  }
 
-  // The child's own limits stop code in Python at the deadline (with its line); the
-  // worker kills the group kStuckGrace later, for code stuck in C.
-  const absl::Time deadline = control->limits.deadline();
-  const absl::Time kill_at = deadline + kStuckGrace;
-  ForkserverClient& server = ServerFor(policy);
-  const std::string request =
-      RequestToWire(settings, execution, dir).dump(-1, ' ', false, json::error_handler_t::replace);
+  // The child's own limits stop code in Python at the limits (naming the line); the
+  // worker kills the group kStuckGrace past them, for code stuck in C.
+  const absl::Time kill_at = control->limits.deadline() + kStuckGrace;
+  // The policy's variables, from the host's environment: the worker has none of it.
+  json environment = json::object();
+  for (const std::string& name : policy.env) {
+    if (const char* value = getenv(name.c_str())) environment[name] = value;
+  }
+  json wire_request = RequestToWire(settings, execution, dir);
+  wire_request["environment"] = std::move(environment);
+  const std::string request = wire_request.dump(-1, ' ', false, json::error_handler_t::replace);
   // What the socket's buffer takes goes before the fork: the child reads it at once.
   const ssize_t early =
       send(ours.get(), request.data(), request.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   const size_t sent = early > 0 ? static_cast<size_t>(early) : 0;
-  if (sent == request.size()) shutdown(ours.get(), SHUT_WR);  // all of it: the child starts
+  if (sent == request.size()) shutdown(ours.get(), SHUT_WR);
   Stopwatch starting;
-  absl::StatusOr<pid_t> pid = server.Fork(theirs.get(), kill_at - absl::Now());
+  absl::StatusOr<pid_t> pid = server.Fork(theirs.get(), *identity, kill_at - absl::Now(),
+                                          absl::Milliseconds(settings.limits.cpu_ms.value_or(0)),
+                                          /*sweep=*/!policy.enforce || policy.processes);
   theirs.reset();
   if (!pid.ok()) {
     if (!dir.empty()) dirs_->Return(dir, false);
     return pid.status();
   }
   const double start_us = starting.WallUs();
-  // A child that dies before reading all of it makes the write fail: its end says why.
   if (sent < request.size()) {
+    // A child that dies before reading all of it makes the write fail: its end says why.
     (void)WriteAll(ours.get(), absl::string_view(request).substr(sent), kill_at);
     shutdown(ours.get(), SHUT_WR);
   }
@@ -141,61 +157,67 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
     }
   }
   const bool too_large = absl::IsResourceExhausted(read);
-  if (too_large) server.Kill(*pid);
+  if (too_large || !read.ok()) server.Kill(*pid);
   ours.reset();
+  // The answer counts only from a child that then exited by itself: code that wrote
+  // one and went on running is judged by how it ended.
+  absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, give_up + absl::Seconds(5));
+  if (!end.ok() && absl::IsDeadlineExceeded(end.status())) {
+    server.Kill(*pid);
+    end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(5));
+  }
   const size_t newline = received.find('\n');
-  json restrictions = json::parse(received.substr(0, newline), nullptr, /*allow_exceptions=*/false);
+  const json restrictions =
+      json::parse(received.substr(0, newline), nullptr, /*allow_exceptions=*/false);
   const std::string rest = newline == std::string::npos ? "" : received.substr(newline + 1);
-  json wire =
-      read.ok() && !interrupted ? json::parse(rest, nullptr, /*allow_exceptions=*/false) : json();
+  const bool exited_cleanly = end.ok() && WIFEXITED(end->wait_status) &&
+                              WEXITSTATUS(end->wait_status) == 0 && !end->killed_at_deadline &&
+                              !end->killed_over_cpu;
+  const json wire = exited_cleanly && read.ok() && !interrupted
+                        ? json::parse(rest, nullptr, /*allow_exceptions=*/false)
+                        : json();
 
   ExecStats& stats = execution.answer().stats;
   json process = {{"pid", *pid}, {"fork_us", start_us}};
+  if (identity->switched()) process["uid"] = identity->uid;
+  if (restrictions.is_object() && !restrictions.contains("worker_error")) {
+    process["restrictions"] = restrictions;
+  }
   if (restrictions.is_object() && restrictions.contains("worker_error")) {
     // The child failed before the code ran (its request, a restriction that must hold).
-    server.Forget(*pid);
     execution.Abandon(
         Ended(Outcome::kHostError, absl::StrCat("the process-isolation child failed: ",
                                                 restrictions.value("worker_error", ""))));
   } else if (wire.is_object()) {
-    // A whole answer (the child shut its end down after it, then exits): taken without
-    // waiting for the child's teardown, which the worker still reaps and group-kills.
-    server.Forget(*pid);
-    process["restrictions"] = restrictions;
     if (absl::Status taken = execution.AdoptWireAnswer(wire); !taken.ok()) {
       execution.Abandon(Ended(Outcome::kHostError, std::string(taken.message())));
     }
+  } else if (interrupted) {
+    execution.Abandon(Failure{Outcome::kInterrupted,
+                              ExecError{std::string(error_type::kKeyboardInterrupt),
+                                        "interrupted: the process was killed", 0, "", ""}});
+  } else if (too_large) {
+    execution.Abandon(
+        Ended(Outcome::kOutputLimit, absl::StrCat("the answer was larger than the ", cap,
+                                                  " bytes a process-isolation answer may be; "
+                                                  "the process was killed")));
+  } else if (!end.ok()) {
+    execution.Abandon(Ended(Outcome::kWorkerExited, std::string(end.status().message())));
   } else {
-    absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, give_up + absl::Seconds(5));
-    if (!end.ok() && absl::IsDeadlineExceeded(end.status())) {
-      server.Kill(*pid);
-      end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(5));
-    }
-    if (restrictions.is_object()) process["restrictions"] = restrictions;
-    if (interrupted) {
-      execution.Abandon(Failure{Outcome::kInterrupted,
-                                ExecError{std::string(error_type::kKeyboardInterrupt),
-                                          "interrupted: the process was killed", 0, "", ""}});
-    } else if (too_large) {
-      execution.Abandon(
-          Ended(Outcome::kOutputLimit, absl::StrCat("the answer was larger than the ", cap,
-                                                    " bytes a process-isolation answer may be; "
-                                                    "the process was killed")));
-    } else if (!end.ok()) {
-      execution.Abandon(Ended(Outcome::kWorkerExited, std::string(end.status().message())));
-    } else {
-      const std::string violation = absl::StartsWith(rest, "seccomp ") ? rest : "";
-      EndOutcome outcome = ClassifyEnd(*end, violation, *settings.limits.timeout_ms);
-      execution.Abandon(Ended(outcome.outcome, outcome.message));
-    }
-    if (end.ok()) {
+    const std::string violation = absl::StartsWith(rest, "seccomp ") ? rest : "";
+    EndOutcome outcome = ClassifyEnd(*end, violation, settings.limits);
+    execution.Abandon(Ended(outcome.outcome, outcome.message));
+  }
+  if (end.ok()) {
+    if (!wire.is_object()) {  // else the child's own figures (its code's thread)
       stats.cpu_us = absl::ToDoubleMicroseconds(end->user + end->system);
       stats.peak_memory_bytes = end->max_rss_kb * 1024;
-      process["wait_status"] = end->wait_status;
-      process["max_rss_kb"] = end->max_rss_kb;
-      process["user_us"] = absl::ToInt64Microseconds(end->user);
-      process["system_us"] = absl::ToInt64Microseconds(end->system);
     }
+    process["wait_status"] = end->wait_status;
+    process["max_rss_kb"] = end->max_rss_kb;
+    process["user_us"] = absl::ToInt64Microseconds(end->user);
+    process["system_us"] = absl::ToInt64Microseconds(end->system);
+    process["swept"] = end->swept;
   }
   const ForkserverStats counts = server.stats();
   process["worker_starts"] = counts.starts;

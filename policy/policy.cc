@@ -155,8 +155,10 @@ absl::StatusOr<Policy> NamedPolicy(absl::string_view name) {
     return policy;
   }
   if (name == "data_science") {
-    policy.import_allow = Concat(CuratedStdlib(), {"numpy", "pandas", "scipy", "sklearn",
-                                                   "matplotlib", "PIL", "statsmodels"});
+    // fontTools: Matplotlib's PDF and PostScript output embeds fonts with it.
+    policy.import_allow = Concat(
+        CuratedStdlib(),
+        {"numpy", "pandas", "scipy", "sklearn", "matplotlib", "PIL", "statsmodels", "fontTools"});
     policy.import_deny = DangerousModules();
     // Debian's python3-numpy, python3-matplotlib, ... (README's setup), and the fonts
     // and data files Matplotlib reads.

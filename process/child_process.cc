@@ -92,11 +92,18 @@ std::string SyscallName(const std::string& violation) {
 
 }  // namespace
 
-EndOutcome ClassifyEnd(const ChildEnd& end, const std::string& violation, int64_t timeout_ms) {
+EndOutcome ClassifyEnd(const ChildEnd& end, const std::string& violation, const Limits& limits) {
   if (end.killed_at_deadline) {
     return {Outcome::kTimeout,
-            absl::StrCat("wall-clock limit of ", timeout_ms, " ms (timeout_ms) reached after ",
-                         absl::ToInt64Milliseconds(end.wall), " ms; the process group was killed")};
+            absl::StrCat("wall-clock limit of ", limits.timeout_ms.value_or(0),
+                         " ms (timeout_ms) reached after ", absl::ToInt64Milliseconds(end.wall),
+                         " ms; the process group was killed")};
+  }
+  if (end.killed_over_cpu) {
+    return {Outcome::kCpuLimit, absl::StrCat("CPU time limit of ", limits.cpu_ms.value_or(0),
+                                             " ms (cpu_ms) reached after ",
+                                             absl::ToInt64Milliseconds(end.user + end.system),
+                                             " ms of CPU; the process group was killed")};
   }
   if (WIFEXITED(end.wait_status)) {
     return {Outcome::kWorkerExited,

@@ -20,6 +20,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pyhost/limits.h"
 #include "pyhost/outcome.h"
 
 namespace pyhost {
@@ -27,6 +28,8 @@ namespace pyhost {
 struct ChildEnd {
   int wait_status = 0;
   bool killed_at_deadline = false;
+  bool killed_over_cpu = false;  // its CPU time passed the limit (the forkserver's check)
+  int swept = 0;                 // rounds of the uid sweep that found processes left (forkserver.h)
   absl::Duration wall;
   // The child's own use (not its descendants').
   absl::Duration user;
@@ -64,8 +67,8 @@ struct EndOutcome {
   std::string message;
 };
 // `violation`: what the child's SIGSYS handler wrote ("seccomp <nr>"), if anything;
-// `timeout_ms`: the deadline's limit, for the message.
-EndOutcome ClassifyEnd(const ChildEnd& end, const std::string& violation, int64_t timeout_ms);
+// `limits`: those in force, for the messages.
+EndOutcome ClassifyEnd(const ChildEnd& end, const std::string& violation, const Limits& limits);
 
 }  // namespace pyhost
 

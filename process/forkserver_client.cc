@@ -15,8 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "process/channel.h"
 
-extern char** environ;
-
 namespace pyhost {
 
 // The control descriptor the server is given.
@@ -46,8 +44,10 @@ struct ForkserverClient::Server {
 };
 
 ForkserverClient::ForkserverClient(std::vector<std::string> argv,
-                                   std::vector<std::pair<std::string, std::string>> extra_env)
-    : argv_(std::move(argv)), extra_env_(std::move(extra_env)) {}
+                                   std::vector<std::pair<std::string, std::string>> env)
+    : argv_(std::move(argv)),
+      env_(std::move(env)),
+      first_uid_(kUidBase + static_cast<uid_t>(getpid() & 0x3fffff) * kChildUids) {}
 
 ForkserverClient::~ForkserverClient() {
   absl::MutexLock lock(&fork_mu_);
@@ -64,9 +64,10 @@ absl::Status ForkserverClient::StartLocked() {
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // Not the host's environment: its strings would stay in every child's memory (a
+  // cleared environment keeps them on the stack). Requests carry the policy's.
   std::vector<std::string> env_text;
-  for (char** e = environ; *e != nullptr; ++e) env_text.emplace_back(*e);
-  for (const auto& [name, value] : extra_env_) env_text.push_back(absl::StrCat(name, "=", value));
+  for (const auto& [name, value] : env_) env_text.push_back(absl::StrCat(name, "=", value));
   std::vector<char*> envp;
   for (std::string& entry : env_text) envp.push_back(entry.data());
   envp.push_back(nullptr);
@@ -141,12 +142,19 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
       ChildEnd end;
       end.wait_status = message.value("status", 0);
       end.killed_at_deadline = message.value("killed", false);
+      end.killed_over_cpu = message.value("cpu_killed", false);
+      end.swept = message.value("swept", 0);
       end.wall = absl::Microseconds(message.value("wall_us", int64_t{0}));
       end.user = absl::Microseconds(message.value("user_us", int64_t{0}));
       end.system = absl::Microseconds(message.value("system_us", int64_t{0}));
       end.max_rss_kb = message.value("max_rss_kb", int64_t{0});
       running_.erase(pid);
-      if (forgotten_.erase(pid) == 0) ended_[pid] = end;
+      ended_[pid] = end;
+      // Swept: nothing of its uid runs any more.
+      if (auto id = identity_of_.find(pid); id != identity_of_.end()) {
+        if (id->second.switched()) uid_in_use_[id->second.uid - first_uid_] = false;
+        identity_of_.erase(id);
+      }
     }
   }
   absl::MutexLock lock(&mu_);
@@ -154,7 +162,9 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
   if (ready_ == generation) ++stats_.deaths;
   for (auto it = running_.begin(); it != running_.end();) {
     if (it->second == generation) {
-      if (forgotten_.erase(it->first) == 0) lost_.insert(it->first);
+      // Its uid stays in use: what it started may outlive the server.
+      lost_.insert(it->first);
+      identity_of_.erase(it->first);
       running_.erase(it++);
     } else {
       ++it;
@@ -162,7 +172,17 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
   }
 }
 
-absl::StatusOr<pid_t> ForkserverClient::Fork(int channel, absl::Duration kill_after) {
+absl::StatusOr<pid_t> ForkserverClient::Fork(int channel, const ChildIdentity& identity,
+                                             absl::Duration kill_after, absl::Duration cpu_limit,
+                                             bool sweep) {
+  absl::StatusOr<pid_t> pid = SendFork(channel, identity, kill_after, cpu_limit, sweep);
+  if (!pid.ok()) Release(identity);
+  return pid;
+}
+
+absl::StatusOr<pid_t> ForkserverClient::SendFork(int channel, const ChildIdentity& identity,
+                                                 absl::Duration kill_after,
+                                                 absl::Duration cpu_limit, bool sweep) {
   absl::MutexLock fork_lock(&fork_mu_);
   int64_t generation;
   {
@@ -181,7 +201,11 @@ absl::StatusOr<pid_t> ForkserverClient::Fork(int channel, absl::Duration kill_af
     generation = stats_.starts;
   }
   const nlohmann::json request = {{"op", "fork"},
-                                  {"kill_after_us", absl::ToInt64Microseconds(kill_after)}};
+                                  {"kill_after_us", absl::ToInt64Microseconds(kill_after)},
+                                  {"cpu_limit_us", absl::ToInt64Microseconds(cpu_limit)},
+                                  {"uid", identity.switched() ? int64_t{identity.uid} : -1},
+                                  {"gid", identity.switched() ? int64_t{identity.gid} : -1},
+                                  {"sweep", sweep}};
   if (absl::Status sent = SendRecord(server_->control.get(), request.dump(), channel); !sent.ok()) {
     return absl::UnavailableError(absl::StrCat("the forkserver is gone: ", sent.message()));
   }
@@ -200,7 +224,12 @@ absl::StatusOr<pid_t> ForkserverClient::Fork(int channel, absl::Duration kill_af
   }
   const pid_t pid = reply.value("forked", pid_t{-1});
   // Its end may be reported before this line runs: only a child not seen ending runs.
-  if (!ended_.contains(pid)) running_[pid] = generation;
+  if (!ended_.contains(pid)) {
+    running_[pid] = generation;
+    identity_of_[pid] = identity;
+  } else if (identity.switched()) {
+    uid_in_use_[identity.uid - first_uid_] = false;
+  }
   ++stats_.forks;
   return pid;
 }
@@ -227,10 +256,25 @@ absl::StatusOr<ChildEnd> ForkserverClient::AwaitEnd(pid_t pid, absl::Time give_u
   return end;
 }
 
-void ForkserverClient::Forget(pid_t pid) {
+absl::StatusOr<ChildIdentity> ForkserverClient::Reserve() {
+  if (geteuid() != 0) return ChildIdentity();
   absl::MutexLock lock(&mu_);
-  if (ended_.erase(pid) > 0 || lost_.erase(pid) > 0) return;
-  if (running_.contains(pid)) forgotten_.insert(pid);
+  for (int i = 0; i < kChildUids; ++i) {
+    if (uid_in_use_[i]) continue;
+    uid_in_use_[i] = true;
+    ChildIdentity identity;
+    identity.uid = first_uid_ + i;
+    identity.gid = first_uid_ + i;
+    return identity;
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("all ", kChildUids, " process-isolation uids are in use"));
+}
+
+void ForkserverClient::Release(const ChildIdentity& identity) {
+  if (!identity.switched()) return;
+  absl::MutexLock lock(&mu_);
+  uid_in_use_[identity.uid - first_uid_] = false;
 }
 
 ForkserverStats ForkserverClient::stats() {

@@ -9,9 +9,9 @@
 //   absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(35));
 //
 // The program gets its control channel as descriptor 3 (`--control-fd 3` is added),
-// /dev/null as 0, 1 and 2, the host's environment plus `extra_env`, and no other
-// descriptor. Its first record is {"ready": true} or {"failed": "why"} (within
-// kStartTimeout), which Fork reports as its Status.
+// /dev/null as 0, 1 and 2, `env` as its whole environment (never the host's: its
+// strings would stay in every child's memory), and no other descriptor. Its first record is
+// {"ready": true} or {"failed": "why"} (within kStartTimeout), which Fork reports as its Status.
 // Thread-safety: thread-safe. A reader thread per running server delivers its records.
 #ifndef PYHOST_PROCESS_FORKSERVER_CLIENT_H_
 #define PYHOST_PROCESS_FORKSERVER_CLIENT_H_
@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "process/child_process.h"
+#include "process/forkserver.h"
 #include "process/unique_fd.h"
 
 namespace pyhost {
@@ -47,33 +48,53 @@ class ForkserverClient {
   static constexpr absl::Duration kStartTimeout = absl::Seconds(60);
 
   ForkserverClient(std::vector<std::string> argv,
-                   std::vector<std::pair<std::string, std::string>> extra_env);
+                   std::vector<std::pair<std::string, std::string>> env);
   // Ends the server (its children are killed with it) and reaps it.
   ~ForkserverClient();
   ForkserverClient(const ForkserverClient&) = delete;
   ForkserverClient& operator=(const ForkserverClient&) = delete;
 
+  // The uids and gids children switch to when the host is root: one per running
+  // child, so children cannot signal, trace or write to each other, RLIMIT_NPROC is
+  // each one's own, and what one leaves running is found by its uid. A uid is free
+  // again once the server reported its child ended (after its sweep). Each host
+  // process has a range of its own (by its pid: live pids are unique), so two hosts
+  // on one machine never share one: kUidBase + pid * kChildUids + slot.
+  static constexpr uid_t kUidBase = 0x60000000;
+  static constexpr int kChildUids = 64;
+
+  // A uid/gid of the pool for the next child (ResourceExhausted when all are in use);
+  // unswitched (-1) when the host is not root. Fork takes it over; one that is not
+  // forked with must be given back (Release).
+  absl::StatusOr<ChildIdentity> Reserve() ABSL_LOCKS_EXCLUDED(mu_);
+  void Release(const ChildIdentity& identity) ABSL_LOCKS_EXCLUDED(mu_);
+
   // A child whose channel is `channel` (the caller keeps its copy, and closes it),
-  // whose process group the server kills `kill_after` from now. Starts the server
-  // when none runs.
-  absl::StatusOr<pid_t> Fork(int channel, absl::Duration kill_after) ABSL_LOCKS_EXCLUDED(fork_mu_);
+  // who becomes `identity`, whose process group the server kills `kill_after` from
+  // now or once it used `cpu_limit` of CPU (zero: none). Starts the server when none
+  // runs. On failure `identity` is released.
+  // `sweep`: the child may start processes (its policy allows them): after it ends,
+  // whatever its uid still runs is killed (what left its group: a new session).
+  absl::StatusOr<pid_t> Fork(int channel, const ChildIdentity& identity, absl::Duration kill_after,
+                             absl::Duration cpu_limit, bool sweep) ABSL_LOCKS_EXCLUDED(fork_mu_);
   // Kills the child's group now (an interrupted execution).
   void Kill(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
   // How the child ended, reported by the server: DeadlineExceeded past `give_up`,
   // Unavailable when the server died first (its children died with it).
   absl::StatusOr<ChildEnd> AwaitEnd(pid_t pid, absl::Time give_up) ABSL_LOCKS_EXCLUDED(mu_);
-  // The caller will not ask how the child ended (it answered): its report is dropped.
-  void Forget(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
   ForkserverStats stats() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // One started server: its process, its control channel, the thread reading it.
   struct Server;
   absl::Status StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fork_mu_);
+  absl::StatusOr<pid_t> SendFork(int channel, const ChildIdentity& identity,
+                                 absl::Duration kill_after, absl::Duration cpu_limit, bool sweep)
+      ABSL_LOCKS_EXCLUDED(fork_mu_);
   void ReadLoop(int control, int64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::vector<std::string> argv_;
-  const std::vector<std::pair<std::string, std::string>> extra_env_;
+  const std::vector<std::pair<std::string, std::string>> env_;
 
   absl::Mutex fork_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one fork request in flight
   std::unique_ptr<Server> server_ ABSL_GUARDED_BY(fork_mu_);
@@ -87,8 +108,12 @@ class ForkserverClient {
   std::optional<std::string> fork_reply_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<pid_t, int64_t> running_ ABSL_GUARDED_BY(mu_);  // pid -> generation
   absl::flat_hash_map<pid_t, ChildEnd> ended_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);       // their server died
-  absl::flat_hash_set<pid_t> forgotten_ ABSL_GUARDED_BY(mu_);  // running, not awaited
+  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);  // their server died
+  // This host's first uid; those in use (first_uid_ + index), and the child each was
+  // forked for.
+  const uid_t first_uid_;
+  std::vector<bool> uid_in_use_ ABSL_GUARDED_BY(mu_) = std::vector<bool>(kChildUids);
+  absl::flat_hash_map<pid_t, ChildIdentity> identity_of_ ABSL_GUARDED_BY(mu_);
   ForkserverStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

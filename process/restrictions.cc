@@ -81,6 +81,17 @@ RestrictionsInForce ApplyRestrictions(const ChildRestrictions& r, pid_t parent) 
   // 8, 9: no new privileges, then seccomp.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return fail(Errno("PR_SET_NO_NEW_PRIVS"));
   in.no_new_privs = true;
+  if (r.writable_paths) {
+    absl::Status landlocked = RestrictWritesTo(*r.writable_paths);
+    if (landlocked.ok()) {
+      in.landlock_writes = true;
+    } else if (absl::IsUnavailable(landlocked)) {
+      in.notes.push_back(absl::StrCat("no Landlock (", landlocked.message(),
+                                      "): writes are bounded by the uid and the policy's rules"));
+    } else {
+      return fail(landlocked);
+    }
+  }
   if (absl::Status s = LoadSeccompFilter(r.allow_network, r.allow_processes, r.violation_fd);
       !s.ok())
     return fail(s);
@@ -97,6 +108,7 @@ nlohmann::json RestrictionsInForce::ToJson() const {
           {"rlimits", rlimits},
           {"uid_switched", uid_switched},
           {"no_new_privs", no_new_privs},
+          {"landlock_writes", landlock_writes},
           {"seccomp", seccomp},
           {"notes", notes}};
 }

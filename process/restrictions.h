@@ -22,7 +22,9 @@
 //      cannot be raised again by anyone unprivileged.
 //   7. uid/gid switch when running as root (RLIMIT_NPROC does not bind root).
 //   8. PR_SET_NO_NEW_PRIVS: nothing exec'd can gain privileges, and it lets an
-//      unprivileged process load a seccomp filter.
+//      unprivileged process load a seccomp filter and a Landlock ruleset; then
+//      Landlock: writes only beneath the execution's directories and the policy's
+//      write paths (falls back with a note on a kernel without it).
 //   9. seccomp last: the filter would refuse what the steps above need (unshare,
 //      setuid, prctl); a refused call raises SIGSYS, whose handler writes the
 //      call's number to `violation_fd` and ends the process by SIGSYS.
@@ -60,6 +62,9 @@ struct ChildRestrictions {
   // them, the group kill ends them).
   bool allow_processes = false;
   int violation_fd = -1;  // where the SIGSYS handler writes "seccomp <nr> <name>\n"
+  // Where the child may change the file system (Landlock), when set: WORK_DIR,
+  // OUTPUT_DIR and the policy's write paths. Unset: no rule (yolo).
+  std::optional<std::vector<std::string>> writable_paths;
 };
 
 // Which restrictions held, for the answer's stats; `status` is not OK when one that
@@ -74,6 +79,7 @@ struct RestrictionsInForce {
   bool rlimits = false;
   bool uid_switched = false;  // false when not root (nothing to switch from)
   bool no_new_privs = false;
+  bool landlock_writes = false;  // false: not asked, or the kernel has no Landlock (notes)
   bool seccomp = false;
   std::vector<std::string> notes;  // why something optional is not in force
 
@@ -86,6 +92,8 @@ RestrictionsInForce ApplyRestrictions(const ChildRestrictions& restrictions, pid
 // The mechanisms, one file each (process/*.cc).
 absl::Status ApplyRlimits(const ChildRestrictions& restrictions);
 absl::Status SwitchToUnprivileged(uid_t uid, gid_t gid);
+// Writes only beneath `writable` (Landlock); Unavailable when the kernel has none.
+absl::Status RestrictWritesTo(const std::vector<std::string>& writable);
 // Refuses process creation unless `allow_processes` (fork, vfork, clone without
 // CLONE_THREAD; clone3 answers ENOSYS so the C library falls back to clone) and exec,
 // always ptrace and other processes'

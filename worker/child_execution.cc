@@ -49,10 +49,15 @@ int64_t AddressSpaceBytes() {
 }
 
 ChildRestrictions RestrictionsFor(const ExecutionSettings& settings,
-                                  const ExecutionContext& context, int channel) {
+                                  const ExecutionContext& context, int channel,
+                                  const ChildIdentity& identity) {
   const Policy& policy = *settings.policy;
   ChildRestrictions r;
   r.keep_fds = {channel};
+  if (identity.switched()) {
+    r.uid = identity.uid;
+    r.gid = identity.gid;
+  }
   r.violation_fd = channel;
   for (const std::string& name : policy.env) {
     if (const char* value = getenv(name.c_str())) r.environment.emplace_back(name, value);
@@ -64,9 +69,19 @@ ChildRestrictions RestrictionsFor(const ExecutionSettings& settings,
   }
   const Limits& limits = settings.limits;
   if (limits.memory_mb) r.memory_bytes = AddressSpaceBytes() + (*limits.memory_mb << 20);
-  if (limits.cpu_ms) r.cpu_seconds = (*limits.cpu_ms + 999) / 1000;
+  // The worker kills the group at the CPU limit (+ grace, checked every 10 ms);
+  // RLIMIT_CPU, whole seconds only, is the kernel's backstop a second past it.
+  if (limits.cpu_ms) r.cpu_seconds = (*limits.cpu_ms + 999) / 1000 + 1;
   r.allow_network = !policy.enforce || !policy.network.empty() || !settings.extra_network.empty();
   r.allow_processes = !policy.enforce || policy.processes;
+  if (policy.enforce) {
+    std::vector<std::string> writable = policy.write_paths;
+    for (const char* dir : {"WORK_DIR", "OUTPUT_DIR"}) {
+      if (globals.contains(dir)) writable.push_back(globals[dir].get<std::string>());
+    }
+    writable.push_back("/dev/null");
+    r.writable_paths = std::move(writable);
+  }
   return r;
 }
 
@@ -80,6 +95,10 @@ void MemoryErrorIsTheLimit(json& answer) {
                     ? &answer["envelope"]["error"]
                     : nullptr;
   if (error == nullptr || error->value("type", "") != "MemoryError") return;
+  // An allocation that failed says so (CPython's bare MemoryError, NumPy's "Unable
+  // to allocate ..."); a MemoryError the code raised with its own words is its own.
+  const std::string message = error->value("message", "");
+  if (!message.empty() && message.rfind("Unable to allocate", 0) != 0) return;
   answer["outcome"] = std::string(OutcomeName(Outcome::kMemoryLimit));
   (*error)["type"] = std::string(error_type::kMemoryLimit);
   (*error)["message"] = absl::StrCat(
@@ -90,7 +109,8 @@ void MemoryErrorIsTheLimit(json& answer) {
 
 }  // namespace
 
-void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver) {
+void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver,
+              const ChildIdentity& identity) {
   const int fd = channel.get();
   std::string text;
   if (absl::Status read =
@@ -98,10 +118,17 @@ void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver) {
       !read.ok()) {
     WorkerError(fd, "reading the request", read);
   }
-  absl::StatusOr<std::unique_ptr<WireRequest>> request =
-      RequestFromWire(json::parse(text, nullptr, /*allow_exceptions=*/false));
-  if (!request.ok()) WorkerError(fd, "the request", request.status());
+  const json wire_request = json::parse(text, nullptr, /*allow_exceptions=*/false);
   text.clear();
+  absl::StatusOr<std::unique_ptr<WireRequest>> request = RequestFromWire(wire_request);
+  if (!request.ok()) WorkerError(fd, "the request", request.status());
+  // The policy's variables, from the host (the worker's own environment is empty):
+  // the context reads them from here.
+  if (const auto env = wire_request.find("environment"); env != wire_request.end()) {
+    for (const auto& [name, value] : env->items()) {
+      if (value.is_string()) setenv(name.c_str(), value.get_ref<const std::string&>().c_str(), 1);
+    }
+  }
   Policy& policy = (*request)->policy;
   // The packages are on sys.path (the worker's); the code may read them like the stdlib.
   policy.read_paths.insert(policy.read_paths.end(), policy.packages.begin(), policy.packages.end());
@@ -122,7 +149,7 @@ void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver) {
   // it), and before the limits' watchdog thread starts (a uid switch with threads
   // running signals each of them).
   RestrictionsInForce in_force =
-      ApplyRestrictions(RestrictionsFor(settings, **context, fd), forkserver);
+      ApplyRestrictions(RestrictionsFor(settings, **context, fd, identity), forkserver);
   if (!in_force.status.ok()) WorkerError(fd, "applying the restrictions", in_force.status);
   // The first line, sent before the code runs: the code cannot forge it.
   (void)WriteAll(fd, in_force.ToJson().dump() + "\n", absl::InfiniteFuture());

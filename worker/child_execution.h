@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "embed/interpreter.h"
+#include "process/forkserver.h"
 #include "process/unique_fd.h"
 
 namespace pyhost {
@@ -19,7 +20,9 @@ namespace pyhost {
 // The largest request a child reads (code, args and a tool's source).
 inline constexpr size_t kMaxWireRequestBytes = size_t{256} << 20;
 
-[[noreturn]] void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver);
+// `identity`: who the child becomes (the host's pool of uids), or unswitched.
+[[noreturn]] void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver,
+                           const ChildIdentity& identity);
 
 }  // namespace pyhost
 

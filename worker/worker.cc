@@ -38,9 +38,11 @@ int RunWorker(const WorkerOptions& options) {
   if (!interp.ok()) return failed(interp.status());
   if (!SendRecord(control.get(), R"({"ready": true})").ok()) return 1;
   const pid_t self = getpid();
-  const int code = ServeForks(std::move(control), [&interp, self](UniqueFd channel) -> int {
-    RunChild(std::move(channel), **interp, self);
-  });
+  const int code = ServeForks(std::move(control),
+                              [&interp, self](UniqueFd channel, const ChildIdentity& identity) {
+                                RunChild(std::move(channel), **interp, self, identity);
+                                return 0;  // not reached: RunChild exits
+                              });
   // Never torn down: the process ends now, and ending an interpreter runs Python.
   _exit(code);
 }

@@ -41,7 +41,7 @@ EndOutcome RunChild(absl::FunctionRef<int()> body, absl::Duration deadline = abs
   absl::StatusOr<ChildProcess> child = ChildProcess::Fork(body);
   EXPECT_TRUE(child.ok()) << child.status();
   ChildEnd end = child->WaitUntil(absl::Now() + deadline);
-  return ClassifyEnd(end, violation, absl::ToInt64Milliseconds(deadline));
+  return ClassifyEnd(end, violation, Limits{absl::ToInt64Milliseconds(deadline), {}, {}});
 }
 
 TEST(ChildProcessTest, ASegfaultIsCrashedNamingTheSignal) {
@@ -82,7 +82,7 @@ TEST(ChildProcessTest, TheDeadlineKillsTheWholeGroup) {
   ChildEnd end = child->WaitUntil(absl::Now() + absl::Milliseconds(300));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EndOutcome o = ClassifyEnd(end, "", 300);
+  EndOutcome o = ClassifyEnd(end, "", Limits{300, {}, {}});
   EXPECT_EQ(o.outcome, Outcome::kTimeout);
   EXPECT_THAT(o.message, HasSubstr("300 ms (timeout_ms)"));
   EXPECT_LT(seconds, 0.3 + 2);
@@ -109,7 +109,7 @@ TEST(ChildProcessTest, AnOrphanLeftInTheGroupIsKilledWhenTheChildEnds) {
   pid_t orphan = 0;
   ASSERT_EQ(read(fds[0], &orphan, sizeof(orphan)), sizeof(orphan));
   ChildEnd end = child->WaitUntil(absl::Now() + absl::Seconds(10));
-  EXPECT_EQ(ClassifyEnd(end, "", 10000).outcome, Outcome::kWorkerExited);
+  EXPECT_EQ(ClassifyEnd(end, "", Limits{10000, {}, {}}).outcome, Outcome::kWorkerExited);
   EXPECT_TRUE(GoneWithin(orphan, absl::Seconds(2))) << "orphan " << orphan;
   close(fds[0]);
   close(fds[1]);
@@ -132,7 +132,7 @@ TEST(ChildProcessTest, ASeccompRefusalIsAPolicyViolationNamingTheCall) {
   char line[64] = {};
   (void)!read(fds[0], line, sizeof(line) - 1);
   close(fds[0]);
-  EndOutcome o = ClassifyEnd(end, line, 10000);
+  EndOutcome o = ClassifyEnd(end, line, Limits{10000, {}, {}});
   EXPECT_EQ(o.outcome, Outcome::kPolicyViolation) << o.message;
   EXPECT_THAT(o.message, HasSubstr("refused clone"));
 }

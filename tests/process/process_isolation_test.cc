@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,7 +30,8 @@ using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-// Processes whose command line contains `marker`, or that run as `uid` (-1: any uid).
+// Live processes (not zombies: those are dead, waiting for their parent) whose
+// command line contains `marker`, or that run as `uid` (-1: any uid).
 int ProcessesMatching(const std::string& marker, int uid = -1) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -38,6 +40,11 @@ int ProcessesMatching(const std::string& marker, int uid = -1) {
     std::ifstream cmdline(entry.path() / "cmdline");
     std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
     for (char& c : text) c = c == '\0' ? ' ' : c;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat_text((std::istreambuf_iterator<char>(stat_file)),
+                          std::istreambuf_iterator<char>());
+    const size_t paren = stat_text.rfind(')');
+    if (paren != std::string::npos && stat_text.compare(paren + 2, 1, "Z") == 0) continue;
     struct stat info {};
     if (stat(entry.path().c_str(), &info) != 0) continue;
     const bool uid_matches = uid >= 0 && static_cast<int>(info.st_uid) == uid;
@@ -138,7 +145,9 @@ TEST_P(ProcessFaultTest, EndsAsClassifiedTheHostLivesNothingIsLeft) {
   }
   EXPECT_TRUE(gone) << "the child " << pid << " is still there";
   if (geteuid() == 0) {
-    EXPECT_TRUE(NoneLeft("", 65534)) << "a process of the child's uid is left";
+    const int uid = run.result.stats.process.value("uid", -1);
+    EXPECT_GE(uid, 0) << Describe(run);
+    EXPECT_TRUE(NoneLeft("", uid)) << "a process of the child's uid " << uid << " is left";
   }
   ExpectNextAnswered();
 }
@@ -166,10 +175,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "import ctypes\n"
                   "libc = ctypes.CDLL(None)\n"
                   "libc.malloc.restype = ctypes.c_void_p\n"
-                  "if libc.malloc(1 << 30) is None: raise MemoryError('malloc refused')\n",
+                  "if libc.malloc(1 << 30) is None: raise MemoryError\n",  // as C's PyErr_NoMemory
                   Outcome::kMemoryLimit, "MemoryLimitExceeded", "RLIMIT_AS"},
         FaultCase{"CpuBurnerInC", "strict", Limits{10000, 1000, std::nullopt}, "sum(range(10**11))",
-                  Outcome::kCpuLimit, "CpuLimitExceeded", "SIGXCPU"},
+                  Outcome::kCpuLimit, "CpuLimitExceeded", "CPU time limit of 1000 ms"},
         FaultCase{"Segfault", "yolo", kHalfSecond, "import ctypes\nctypes.string_at(0)",
                   Outcome::kCrashed, "Crashed", "SIGSEGV"},
         FaultCase{"MemoryCorruption", "yolo", kHalfSecond,
@@ -199,6 +208,72 @@ TEST_F(ProcessIsolationTest, AnOrphanedChildIsKilledWithTheGroup) {
   EXPECT_TRUE(run.result.ok) << Describe(run);
   EXPECT_TRUE(NoneLeft("sleep 301")) << "the orphaned sleep outlived its execution";
   ExpectNextAnswered();
+}
+
+// What leaves the child's process group (a new session, a double fork) is found by
+// the child's uid, its own, and killed when the child ends.
+TEST_F(ProcessIsolationTest, WhatLeavesTheGroupIsKilledByItsUid) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the uid of its own is what finds them";
+  Run session = Exec(
+      "import subprocess\nsubprocess.Popen(['sleep', '302'], start_new_session=True)\nresult = 1",
+      "yolo", kHalfSecond);
+  EXPECT_TRUE(session.result.ok) << Describe(session);
+  EXPECT_TRUE(NoneLeft("sleep 302")) << "a new session outlived its execution";
+  Run twice = Exec(
+      "import ctypes, time\n"
+      "libc = ctypes.CDLL(None)\n"
+      "if libc.fork() == 0:\n"
+      "    libc.setsid()\n"
+      "    if libc.fork() == 0:\n"
+      "        time.sleep(303)\n"
+      "    libc._exit(0)\n"
+      "result = 1",
+      "yolo", Limits{5000, std::nullopt, std::nullopt});
+  EXPECT_TRUE(twice.result.ok) << Describe(twice);
+  EXPECT_TRUE(NoneLeft("", twice.result.stats.process.value("uid", -1)))
+      << "a double fork outlived its execution";
+  ExpectNextAnswered();
+}
+
+// Children running at once are different users: they cannot signal or write to
+// each other, and their directories are their own.
+TEST_F(ProcessIsolationTest, ConcurrentChildrenAreDifferentUsers) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the uid switch";
+  std::vector<Run> runs(3);
+  std::vector<std::thread> threads;
+  for (Run& run : runs) {
+    threads.emplace_back([&run] {
+      run = Exec(
+          "import os, time\ntime.sleep(0.5)\n"
+          "result = [os.getuid(), oct(os.stat(os.path.dirname(WORK_DIR)).st_mode & 0o777)]");
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::set<int> uids;
+  for (const Run& run : runs) {
+    ASSERT_TRUE(run.result.ok) << Describe(run);
+    uids.insert(run.result.result[0].get<int>());
+    EXPECT_EQ(run.result.result[1], "0o700") << Describe(run);
+  }
+  EXPECT_EQ(uids.size(), 3u);
+}
+
+TEST_F(ProcessIsolationTest, AMemoryErrorTheCodeRaisesIsItsOwn) {
+  Run run = Exec("raise MemoryError('mine')");
+  EXPECT_EQ(run.result.outcome, Outcome::kCodeError) << Describe(run);
+  EXPECT_EQ(run.result.error->type, "MemoryError") << Describe(run);
+}
+
+// Only a wall limit given: the CPU limit follows it, and code stuck in C is the
+// deadline's (its CPU never passes the wall time).
+TEST_F(ProcessIsolationTest, ACLoopUnderAWallLimitAloneIsATimeout) {
+  Run run = Exec("import re\nre.match(r'(a*)*b', 'a' * 40)", "strict",
+                 Limits{1000, std::nullopt, std::nullopt});
+  EXPECT_EQ(run.result.outcome, Outcome::kTimeout) << Describe(run);
+  Run cpu =
+      Exec("import re\nre.match(r'(a*)*b', 'a' * 40)", "strict", Limits{5000, 100, std::nullopt});
+  EXPECT_EQ(cpu.result.outcome, Outcome::kCpuLimit) << Describe(cpu);
+  EXPECT_LT(cpu.seconds, 1.5) << Describe(cpu);  // not RLIMIT_CPU's whole second
 }
 
 TEST_F(ProcessIsolationTest, OutputFloodsAreCappedAndResultsComeBack) {
