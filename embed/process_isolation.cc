@@ -74,7 +74,7 @@ ForkserverClient& ProcessIsolation::ServerFor(const Policy& policy) {
     // One BLAS thread: the worker forks, and its children share two cores here. The
     // sanitizers' settings (a sanitized build) are configuration, not the host's data.
     std::vector<std::pair<std::string, std::string>> env = {{"OPENBLAS_NUM_THREADS", "1"},
-                                                             {"OMP_NUM_THREADS", "1"}};
+                                                            {"OMP_NUM_THREADS", "1"}};
     for (const char* name : {"ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"}) {
       if (const char* value = getenv(name)) env.emplace_back(name, value);
     }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,13 +69,13 @@ void Tidy(const std::string& dir, bool keep_outputs) {
   KeepOnlyRegularFiles(dir + "/output");
 }
 
-// The pid in a root's name ("pyhost-123"), or 0.
+// The pid in a root's name ("pyhost-123", or "pyhost-123-Ab3dEf": see OwnRoot), or 0.
 pid_t RootPid(const std::string& name) {
   int pid = 0;
-  if (!absl::StartsWith(name, kRootPrefix) ||
-      !absl::SimpleAtoi(absl::string_view(name).substr(sizeof(kRootPrefix) - 1), &pid)) {
-    return 0;
-  }
+  absl::string_view digits =
+      absl::string_view(name).substr(std::min(name.size(), sizeof(kRootPrefix) - 1));
+  digits = digits.substr(0, digits.find('-'));
+  if (!absl::StartsWith(name, kRootPrefix) || !absl::SimpleAtoi(digits, &pid)) return 0;
   return pid;
 }
 
@@ -103,13 +104,31 @@ void RemoveAbandonedRoots(const fs::path& ours) {
   }
 }
 
+// A root this process's user owns: made now, or made by it before. One that
+// exists as anything else (a symlink or a directory of another user, which anyone can
+// plant at a predictable name in /dev/shm or /tmp, and process isolation's children
+// run as other users) is not used: a fresh "<root>-XXXXXX" is made beside it.
+std::string OwnRoot(const std::string& root) {
+  std::error_code error;
+  fs::create_directories(fs::path(root).parent_path(), error);
+  // 0711: children of process isolation (other uids) pass through to their own
+  // directory, and cannot list the others.
+  if (mkdir(root.c_str(), 0711) == 0 || errno != EEXIST) return root;
+  struct stat info {};
+  if (lstat(root.c_str(), &info) == 0 && S_ISDIR(info.st_mode) && info.st_uid == geteuid()) {
+    return root;
+  }
+  std::string fresh = root + "-XXXXXX";
+  return mkdtemp(fresh.data()) != nullptr ? fresh : root;
+}
+
 // The root resolved (created first if needed), so the directories under it are
 // canonical paths: the sandbox compares them with resolved paths as they are.
 std::string CanonicalRoot(const std::string& root) {
   std::error_code error;
-  fs::create_directories(root, error);
-  fs::path canonical = fs::canonical(root, error);
-  return error ? root : canonical.string();
+  const std::string own = OwnRoot(root);
+  fs::path canonical = fs::canonical(own, error);
+  return error ? own : canonical.string();
 }
 
 }  // namespace

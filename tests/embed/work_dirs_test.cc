@@ -42,6 +42,33 @@ TEST(WorkDirStockTest, HandsOutCanonicalDirectoriesWithWorkAndOutput) {
   }
 }
 
+// A predictable root (/dev/shm/pyhost-<pid>) can be planted by anyone before the
+// host starts, a child of process isolation included: a symlink there is not followed,
+// a fresh root is made beside it.
+TEST(WorkDirStockTest, APlantedRootIsNotUsed) {
+  std::string root = FreshRoot("planted");
+  std::string target = FreshRoot("planted_target");
+  fs::create_directories(target);
+  fs::create_directories(fs::path(root).parent_path());
+  fs::create_directory_symlink(target, root);
+  {
+    WorkDirStock stock(root, 1);
+    EXPECT_NE(stock.root(), fs::canonical(target).string());
+    EXPECT_EQ(stock.root().rfind(fs::canonical(fs::path(root).parent_path()).string() + "/", 0),
+              0u);
+    absl::StatusOr<std::string> dir = stock.Take();
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    EXPECT_EQ(dir->rfind(fs::canonical(target).string(), 0), std::string::npos) << *dir;
+    EXPECT_TRUE(fs::is_empty(target));
+  }
+  for (const auto& entry : fs::directory_iterator(fs::path(root).parent_path())) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(fs::path(root).filename().string() + "-", 0) == 0) fs::remove_all(entry.path());
+  }
+  fs::remove(root);
+  fs::remove_all(target);
+}
+
 TEST(WorkDirStockTest, UsedDirectoriesAreRemovedReportedOutputsAreKept) {
   std::string root = FreshRoot("reuse");
   std::string kept;
