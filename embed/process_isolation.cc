@@ -1,5 +1,6 @@
 #include "embed/process_isolation.h"
 
+#include <ftw.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,10 +14,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bindings/json_text.h"
 #include "embed/execution_wire.h"
 #include "embed/stopwatch.h"
 #include "process/channel.h"
 #include "process/child_process.h"
+#include "process/child_uids.h"
 #include "process/worker_options.h"
 
 namespace pyhost {
@@ -24,16 +27,34 @@ namespace {
 
 using json = nlohmann::json;
 
-// The execution's directory becomes the child's own (its uid when the host is root),
-// and no one else's: other children run as other uids.
+// WORK_DIR and OUTPUT_DIR become the child's own (its uid when the host is root), and
+// no one else's: other children run as other uids. Not the directory holding them,
+// which stays the host's: the child cannot put a link in their place, which the host
+// would follow when it lists and tidies the outputs.
 absl::Status HandOver(const std::string& dir, const ChildIdentity& identity) {
   if (!identity.switched()) return absl::OkStatus();
-  for (const std::string& path : {dir, dir + "/work", dir + "/output"}) {
+  if (chmod(dir.c_str(), 0711) != 0) {
+    return absl::InternalError(absl::StrCat("handing ", dir, " over: ", strerror(errno)));
+  }
+  for (const std::string& path : {dir + "/work", dir + "/output"}) {
     if (chown(path.c_str(), identity.uid, identity.gid) != 0 || chmod(path.c_str(), 0700) != 0) {
       return absl::InternalError(absl::StrCat("handing ", path, " over: ", strerror(errno)));
     }
   }
   return absl::OkStatus();
+}
+
+// The outputs the caller keeps are the host's again, not a uid's the next child may
+// get (nothing of the child runs any more: it ended, and its uid was swept).
+void TakeBack(const std::string& output, const ChildIdentity& identity) {
+  if (!identity.switched()) return;
+  nftw(
+      output.c_str(),
+      [](const char* path, const struct stat*, int, FTW*) {
+        (void)lchown(path, geteuid(), getegid());
+        return 0;
+      },
+      16, FTW_PHYS);
 }
 
 Failure Ended(Outcome outcome, std::string message, std::string hint = "") {
@@ -59,7 +80,7 @@ ProcessIsolation::ProcessIsolation(ProcessIsolationOptions options,
 
 ProcessIsolation::~ProcessIsolation() = default;
 
-ForkserverClient& ProcessIsolation::ServerFor(const Policy& policy) {
+absl::StatusOr<ForkserverClient*> ProcessIsolation::ServerFor(const Policy& policy) {
   WorkerOptions worker;
   worker.prewarm = options_.prewarm;
   worker.prewarm_if_found = policy.prewarm;
@@ -69,6 +90,11 @@ ForkserverClient& ProcessIsolation::ServerFor(const Policy& policy) {
   for (std::string& arg : WorkerArgs(worker)) argv.push_back(std::move(arg));
   const std::string key = absl::StrJoin(argv, "\n");
   absl::MutexLock lock(&mu_);
+  if (servers_.count(key) == 0 && servers_.size() >= kMaxWorkers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("process isolation already runs ", kMaxWorkers,
+                     " workers (one per distinct packages and prewarm of the policies used)"));
+  }
   std::unique_ptr<ForkserverClient>& server = servers_[key];
   if (server == nullptr) {
     // One BLAS thread: the worker forks, and its children share two cores here. The
@@ -80,15 +106,18 @@ ForkserverClient& ProcessIsolation::ServerFor(const Policy& policy) {
     }
     server = std::make_unique<ForkserverClient>(std::move(argv), std::move(env));
   }
-  return *server;
+  return server.get();
 }
 
 absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
                                    const std::shared_ptr<ExecutionControl>& control,
                                    Execution& execution) {
   const Policy& policy = *settings.policy;
-  ForkserverClient& server = ServerFor(policy);
-  absl::StatusOr<ChildIdentity> identity = server.Reserve();
+  absl::StatusOr<ForkserverClient*> found = ServerFor(policy);
+  if (!found.ok()) return found.status();
+  ForkserverClient& server = **found;
+  absl::StatusOr<ChildIdentity> identity =
+      ChildUids::ForThisProcess().Reserve(control->limits.deadline());
   if (!identity.ok()) return identity.status();
   std::string dir;
   if (policy.work_dir) {
@@ -96,7 +125,7 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
     absl::Status handed = taken.ok() ? HandOver(*taken, *identity) : taken.status();
     if (!handed.ok()) {
       if (taken.ok()) dirs_->Return(*taken, false);
-      server.Release(*identity);
+      ChildUids::ForThisProcess().Release(*identity);
       return handed;
     }
     dir = *std::move(taken);
@@ -105,7 +134,7 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
   absl::Status made = MakeSocketPair(/*records=*/false, ours, theirs);
   if (!made.ok()) {
     if (!dir.empty()) dirs_->Return(dir, false);
-    server.Release(*identity);
+    ChildUids::ForThisProcess().Release(*identity);
     return made;
   }
 
@@ -172,14 +201,17 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
   }
   const size_t newline = received.find('\n');
   const json restrictions =
-      json::parse(received.substr(0, newline), nullptr, /*allow_exceptions=*/false);
+      ParseJsonText(received.substr(0, newline), kWireAnswerDepth).value_or(json());
   const std::string rest = newline == std::string::npos ? "" : received.substr(newline + 1);
   const bool exited_cleanly = end.ok() && WIFEXITED(end->wait_status) &&
                               WEXITSTATUS(end->wait_status) == 0 && !end->killed_at_deadline &&
                               !end->killed_over_cpu;
-  const json wire = exited_cleanly && read.ok() && !interrupted
-                        ? json::parse(rest, nullptr, /*allow_exceptions=*/false)
-                        : json();
+  // Read as text from outside: a value nested deeper than a result may be (the child
+  // runs untrusted code) would overflow the stack when copied or dumped.
+  absl::StatusOr<json> parsed = exited_cleanly && read.ok() && !interrupted
+                                    ? ParseJsonText(rest, kMaxValueDepth + kWireAnswerDepth)
+                                    : absl::StatusOr<json>(json());
+  const json wire = parsed.ok() ? *std::move(parsed) : json();
 
   ExecStats& stats = execution.answer().stats;
   json process = {{"pid", *pid}, {"fork_us", start_us}};
@@ -196,6 +228,17 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
     if (absl::Status taken = execution.AdoptWireAnswer(wire); !taken.ok()) {
       execution.Abandon(Ended(Outcome::kHostError, std::string(taken.message())));
     }
+    // The caps hold whatever the child says (its code may write the answer itself).
+    for (CapturedStream* stream :
+         {&execution.answer().stdout_stream, &execution.answer().stderr_stream}) {
+      if (stream->text.size() > settings.max_output_bytes) {
+        stream->text.resize(settings.max_output_bytes);
+        stream->truncated = true;
+      }
+    }
+  } else if (!parsed.ok()) {
+    execution.Abandon(Ended(Outcome::kHostError,
+                            absl::StrCat("the child's answer: ", parsed.status().message())));
   } else if (interrupted) {
     execution.Abandon(Failure{Outcome::kInterrupted,
                               ExecError{std::string(error_type::kKeyboardInterrupt),
@@ -235,6 +278,7 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
       out.output.files = RegularFilesUnder(dir + "/output");
       if (!out.output.files.empty()) out.output.dir = dir + "/output";
     }
+    if (!out.output.files.empty()) TakeBack(dir + "/output", *identity);
     dirs_->Return(dir, !out.output.files.empty());
   }
   return absl::OkStatus();

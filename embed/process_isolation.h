@@ -30,6 +30,9 @@ namespace pyhost {
 // The largest answer a child may send beyond its two capped streams (its result and
 // error): past it, the child is killed and the answer is OutputLimitExceeded.
 inline constexpr size_t kMaxProcessAnswerBytes = size_t{256} << 20;
+// How deep the answer's own objects nest around a result or an envelope (which may
+// nest kMaxValueDepth).
+inline constexpr int kWireAnswerDepth = 4;
 
 class ProcessIsolation : public IsolationMode {
  public:
@@ -41,9 +44,12 @@ class ProcessIsolation : public IsolationMode {
                    const std::shared_ptr<ExecutionControl>& control, Execution& execution) override;
 
  private:
-  ForkserverClient& ServerFor(const Policy& policy) ABSL_LOCKS_EXCLUDED(mu_);
+  // The worker for the policy's packages and prewarm; ResourceExhausted past
+  // kMaxWorkers distinct ones (each is a Python process that stays).
+  absl::StatusOr<ForkserverClient*> ServerFor(const Policy& policy) ABSL_LOCKS_EXCLUDED(mu_);
+  static constexpr size_t kMaxWorkers = 8;
 
-  ProcessIsolationOptions options_;
+  ProcessIsolationOptions options_;  // worker_program resolved at construction
   const std::shared_ptr<WorkDirStock> dirs_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<ForkserverClient>> servers_ ABSL_GUARDED_BY(mu_);

@@ -107,10 +107,11 @@ class Server {
       const int ready = poll(fds.data(), fds.size(), timeout);
       if (ready < 0 && errno != EINTR) return Stop(1);
       ReapOrphans();
-      KillOverdue();
+      // Reaped first: a child that ended by itself as its deadline came is not killed.
       for (size_t i = 1; i < fds.size(); ++i) {
         if (fds[i].revents != 0) Reap(pids[i - 1]);
       }
+      KillOverdue();
       if (fds[0].revents != 0) {
         UniqueFd passed;
         absl::StatusOr<std::optional<std::string>> record = ReceiveRecord(control_.get(), &passed);

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "process/channel.h"
+#include "process/child_uids.h"
 
 namespace pyhost {
 
@@ -45,9 +46,7 @@ struct ForkserverClient::Server {
 
 ForkserverClient::ForkserverClient(std::vector<std::string> argv,
                                    std::vector<std::pair<std::string, std::string>> env)
-    : argv_(std::move(argv)),
-      env_(std::move(env)),
-      first_uid_(kUidBase + static_cast<uid_t>(getpid() & 0x3fffff) * kChildUids) {}
+    : argv_(std::move(argv)), env_(std::move(env)) {}
 
 ForkserverClient::~ForkserverClient() {
   absl::MutexLock lock(&fork_mu_);
@@ -105,6 +104,7 @@ absl::Status ForkserverClient::StartLocked() {
   {
     absl::MutexLock lock(&mu_);
     generation = ++stats_.starts;
+    failed_.clear();
   }
   server->reader =
       std::thread([this, fd = server->control.get(), generation] { ReadLoop(fd, generation); });
@@ -130,29 +130,39 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
     if (!record.ok() || !record->has_value()) break;
     nlohmann::json message = nlohmann::json::parse(**record, nullptr, false);
     if (!message.is_object()) continue;
+    // The worker is pyhost's, but read as untrusted: a field of the wrong type is a
+    // record ignored, never an exception on this thread.
+    auto number = [&message](const char* key) -> int64_t {
+      auto it = message.find(key);
+      return it != message.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+    };
+    auto flag = [&message](const char* key) {
+      auto it = message.find(key);
+      return it != message.end() && it->is_boolean() && it->get<bool>();
+    };
     absl::MutexLock lock(&mu_);
     if (message.contains("ready")) {
       ready_ = generation;
     } else if (message.contains("failed")) {
-      failed_ = message.value("failed", "");
+      failed_ = message["failed"].is_string() ? message["failed"].get<std::string>() : "?";
     } else if (message.contains("forked") || message.contains("fork_failed")) {
       fork_reply_ = **record;
     } else if (message.contains("ended")) {
-      const pid_t pid = message.value("ended", pid_t{-1});
+      const pid_t pid = static_cast<pid_t>(number("ended"));
       ChildEnd end;
-      end.wait_status = message.value("status", 0);
-      end.killed_at_deadline = message.value("killed", false);
-      end.killed_over_cpu = message.value("cpu_killed", false);
-      end.swept = message.value("swept", 0);
-      end.wall = absl::Microseconds(message.value("wall_us", int64_t{0}));
-      end.user = absl::Microseconds(message.value("user_us", int64_t{0}));
-      end.system = absl::Microseconds(message.value("system_us", int64_t{0}));
-      end.max_rss_kb = message.value("max_rss_kb", int64_t{0});
+      end.wait_status = static_cast<int>(number("status"));
+      end.killed_at_deadline = flag("killed");
+      end.killed_over_cpu = flag("cpu_killed");
+      end.swept = static_cast<int>(number("swept"));
+      end.wall = absl::Microseconds(number("wall_us"));
+      end.user = absl::Microseconds(number("user_us"));
+      end.system = absl::Microseconds(number("system_us"));
+      end.max_rss_kb = number("max_rss_kb");
       running_.erase(pid);
       ended_[pid] = end;
       // Swept: nothing of its uid runs any more.
       if (auto id = identity_of_.find(pid); id != identity_of_.end()) {
-        if (id->second.switched()) uid_in_use_[id->second.uid - first_uid_] = false;
+        ChildUids::ForThisProcess().Release(id->second);
         identity_of_.erase(id);
       }
     }
@@ -176,7 +186,7 @@ absl::StatusOr<pid_t> ForkserverClient::Fork(int channel, const ChildIdentity& i
                                              absl::Duration kill_after, absl::Duration cpu_limit,
                                              bool sweep) {
   absl::StatusOr<pid_t> pid = SendFork(channel, identity, kill_after, cpu_limit, sweep);
-  if (!pid.ok()) Release(identity);
+  if (!pid.ok()) ChildUids::ForThisProcess().Release(identity);
   return pid;
 }
 
@@ -209,26 +219,34 @@ absl::StatusOr<pid_t> ForkserverClient::SendFork(int channel, const ChildIdentit
   if (absl::Status sent = SendRecord(server_->control.get(), request.dump(), channel); !sent.ok()) {
     return absl::UnavailableError(absl::StrCat("the forkserver is gone: ", sent.message()));
   }
-  absl::MutexLock lock(&mu_);
-  auto replied = [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return fork_reply_.has_value() || ended_generation_ == generation;
-  };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&replied), absl::Seconds(10)) ||
-      !fork_reply_.has_value()) {
-    return absl::UnavailableError("the forkserver did not answer a fork");
+  bool answered;
+  {
+    absl::MutexLock lock(&mu_);
+    auto replied = [this, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return fork_reply_.has_value() || ended_generation_ == generation;
+    };
+    answered = mu_.AwaitWithTimeout(absl::Condition(&replied), absl::Seconds(10)) &&
+               fork_reply_.has_value();
   }
+  if (!answered) {
+    // A reply that comes late would be taken for the next fork's: this server is done
+    // (ending it ends the child it may still fork).
+    server_.reset();
+    return absl::UnavailableError("the forkserver did not answer a fork; it was stopped");
+  }
+  absl::MutexLock lock(&mu_);
   nlohmann::json reply = nlohmann::json::parse(*fork_reply_, nullptr, false);
   if (!reply.contains("forked")) {
-    return absl::UnavailableError(
-        absl::StrCat("the forkserver could not fork: ", reply.value("fork_failed", "")));
+    return absl::UnavailableError(absl::StrCat("the forkserver could not fork: ", reply.dump()));
   }
-  const pid_t pid = reply.value("forked", pid_t{-1});
+  const pid_t pid = reply["forked"].is_number_integer() ? reply["forked"].get<pid_t>() : -1;
+  if (pid <= 0) return absl::UnavailableError("the forkserver answered a fork with no pid");
   // Its end may be reported before this line runs: only a child not seen ending runs.
   if (!ended_.contains(pid)) {
     running_[pid] = generation;
     identity_of_[pid] = identity;
-  } else if (identity.switched()) {
-    uid_in_use_[identity.uid - first_uid_] = false;
+  } else {
+    ChildUids::ForThisProcess().Release(identity);
   }
   ++stats_.forks;
   return pid;
@@ -254,27 +272,6 @@ absl::StatusOr<ChildEnd> ForkserverClient::AwaitEnd(pid_t pid, absl::Time give_u
   ChildEnd end = ended_[pid];
   ended_.erase(pid);
   return end;
-}
-
-absl::StatusOr<ChildIdentity> ForkserverClient::Reserve() {
-  if (geteuid() != 0) return ChildIdentity();
-  absl::MutexLock lock(&mu_);
-  for (int i = 0; i < kChildUids; ++i) {
-    if (uid_in_use_[i]) continue;
-    uid_in_use_[i] = true;
-    ChildIdentity identity;
-    identity.uid = first_uid_ + i;
-    identity.gid = first_uid_ + i;
-    return identity;
-  }
-  return absl::ResourceExhaustedError(
-      absl::StrCat("all ", kChildUids, " process-isolation uids are in use"));
-}
-
-void ForkserverClient::Release(const ChildIdentity& identity) {
-  if (!identity.switched()) return;
-  absl::MutexLock lock(&mu_);
-  uid_in_use_[identity.uid - first_uid_] = false;
 }
 
 ForkserverStats ForkserverClient::stats() {

@@ -54,25 +54,11 @@ class ForkserverClient {
   ForkserverClient(const ForkserverClient&) = delete;
   ForkserverClient& operator=(const ForkserverClient&) = delete;
 
-  // The uids and gids children switch to when the host is root: one per running
-  // child, so children cannot signal, trace or write to each other, RLIMIT_NPROC is
-  // each one's own, and what one leaves running is found by its uid. A uid is free
-  // again once the server reported its child ended (after its sweep). Each host
-  // process has a range of its own (by its pid: live pids are unique), so two hosts
-  // on one machine never share one: kUidBase + pid * kChildUids + slot.
-  static constexpr uid_t kUidBase = 0x60000000;
-  static constexpr int kChildUids = 64;
-
-  // A uid/gid of the pool for the next child (ResourceExhausted when all are in use);
-  // unswitched (-1) when the host is not root. Fork takes it over; one that is not
-  // forked with must be given back (Release).
-  absl::StatusOr<ChildIdentity> Reserve() ABSL_LOCKS_EXCLUDED(mu_);
-  void Release(const ChildIdentity& identity) ABSL_LOCKS_EXCLUDED(mu_);
-
   // A child whose channel is `channel` (the caller keeps its copy, and closes it),
   // who becomes `identity`, whose process group the server kills `kill_after` from
   // now or once it used `cpu_limit` of CPU (zero: none). Starts the server when none
-  // runs. On failure `identity` is released.
+  // runs. `identity` (ChildUids') is given back when the child's end is reported, or
+  // at once when the fork fails.
   // `sweep`: the child may start processes (its policy allows them): after it ends,
   // whatever its uid still runs is killed (what left its group: a new session).
   absl::StatusOr<pid_t> Fork(int channel, const ChildIdentity& identity, absl::Duration kill_after,
@@ -109,10 +95,8 @@ class ForkserverClient {
   absl::flat_hash_map<pid_t, int64_t> running_ ABSL_GUARDED_BY(mu_);  // pid -> generation
   absl::flat_hash_map<pid_t, ChildEnd> ended_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);  // their server died
-  // This host's first uid; those in use (first_uid_ + index), and the child each was
-  // forked for.
-  const uid_t first_uid_;
-  std::vector<bool> uid_in_use_ ABSL_GUARDED_BY(mu_) = std::vector<bool>(kChildUids);
+  // The identity (process/child_uids.h) each running child was forked as, given back
+  // when its end is reported.
   absl::flat_hash_map<pid_t, ChildIdentity> identity_of_ ABSL_GUARDED_BY(mu_);
   ForkserverStats stats_ ABSL_GUARDED_BY(mu_);
 };

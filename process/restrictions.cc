@@ -60,7 +60,15 @@ RestrictionsInForce ApplyRestrictions(const ChildRestrictions& r, pid_t parent) 
   if (clearenv() != 0) return fail(Errno("clearenv"));
   for (const auto& [name, value] : r.environment) setenv(name.c_str(), value.c_str(), 1);
   in.environment_cleared = true;
-  // 5: a network of its own (loopback, down) when none is allowed, if the kernel lets us.
+  // 5: System V IPC of its own (segments die with it, and no other execution's are
+  // seen), and a network of its own (loopback, down) when none is allowed, if the
+  // kernel lets us.
+  if (unshare(CLONE_NEWIPC) == 0) {
+    in.ipc_namespace = true;
+  } else {
+    in.notes.push_back(absl::StrCat("no IPC namespace (unshare: ", strerror(errno),
+                                    "): System V segments outlive the child"));
+  }
   if (!r.allow_network) {
     if (unshare(CLONE_NEWNET) == 0) {
       in.network_namespace = true;
@@ -105,6 +113,7 @@ nlohmann::json RestrictionsInForce::ToJson() const {
           {"descriptors_closed", descriptors_closed},
           {"environment_cleared", environment_cleared},
           {"network_namespace", network_namespace},
+          {"ipc_namespace", ipc_namespace},
           {"rlimits", rlimits},
           {"uid_switched", uid_switched},
           {"no_new_privs", no_new_privs},

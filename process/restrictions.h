@@ -14,9 +14,10 @@
 //   3. descriptors: 0, 1, 2 on /dev/null (the child never writes to the host's
 //      output), every other but the kept ones closed (close_range).
 //   4. environment cleared, the policy's variables set.
-//   5. a network namespace (unshare(CLONE_NEWNET)) when no network is allowed: needs
-//      CAP_SYS_ADMIN, so before the uid switch; without it, the seccomp rule still
-//      refuses sockets other than AF_UNIX.
+//   5. an IPC namespace (System V segments die with the child), and a network
+//      namespace (unshare(CLONE_NEWNET)) when no network is allowed: both need
+//      CAP_SYS_ADMIN, so before the uid switch; without the latter, the seccomp rule
+//      still refuses sockets other than AF_UNIX.
 //   6. rlimits: memory, CPU (soft < hard, so an overrun is SIGXCPU first), processes,
 //      file size, descriptors, core = 0. Before the uid switch: a lowered hard limit
 //      cannot be raised again by anyone unprivileged.
@@ -76,6 +77,7 @@ struct RestrictionsInForce {
   bool descriptors_closed = false;
   bool environment_cleared = false;
   bool network_namespace = false;  // false: not asked, or the kernel refused (see notes)
+  bool ipc_namespace = false;      // System V IPC of its own (false: refused, see notes)
   bool rlimits = false;
   bool uid_switched = false;  // false when not root (nothing to switch from)
   bool no_new_privs = false;

@@ -85,6 +85,10 @@ absl::Status LoadSeccompFilter(bool allow_network, bool allow_processes, int vio
            SCMP_SYS(bpf),
            SCMP_SYS(perf_event_open),
            SCMP_SYS(userfaultfd),
+           // io_uring makes sockets and opens files without the calls above
+           SCMP_SYS(io_uring_setup),
+           SCMP_SYS(io_uring_enter),
+           SCMP_SYS(io_uring_register),
            // keyrings
            SCMP_SYS(add_key),
            SCMP_SYS(request_key),
@@ -97,6 +101,15 @@ absl::Status LoadSeccompFilter(bool allow_network, bool allow_processes, int vio
   if (rc == 0 && !allow_processes) {
     rc = seccomp_rule_add(filter.get(), SCMP_ACT_TRAP, SCMP_SYS(clone), 1,
                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+  }
+  // Never a new namespace, processes allowed or not (unshare and setns are refused
+  // above): a rule per flag, as the filter can only test bits all set or all clear.
+  for (scmp_datum_t flag : {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
+                            CLONE_NEWNET, CLONE_NEWCGROUP}) {
+    if (rc == 0) {
+      rc = seccomp_rule_add(filter.get(), SCMP_ACT_TRAP, SCMP_SYS(clone), 1,
+                            SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
+    }
   }
   if (rc == 0) rc = seccomp_rule_add(filter.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
   if (rc == 0 && !allow_network) {

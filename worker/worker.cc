@@ -2,8 +2,12 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+#include <iterator>
+
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "bindings/thread_state.h"
 #include "embed/interpreter.h"
 #include "embed/runtime.h"
@@ -36,6 +40,16 @@ int RunWorker(const WorkerOptions& options) {
     interp = Interpreter::Create(config);
   }
   if (!interp.ok()) return failed(interp.status());
+  // Forking is safe only with no other thread (one holding a lock would leave it held
+  // in every child): a prewarmed module that started one makes this worker unusable.
+  const auto threads = std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                     std::filesystem::directory_iterator());
+  if (threads != 1) {
+    return failed(absl::FailedPreconditionError(
+        absl::StrCat("the worker runs ", threads,
+                     " threads after prewarming (a prewarmed module started "
+                     "some): it cannot fork safely")));
+  }
   if (!SendRecord(control.get(), R"({"ready": true})").ok()) return 1;
   const pid_t self = getpid();
   const int code = ServeForks(std::move(control),

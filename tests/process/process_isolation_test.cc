@@ -245,7 +245,8 @@ TEST_F(ProcessIsolationTest, ConcurrentChildrenAreDifferentUsers) {
     threads.emplace_back([&run] {
       run = Exec(
           "import os, time\ntime.sleep(0.5)\n"
-          "result = [os.getuid(), oct(os.stat(os.path.dirname(WORK_DIR)).st_mode & 0o777)]");
+          "result = [os.getuid(), oct(os.stat(WORK_DIR).st_mode & 0o777),\n"
+          "          oct(os.stat(OUTPUT_DIR).st_mode & 0o777)]");
     });
   }
   for (std::thread& thread : threads) thread.join();
@@ -254,8 +255,30 @@ TEST_F(ProcessIsolationTest, ConcurrentChildrenAreDifferentUsers) {
     ASSERT_TRUE(run.result.ok) << Describe(run);
     uids.insert(run.result.result[0].get<int>());
     EXPECT_EQ(run.result.result[1], "0o700") << Describe(run);
+    EXPECT_EQ(run.result.result[2], "0o700") << Describe(run);
   }
   EXPECT_EQ(uids.size(), 3u);
+}
+
+// The directory holding WORK_DIR and OUTPUT_DIR stays the host's: a child cannot put
+// a link in OUTPUT_DIR's place for the host (root) to follow when it lists and tidies
+// the outputs (found by the adversarial run: it deleted files a link pointed at).
+TEST_F(ProcessIsolationTest, OutputDirCannotBeSwappedForALink) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the child is then another user";
+  Run run = Exec(
+      "import os\n"
+      "base = os.path.dirname(OUTPUT_DIR)\n"
+      "os.rename(OUTPUT_DIR, base + '/gone')\n",
+      "yolo");
+  EXPECT_EQ(run.result.outcome, Outcome::kCodeError) << Describe(run);
+  EXPECT_EQ(run.result.error->type, "PermissionError") << Describe(run);
+  Run shm = Exec(
+      "import ctypes\nlibc = ctypes.CDLL(None)\n"
+      "result = libc.shmget(0, 1 << 20, 0o1600)",
+      "yolo");
+  ASSERT_TRUE(shm.result.ok) << Describe(shm);
+  EXPECT_EQ(shm.result.stats.process["restrictions"].value("ipc_namespace", false), true)
+      << Describe(shm);  // the segment died with the child's IPC namespace
 }
 
 TEST_F(ProcessIsolationTest, AMemoryErrorTheCodeRaisesIsItsOwn) {
