@@ -5,13 +5,7 @@
 
 #include <thread>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PYHOST_ASAN 1
-#endif
-#elif defined(__SANITIZE_ADDRESS__)
-#define PYHOST_ASAN 1
-#endif
+#include "bindings/asan.h"
 #ifdef PYHOST_ASAN
 #include <sanitizer/lsan_interface.h>
 #endif

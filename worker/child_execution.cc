@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "bindings/asan.h"
 #include "bindings/thread_state.h"
 #include "embed/execution_context.h"
 #include "embed/execution_wire.h"
@@ -68,7 +69,11 @@ ChildRestrictions RestrictionsFor(const ExecutionSettings& settings,
     r.environment.emplace_back("TMPDIR", globals["WORK_DIR"].get<std::string>());
   }
   const Limits& limits = settings.limits;
-  if (limits.memory_mb) r.memory_bytes = AddressSpaceBytes() + (*limits.memory_mb << 20);
+  // Not under ASan: its allocator and quarantine take address space RLIMIT_AS counts
+  // (the budget still holds Python's allocations there).
+  if (limits.memory_mb && !kAsanBuild) {
+    r.memory_bytes = AddressSpaceBytes() + (*limits.memory_mb << 20);
+  }
   // The worker kills the group at the CPU limit (+ grace, checked every 10 ms);
   // RLIMIT_CPU, whole seconds only, is the kernel's backstop a second past it.
   if (limits.cpu_ms) r.cpu_seconds = (*limits.cpu_ms + 999) / 1000 + 1;
@@ -151,6 +156,7 @@ void RunChild(UniqueFd channel, Interpreter& interp, pid_t forkserver,
   RestrictionsInForce in_force =
       ApplyRestrictions(RestrictionsFor(settings, **context, fd, identity), forkserver);
   if (!in_force.status.ok()) WorkerError(fd, "applying the restrictions", in_force.status);
+  if (kAsanBuild) in_force.notes.push_back("ASan build: no RLIMIT_AS");
   // The first line, sent before the code runs: the code cannot forge it.
   (void)WriteAll(fd, in_force.ToJson().dump() + "\n", absl::InfiniteFuture());
   ExecutionControl control(settings.limits);

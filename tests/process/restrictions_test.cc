@@ -23,6 +23,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "bindings/asan.h"
+
 namespace pyhost {
 namespace {
 
@@ -130,19 +132,10 @@ TEST(RestrictionsTest, EachRestrictionHoldsInTheChild) {
   }
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PYHOST_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define PYHOST_TEST_ASAN 1
-#endif
-
 TEST(RestrictionsTest, TheMemoryLimitRefusesABigAllocation) {
-#ifdef PYHOST_TEST_ASAN
-  GTEST_SKIP() << "ASan's shadow memory needs terabytes of address space: RLIMIT_AS ends it";
-#endif
+  if (kAsanBuild) {
+    GTEST_SKIP() << "ASan's shadow memory needs terabytes of address space: RLIMIT_AS ends it";
+  }
   ChildRestrictions r;
   r.memory_bytes = int64_t{512} << 20;
   Ended ended = InChild(r, [] {
