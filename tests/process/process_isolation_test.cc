@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "bindings/asan.h"
 #include "pyhost/host.h"
+#include "tests/security/shared_host.h"
 
 namespace pyhost {
 namespace {
@@ -63,20 +64,8 @@ bool NoneLeft(const std::string& marker, int uid = -1) {
   return false;
 }
 
-class ProcessIsolationTest : public ::testing::Test {
+class ProcessIsolationTest : public SharedHostTest {
  protected:
-  static void SetUpTestSuite() {
-    HostOptions options;
-    options.pool_size = 1;
-    absl::StatusOr<std::unique_ptr<Host>> host = Host::Create(options);
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = host->release();
-  }
-  static void TearDownTestSuite() {
-    delete host_;
-    host_ = nullptr;
-  }
-
   struct Run {
     ExecResult result;
     double seconds = 0;
@@ -107,10 +96,7 @@ class ProcessIsolationTest : public ::testing::Test {
   }
 
   static std::string Describe(const Run& run) { return run.result.ToJson().dump(); }
-
-  static Host* host_;
 };
-Host* ProcessIsolationTest::host_ = nullptr;
 
 struct FaultCase {
   const char* name;
