@@ -14,7 +14,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "bindings/asan.h"
 #include "bindings/json_text.h"
 #include "embed/execution_wire.h"
 #include "embed/stopwatch.h"
@@ -104,13 +103,6 @@ absl::StatusOr<ForkserverClient*> ProcessIsolation::ServerFor(const Policy& poli
                                                             {"OMP_NUM_THREADS", "1"}};
     for (const char* name : {"ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"}) {
       if (const char* value = getenv(name)) env.emplace_back(name, value);
-    }
-    // A child's crash is an outcome to classify (Crashed, naming the signal), not a
-    // report ASan ends with exit(1).
-    if (kAsanBuild) {
-      const char* asan = getenv("ASAN_OPTIONS");
-      env.emplace_back("ASAN_OPTIONS",
-                       absl::StrCat(asan != nullptr ? asan : "", ":handle_segv=0:handle_sigbus=0"));
     }
     server = std::make_unique<ForkserverClient>(std::move(argv), std::move(env));
   }
