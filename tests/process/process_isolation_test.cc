@@ -332,7 +332,9 @@ TEST_F(ProcessIsolationTest, TheRestrictionsInForceAreReported) {
          {"uid_switched", "network_namespace", "ipc_namespace", "landlock_writes"}) {
       EXPECT_EQ(in_force.value(held, false), true) << held << ": " << in_force.dump();
     }
-    if (!kAsanBuild) EXPECT_EQ(in_force["notes"], json::array()) << in_force.dump();
+    if (!kAsanBuild) {
+      EXPECT_EQ(in_force["notes"], json::array()) << in_force.dump();
+    }
   }
 }
 
