@@ -111,9 +111,10 @@ absl::Status AnswerFromWire(const json& wire, Answer& answer) {
   if (!outcome.ok()) return outcome.status();
   if (absl::Status s = StreamFromWire(wire, "stdout", answer.stdout_stream); !s.ok()) return s;
   if (absl::Status s = StreamFromWire(wire, "stderr", answer.stderr_stream); !s.ok()) return s;
-  for (const char* figure : {"cpu_us", "peak_memory_bytes", "interpreter_id"}) {
-    if (!wire.contains(figure) || !wire[figure].is_number()) {
-      return Bad(absl::StrCat(figure, " is not a number"));
+  if (!wire.contains("cpu_us") || !wire["cpu_us"].is_number()) return Bad("cpu_us is not a number");
+  for (const char* figure : {"peak_memory_bytes", "interpreter_id"}) {
+    if (!wire.contains(figure) || !wire[figure].is_number_integer()) {
+      return Bad(absl::StrCat(figure, " is not an integer"));
     }
   }
   answer.outcome = *outcome;

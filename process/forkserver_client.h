@@ -4,7 +4,9 @@
 // started) is started again on the next fork, and counted.
 //
 //   ForkserverClient server({"/usr/bin/pyhost", "worker", "--policy-packages", ...});
-//   absl::StatusOr<pid_t> pid = server.Fork(child_end.get(), absl::Seconds(30));
+//   absl::StatusOr<ChildIdentity> id = ChildUids::ForThisProcess().Reserve(deadline);
+//   absl::StatusOr<pid_t> pid = server.Fork(child_end.get(), *id, absl::Seconds(30),
+//                                           /*cpu_limit=*/absl::Seconds(30), /*sweep=*/false);
 //   ... talk to the child over the other end ...
 //   absl::StatusOr<ChildEnd> end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(35));
 //
