@@ -198,6 +198,7 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
   if (!end.ok() && absl::IsDeadlineExceeded(end.status())) {
     server.Kill(*pid);
     end = server.AwaitEnd(*pid, absl::Now() + absl::Seconds(5));
+    if (!end.ok()) server.Abandon(*pid);
   }
   const size_t newline = received.find('\n');
   const json restrictions =

@@ -159,7 +159,9 @@ void ForkserverClient::ReadLoop(int control, int64_t generation) {
       end.system = absl::Microseconds(number("system_us"));
       end.max_rss_kb = number("max_rss_kb");
       running_.erase(pid);
-      ended_[pid] = end;
+      // A child given up on: its report is dropped, or it would be taken for a later
+      // child's that reuses the pid.
+      if (abandoned_.erase(pid) == 0) ended_[pid] = end;
       // Swept: nothing of its uid runs any more.
       if (auto id = identity_of_.find(pid); id != identity_of_.end()) {
         ChildUids::ForThisProcess().Release(id->second);
@@ -272,6 +274,12 @@ absl::StatusOr<ChildEnd> ForkserverClient::AwaitEnd(pid_t pid, absl::Time give_u
   ChildEnd end = ended_[pid];
   ended_.erase(pid);
   return end;
+}
+
+void ForkserverClient::Abandon(pid_t pid) {
+  absl::MutexLock lock(&mu_);
+  if (ended_.erase(pid) > 0 || lost_.erase(pid) > 0) return;
+  if (running_.contains(pid)) abandoned_.insert(pid);
 }
 
 ForkserverStats ForkserverClient::stats() {

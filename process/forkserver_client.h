@@ -70,6 +70,9 @@ class ForkserverClient {
   // How the child ended, reported by the server: DeadlineExceeded past `give_up`,
   // Unavailable when the server died first (its children died with it).
   absl::StatusOr<ChildEnd> AwaitEnd(pid_t pid, absl::Time give_up) ABSL_LOCKS_EXCLUDED(mu_);
+  // The caller gave up waiting for the child's end (AwaitEnd's deadline passed twice):
+  // its report, if it ever comes, is dropped.
+  void Abandon(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
   ForkserverStats stats() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -96,7 +99,8 @@ class ForkserverClient {
   std::optional<std::string> fork_reply_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<pid_t, int64_t> running_ ABSL_GUARDED_BY(mu_);  // pid -> generation
   absl::flat_hash_map<pid_t, ChildEnd> ended_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);  // their server died
+  absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);       // their server died
+  absl::flat_hash_set<pid_t> abandoned_ ABSL_GUARDED_BY(mu_);  // running, not awaited
   // The identity (process/child_uids.h) each running child was forked as, given back
   // when its end is reported.
   absl::flat_hash_map<pid_t, ChildIdentity> identity_of_ ABSL_GUARDED_BY(mu_);
