@@ -50,11 +50,11 @@ ForkserverClient::ForkserverClient(std::vector<std::string> argv,
 
 ForkserverClient::~ForkserverClient() {
   absl::MutexLock lock(&fork_mu_);
-  server_.reset();
+  StopServer();
 }
 
 absl::Status ForkserverClient::StartLocked() {
-  server_.reset();  // a dead one
+  StopServer();  // a dead one
   UniqueFd ours, theirs;
   if (absl::Status made = MakeSocketPair(/*records=*/true, ours, theirs); !made.ok()) return made;
 
@@ -108,6 +108,10 @@ absl::Status ForkserverClient::StartLocked() {
   }
   server->reader =
       std::thread([this, fd = server->control.get(), generation] { ReadLoop(fd, generation); });
+  {
+    absl::MutexLock lock(&mu_);
+    control_fd_ = server->control.get();
+  }
   server_ = std::move(server);
 
   absl::MutexLock lock(&mu_);
@@ -206,7 +210,7 @@ absl::StatusOr<pid_t> ForkserverClient::SendFork(int channel, const ChildIdentit
   }
   if (generation == 0) {
     if (absl::Status started = StartLocked(); !started.ok()) {
-      server_.reset();
+      StopServer();
       return started;
     }
     absl::MutexLock lock(&mu_);
@@ -233,7 +237,7 @@ absl::StatusOr<pid_t> ForkserverClient::SendFork(int channel, const ChildIdentit
   if (!answered) {
     // A reply that comes late would be taken for the next fork's: this server is done
     // (ending it ends the child it may still fork).
-    server_.reset();
+    StopServer();
     return absl::UnavailableError("the forkserver did not answer a fork; it was stopped");
   }
   absl::MutexLock lock(&mu_);
@@ -254,10 +258,21 @@ absl::StatusOr<pid_t> ForkserverClient::SendFork(int channel, const ChildIdentit
   return pid;
 }
 
+void ForkserverClient::StopServer() {
+  {
+    absl::MutexLock lock(&mu_);
+    control_fd_ = -1;
+  }
+  server_.reset();
+}
+
+// Not behind fork_mu_: an interrupt must not wait for a fork or a worker's start. One
+// record is one send, whole, beside a fork request's.
 void ForkserverClient::Kill(pid_t pid) {
-  absl::MutexLock fork_lock(&fork_mu_);
-  if (server_ == nullptr) return;
-  (void)SendRecord(server_->control.get(), nlohmann::json{{"op", "kill"}, {"pid", pid}}.dump());
+  absl::MutexLock lock(&mu_);
+  auto running = running_.find(pid);
+  if (control_fd_ < 0 || running == running_.end() || running->second != stats_.starts) return;
+  (void)SendRecord(control_fd_, nlohmann::json{{"op", "kill"}, {"pid", pid}}.dump());
 }
 
 absl::StatusOr<ChildEnd> ForkserverClient::AwaitEnd(pid_t pid, absl::Time give_up) {

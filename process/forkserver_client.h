@@ -65,7 +65,8 @@ class ForkserverClient {
   // whatever its uid still runs is killed (what left its group: a new session).
   absl::StatusOr<pid_t> Fork(int channel, const ChildIdentity& identity, absl::Duration kill_after,
                              absl::Duration cpu_limit, bool sweep) ABSL_LOCKS_EXCLUDED(fork_mu_);
-  // Kills the child's group now (an interrupted execution).
+  // Kills the child's group now (an interrupted execution); a child that is not the
+  // running server's (ended, or its server gone) is left alone.
   void Kill(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
   // How the child ended, reported by the server: DeadlineExceeded past `give_up`,
   // Unavailable when the server died first (its children died with it).
@@ -79,6 +80,8 @@ class ForkserverClient {
   // One started server: its process, its control channel, the thread reading it.
   struct Server;
   absl::Status StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fork_mu_);
+  // Ends the server (its children with it); Kill stops using its channel first.
+  void StopServer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fork_mu_) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<pid_t> SendFork(int channel, const ChildIdentity& identity,
                                  absl::Duration kill_after, absl::Duration cpu_limit, bool sweep)
       ABSL_LOCKS_EXCLUDED(fork_mu_);
@@ -97,6 +100,7 @@ class ForkserverClient {
   std::string failed_ ABSL_GUARDED_BY(mu_);            // why the last start failed
   int64_t ended_generation_ ABSL_GUARDED_BY(mu_) = 0;  // the last that ended
   std::optional<std::string> fork_reply_ ABSL_GUARDED_BY(mu_);
+  int control_fd_ ABSL_GUARDED_BY(mu_) = -1;  // the running server's, for Kill
   absl::flat_hash_map<pid_t, int64_t> running_ ABSL_GUARDED_BY(mu_);  // pid -> generation
   absl::flat_hash_map<pid_t, ChildEnd> ended_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<pid_t> lost_ ABSL_GUARDED_BY(mu_);       // their server died
