@@ -204,8 +204,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<FaultCase>& info) { return info.param.name; });
 
 TEST_F(ProcessIsolationTest, AnOrphanedChildIsKilledWithTheGroup) {
+  // A deadline that a loaded machine's import of subprocess and spawn fit in.
   Run run = Exec("import subprocess\nsubprocess.Popen(['sleep', '301'])\nresult = 1", "yolo",
-                 kHalfSecond);
+                 Limits{5000, std::nullopt, std::nullopt});
   EXPECT_TRUE(run.result.ok) << Describe(run);
   EXPECT_TRUE(NoneLeft("sleep 301")) << "the orphaned sleep outlived its execution";
   ExpectNextAnswered();
@@ -217,7 +218,7 @@ TEST_F(ProcessIsolationTest, WhatLeavesTheGroupIsKilledByItsUid) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root: the uid of its own is what finds them";
   Run session = Exec(
       "import subprocess\nsubprocess.Popen(['sleep', '302'], start_new_session=True)\nresult = 1",
-      "yolo", kHalfSecond);
+      "yolo", Limits{5000, std::nullopt, std::nullopt});
   EXPECT_TRUE(session.result.ok) << Describe(session);
   EXPECT_TRUE(NoneLeft("sleep 302")) << "a new session outlived its execution";
   Run twice = Exec(
