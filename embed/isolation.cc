@@ -325,8 +325,14 @@ absl::Status Isolations::Run(IsolationMode& mode, const ExecutionSettings& setti
   if (absl::Status enforced = CheckEnforced(mode, settings.limits); !enforced.ok()) {
     return enforced;
   }
-  InterpreterPool::Busy busy(pool_);
-  GilSharing::Running sharing;
+  // A request in this process's interpreters keeps the factory and the reaper off the
+  // GIL and needs the GIL ticker; one in a child process needs neither.
+  std::optional<InterpreterPool::Busy> busy;
+  std::optional<GilSharing::Running> sharing;
+  if (mode.isolation() != Isolation::kProcess) {
+    busy.emplace(pool_);
+    sharing.emplace();
+  }
   Stopwatch watch;
   auto control = std::make_shared<ExecutionControl>(settings.limits);
   CancellationSet::Member interruptible(running_, control->cancellation);

@@ -4,8 +4,8 @@
 //   Host (host.cc) or ToolRegistry      resolve the request's defaults into
 //                                       ExecutionSettings, pick an IsolationMode
 //   Isolations::Run                     checks the limits against the mode, marks the
-//                                       pool busy, arms the limits, makes the request
-//                                       interruptible, times it
+//                                       pool busy (in-process modes), arms the limits,
+//                                       makes the request interruptible, times it
 //   IsolationMode::Run                  chooses and enters an interpreter (a fresh one
 //                                       on a thread of its own), enters the
 //                                       execution's context (policy, directories)
@@ -154,7 +154,8 @@ class Isolations {
   // of its first execution (the load) kept in force until the mode is destroyed.
   std::unique_ptr<IsolationMode> DedicatedResident();
 
-  // Checks the settings' limits against `mode`, marks the pool busy, registers the
+  // Checks the settings' limits against `mode`, marks the pool busy (not for process
+  // isolation: its code holds no GIL of this process's), registers the
   // execution to be interrupted (Host::InterruptAll), runs it and times it.
   absl::Status Run(IsolationMode& mode, const ExecutionSettings& settings, Execution& execution);
 
