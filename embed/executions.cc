@@ -204,7 +204,9 @@ absl::Status SnippetExecution::AdoptWireAnswer(const json& wire) {
   if (!error.ok()) return error.status();
   result_.error = *std::move(error);
   result_.ok = result_.outcome == Outcome::kOk;
-  if (result_.ok != wire.value("ok", false) || result_.ok == result_.error.has_value()) {
+  // Typed reads only: a field of the wrong type is a bad answer, never an exception.
+  const json ok = wire.value("ok", json());
+  if (!ok.is_boolean() || result_.ok != ok.get<bool>() || result_.ok == result_.error.has_value()) {
     return BadWire("ok, outcome and error disagree");
   }
   result_.result = wire.value("result", json());

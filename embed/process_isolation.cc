@@ -222,9 +222,9 @@ absl::Status ProcessIsolation::Run(const ExecutionSettings& settings,
   }
   if (restrictions.is_object() && restrictions.contains("worker_error")) {
     // The child failed before the code ran (its request, a restriction that must hold).
-    execution.Abandon(
-        Ended(Outcome::kHostError, absl::StrCat("the process-isolation child failed: ",
-                                                restrictions.value("worker_error", ""))));
+    execution.Abandon(Ended(
+        Outcome::kHostError,
+        absl::StrCat("the process-isolation child failed: ", restrictions["worker_error"].dump())));
   } else if (wire.is_object()) {
     if (absl::Status taken = execution.AdoptWireAnswer(wire); !taken.ok()) {
       execution.Abandon(Ended(Outcome::kHostError, std::string(taken.message())));

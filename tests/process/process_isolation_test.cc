@@ -283,6 +283,26 @@ TEST_F(ProcessIsolationTest, OutputDirCannotBeSwappedForALink) {
       << Describe(shm);  // the segment died with the child's IPC namespace
 }
 
+// Native code can write an answer of its own to the channel: one with a field of the
+// wrong type is a HostError, never an exception that ends the host (it did).
+TEST_F(ProcessIsolationTest, AForgedAnswerOfTheWrongShapeIsAHostError) {
+  Run run = Exec(
+      "import ctypes, json, os\n"
+      "libc = ctypes.CDLL(None)\n"
+      "fd = next(n for n in range(3, 20) if os.path.exists(f'/proc/self/fd/{n}')\n"
+      "          and os.readlink(f'/proc/self/fd/{n}').startswith('socket:'))\n"
+      "forged = json.dumps({'outcome': 'ok', 'ok': 1, 'result': 1, 'error': None,\n"
+      "    'stdout': {'text': '', 'truncated': False},\n"
+      "    'stderr': {'text': '', 'truncated': False},\n"
+      "    'cpu_us': 1, 'peak_memory_bytes': 1, 'interpreter_id': 1}).encode()\n"
+      "libc.write(fd, forged, len(forged))\n"
+      "libc.shutdown(fd, 1)\n"
+      "libc._exit(0)\n",
+      "yolo");
+  EXPECT_EQ(run.result.outcome, Outcome::kHostError) << Describe(run);
+  ExpectNextAnswered();
+}
+
 TEST_F(ProcessIsolationTest, AMemoryErrorTheCodeRaisesIsItsOwn) {
   Run run = Exec("raise MemoryError('mine')");
   EXPECT_EQ(run.result.outcome, Outcome::kCodeError) << Describe(run);
